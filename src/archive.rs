@@ -1,0 +1,437 @@
+//! docker-archive (`docker save` format) assembly, streamed in one pass.
+//!
+//! Each layer's size is computed from metadata before streaming, so its outer tar header can
+//! be written before its bytes; layers are named by position (`layers/<i>.tar`), since
+//! `manifest.json` decides which file is which; the config (which needs every `diff_id`) and
+//! `manifest.json` come last. One thread reads files into a few fixed buffers while the
+//! calling thread hashes and writes them, so reading and hashing overlap and memory stays
+//! bounded whatever the image size.
+
+use crate::digest::{Blob, Digest};
+use crate::image_config::{History, ImageConfig, RootFs};
+use crate::layer_tar::{layer_size, read_retrying, write_layer, CopyError, LayerError, LayerSink};
+use crate::plan::ImagePlan;
+use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+
+/// Bytes per buffer handed from the reading thread to the hashing thread.
+const CHUNK: usize = 1 << 20;
+/// Buffers in flight between the two threads; with [`CHUNK`] this bounds the pipeline's
+/// memory at 8 MiB.
+const IN_FLIGHT: usize = 8;
+
+/// Why an archive could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// A layer could not be sized or read.
+    #[error("layer {index} ({what}): {source}")]
+    Layer {
+        /// Position from the bottom, starting at 1.
+        index: usize,
+        /// The layer's store paths or file.
+        what: String,
+        /// The cause.
+        source: LayerError,
+    },
+    /// A layer came out with a different size than its metadata promised.
+    #[error("layer {index} ({what}) changed while the image was written: expected {expected} bytes, wrote {found}")]
+    SizeChanged {
+        /// Position from the bottom, starting at 1.
+        index: usize,
+        /// The layer's store paths or file.
+        what: String,
+        /// Size computed before streaming.
+        expected: u64,
+        /// Bytes actually produced.
+        found: u64,
+    },
+    /// The output could not be written.
+    #[error("cannot write the image: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// What was written: the layers' blobs and the config digest.
+#[derive(Debug, Clone)]
+pub struct ArchiveSummary {
+    /// Each layer's `diff_id` and size, bottom to top.
+    pub layers: Vec<Blob>,
+    /// Digest of the image config (the image ID).
+    pub config: Digest,
+    /// Bytes of archive written.
+    pub bytes: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry<'a> {
+    config: &'a str,
+    repo_tags: Vec<&'a str>,
+    layers: &'a [String],
+}
+
+/// Writes the image described by `plan` to `out` as a docker-archive.
+pub fn write_docker_archive(
+    plan: &ImagePlan,
+    repo_tag: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<ArchiveSummary, ArchiveError> {
+    let stamp = plan.stamp();
+    let sources: Vec<_> = plan.layers.iter().map(|l| l.source()).collect();
+    let layer_error = |index: usize, source: LayerError| ArchiveError::Layer {
+        index: index + 1,
+        what: plan.layers[index].describe_short(),
+        source,
+    };
+    let sizes: Vec<u64> = sources
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| layer_size(s, &stamp).map_err(|e| layer_error(i, e)))
+        .collect::<Result<_, _>>()?;
+
+    let outer = Stamp {
+        mtime: plan.mtime,
+        uid: 0,
+        gid: 0,
+        uname: "root".to_owned(),
+        gname: "root".to_owned(),
+    };
+    let mut out = Counted { inner: out, bytes: 0 };
+    let mut header = Vec::with_capacity(1024);
+    let mut layer_names = Vec::with_capacity(sources.len());
+    let mut blobs = Vec::with_capacity(sources.len());
+
+    let (tx, rx) = mpsc::sync_channel::<Message>(IN_FLIGHT);
+    let (pool_tx, pool_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    for _ in 0..IN_FLIGHT - 1 {
+        pool_tx.send(vec![0; CHUNK]).expect("pool has room");
+    }
+
+    std::thread::scope(|scope| -> Result<(), ArchiveError> {
+        // Owned here so that an early return drops them, which unblocks the reader thread
+        // before the scope joins it.
+        let (rx, pool_tx) = (rx, pool_tx);
+        let stamp = &stamp;
+        let sources = &sources;
+        scope.spawn(move || {
+            let mut sink = ChunkSink {
+                buf: vec![0; CHUNK],
+                filled: 0,
+                tx,
+                pool: pool_rx,
+            };
+            for (i, source) in sources.iter().enumerate() {
+                let done = write_layer(source, stamp, &mut sink)
+                    .and_then(|()| sink.ship().map_err(LayerError::Write));
+                let message = match done {
+                    Ok(()) => Message::LayerEnd,
+                    Err(e) => Message::Failed(i, e),
+                };
+                let failed = matches!(message, Message::Failed(..));
+                if sink.tx.send(message).is_err() || failed {
+                    return;
+                }
+            }
+        });
+
+        for (i, &size) in sizes.iter().enumerate() {
+            let name = format!("layers/{i}.tar");
+            header.clear();
+            encode_header(&mut header, name.as_bytes(), Kind::File(size), 0o444, b"", &outer);
+            out.write_all(&header).map_err(ArchiveError::Write)?;
+            let mut hasher = Sha256::new();
+            let mut written = 0u64;
+            loop {
+                match rx.recv() {
+                    Ok(Message::Data(buf, n)) => {
+                        hasher.update(&buf[..n]);
+                        written += n as u64;
+                        if written > size {
+                            break;
+                        }
+                        out.write_all(&buf[..n]).map_err(ArchiveError::Write)?;
+                        let _ = pool_tx.send(buf);
+                    }
+                    Ok(Message::LayerEnd) => break,
+                    Ok(Message::Failed(index, e)) => return Err(layer_error(index, e)),
+                    Err(_) => {
+                        return Err(ArchiveError::Write(io::Error::other(
+                            "the layer reader stopped unexpectedly",
+                        )))
+                    }
+                }
+            }
+            if written != size {
+                return Err(ArchiveError::SizeChanged {
+                    index: i + 1,
+                    what: plan.layers[i].describe_short(),
+                    expected: size,
+                    found: written,
+                });
+            }
+            out.write_all(&[0u8; 512][..padding(size)])
+                .map_err(ArchiveError::Write)?;
+            blobs.push(Blob {
+                digest: Digest(hasher.finalize().into()),
+                size,
+            });
+            layer_names.push(name);
+        }
+        Ok(())
+    })?;
+
+    let diff_ids: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
+    let history = plan
+        .layers
+        .iter()
+        .map(|l| History {
+            created: plan.created.clone(),
+            created_by: "strata".to_owned(),
+            comment: l.describe(),
+        })
+        .collect();
+    let config = ImageConfig {
+        created: &plan.created,
+        architecture: &plan.architecture,
+        variant: plan.variant.as_deref(),
+        os: &plan.os,
+        config: &plan.config,
+        rootfs: RootFs::new(&diff_ids),
+        history,
+    }
+    .to_bytes();
+    let config_digest = Digest::of(&config);
+    let config_name = format!("{}.json", config_digest.hex());
+    let repo_tag = repo_tag.unwrap_or(&plan.repo_tag);
+    let manifest = serde_json::to_vec(&[ManifestEntry {
+        config: &config_name,
+        repo_tags: vec![repo_tag],
+        layers: &layer_names,
+    }])
+    .expect("manifest serialisation cannot fail");
+
+    for (name, bytes) in [(config_name.as_str(), &config), ("manifest.json", &manifest)] {
+        header.clear();
+        encode_header(
+            &mut header,
+            name.as_bytes(),
+            Kind::File(bytes.len() as u64),
+            0o444,
+            b"",
+            &outer,
+        );
+        out.write_all(&header).map_err(ArchiveError::Write)?;
+        out.write_all(bytes).map_err(ArchiveError::Write)?;
+        out.write_all(&[0u8; 512][..padding(bytes.len() as u64)])
+            .map_err(ArchiveError::Write)?;
+    }
+    out.write_all(&END_OF_ARCHIVE).map_err(ArchiveError::Write)?;
+    out.flush().map_err(ArchiveError::Write)?;
+    Ok(ArchiveSummary {
+        layers: blobs,
+        config: config_digest,
+        bytes: out.bytes,
+    })
+}
+
+enum Message {
+    Data(Vec<u8>, usize),
+    LayerEnd,
+    Failed(usize, LayerError),
+}
+
+/// Counts bytes written through it.
+struct Counted<'a> {
+    inner: &'a mut dyn Write,
+    bytes: u64,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Fills fixed-size buffers and hands them to the hashing thread; file data is read straight
+/// into the buffers.
+struct ChunkSink {
+    buf: Vec<u8>,
+    filled: usize,
+    tx: SyncSender<Message>,
+    pool: Receiver<Vec<u8>>,
+}
+
+impl ChunkSink {
+    /// Sends the filled part of the current buffer, if any.
+    fn ship(&mut self) -> io::Result<()> {
+        if self.filled == 0 {
+            return Ok(());
+        }
+        let closed = || io::Error::new(io::ErrorKind::BrokenPipe, "image writer stopped");
+        let next = self.pool.recv().map_err(|_| closed())?;
+        let full = std::mem::replace(&mut self.buf, next);
+        self.tx
+            .send(Message::Data(full, self.filled))
+            .map_err(|_| closed())?;
+        self.filled = 0;
+        Ok(())
+    }
+}
+
+impl LayerSink for ChunkSink {
+    fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            if self.filled == CHUNK {
+                self.ship()?;
+            }
+            let n = bytes.len().min(CHUNK - self.filled);
+            self.buf[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    fn put_from(&mut self, file: &mut File, len: u64) -> Result<u64, CopyError> {
+        let mut done = 0u64;
+        while done < len {
+            if self.filled == CHUNK {
+                self.ship().map_err(CopyError::Write)?;
+            }
+            let want = ((len - done) as usize).min(CHUNK - self.filled);
+            let n = read_retrying(file, &mut self.buf[self.filled..self.filled + want])
+                .map_err(CopyError::Read)?;
+            if n == 0 {
+                break;
+            }
+            self.filled += n;
+            done += n as u64;
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Owner, PlannedLayer, PLAN_VERSION};
+    use serde_json::json;
+    use std::io::Read;
+
+    fn plan(paths: Vec<Vec<String>>) -> ImagePlan {
+        ImagePlan {
+            strata_plan: PLAN_VERSION,
+            repo_tag: "test:latest".into(),
+            architecture: "amd64".into(),
+            variant: None,
+            os: "linux".into(),
+            created: "1970-01-01T00:00:01Z".into(),
+            mtime: 1,
+            owner: Owner {
+                uid: 0,
+                gid: 0,
+                uname: "root".into(),
+                gname: "root".into(),
+            },
+            config: json!({"Cmd": ["/bin/true"]}),
+            layers: paths
+                .into_iter()
+                .map(|paths| PlannedLayer::StorePaths { paths })
+                .collect(),
+        }
+    }
+
+    fn fake_path(dir: &std::path::Path, name: &str, bytes: usize) -> String {
+        let p = dir.join(name);
+        std::fs::create_dir(&p).unwrap();
+        // Not a multiple of the chunk size, so chunk boundaries fall inside files.
+        std::fs::write(p.join("data"), vec![7u8; bytes]).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn archive_members_and_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = fake_path(dir.path(), "aaa-a", 3 * CHUNK + 17);
+        let b = fake_path(dir.path(), "bbb-b", 5);
+        let plan = plan(vec![vec![a], vec![b]]);
+        let mut bytes = Vec::new();
+        let summary = write_docker_archive(&plan, None, &mut bytes).unwrap();
+        assert_eq!(summary.bytes, bytes.len() as u64);
+
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut members = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            members.push((e.path().unwrap().to_string_lossy().into_owned(), data));
+        }
+        let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
+        let config_name = format!("{}.json", summary.config.hex());
+        assert_eq!(
+            names,
+            ["layers/0.tar", "layers/1.tar", config_name.as_str(), "manifest.json"]
+        );
+        for (i, blob) in summary.layers.iter().enumerate() {
+            assert_eq!(Digest::of(&members[i].1), blob.digest, "diff_id is the layer's sha256");
+        }
+        let config: serde_json::Value = serde_json::from_slice(&members[2].1).unwrap();
+        assert_eq!(Digest::of(&members[2].1), summary.config);
+        assert_eq!(config["rootfs"]["diff_ids"][1], summary.layers[1].digest.to_string());
+        assert_eq!(config["history"].as_array().unwrap().len(), 2);
+        let manifest: serde_json::Value = serde_json::from_slice(&members[3].1).unwrap();
+        assert_eq!(
+            manifest,
+            json!([{"Config": config_name, "RepoTags": ["test:latest"], "Layers": ["layers/0.tar", "layers/1.tar"]}])
+        );
+
+        let mut again = Vec::new();
+        write_docker_archive(&plan, None, &mut again).unwrap();
+        assert_eq!(bytes, again, "reproducible");
+    }
+
+    #[test]
+    fn missing_store_path_names_layer_and_path() {
+        let plan = plan(vec![vec!["/nonexistent/abc-gone".into()]]);
+        let err = write_docker_archive(&plan, None, &mut Vec::new()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("layer 1") && text.contains("/nonexistent/abc-gone"), "{text}");
+    }
+
+    /// A writer that fails like a closed pipe after some bytes.
+    struct ClosesAfter(usize);
+    impl Write for ClosesAfter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.0);
+            self.0 -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn closed_output_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = fake_path(dir.path(), "aaa-a", 20 * CHUNK);
+        let err = write_docker_archive(&plan(vec![vec![a]]), None, &mut ClosesAfter(10))
+            .unwrap_err();
+        assert!(matches!(err, ArchiveError::Write(ref e) if e.kind() == io::ErrorKind::BrokenPipe), "{err}");
+    }
+}

@@ -1,0 +1,262 @@
+//! Command-line front end: subcommands for Nix builders and for running the helper by hand.
+//!
+//! Builder subcommands read the derivation's structured attributes (`.attrs.json`); every
+//! other input comes from arguments. Data goes to stdout, messages to stderr.
+
+use crate::archive::write_docker_archive;
+use crate::closure::Closure;
+use crate::compress::Compressor;
+use crate::customisation::{merge_contents, run_extra_commands, write_customisation_tar};
+use crate::image_config::{mtime_seconds, parse_time};
+use crate::layering::{limit_layers, popularity_order};
+use crate::nix_attrs::Attrs;
+use crate::plan::{ImagePlan, ImageSettings};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// strata: builds Docker/OCI images out of Nix store closures.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Stream the image of a plan (what `streamLayeredImage` builds) to stdout as a
+    /// docker-archive, for `docker load` or `podman load`.
+    Stream {
+        /// The plan file.
+        plan: PathBuf,
+        /// Write this `name:tag` into the archive instead of the plan's.
+        #[arg(long, short = 't', value_name = "NAME:TAG")]
+        repo_tag: Option<String>,
+    },
+    /// Write the image of a plan to a file, compressed (what `buildLayeredImage` does).
+    /// Without arguments, runs as a Nix builder.
+    Archive {
+        /// The plan file.
+        #[arg(long, requires = "output")]
+        plan: Option<PathBuf>,
+        /// The file to write.
+        #[arg(long, requires = "plan")]
+        output: Option<PathBuf>,
+        /// none, gz or zstd.
+        #[arg(long, default_value = "gz")]
+        compressor: String,
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long, conflicts_with = "plan")]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder: decide the layers of an image from its closure and write its plan.
+    Plan {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder: merge `contents`, run `extraCommands`, tar the result.
+    CustomisationLayer {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder: write the `text` attribute to the output.
+    WriteFile {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Print the popularity layering of a closure as JSON (a list of layers, bottom first,
+    /// each a list of store paths).
+    Layers {
+        /// Closure JSON: an exportReferencesGraph array, `nix path-info --json -r` output or
+        /// a structured-attributes file.
+        #[arg(long)]
+        closure: PathBuf,
+        /// Most layers the image may have, customisation layer included.
+        #[arg(long, default_value_t = 100)]
+        max_layers: u64,
+        /// Leave this path out (repeatable).
+        #[arg(long)]
+        exclude: Vec<String>,
+    },
+}
+
+/// Runs the command line `args` (program name first).
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Stream { plan, repo_tag } => stream(&plan, repo_tag.as_deref()),
+        Command::Archive {
+            plan: Some(plan),
+            output: Some(output),
+            compressor,
+            ..
+        } => archive(&plan, &output, &compressor),
+        Command::Archive { attrs, .. } => archive_builder(attrs.as_deref()),
+        Command::Plan { attrs } => plan_builder(attrs.as_deref()),
+        Command::CustomisationLayer { attrs } => customisation_builder(attrs.as_deref()),
+        Command::WriteFile { attrs } => write_file_builder(attrs.as_deref()),
+        Command::Layers {
+            closure,
+            max_layers,
+            exclude,
+        } => layers(&closure, max_layers, exclude),
+    }
+}
+
+fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
+    let plan = ImagePlan::read(plan_path)?;
+    let stdout = io::stdout();
+    if stdout.is_terminal() {
+        bail!("stdout is a terminal; pipe the image into `docker load` or `podman load`, or redirect it to a file");
+    }
+    // A dup of fd 1 as a File: unbuffered writes of whole chunks, no line buffering.
+    let mut out = fs::File::from(stdout.as_fd().try_clone_to_owned()?);
+    write_docker_archive(&plan, repo_tag, &mut out)?;
+    Ok(())
+}
+
+fn archive(plan_path: &Path, output: &Path, compressor: &str) -> Result<()> {
+    let compressor: Compressor = compressor.parse()?;
+    let plan = ImagePlan::read(plan_path)?;
+    let file = fs::File::create(output).with_context(|| format!("cannot create `{}`", output.display()))?;
+    let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file))?;
+    write_docker_archive(&plan, None, &mut encoder)?;
+    let mut file = encoder.finish()?;
+    file.flush()
+        .with_context(|| format!("cannot write `{}`", output.display()))?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ArchiveAttrs {
+    plan: PathBuf,
+    compressor: String,
+}
+
+fn archive_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: ArchiveAttrs = attrs.parse()?;
+    archive(&a.plan, &attrs.output("out")?, &a.compressor)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanAttrs {
+    helper_bin: PathBuf,
+}
+
+fn plan_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let settings: ImageSettings = attrs.parse()?;
+    let helper: PlanAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let config = match (&settings.config_file, &settings.config) {
+        (Some(file), _) => {
+            let bytes = fs::read(file).with_context(|| format!("cannot read config file `{}`", file.display()))?;
+            serde_json::from_slice(&bytes).with_context(|| format!("config file `{}` is not JSON", file.display()))?
+        }
+        (None, Some(config)) => config.clone(),
+        (None, None) => Value::Null,
+    };
+    let closure = Closure::from_attrs(&attrs.value)
+        .map_err(|message| anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display()))?;
+    let plan = ImagePlan::new(&settings, config, &closure, &out)?;
+    write_file(&out, &plan.to_script(&helper.helper_bin), 0o555)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomisationAttrs {
+    #[serde(default)]
+    contents: Vec<PathBuf>,
+    #[serde(default)]
+    extra_commands: String,
+    toolbox: PathBuf,
+    mtime: String,
+    include_store_paths: bool,
+}
+
+fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: CustomisationAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let mtime = mtime_seconds(parse_time("mtime", &a.mtime)?, &a.mtime)?;
+    let top = std::env::var_os("NIX_BUILD_TOP")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let root = top.join("customisation-root");
+    fs::create_dir(&root).with_context(|| format!("cannot create `{}`", root.display()))?;
+    merge_contents(&a.contents, &root)?;
+    let bin = a.toolbox.join("bin");
+    let top_str = top.to_string_lossy().into_owned();
+    run_extra_commands(
+        &a.extra_commands,
+        &bin.join("sh"),
+        &bin.to_string_lossy(),
+        &root,
+        &[
+            ("NIX_BUILD_TOP", &top_str),
+            ("TMPDIR", &top_str),
+            ("NIX_BUILD_CORES", &std::env::var("NIX_BUILD_CORES").unwrap_or_else(|_| "1".into())),
+        ],
+    )?;
+    write_customisation_tar(&root, a.include_store_paths, mtime, &out)?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct WriteFileAttrs {
+    text: String,
+}
+
+fn write_file_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: WriteFileAttrs = attrs.parse()?;
+    write_file(&attrs.output("out")?, a.text.as_bytes(), 0o444)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of `{}`", path.display()))
+}
+
+fn layers(closure: &Path, max_layers: u64, exclude: Vec<String>) -> Result<()> {
+    if max_layers < 2 {
+        bail!("`--max-layers` must be at least 2, got {max_layers}");
+    }
+    let closure = Closure::read_file(closure)?;
+    let exclude: BTreeSet<String> = exclude.into_iter().collect();
+    let order = popularity_order(&closure, &exclude)?;
+    let layers = limit_layers(order, (max_layers - 1) as usize);
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &layers)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The message printed for a failed run: one line, causes joined with `: `, with a plainer
+/// wording when the reader of stdout went away.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let broken_pipe = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return "output closed before the image was complete (broken pipe)".to_owned();
+    }
+    format!("{err:#}").replace('\n', " ")
+}

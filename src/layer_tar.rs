@@ -1,0 +1,607 @@
+//! Deterministic layer tars, written from store paths or from a directory tree.
+//!
+//! Every layer starts with `nix/` and `nix/store/` (mode 0755, so non-root users can traverse
+//! them) and then holds its entries in name order: each directory's children sorted bytewise,
+//! depth first, the order GNU `tar --sort=name` gives. Names are relative. Owner, group and
+//! mtime come from a [`Stamp`]; modes are kept; symlinks stay symlinks; hard links are written
+//! as regular files, because the links `nix-store --optimise` makes differ between machines
+//! and would make the same closure give different layers.
+//!
+//! A layer's size follows from metadata alone ([`layer_size`]), so an archive can announce it
+//! before the first byte of file data is read; [`write_layer`] then reads each file once and
+//! checks that it still has the size the first walk saw.
+
+use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Mode of the `nix` and `nix/store` directories in every layer.
+pub const STORE_DIR_MODE: u32 = 0o755;
+
+/// Why a layer could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// A file or directory could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The tree holds something a layer cannot carry.
+    #[error("`{path}` is a {kind}, which an image layer cannot hold")]
+    Unsupported {
+        /// The path.
+        path: PathBuf,
+        /// What it is (socket, device, ...).
+        kind: &'static str,
+    },
+    /// A file changed between the walk that sized the layer and the walk that wrote it.
+    #[error("`{path}` changed while the image was written: expected {expected} bytes, found {found}")]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the first walk saw.
+        expected: u64,
+        /// Bytes found when reading.
+        found: u64,
+    },
+    /// A directory tree meant as a layer root has `nix` or `nix/store` as a non-directory.
+    #[error("`{path}` must be a directory: every layer holds /nix/store")]
+    StoreDirNotDirectory {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// Writing the layer bytes failed (for example a closed pipe).
+    #[error("cannot write the layer: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// Where a layer's entries come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerSource {
+    /// Store paths, each written under `nix/store/` with everything below it.
+    StorePaths(Vec<PathBuf>),
+    /// The contents of a directory, written at the image root (the customisation layer).
+    Tree {
+        /// The directory whose children become `/`'s children.
+        root: PathBuf,
+        /// Whether to add `nix/` and `nix/store/` (false for an image without store paths).
+        store_dirs: bool,
+    },
+    /// A tar already written by strata, streamed as it is.
+    Tarball(PathBuf),
+}
+
+/// Receives a layer's bytes in order. File data is handed over as a reader so a sink can read
+/// it straight into its own buffers.
+pub trait LayerSink {
+    /// Appends bytes.
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Appends up to `len` bytes read from `file`; returns how many were read (fewer at EOF).
+    fn put_from(&mut self, file: &mut File, len: u64) -> Result<u64, CopyError>;
+}
+
+/// A failed copy from a file into a sink: which side failed.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading the file failed.
+    Read(io::Error),
+    /// Writing to the sink failed.
+    Write(io::Error),
+}
+
+/// A [`LayerSink`] over any writer, copying file data through a buffer.
+#[derive(Debug)]
+pub struct WriteSink<W> {
+    /// The writer.
+    pub inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: io::Write> WriteSink<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        WriteSink {
+            inner,
+            buf: vec![0; 256 * 1024],
+        }
+    }
+}
+
+impl<W: io::Write> LayerSink for WriteSink<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_all(bytes)
+    }
+
+    fn put_from(&mut self, file: &mut File, len: u64) -> Result<u64, CopyError> {
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(self.buf.len() as u64) as usize;
+            let n = read_retrying(file, &mut self.buf[..want]).map_err(CopyError::Read)?;
+            if n == 0 {
+                break;
+            }
+            self.inner
+                .write_all(&self.buf[..n])
+                .map_err(CopyError::Write)?;
+            done += n as u64;
+        }
+        Ok(done)
+    }
+}
+
+/// Reads into `buf`, retrying on EINTR.
+pub fn read_retrying(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// One entry as the walk sees it.
+struct Entry<'a> {
+    name: &'a [u8],
+    kind: Kind,
+    mode: u32,
+    link: &'a [u8],
+    path: &'a Path,
+}
+
+/// Exact size in bytes of the tar [`write_layer`] writes for `source`, from metadata only.
+pub fn layer_size(source: &LayerSource, stamp: &Stamp) -> Result<u64, LayerError> {
+    if let LayerSource::Tarball(path) = source {
+        return fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|source| LayerError::Io {
+                path: path.clone(),
+                source,
+            });
+    }
+    let mut size = 0u64;
+    let mut scratch = Vec::with_capacity(2048);
+    walk(source, stamp, &mut |e, stamp| {
+        scratch.clear();
+        encode_header(&mut scratch, e.name, e.kind, e.mode, e.link, stamp);
+        size += scratch.len() as u64;
+        if let Kind::File(n) = e.kind {
+            size += n + padding(n) as u64;
+        }
+        Ok(())
+    })?;
+    Ok(size + END_OF_ARCHIVE.len() as u64)
+}
+
+/// Writes the layer tar for `source` to `sink`, reading every file once.
+pub fn write_layer(
+    source: &LayerSource,
+    stamp: &Stamp,
+    sink: &mut dyn LayerSink,
+) -> Result<(), LayerError> {
+    if let LayerSource::Tarball(path) = source {
+        let mut file = File::open(path).map_err(|source| LayerError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|source| LayerError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        return copy_exact(&mut file, path, len, sink);
+    }
+    let mut header = Vec::with_capacity(2048);
+    walk(source, stamp, &mut |e, stamp| {
+        header.clear();
+        encode_header(&mut header, e.name, e.kind, e.mode, e.link, stamp);
+        sink.put(&header).map_err(LayerError::Write)?;
+        if let Kind::File(size) = e.kind {
+            let mut file = File::open(e.path).map_err(|source| LayerError::Io {
+                path: e.path.to_owned(),
+                source,
+            })?;
+            copy_exact(&mut file, e.path, size, sink)?;
+            sink.put(&[0u8; 512][..padding(size)])
+                .map_err(LayerError::Write)?;
+        }
+        Ok(())
+    })?;
+    sink.put(&END_OF_ARCHIVE).map_err(LayerError::Write)
+}
+
+/// Copies exactly `size` bytes of `file` to `sink` and checks nothing follows them.
+fn copy_exact(
+    file: &mut File,
+    path: &Path,
+    size: u64,
+    sink: &mut dyn LayerSink,
+) -> Result<(), LayerError> {
+    let read = sink.put_from(file, size).map_err(|e| match e {
+        CopyError::Write(e) => LayerError::Write(e),
+        CopyError::Read(source) => LayerError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    })?;
+    let mut probe = [0u8; 1];
+    let extra = if read == size {
+        read_retrying(file, &mut probe).map_err(|source| LayerError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+    } else {
+        0
+    };
+    if read != size || extra != 0 {
+        return Err(LayerError::Changed {
+            path: path.to_owned(),
+            expected: size,
+            found: read + extra as u64,
+        });
+    }
+    Ok(())
+}
+
+type Visit<'v> = dyn FnMut(&Entry<'_>, &Stamp) -> Result<(), LayerError> + 'v;
+
+/// Walks `source` in archive order, calling `visit` for every entry.
+fn walk(source: &LayerSource, stamp: &Stamp, visit: &mut Visit<'_>) -> Result<(), LayerError> {
+    let store_dir = |name: &[u8], visit: &mut Visit<'_>| {
+        visit(
+            &Entry {
+                name,
+                kind: Kind::Directory,
+                mode: STORE_DIR_MODE,
+                link: b"",
+                path: Path::new("/nix/store"),
+            },
+            stamp,
+        )
+    };
+    match source {
+        LayerSource::StorePaths(paths) => {
+            store_dir(b"nix", visit)?;
+            store_dir(b"nix/store", visit)?;
+            let mut sorted: Vec<&PathBuf> = paths.iter().collect();
+            sorted.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+            sorted.dedup();
+            let mut name = Vec::with_capacity(512);
+            for path in sorted {
+                let base = path.file_name().ok_or_else(|| LayerError::Io {
+                    path: path.clone(),
+                    source: io::Error::new(io::ErrorKind::InvalidInput, "not a store path"),
+                })?;
+                name.clear();
+                name.extend_from_slice(b"nix/store/");
+                name.extend_from_slice(base.as_bytes());
+                let mut fs_path = path.clone();
+                walk_path(&mut fs_path, &mut name, stamp, visit, Skip::None)?;
+            }
+            Ok(())
+        }
+        LayerSource::Tree { root, store_dirs } => {
+            if *store_dirs {
+                store_dir(b"nix", visit)?;
+                store_dir(b"nix/store", visit)?;
+            }
+            let mut fs_path = root.clone();
+            let mut name = Vec::with_capacity(512);
+            let skip = if *store_dirs { Skip::Nix } else { Skip::None };
+            walk_children(&mut fs_path, &mut name, stamp, visit, skip)
+        }
+        LayerSource::Tarball(_) => unreachable!("tarballs are streamed, not walked"),
+    }
+}
+
+/// Which already-written directory entries a tree walk must not write again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    None,
+    /// At the root: `nix` was written first.
+    Nix,
+    /// Inside `nix`: `store` was written first.
+    Store,
+}
+
+/// Visits the entry at `fs_path` (archive name `name`) and, for a directory, its subtree.
+fn walk_path(
+    fs_path: &mut PathBuf,
+    name: &mut Vec<u8>,
+    stamp: &Stamp,
+    visit: &mut Visit<'_>,
+    skip_self: Skip,
+) -> Result<(), LayerError> {
+    let meta = fs::symlink_metadata(&*fs_path).map_err(|source| LayerError::Io {
+        path: fs_path.clone(),
+        source,
+    })?;
+    let ft = meta.file_type();
+    let mode = meta.mode() & 0o7777;
+    if skip_self != Skip::None && !ft.is_dir() {
+        return Err(LayerError::StoreDirNotDirectory {
+            path: fs_path.clone(),
+        });
+    }
+    if ft.is_dir() {
+        if skip_self == Skip::None {
+            visit(
+                &Entry {
+                    name,
+                    kind: Kind::Directory,
+                    mode,
+                    link: b"",
+                    path: fs_path,
+                },
+                stamp,
+            )?;
+        }
+        let child_skip = if skip_self == Skip::Nix {
+            Skip::Store
+        } else {
+            Skip::None
+        };
+        walk_children(fs_path, name, stamp, visit, child_skip)
+    } else if ft.is_file() {
+        visit(
+            &Entry {
+                name,
+                kind: Kind::File(meta.len()),
+                mode,
+                link: b"",
+                path: fs_path,
+            },
+            stamp,
+        )
+    } else if ft.is_symlink() {
+        let target = fs::read_link(&*fs_path).map_err(|source| LayerError::Io {
+            path: fs_path.clone(),
+            source,
+        })?;
+        visit(
+            &Entry {
+                name,
+                kind: Kind::Symlink,
+                mode,
+                link: target.as_os_str().as_bytes(),
+                path: fs_path,
+            },
+            stamp,
+        )
+    } else {
+        let kind = if ft.is_socket() {
+            "socket"
+        } else if ft.is_fifo() {
+            "named pipe"
+        } else if ft.is_block_device() {
+            "block device"
+        } else {
+            "character device"
+        };
+        Err(LayerError::Unsupported {
+            path: fs_path.clone(),
+            kind,
+        })
+    }
+}
+
+/// Visits the children of the directory at `fs_path` in bytewise name order. `skip` marks the
+/// one child (`nix` at the root, `store` inside it) whose own entry was already written.
+fn walk_children(
+    fs_path: &mut PathBuf,
+    name: &mut Vec<u8>,
+    stamp: &Stamp,
+    visit: &mut Visit<'_>,
+    skip: Skip,
+) -> Result<(), LayerError> {
+    let mut children: Vec<OsString> = fs::read_dir(&*fs_path)
+        .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
+        .map_err(|source| LayerError::Io {
+            path: fs_path.clone(),
+            source,
+        })?;
+    children.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for child in children {
+        let child = child.into_vec();
+        let name_len = name.len();
+        if !name.is_empty() {
+            name.push(b'/');
+        }
+        name.extend_from_slice(&child);
+        fs_path.push(std::ffi::OsStr::from_bytes(&child));
+        let child_skip = match skip {
+            Skip::Nix if child == b"nix" => Skip::Nix,
+            Skip::Store if child == b"store" => Skip::Store,
+            _ => Skip::None,
+        };
+        let result = walk_path(fs_path, name, stamp, visit, child_skip);
+        fs_path.pop();
+        name.truncate(name_len);
+        result?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn stamp() -> Stamp {
+        Stamp {
+            mtime: 1,
+            uid: 0,
+            gid: 0,
+            uname: "root".into(),
+            gname: "root".into(),
+        }
+    }
+
+    fn build(source: &LayerSource) -> Vec<u8> {
+        let mut sink = WriteSink::new(Vec::new());
+        write_layer(source, &stamp(), &mut sink).unwrap();
+        assert_eq!(
+            sink.inner.len() as u64,
+            layer_size(source, &stamp()).unwrap(),
+            "size from metadata matches the bytes written"
+        );
+        sink.inner
+    }
+
+    fn listing(bytes: &[u8]) -> Vec<(String, u32, char)> {
+        tar::Archive::new(bytes)
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                let t = match h.entry_type() {
+                    tar::EntryType::Directory => 'd',
+                    tar::EntryType::Symlink => 'l',
+                    tar::EntryType::Regular => 'f',
+                    other => panic!("unexpected {other:?}"),
+                };
+                (
+                    e.path().unwrap().to_string_lossy().trim_end_matches('/').to_owned(),
+                    h.mode().unwrap(),
+                    t,
+                )
+            })
+            .collect()
+    }
+
+    /// A fake store path with a file, a subdirectory, a symlink and a hard link.
+    fn fake_store_path(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        fs::create_dir_all(p.join("bin")).unwrap();
+        fs::write(p.join("bin/hello"), b"#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(p.join("bin/hello"), fs::Permissions::from_mode(0o555)).unwrap();
+        fs::write(p.join("a-b"), b"x").unwrap();
+        fs::hard_link(p.join("a-b"), p.join("z-hardlink")).unwrap();
+        symlink("bin/hello", p.join("link")).unwrap();
+        p
+    }
+
+    #[test]
+    fn store_layer_order_modes_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = fake_store_path(dir.path(), "bbb-two");
+        let a = fake_store_path(dir.path(), "aaa-one");
+        let bytes = build(&LayerSource::StorePaths(vec![b, a]));
+        let l = listing(&bytes);
+        let names: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            &names[..9],
+            [
+                "nix",
+                "nix/store",
+                "nix/store/aaa-one",
+                "nix/store/aaa-one/a-b",
+                "nix/store/aaa-one/bin",
+                "nix/store/aaa-one/bin/hello",
+                "nix/store/aaa-one/link",
+                "nix/store/aaa-one/z-hardlink",
+                "nix/store/bbb-two",
+            ]
+        );
+        assert_eq!(l[0].1, 0o755);
+        assert_eq!(l[1].1, 0o755);
+        assert_eq!(l[5].1, 0o555);
+        assert_eq!(l[6].2, 'l');
+        assert_eq!(l[7].2, 'f', "hard links become regular files");
+        // Owner and mtime come from the stamp.
+        let mut archive = tar::Archive::new(&bytes[..]);
+        for e in archive.entries().unwrap() {
+            let e = e.unwrap();
+            assert_eq!(e.header().mtime().unwrap(), 1);
+            assert_eq!(e.header().uid().unwrap(), 0);
+            assert_eq!(e.header().username().unwrap(), Some("root"));
+        }
+    }
+
+    #[test]
+    fn same_input_gives_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = fake_store_path(dir.path(), "aaa-one");
+        let src = LayerSource::StorePaths(vec![a]);
+        assert_eq!(build(&src), build(&src));
+    }
+
+    #[test]
+    fn tree_layer_merges_existing_nix_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("nix/var/nix")).unwrap();
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::create_dir(root.join("tmp")).unwrap();
+        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+        symlink("/nix/store/x-hello/bin/hello", root.join("bin/hello")).unwrap();
+        let l = listing(&build(&LayerSource::Tree {
+            root: root.clone(),
+            store_dirs: true,
+        }));
+        let names: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["nix", "nix/store", "bin", "bin/hello", "nix/var", "nix/var/nix", "tmp"]
+        );
+        assert_eq!(l[6].1, 0o1777, "modes are kept, sticky bit included");
+
+        let l = listing(&build(&LayerSource::Tree {
+            root,
+            store_dirs: false,
+        }));
+        assert_eq!(l[0].0, "bin");
+        assert!(l.iter().any(|e| e.0 == "nix"), "an existing nix dir is kept");
+        assert!(!l.iter().any(|e| e.0 == "nix/store"));
+    }
+
+    #[test]
+    fn nix_as_a_file_in_a_tree_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("nix"), b"").unwrap();
+        let err = layer_size(
+            &LayerSource::Tree {
+                root: dir.path().into(),
+                store_dirs: true,
+            },
+            &stamp(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, LayerError::StoreDirNotDirectory { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_path_error_names_it() {
+        let err = layer_size(
+            &LayerSource::StorePaths(vec!["/nonexistent/store/abc-x".into()]),
+            &stamp(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/store/abc-x"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_grew_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("aaa-x");
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("f"), b"1234").unwrap();
+        let mut file = File::open(p.join("f")).unwrap();
+        let mut sink = WriteSink::new(Vec::new());
+        let err = copy_exact(&mut file, &p.join("f"), 2, &mut sink).unwrap_err();
+        assert!(matches!(err, LayerError::Changed { expected: 2, .. }), "{err}");
+        let mut file = File::open(p.join("f")).unwrap();
+        let err = copy_exact(&mut file, &p.join("f"), 9, &mut sink).unwrap_err();
+        assert!(matches!(err, LayerError::Changed { found: 4, .. }), "{err}");
+    }
+}

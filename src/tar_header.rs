@@ -1,0 +1,332 @@
+//! Tar header encoding: ustar blocks, with PAX records only where ustar cannot hold a value.
+//!
+//! One function encodes every header strata writes (layer entries and the outer archive), so
+//! the size of a tar can be computed from metadata alone and always matches what is written.
+//! Choices that fix the bytes (see docs/format-notes.md):
+//! - names up to 100 bytes go in `name`; longer ones are split at a `/` into `prefix`
+//!   (longest prefix that fits) and `name`; names that cannot be split get a PAX `path` record;
+//! - link targets over 100 bytes get a PAX `linkpath` record;
+//! - sizes and times over 11 octal digits, ids over 7 octal digits and user or group names
+//!   over 32 bytes get PAX records;
+//! - PAX headers are named `././@PaxHeader` with the entry's own mtime and no pid, so they are
+//!   reproducible.
+
+/// Size of a tar block.
+pub const BLOCK: usize = 512;
+
+/// Largest value a 12-byte octal field holds (8 GiB - 1 for sizes).
+const MAX_OCTAL_11: u64 = 0o77_777_777_777;
+/// Largest value an 8-byte octal field holds (uid and gid).
+const MAX_OCTAL_7: u64 = 0o7_777_777;
+
+/// Type of a tar entry strata writes. Hard links are written as regular files (see
+/// docs/format-notes.md), so there is no hard-link kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file of this many bytes.
+    File(u64),
+    /// A directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+}
+
+/// Owner and time stamped on entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// Modification time, seconds since the epoch.
+    pub mtime: u64,
+    /// Numeric owner.
+    pub uid: u64,
+    /// Numeric group.
+    pub gid: u64,
+    /// Owner name.
+    pub uname: String,
+    /// Group name.
+    pub gname: String,
+}
+
+/// Appends the header block(s) for one entry to `out`. `name` is the path inside the archive
+/// (relative, no trailing slash); directories get a trailing `/` here.
+pub fn encode_header(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    kind: Kind,
+    mode: u32,
+    link_target: &[u8],
+    stamp: &Stamp,
+) {
+    let mut full_name;
+    let name = if kind == Kind::Directory && !name.ends_with(b"/") {
+        full_name = Vec::with_capacity(name.len() + 1);
+        full_name.extend_from_slice(name);
+        full_name.push(b'/');
+        &full_name[..]
+    } else {
+        name
+    };
+    let size = match kind {
+        Kind::File(size) => size,
+        _ => 0,
+    };
+
+    let mut pax: Vec<u8> = Vec::new();
+    let split = split_name(name);
+    if split.is_none() {
+        pax_record(&mut pax, "path", name);
+    }
+    if link_target.len() > 100 {
+        pax_record(&mut pax, "linkpath", link_target);
+    }
+    if size > MAX_OCTAL_11 {
+        pax_record(&mut pax, "size", size.to_string().as_bytes());
+    }
+    if stamp.mtime > MAX_OCTAL_11 {
+        pax_record(&mut pax, "mtime", stamp.mtime.to_string().as_bytes());
+    }
+    if stamp.uid > MAX_OCTAL_7 {
+        pax_record(&mut pax, "uid", stamp.uid.to_string().as_bytes());
+    }
+    if stamp.gid > MAX_OCTAL_7 {
+        pax_record(&mut pax, "gid", stamp.gid.to_string().as_bytes());
+    }
+    if stamp.uname.len() > 32 {
+        pax_record(&mut pax, "uname", stamp.uname.as_bytes());
+    }
+    if stamp.gname.len() > 32 {
+        pax_record(&mut pax, "gname", stamp.gname.as_bytes());
+    }
+
+    if !pax.is_empty() {
+        let pax_stamp = Stamp {
+            mtime: stamp.mtime.min(MAX_OCTAL_11),
+            uid: 0,
+            gid: 0,
+            uname: String::new(),
+            gname: String::new(),
+        };
+        let header = ustar_block(
+            (b"", b"././@PaxHeader"),
+            b'x',
+            0o644,
+            pax.len() as u64,
+            b"",
+            &pax_stamp,
+        );
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&pax);
+        out.resize(out.len() + padding(pax.len() as u64), 0);
+    }
+
+    let (prefix, short) = split.unwrap_or((b"", &name[..name.len().min(100)]));
+    let typeflag = match kind {
+        Kind::File(_) => b'0',
+        Kind::Directory => b'5',
+        Kind::Symlink => b'2',
+    };
+    let link = &link_target[..link_target.len().min(100)];
+    out.extend_from_slice(&ustar_block(
+        (prefix, short),
+        typeflag,
+        mode,
+        size,
+        link,
+        stamp,
+    ));
+}
+
+/// Bytes of header(s) `encode_header` writes for this entry.
+pub fn header_len(name: &[u8], kind: Kind, link_target: &[u8], stamp: &Stamp) -> u64 {
+    let mut scratch = Vec::with_capacity(2 * BLOCK);
+    encode_header(&mut scratch, name, kind, 0, link_target, stamp);
+    scratch.len() as u64
+}
+
+/// Zero bytes that follow `size` bytes of data to reach a block boundary.
+pub fn padding(size: u64) -> usize {
+    ((BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64) as usize
+}
+
+/// The end-of-archive marker: two zero blocks.
+pub const END_OF_ARCHIVE: [u8; 2 * BLOCK] = [0; 2 * BLOCK];
+
+/// Splits `name` into ustar (prefix, name) fields, or `None` when it needs a PAX record.
+fn split_name(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    if name.len() <= 100 {
+        return Some((b"", name));
+    }
+    // Longest prefix of at most 155 bytes ending before a '/', leaving a non-empty name of at
+    // most 100 bytes.
+    let limit = name.len().min(156);
+    let slash = name[..limit].iter().rposition(|&b| b == b'/')?;
+    let (prefix, rest) = (&name[..slash], &name[slash + 1..]);
+    if prefix.is_empty() || rest.is_empty() || rest.len() > 100 {
+        return None;
+    }
+    Some((prefix, rest))
+}
+
+fn ustar_block(
+    (prefix, name): (&[u8], &[u8]),
+    typeflag: u8,
+    mode: u32,
+    size: u64,
+    link: &[u8],
+    stamp: &Stamp,
+) -> [u8; BLOCK] {
+    let mut b = [0u8; BLOCK];
+    b[..name.len()].copy_from_slice(name);
+    octal(&mut b[100..108], u64::from(mode & 0o7777));
+    octal(&mut b[108..116], stamp.uid.min(MAX_OCTAL_7));
+    octal(&mut b[116..124], stamp.gid.min(MAX_OCTAL_7));
+    octal(&mut b[124..136], size.min(MAX_OCTAL_11));
+    octal(&mut b[136..148], stamp.mtime.min(MAX_OCTAL_11));
+    b[156] = typeflag;
+    b[157..157 + link.len()].copy_from_slice(link);
+    b[257..263].copy_from_slice(b"ustar\0");
+    b[263..265].copy_from_slice(b"00");
+    let uname = &stamp.uname.as_bytes()[..stamp.uname.len().min(32)];
+    let gname = &stamp.gname.as_bytes()[..stamp.gname.len().min(32)];
+    b[265..265 + uname.len()].copy_from_slice(uname);
+    b[297..297 + gname.len()].copy_from_slice(gname);
+    octal(&mut b[329..337], 0);
+    octal(&mut b[337..345], 0);
+    b[345..345 + prefix.len()].copy_from_slice(prefix);
+    // Checksum: sum of all bytes with the checksum field read as spaces.
+    b[148..156].fill(b' ');
+    let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
+    let digits = format!("{sum:06o}\0 ");
+    b[148..156].copy_from_slice(digits.as_bytes());
+    b
+}
+
+/// Writes `value` as zero-padded octal digits followed by a NUL, filling `field`.
+fn octal(field: &mut [u8], value: u64) {
+    let width = field.len() - 1;
+    let digits = format!("{value:0width$o}");
+    field[..width].copy_from_slice(digits.as_bytes());
+    field[width] = 0;
+}
+
+/// Appends one PAX record, `"<len> <key>=<value>\n"`, where `<len>` counts the whole record.
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key.as_bytes());
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp() -> Stamp {
+        Stamp {
+            mtime: 1,
+            uid: 0,
+            gid: 0,
+            uname: "root".into(),
+            gname: "root".into(),
+        }
+    }
+
+    fn read_back(bytes: &[u8]) -> Vec<(String, u64, Option<String>)> {
+        let mut archive = tar::Archive::new(bytes);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.header().size().unwrap(),
+                    e.link_name()
+                        .unwrap()
+                        .map(|l| l.to_string_lossy().into_owned()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn short_name_is_one_block_and_parses() {
+        let mut out = Vec::new();
+        encode_header(&mut out, b"nix/store", Kind::Directory, 0o755, b"", &stamp());
+        assert_eq!(out.len(), BLOCK);
+        out.extend_from_slice(&END_OF_ARCHIVE);
+        let entries = read_back(&out);
+        assert_eq!(entries[0].0, "nix/store/");
+        let header = tar::Header::from_byte_slice(&out[..BLOCK]);
+        assert_eq!(header.mode().unwrap(), 0o755);
+        assert_eq!(header.username().unwrap(), Some("root"));
+        assert!(header.as_ustar().is_some());
+    }
+
+    #[test]
+    fn long_names_use_prefix_then_pax() {
+        let stamp = stamp();
+        let dir = format!("nix/store/{}-{}", "a".repeat(32), "n".repeat(60));
+        let splittable = format!("{dir}/bin/hello");
+        let mut out = Vec::new();
+        encode_header(&mut out, splittable.as_bytes(), Kind::File(0), 0o444, b"", &stamp);
+        assert_eq!(out.len(), BLOCK, "prefix split needs no extra block");
+
+        let unsplittable = format!("{dir}/{}", "f".repeat(120));
+        let long_link = "/".to_owned() + &"l".repeat(150);
+        let mut out2 = Vec::new();
+        encode_header(&mut out2, unsplittable.as_bytes(), Kind::Symlink, 0o777, long_link.as_bytes(), &stamp);
+        assert_eq!(out2.len() as u64, header_len(unsplittable.as_bytes(), Kind::Symlink, long_link.as_bytes(), &stamp));
+        assert!(out2.len() > BLOCK);
+        out.extend_from_slice(&out2);
+        out.extend_from_slice(&END_OF_ARCHIVE);
+        let entries = read_back(&out);
+        assert_eq!(entries[0].0, splittable);
+        assert_eq!(entries[1].0, unsplittable);
+        assert_eq!(entries[1].2.as_deref(), Some(long_link.as_str()));
+    }
+
+    #[test]
+    fn huge_size_and_ids_get_pax_records() {
+        let stamp = Stamp {
+            mtime: 1,
+            uid: 1 << 30,
+            gid: 1 << 30,
+            uname: "u".repeat(40),
+            gname: "g".into(),
+        };
+        let mut out = Vec::new();
+        let size = 9 << 30; // 9 GiB: over the ustar limit
+        encode_header(&mut out, b"big", Kind::File(size), 0o444, b"", &stamp);
+        let pax = String::from_utf8_lossy(&out[BLOCK..2 * BLOCK]);
+        assert!(pax.contains(&format!("size={size}\n")), "{pax}");
+        assert!(pax.contains("uid=1073741824\n"), "{pax}");
+        assert!(pax.contains(&format!("uname={}\n", "u".repeat(40))), "{pax}");
+        let mut archive = tar::Archive::new(&out[..]);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries.next().unwrap().unwrap();
+        let exts: Vec<_> = entry
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|e| e.unwrap().key().unwrap().to_owned())
+            .collect();
+        assert_eq!(exts, ["size", "uid", "gid", "uname"]);
+    }
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        let mut out = Vec::new();
+        // 94 bytes of value make the record cross from 2 to 3 length digits.
+        pax_record(&mut out, "path", &[b'a'; 94]);
+        let text = String::from_utf8(out.clone()).unwrap();
+        let (len, _) = text.split_once(' ').unwrap();
+        assert_eq!(len.parse::<usize>().unwrap(), out.len());
+    }
+}
