@@ -113,7 +113,7 @@ pub struct ImagePlan {
 #[serde(rename_all = "camelCase")]
 pub struct ImageSettings {
     /// Image name (lowercased here too).
-    pub name: String,
+    pub image_name: String,
     /// Tag; `None` derives it from the plan's store path.
     #[serde(default)]
     pub tag: Option<String>,
@@ -196,7 +196,7 @@ impl ImagePlan {
         });
         Ok(ImagePlan {
             strata_plan: PLAN_VERSION,
-            repo_tag: format!("{}:{tag}", settings.name.to_lowercase()),
+            repo_tag: format!("{}:{tag}", settings.image_name.to_lowercase()),
             architecture,
             variant,
             os: "linux".to_owned(),
@@ -302,7 +302,7 @@ mod tests {
 
     fn settings(max_layers: u64) -> ImageSettings {
         ImageSettings {
-            name: "Hello".into(),
+            image_name: "Hello".into(),
             tag: None,
             architecture: None,
             image_system: "x86_64-linux".into(),

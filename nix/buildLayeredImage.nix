@@ -1,0 +1,37 @@
+# buildLayeredImage: a layered image as a compressed docker-archive in the store.
+#
+#   docker load < $(nix-build -A image)
+#
+# Writes the image streamLayeredImage would stream, compressed, to a file. Takes every
+# streamLayeredImage argument (name, tag, contents, config, maxLayers, ...) plus `compressor`.
+{ lib, helper, system, streamLayeredImage }:
+
+{
+  # Image name, as in `docker run NAME`; see streamLayeredImage.
+  name,
+  # How the archive is compressed: "none", "gz" or "zstd". docker and podman load all three.
+  compressor ? "gz",
+  # Attributes added to the result.
+  passthru ? { },
+  # Every other streamLayeredImage argument, passed on unchanged.
+  ...
+}@args:
+let
+  extensions = { none = ""; gz = ".gz"; zstd = ".zst"; };
+  stream = streamLayeredImage (builtins.removeAttrs args [ "compressor" "passthru" ]);
+  archive = derivation {
+    name = "${lib.imageBaseName name}.tar${extensions.${compressor}}";
+    inherit system compressor;
+    builder = "${helper}/bin/strata";
+    args = [ "archive" ];
+    __structuredAttrs = true;
+    plan = stream;
+  };
+in
+assert lib.assertMsg (builtins.isString compressor && extensions ? ${compressor})
+  "buildLayeredImage: `compressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show compressor}";
+archive // {
+  inherit (stream) imageName imageTag;
+  inherit stream;
+  passthru = passthru // { inherit (stream) imageName imageTag; inherit stream; };
+} // passthru

@@ -1,0 +1,34 @@
+# strata's Nix library: nixpkgs dockerTools' layered-image functions, built on the strata helper.
+#
+#   import ./nix { inherit pkgs; }                        # with nixpkgs
+#   import ./nix { helper = HELPER; toolbox = TOOLBOX; }  # without (see scripts/bootstrap)
+{
+  # A nixpkgs package set. When given, the helper is built from this repository with
+  # rustPlatform and extraCommands run with bash and coreutils.
+  pkgs ? null,
+  # A path or derivation whose bin/strata is the helper. Without nixpkgs it must be
+  # statically linked, since sandboxed builds see nothing but the store paths they name.
+  helper ? if pkgs != null then pkgs.callPackage ./package.nix { }
+    else throw "strata: pass `pkgs` or `helper` (a path whose bin/strata is the helper; scripts/bootstrap makes one)",
+  # A path or derivation whose bin/ holds sh and coreutils (busybox with applet links will
+  # do); extraCommands run with it.
+  toolbox ? if pkgs != null then pkgs.callPackage ./toolbox.nix { }
+    else throw "strata: pass `pkgs` or `toolbox` (a path whose bin/ holds sh and coreutils; scripts/bootstrap makes one)",
+  # The Nix system image derivations are built on.
+  system ? if pkgs != null then pkgs.stdenv.buildPlatform.system else builtins.currentSystem,
+  # The Nix system images are for; the default architecture follows from it.
+  imageSystem ? if pkgs != null then pkgs.stdenv.hostPlatform.system else system,
+}:
+let
+  lib = import ./internalLib.nix;
+in
+lib.makeScope (self: {
+  inherit lib system imageSystem;
+  helper = lib.asStorePath helper;
+  toolbox = lib.asStorePath toolbox;
+
+  buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
+  internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
+  internalWriteFile = self.callFunction ./internalWriteFile.nix { };
+  streamLayeredImage = self.callFunction ./streamLayeredImage.nix { };
+})

@@ -1,0 +1,24 @@
+# The customisation layer of a layered image: `contents` merged at the root like symlinkJoin,
+# `extraCommands` run there, the result tarred before Nix makes it read-only (so modes such as
+# a 1777 `tmp` survive). The output is the layer tar; store paths its symlinks and files name
+# are its references, so they end up in the image's closure.
+{ helper, toolbox, system }:
+
+{
+  # Store name of the tar.
+  name,
+  # Packages (store paths or local paths) merged at the image root.
+  contents,
+  # Shell commands run in the root before it is tarred.
+  extraCommands,
+  # mtime of the layer's entries, RFC 3339 or "now".
+  mtime,
+  # Whether the layer carries `nix/` and `nix/store/` (only when store paths are in the image).
+  includeStorePaths,
+}:
+derivation {
+  inherit name system contents extraCommands mtime includeStorePaths toolbox;
+  builder = "${helper}/bin/strata";
+  args = [ "customisation-layer" ];
+  __structuredAttrs = true;
+}

@@ -1,0 +1,51 @@
+# The few library functions strata's Nix code needs, written against builtins only so the
+# library works without nixpkgs.
+let
+  upper = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
+  lower = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  chars = s: builtins.genList (i: builtins.substring i 1 s) (builtins.stringLength s);
+in
+rec {
+  # Lowercases ASCII letters (image names must be lowercase).
+  toLower = builtins.replaceStrings upper lower;
+
+  # Throws `msg` unless `pred` holds; returns true, for use in `assert`.
+  assertMsg = pred: msg: pred || builtins.throw msg;
+
+  # A value shown in an error message.
+  show = v: if builtins.isString v then "\"${v}\"" else builtins.toJSON v;
+
+  # A store-path-safe derivation name from an image name: the part after the last `/`,
+  # characters Nix refuses in store paths replaced by `-`.
+  imageBaseName = name:
+    let
+      safe = c: if builtins.match "[A-Za-z0-9+._?=-]" c != null then c else "-";
+      base = builtins.concatStringsSep "" (map safe (chars (baseNameOf name)));
+    in
+    if base == "" || builtins.substring 0 1 base == "." then "image${base}" else base;
+
+  # The hash part of a store path (`abc…` in `/nix/store/abc…-name`).
+  hashPart = path: builtins.head (builtins.split "-" (baseNameOf (builtins.unsafeDiscardStringContext path)));
+
+  # A helper or toolbox argument as something that can be interpolated into a derivation: a
+  # plain `/nix/store/...` string (no context) is turned into a store path reference.
+  asStorePath = x:
+    if builtins.isString x && !(builtins.hasContext x) && builtins.substring 0 (builtins.stringLength builtins.storeDir + 1) x == builtins.storeDir + "/"
+    then builtins.storePath x
+    else x;
+
+  # `x` as a list (nixpkgs accepts a single package for `contents`).
+  toList = x: if builtins.isList x then x else [ x ];
+
+  # A package scope: `f self` gives the attributes; `self.callFunction file extra` imports
+  # `file` (a function) and passes it the scope attributes it names, plus `extra`.
+  makeScope = f:
+    let
+      self = f self // {
+        callFunction = file: extra:
+          let fn = import file;
+          in fn (builtins.intersectAttrs (builtins.functionArgs fn) self // extra);
+      };
+    in
+    self;
+}

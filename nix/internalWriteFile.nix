@@ -1,0 +1,17 @@
+# Writes a string to a file in the store (like nixpkgs' writeText), with the helper as builder.
+# Store paths named in the text become references of the file, which is how the closure of an
+# image's `config` is found.
+{ helper, system }:
+
+{
+  # Store name of the file.
+  name,
+  # The file's contents.
+  text,
+}:
+derivation {
+  inherit name system text;
+  builder = "${helper}/bin/strata";
+  args = [ "write-file" ];
+  __structuredAttrs = true;
+}

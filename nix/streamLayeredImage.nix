@@ -1,0 +1,115 @@
+# streamLayeredImage: an executable that writes a layered image to stdout as a docker-archive.
+#
+#   $(nix-build -A image) | docker load
+#
+# The build decides the layers (the most popular store paths of the closure get a layer each)
+# and writes them into the executable, a plan file run by the helper; no image tarball is
+# stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
+{ lib, helper, system, imageSystem, internalCustomisationLayer, internalWriteFile }:
+
+{
+  # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix
+  # (`registry.example.com/team/app`).
+  name,
+  # Image tag. null derives it from the hash of the executable's store path, so the tag
+  # changes exactly when the image does.
+  tag ? null,
+  # Packages merged at the image root like symlinkJoin (`contents = [ hello ]` gives
+  # `/bin/hello`). A single package is accepted too.
+  contents ? [ ],
+  # The runtime config (Docker image spec `config`: Cmd, Entrypoint, Env, WorkingDir, User,
+  # ExposedPorts, Labels, ...). Store paths it names are put in the image with their closure.
+  config ? { },
+  # Image architecture as GOARCH ("amd64", "arm64", ...). null derives it from the system
+  # the library was instantiated for (x86_64-linux gives amd64).
+  architecture ? null,
+  # Image creation date, RFC 3339, or "now" (which makes every build a different image).
+  created ? "1970-01-01T00:00:01Z",
+  # mtime of the files in the layers, RFC 3339, or "now". Keep it constant so layers are
+  # shared between images.
+  mtime ? "1970-01-01T00:00:01Z",
+  # Numeric owner of the store files in the image (1000 for single-user Nix in a container).
+  uid ? 0,
+  # Numeric group of the store files in the image.
+  gid ? 0,
+  # Owner name of the store files in the image.
+  uname ? "root",
+  # Group name of the store files in the image.
+  gname ? "root",
+  # Shell commands run in the image root before the customisation layer is tarred, e.g.
+  # `mkdir -m 1777 tmp`. They run with the toolbox's sh (`-e`) and only its bin/ on PATH.
+  extraCommands ? "",
+  # Whether the closure goes into the image. false gives the customisation layer alone,
+  # whose links point into a /nix/store the image lacks (mount one at run time).
+  includeStorePaths ? true,
+  # Most layers the image may have, the customisation layer included; at least 2. The
+  # maxLayers - 2 most popular store paths get a layer each, the rest share one. Docker
+  # refuses images of more than 125 layers.
+  maxLayers ? 100,
+  # Attributes added to the result.
+  passthru ? { },
+  # Not supported yet; accepted so that moving from nixpkgs fails with a clear message.
+  fromImage ? null,
+  # Not supported yet (see fromImage).
+  fakeRootCommands ? "",
+  # Not supported yet (see fromImage).
+  enableFakechroot ? false,
+  # Not supported yet (see fromImage).
+  includeNixDB ? false,
+  # Not supported: strata's layering is the popularity contest with maxLayers.
+  layeringPipeline ? null,
+  # Accepted for compatibility; has no effect.
+  debug ? false,
+}:
+let
+  unsupported = arg: isSet:
+    lib.assertMsg (!isSet) "streamLayeredImage: `${arg}` is not supported by strata yet";
+  baseName = lib.imageBaseName name;
+  imageName = lib.toLower name;
+
+  customisationLayer = internalCustomisationLayer {
+    name = "${baseName}-customisation-layer.tar";
+    contents = lib.toList contents;
+    inherit extraCommands mtime includeStorePaths;
+  };
+
+  configFile = internalWriteFile {
+    name = "${baseName}-config.json";
+    text = builtins.toJSON config;
+  };
+
+  plan = derivation {
+    name = "stream-${baseName}";
+    inherit system;
+    builder = "${helper}/bin/strata";
+    args = [ "plan" ];
+    __structuredAttrs = true;
+
+    helperBin = "${helper}/bin/strata";
+    inherit imageName tag architecture imageSystem created mtime uid gid uname gname;
+    inherit maxLayers includeStorePaths configFile customisationLayer;
+    exclude = [ configFile ];
+    exportReferencesGraph.closure =
+      if includeStorePaths then [ configFile customisationLayer ] else [ ];
+  };
+
+  imageTag = if tag != null then tag else lib.hashPart plan.outPath;
+in
+assert lib.assertMsg (builtins.isString name && name != "")
+  "streamLayeredImage: `name` must be a non-empty string, got ${lib.show name}";
+assert lib.assertMsg (builtins.isInt maxLayers && maxLayers >= 2)
+  "streamLayeredImage: `maxLayers` must be an integer of at least 2 (one store layer and the customisation layer), got ${lib.show maxLayers}";
+assert lib.assertMsg (tag == null || (builtins.isString tag && builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" tag != null))
+  "streamLayeredImage: `tag` must be null or a Docker tag (letters, digits, `_`, `.`, `-`; at most 128), got ${lib.show tag}";
+assert lib.assertMsg (builtins.isAttrs config)
+  "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
+assert unsupported "fromImage" (fromImage != null);
+assert unsupported "fakeRootCommands" (fakeRootCommands != "");
+assert unsupported "enableFakechroot" enableFakechroot;
+assert unsupported "includeNixDB" includeNixDB;
+assert unsupported "layeringPipeline" (layeringPipeline != null);
+plan // {
+  inherit imageName imageTag customisationLayer configFile;
+  isExe = true;
+  passthru = passthru // { inherit imageName imageTag; };
+} // passthru

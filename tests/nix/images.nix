@@ -1,0 +1,82 @@
+# The images the end-to-end tests build, in the no-nixpkgs form of the library.
+{ helper, toolbox, system ? builtins.currentSystem }:
+let
+  strata = import ../../nix { inherit helper toolbox system; };
+  pkgs = import ./packages.nix { inherit toolbox system; };
+  inherit (pkgs) hello tools;
+in
+{
+  inherit strata pkgs;
+
+  # config.Cmd alone brings hello's closure in; contents adds tools at the root.
+  stream = strata.streamLayeredImage {
+    name = "Strata-Hello";
+    contents = [ tools ];
+    config.Cmd = [ "${hello}/bin/hello" ];
+    config.Env = [ "GREETING=1" ];
+    extraCommands = ''
+      mkdir -m 1777 tmp
+      echo extra > extra.txt
+    '';
+  };
+
+  layered = strata.buildLayeredImage {
+    name = "strata-layered";
+    tag = "v1";
+    contents = tools;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+
+  layeredZstd = strata.buildLayeredImage {
+    name = "strata-layered-zstd";
+    compressor = "zstd";
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+
+  # More store paths than layers: 12 fillers + hello's closure in at most 5 layers.
+  capped = strata.streamLayeredImage {
+    name = "strata-capped";
+    tag = "latest";
+    maxLayers = 5;
+    config.Cmd = [ "${hello}/bin/hello" ];
+    config.Labels.fillers = toString pkgs.fillers;
+  };
+
+  # Store files owned by a non-root user, which the image runs as.
+  nonRoot = strata.streamLayeredImage {
+    name = "strata-nonroot";
+    tag = "latest";
+    uid = 1000;
+    gid = 1000;
+    uname = "user";
+    gname = "user";
+    config.User = "1000:1000";
+    config.Cmd = [ "${hello}/bin/hello" "--whoami" ];
+  };
+
+  # No store paths at all: only the customisation layer, made by extraCommands.
+  noStore = strata.streamLayeredImage {
+    name = "strata-nostore";
+    tag = "latest";
+    includeStorePaths = false;
+    config.Cmd = [ "/bin/busybox" "echo" "no store" ];
+    extraCommands = ''
+      mkdir bin
+      cp ${toolbox}/bin/busybox bin/busybox
+    '';
+  };
+
+  # Registry prefix and an explicit architecture.
+  arm = strata.streamLayeredImage {
+    name = "registry.example.com/team/Arm-App";
+    tag = "1.0";
+    architecture = "arm64";
+    config.Cmd = [ "/bin/true" ];
+  };
+
+  # maxLayers = 1 must fail at evaluation.
+  tooFewLayers = strata.streamLayeredImage {
+    name = "bad";
+    maxLayers = 1;
+  };
+}
