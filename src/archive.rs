@@ -101,7 +101,10 @@ pub fn write_docker_archive(
         uname: "root".to_owned(),
         gname: "root".to_owned(),
     };
-    let mut out = Counted { inner: out, bytes: 0 };
+    let mut out = Counted {
+        inner: out,
+        bytes: 0,
+    };
     let mut header = Vec::with_capacity(1024);
     let mut layer_names = Vec::with_capacity(sources.len());
     let mut blobs = Vec::with_capacity(sources.len());
@@ -142,7 +145,14 @@ pub fn write_docker_archive(
         for (i, &size) in sizes.iter().enumerate() {
             let name = format!("layers/{i}.tar");
             header.clear();
-            encode_header(&mut header, name.as_bytes(), Kind::File(size), 0o444, b"", &outer);
+            encode_header(
+                &mut header,
+                name.as_bytes(),
+                Kind::File(size),
+                0o444,
+                b"",
+                &outer,
+            );
             out.write_all(&header).map_err(ArchiveError::Write)?;
             let mut hasher = Sha256::new();
             let mut written = 0u64;
@@ -215,7 +225,10 @@ pub fn write_docker_archive(
     }])
     .expect("manifest serialisation cannot fail");
 
-    for (name, bytes) in [(config_name.as_str(), &config), ("manifest.json", &manifest)] {
+    for (name, bytes) in [
+        (config_name.as_str(), &config),
+        ("manifest.json", &manifest),
+    ] {
         header.clear();
         encode_header(
             &mut header,
@@ -230,7 +243,8 @@ pub fn write_docker_archive(
         out.write_all(&[0u8; 512][..padding(bytes.len() as u64)])
             .map_err(ArchiveError::Write)?;
     }
-    out.write_all(&END_OF_ARCHIVE).map_err(ArchiveError::Write)?;
+    out.write_all(&END_OF_ARCHIVE)
+        .map_err(ArchiveError::Write)?;
     out.flush().map_err(ArchiveError::Write)?;
     Ok(ArchiveSummary {
         layers: blobs,
@@ -382,14 +396,26 @@ mod tests {
         let config_name = format!("{}.json", summary.config.hex());
         assert_eq!(
             names,
-            ["layers/0.tar", "layers/1.tar", config_name.as_str(), "manifest.json"]
+            [
+                "layers/0.tar",
+                "layers/1.tar",
+                config_name.as_str(),
+                "manifest.json"
+            ]
         );
         for (i, blob) in summary.layers.iter().enumerate() {
-            assert_eq!(Digest::of(&members[i].1), blob.digest, "diff_id is the layer's sha256");
+            assert_eq!(
+                Digest::of(&members[i].1),
+                blob.digest,
+                "diff_id is the layer's sha256"
+            );
         }
         let config: serde_json::Value = serde_json::from_slice(&members[2].1).unwrap();
         assert_eq!(Digest::of(&members[2].1), summary.config);
-        assert_eq!(config["rootfs"]["diff_ids"][1], summary.layers[1].digest.to_string());
+        assert_eq!(
+            config["rootfs"]["diff_ids"][1],
+            summary.layers[1].digest.to_string()
+        );
         assert_eq!(config["history"].as_array().unwrap().len(), 2);
         let manifest: serde_json::Value = serde_json::from_slice(&members[3].1).unwrap();
         assert_eq!(
@@ -407,7 +433,10 @@ mod tests {
         let plan = plan(vec![vec!["/nonexistent/abc-gone".into()]]);
         let err = write_docker_archive(&plan, None, &mut Vec::new()).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("layer 1") && text.contains("/nonexistent/abc-gone"), "{text}");
+        assert!(
+            text.contains("layer 1") && text.contains("/nonexistent/abc-gone"),
+            "{text}"
+        );
     }
 
     /// A writer that fails like a closed pipe after some bytes.
@@ -430,8 +459,11 @@ mod tests {
     fn closed_output_is_an_error_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
         let a = fake_path(dir.path(), "aaa-a", 20 * CHUNK);
-        let err = write_docker_archive(&plan(vec![vec![a]]), None, &mut ClosesAfter(10))
-            .unwrap_err();
-        assert!(matches!(err, ArchiveError::Write(ref e) if e.kind() == io::ErrorKind::BrokenPipe), "{err}");
+        let err =
+            write_docker_archive(&plan(vec![vec![a]]), None, &mut ClosesAfter(10)).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::Write(ref e) if e.kind() == io::ErrorKind::BrokenPipe),
+            "{err}"
+        );
     }
 }

@@ -130,7 +130,8 @@ fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
 fn archive(plan_path: &Path, output: &Path, compressor: &str) -> Result<()> {
     let compressor: Compressor = compressor.parse()?;
     let plan = ImagePlan::read(plan_path)?;
-    let file = fs::File::create(output).with_context(|| format!("cannot create `{}`", output.display()))?;
+    let file = fs::File::create(output)
+        .with_context(|| format!("cannot create `{}`", output.display()))?;
     let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file))?;
     write_docker_archive(&plan, None, &mut encoder)?;
     let mut file = encoder.finish()?;
@@ -164,14 +165,17 @@ fn plan_builder(attrs: Option<&Path>) -> Result<()> {
     let out = attrs.output("out")?;
     let config = match (&settings.config_file, &settings.config) {
         (Some(file), _) => {
-            let bytes = fs::read(file).with_context(|| format!("cannot read config file `{}`", file.display()))?;
-            serde_json::from_slice(&bytes).with_context(|| format!("config file `{}` is not JSON", file.display()))?
+            let bytes = fs::read(file)
+                .with_context(|| format!("cannot read config file `{}`", file.display()))?;
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("config file `{}` is not JSON", file.display()))?
         }
         (None, Some(config)) => config.clone(),
         (None, None) => Value::Null,
     };
-    let closure = Closure::from_attrs(&attrs.value)
-        .map_err(|message| anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display()))?;
+    let closure = Closure::from_attrs(&attrs.value).map_err(|message| {
+        anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
+    })?;
     let plan = ImagePlan::new(&settings, config, &closure, &out)?;
     write_file(&out, &plan.to_script(&helper.helper_bin), 0o555)
 }
@@ -209,7 +213,10 @@ fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
         &[
             ("NIX_BUILD_TOP", &top_str),
             ("TMPDIR", &top_str),
-            ("NIX_BUILD_CORES", &std::env::var("NIX_BUILD_CORES").unwrap_or_else(|_| "1".into())),
+            (
+                "NIX_BUILD_CORES",
+                &std::env::var("NIX_BUILD_CORES").unwrap_or_else(|_| "1".into()),
+            ),
         ],
     )?;
     write_customisation_tar(&root, a.include_store_paths, mtime, &out)?;

@@ -92,11 +92,10 @@ impl Closure {
             path: path.to_owned(),
             source,
         })?;
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ClosureError::Malformed {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| ClosureError::Malformed {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         Closure::from_json(&value).map_err(|message| ClosureError::Malformed {
             path: path.to_owned(),
             message,
@@ -215,8 +214,8 @@ mod tests {
 
     #[test]
     fn reads_path_info_object_shape() {
-        let c = Closure::from_json(&json!({ A: {"references": [B]}, B: {"references": []} }))
-            .unwrap();
+        let c =
+            Closure::from_json(&json!({ A: {"references": [B]}, B: {"references": []} })).unwrap();
         assert_eq!(c.entries()[0].references, vec![B.to_owned()]);
     }
 

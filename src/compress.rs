@@ -120,12 +120,18 @@ mod tests {
             match c {
                 Compressor::None => back = once.clone(),
                 Compressor::Gz => {
-                    flate2::read::GzDecoder::new(&once[..]).read_to_end(&mut back).unwrap();
+                    flate2::read::GzDecoder::new(&once[..])
+                        .read_to_end(&mut back)
+                        .unwrap();
                 }
                 Compressor::Zstd => back = zstd::decode_all(&once[..]).unwrap(),
             }
             assert_eq!(back, data);
         }
-        assert!("xz".parse::<Compressor>().unwrap_err().to_string().contains("`compressor`"));
+        assert!("xz"
+            .parse::<Compressor>()
+            .unwrap_err()
+            .to_string()
+            .contains("`compressor`"));
     }
 }

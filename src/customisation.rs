@@ -67,7 +67,10 @@ pub fn merge_contents(contents: &[PathBuf], root: &Path) -> Result<(), Customisa
 
 fn link_tree(src: &Path, dst: &Path) -> Result<(), CustomisationError> {
     let mut children: Vec<_> = fs::read_dir(src)
-        .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect::<Result<Vec<_>, _>>())
+        .and_then(|rd| {
+            rd.map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .map_err(io_err(src))?;
     children.sort();
     for name in children {
@@ -167,9 +170,17 @@ mod tests {
         let root = dir.path().join("root");
         fs::create_dir(&root).unwrap();
         merge_contents(&[a.clone(), b.clone()], &root).unwrap();
-        assert_eq!(fs::read_link(root.join("bin/tool")).unwrap(), a.join("bin/tool"));
-        assert_eq!(fs::read_link(root.join("bin/other")).unwrap(), b.join("bin/other"));
-        assert!(fs::symlink_metadata(root.join("share/doc")).unwrap().is_dir());
+        assert_eq!(
+            fs::read_link(root.join("bin/tool")).unwrap(),
+            a.join("bin/tool")
+        );
+        assert_eq!(
+            fs::read_link(root.join("bin/other")).unwrap(),
+            b.join("bin/other")
+        );
+        assert!(fs::symlink_metadata(root.join("share/doc"))
+            .unwrap()
+            .is_dir());
 
         let file = dir.path().join("file");
         fs::write(&file, b"").unwrap();
@@ -180,10 +191,27 @@ mod tests {
     #[test]
     fn extra_commands_run_in_root_and_failures_surface() {
         let dir = tempfile::tempdir().unwrap();
-        run_extra_commands("mkdir tmp && chmod 1777 tmp", Path::new("/bin/sh"), "/bin:/usr/bin", dir.path(), &[]).unwrap();
-        let mode = fs::metadata(dir.path().join("tmp")).unwrap().permissions().mode();
+        run_extra_commands(
+            "mkdir tmp && chmod 1777 tmp",
+            Path::new("/bin/sh"),
+            "/bin:/usr/bin",
+            dir.path(),
+            &[],
+        )
+        .unwrap();
+        let mode = fs::metadata(dir.path().join("tmp"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o1777);
-        let err = run_extra_commands("false; echo not reached", Path::new("/bin/sh"), "/bin:/usr/bin", dir.path(), &[]).unwrap_err();
+        let err = run_extra_commands(
+            "false; echo not reached",
+            Path::new("/bin/sh"),
+            "/bin:/usr/bin",
+            dir.path(),
+            &[],
+        )
+        .unwrap_err();
         assert!(matches!(err, CustomisationError::ExtraCommands(_)), "{err}");
     }
 }

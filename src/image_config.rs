@@ -17,7 +17,9 @@ pub enum SettingError {
         system: String,
     },
     /// A time argument is neither "now" nor an RFC 3339 date.
-    #[error("`{field}` must be \"now\" or an RFC 3339 date such as 1970-01-01T00:00:01Z, got {value:?}")]
+    #[error(
+        "`{field}` must be \"now\" or an RFC 3339 date such as 1970-01-01T00:00:01Z, got {value:?}"
+    )]
     BadTime {
         /// The argument (`created` or `mtime`).
         field: &'static str,
@@ -159,8 +161,14 @@ mod tests {
 
     #[test]
     fn systems_map_to_goarch() {
-        assert_eq!(architecture_of_system("x86_64-linux").unwrap(), ("amd64".into(), None));
-        assert_eq!(architecture_of_system("aarch64-linux").unwrap(), ("arm64".into(), None));
+        assert_eq!(
+            architecture_of_system("x86_64-linux").unwrap(),
+            ("amd64".into(), None)
+        );
+        assert_eq!(
+            architecture_of_system("aarch64-linux").unwrap(),
+            ("arm64".into(), None)
+        );
         assert_eq!(
             architecture_of_system("armv7l-linux").unwrap(),
             ("arm".into(), Some("v7".into()))

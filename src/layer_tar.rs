@@ -43,7 +43,9 @@ pub enum LayerError {
         kind: &'static str,
     },
     /// A file changed between the walk that sized the layer and the walk that wrote it.
-    #[error("`{path}` changed while the image was written: expected {expected} bytes, found {found}")]
+    #[error(
+        "`{path}` changed while the image was written: expected {expected} bytes, found {found}"
+    )]
     Changed {
         /// The file.
         path: PathBuf,
@@ -471,7 +473,11 @@ mod tests {
                     other => panic!("unexpected {other:?}"),
                 };
                 (
-                    e.path().unwrap().to_string_lossy().trim_end_matches('/').to_owned(),
+                    e.path()
+                        .unwrap()
+                        .to_string_lossy()
+                        .trim_end_matches('/')
+                        .to_owned(),
                     h.mode().unwrap(),
                     t,
                 )
@@ -552,7 +558,15 @@ mod tests {
         let names: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             names,
-            ["nix", "nix/store", "bin", "bin/hello", "nix/var", "nix/var/nix", "tmp"]
+            [
+                "nix",
+                "nix/store",
+                "bin",
+                "bin/hello",
+                "nix/var",
+                "nix/var/nix",
+                "tmp"
+            ]
         );
         assert_eq!(l[6].1, 0o1777, "modes are kept, sticky bit included");
 
@@ -561,7 +575,10 @@ mod tests {
             store_dirs: false,
         }));
         assert_eq!(l[0].0, "bin");
-        assert!(l.iter().any(|e| e.0 == "nix"), "an existing nix dir is kept");
+        assert!(
+            l.iter().any(|e| e.0 == "nix"),
+            "an existing nix dir is kept"
+        );
         assert!(!l.iter().any(|e| e.0 == "nix/store"));
     }
 
@@ -577,7 +594,10 @@ mod tests {
             &stamp(),
         )
         .unwrap_err();
-        assert!(matches!(err, LayerError::StoreDirNotDirectory { .. }), "{err}");
+        assert!(
+            matches!(err, LayerError::StoreDirNotDirectory { .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -587,7 +607,10 @@ mod tests {
             &stamp(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/store/abc-x"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/store/abc-x"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -599,7 +622,10 @@ mod tests {
         let mut file = File::open(p.join("f")).unwrap();
         let mut sink = WriteSink::new(Vec::new());
         let err = copy_exact(&mut file, &p.join("f"), 2, &mut sink).unwrap_err();
-        assert!(matches!(err, LayerError::Changed { expected: 2, .. }), "{err}");
+        assert!(
+            matches!(err, LayerError::Changed { expected: 2, .. }),
+            "{err}"
+        );
         let mut file = File::open(p.join("f")).unwrap();
         let err = copy_exact(&mut file, &p.join("f"), 9, &mut sink).unwrap_err();
         assert!(matches!(err, LayerError::Changed { found: 4, .. }), "{err}");

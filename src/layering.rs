@@ -20,7 +20,9 @@ use std::collections::{BTreeSet, HashMap};
 #[non_exhaustive]
 pub enum LayeringError {
     /// A path refers to a path that the closure does not list.
-    #[error("closure is not closed: `{path}` references `{reference}`, which the closure does not list")]
+    #[error(
+        "closure is not closed: `{path}` references `{reference}`, which the closure does not list"
+    )]
     DanglingReference {
         /// The referring path.
         path: String,
@@ -295,7 +297,10 @@ mod tests {
     #[test]
     fn bulk_layer_keeps_popularity_order() {
         let ordered: Vec<String> = ["x", "y", "z"].iter().map(|s| p(s)).collect();
-        assert_eq!(limit_layers(ordered.clone(), 2), vec![vec![p("x")], vec![p("y"), p("z")]]);
+        assert_eq!(
+            limit_layers(ordered.clone(), 2),
+            vec![vec![p("x")], vec![p("y"), p("z")]]
+        );
         assert!(limit_layers(ordered, 0).is_empty());
     }
 
@@ -318,6 +323,10 @@ mod tests {
         }));
         let order = popularity_order(&c, &BTreeSet::new()).unwrap();
         assert_eq!(order.len(), 601);
-        assert_eq!(order.last(), Some(&p("top0")), "the only root is least popular");
+        assert_eq!(
+            order.last(),
+            Some(&p("top0")),
+            "the only root is least popular"
+        );
     }
 }

@@ -110,10 +110,21 @@ mod tests {
     fn output_and_parse() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(".attrs.json");
-        std::fs::write(&file, br#"{"outputs": {"out": "/nix/store/x-out"}, "text": "hi"}"#).unwrap();
+        std::fs::write(
+            &file,
+            br#"{"outputs": {"out": "/nix/store/x-out"}, "text": "hi"}"#,
+        )
+        .unwrap();
         let attrs = Attrs::load(Some(&file)).unwrap();
-        assert_eq!(attrs.output("out").unwrap(), PathBuf::from("/nix/store/x-out"));
-        assert!(attrs.output("dev").unwrap_err().to_string().contains("`dev`"));
+        assert_eq!(
+            attrs.output("out").unwrap(),
+            PathBuf::from("/nix/store/x-out")
+        );
+        assert!(attrs
+            .output("dev")
+            .unwrap_err()
+            .to_string()
+            .contains("`dev`"));
         #[derive(serde::Deserialize)]
         struct T {
             text: String,

@@ -32,7 +32,9 @@ pub enum PlanError {
     #[error(transparent)]
     Layering(#[from] LayeringError),
     /// `maxLayers` is below 2.
-    #[error("`maxLayers` must be at least 2 (one store layer and the customisation layer), got {0}")]
+    #[error(
+        "`maxLayers` must be at least 2 (one store layer and the customisation layer), got {0}"
+    )]
     MaxLayers(u64),
     /// The plan file could not be read.
     #[error("cannot read image plan `{path}`: {source}")]
@@ -228,7 +230,10 @@ impl ImagePlan {
             source,
         })?;
         let json = if bytes.starts_with(b"#!") {
-            let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+            let end = bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(bytes.len());
             &bytes[end..]
         } else {
             &bytes[..]
@@ -354,7 +359,11 @@ mod tests {
         assert!(matches!(plan.layers[3], PlannedLayer::Tarball { .. }));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plan");
-        std::fs::write(&file, plan.to_script(Path::new("/nix/store/h-strata/bin/strata"))).unwrap();
+        std::fs::write(
+            &file,
+            plan.to_script(Path::new("/nix/store/h-strata/bin/strata")),
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.starts_with("#!/nix/store/h-strata/bin/strata stream\n{"));
         assert_eq!(ImagePlan::read(&file).unwrap(), plan);

@@ -22,7 +22,10 @@ pub fn hash_part(path: &str) -> &str {
 
 /// True when `path` is a direct child of the store directory, e.g. `/nix/store/<hash>-name`.
 pub fn is_store_path(path: &str) -> bool {
-    match path.strip_prefix(STORE_DIR).and_then(|r| r.strip_prefix('/')) {
+    match path
+        .strip_prefix(STORE_DIR)
+        .and_then(|r| r.strip_prefix('/'))
+    {
         Some(base) => {
             !base.is_empty()
                 && !base.contains('/')

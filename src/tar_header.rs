@@ -258,7 +258,14 @@ mod tests {
     #[test]
     fn short_name_is_one_block_and_parses() {
         let mut out = Vec::new();
-        encode_header(&mut out, b"nix/store", Kind::Directory, 0o755, b"", &stamp());
+        encode_header(
+            &mut out,
+            b"nix/store",
+            Kind::Directory,
+            0o755,
+            b"",
+            &stamp(),
+        );
         assert_eq!(out.len(), BLOCK);
         out.extend_from_slice(&END_OF_ARCHIVE);
         let entries = read_back(&out);
@@ -275,14 +282,36 @@ mod tests {
         let dir = format!("nix/store/{}-{}", "a".repeat(32), "n".repeat(60));
         let splittable = format!("{dir}/bin/hello");
         let mut out = Vec::new();
-        encode_header(&mut out, splittable.as_bytes(), Kind::File(0), 0o444, b"", &stamp);
+        encode_header(
+            &mut out,
+            splittable.as_bytes(),
+            Kind::File(0),
+            0o444,
+            b"",
+            &stamp,
+        );
         assert_eq!(out.len(), BLOCK, "prefix split needs no extra block");
 
         let unsplittable = format!("{dir}/{}", "f".repeat(120));
         let long_link = "/".to_owned() + &"l".repeat(150);
         let mut out2 = Vec::new();
-        encode_header(&mut out2, unsplittable.as_bytes(), Kind::Symlink, 0o777, long_link.as_bytes(), &stamp);
-        assert_eq!(out2.len() as u64, header_len(unsplittable.as_bytes(), Kind::Symlink, long_link.as_bytes(), &stamp));
+        encode_header(
+            &mut out2,
+            unsplittable.as_bytes(),
+            Kind::Symlink,
+            0o777,
+            long_link.as_bytes(),
+            &stamp,
+        );
+        assert_eq!(
+            out2.len() as u64,
+            header_len(
+                unsplittable.as_bytes(),
+                Kind::Symlink,
+                long_link.as_bytes(),
+                &stamp
+            )
+        );
         assert!(out2.len() > BLOCK);
         out.extend_from_slice(&out2);
         out.extend_from_slice(&END_OF_ARCHIVE);
@@ -307,7 +336,10 @@ mod tests {
         let pax = String::from_utf8_lossy(&out[BLOCK..2 * BLOCK]);
         assert!(pax.contains(&format!("size={size}\n")), "{pax}");
         assert!(pax.contains("uid=1073741824\n"), "{pax}");
-        assert!(pax.contains(&format!("uname={}\n", "u".repeat(40))), "{pax}");
+        assert!(
+            pax.contains(&format!("uname={}\n", "u".repeat(40))),
+            "{pax}"
+        );
         let mut archive = tar::Archive::new(&out[..]);
         let mut entries = archive.entries().unwrap();
         let mut entry = entries.next().unwrap().unwrap();

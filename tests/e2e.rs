@@ -1,1 +1,657 @@
-fn main() {}
+//! End-to-end tests: images built by `nix-build` (sandbox on) from the library in its
+//! no-nixpkgs form, used by real consumers: docker, podman, skopeo.
+//!
+//! Needs root, Nix, docker.io, podman, runc and skopeo (`scripts/test` installs them). Without
+//! them the tests are skipped, unless `STRATA_E2E=1` makes them required (as in CI).
+//! `cargo test --test e2e -- NAME...` runs only the checks whose names contain a NAME.
+
+mod util;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use util::*;
+
+const HELLO: &str = "Hello from strata!";
+
+/// Members of a docker-archive, in order: (name, bytes).
+fn members(archive: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let bytes = std::fs::read(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .map_err(|e| e.to_string())?;
+        out
+    } else {
+        bytes
+    };
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut out = Vec::new();
+    for e in archive.entries().map_err(|e| e.to_string())? {
+        let mut e = e.map_err(|e| e.to_string())?;
+        let name = e
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).map_err(|e| e.to_string())?;
+        out.push((name, data));
+    }
+    Ok(out)
+}
+
+/// The parsed manifest.json, config and layer tars of a docker-archive.
+struct Image {
+    manifest: Value,
+    config: Value,
+    layers: Vec<Vec<u8>>,
+}
+
+fn open_image(archive: &Path) -> Result<Image, String> {
+    let m: BTreeMap<String, Vec<u8>> = members(archive)?.into_iter().collect();
+    let manifest: Value = serde_json::from_slice(m.get("manifest.json").ok_or("no manifest.json")?)
+        .map_err(|e| e.to_string())?;
+    let config_name = manifest[0]["Config"].as_str().ok_or("no Config")?;
+    let config: Value = serde_json::from_slice(m.get(config_name).ok_or("config missing")?)
+        .map_err(|e| e.to_string())?;
+    let layers = manifest[0]["Layers"]
+        .as_array()
+        .ok_or("no Layers")?
+        .iter()
+        .map(|l| {
+            m.get(l.as_str().unwrap_or_default())
+                .cloned()
+                .ok_or(format!("layer {l} missing"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Image {
+        manifest,
+        config,
+        layers,
+    })
+}
+
+/// Entries of a layer tar: (name, mode, type char).
+fn entries(layer: &[u8]) -> Vec<(String, u32, char)> {
+    tar::Archive::new(layer)
+        .entries()
+        .expect("layer is a tar")
+        .map(|e| {
+            let e = e.expect("entry");
+            let h = e.header();
+            let kind = match h.entry_type() {
+                tar::EntryType::Directory => 'd',
+                tar::EntryType::Symlink => 'l',
+                tar::EntryType::Regular => 'f',
+                tar::EntryType::Link => 'h',
+                _ => '?',
+            };
+            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            (name, h.mode().unwrap_or(0), kind)
+        })
+        .collect()
+}
+
+/// Store paths (`/nix/store/<hash>-<name>`) with a top-level entry in a layer.
+fn store_paths_in(layer: &[u8]) -> BTreeSet<String> {
+    entries(layer)
+        .into_iter()
+        .filter_map(|(name, _, _)| {
+            let rest = name.strip_prefix("nix/store/")?;
+            let base = rest.trim_end_matches('/');
+            (!base.is_empty() && !base.contains('/')).then(|| format!("/nix/store/{base}"))
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn image_tag(nix: &Nix, attr: &str) -> Result<String, String> {
+    Ok(nix
+        .eval_json(&format!("{attr}.imageTag"))?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn main() {
+    let required = std::env::var("STRATA_E2E").is_ok_and(|v| v == "1");
+    let missing: Vec<&str> = [
+        "nix-build",
+        "dockerd",
+        "docker",
+        "podman",
+        "skopeo",
+        "runc",
+        "busybox",
+    ]
+    .into_iter()
+    .filter(|p| !have(p))
+    .collect();
+    let not_root = !ok(&mut Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
+    if !missing.is_empty() || not_root {
+        let why = if not_root {
+            "not running as root".to_owned()
+        } else {
+            format!("missing {}", missing.join(", "))
+        };
+        eprintln!("e2e: skipped ({why}); scripts/test installs what they need");
+        std::process::exit(if required { 1 } else { 0 });
+    }
+    if let Err(e) = ok(Command::new(repo().join("scripts/bootstrap")).stdout(Stdio::null())) {
+        eprintln!("e2e: scripts/bootstrap failed:\n{e}");
+        std::process::exit(1);
+    }
+
+    let scratch = Scratch::new();
+    let mut suite = Suite::from_args();
+    let mut nix = Nix::new();
+    let docker = match Dockerd::start(&scratch.0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("e2e: {e}");
+            std::process::exit(1);
+        }
+    };
+    let podman = Podman::new(&scratch.0);
+    let dir = scratch.0.clone();
+
+    suite.check("stream_docker_load_and_run", || {
+        let plan = nix.build("stream")?;
+        let tag = image_tag(&nix, "stream")?;
+        let loaded = pipe(&plan, docker.cmd().arg("load"))?;
+        let image = format!("strata-hello:{tag}");
+        ensure(loaded.contains(&image), || {
+            format!("docker load said {loaded:?}, expected {image}")
+        })?;
+        let out = docker.run(&image, &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("docker run printed {out:?}")
+        })?;
+        let out = docker.run(&image, &["/bin/tools-check"])?;
+        ensure(out.trim() == "tools ok", || {
+            format!("contents not at the root: {out:?}")
+        })?;
+        let toolbox = PathBuf::from(nix.eval_json("toolboxPath")?.as_str().unwrap_or_default());
+        let stat = format!("{}/bin/stat", toolbox.display());
+        let cat = format!("{}/bin/cat", toolbox.display());
+        let out = docker.run(&image, &[&stat, "-c", "%a", "/tmp", "/nix", "/nix/store"])?;
+        ensure(
+            out.split_whitespace().collect::<Vec<_>>() == ["1777", "755", "755"],
+            || format!("modes of /tmp /nix /nix/store: {out:?}"),
+        )?;
+        let out = docker.run(&image, &[&cat, "/extra.txt", "/etc/tools.conf"])?;
+        ensure(out == "extra\nfrom tools\n", || {
+            format!("extraCommands/contents files: {out:?}")
+        })?;
+        let inspect = ok(docker.cmd().args([
+            "inspect",
+            "--format",
+            "{{.Created}} {{.Architecture}} {{.Os}} {{json .Config.Env}}",
+            &image,
+        ]))?;
+        ensure(
+            inspect.trim() == r#"1970-01-01T00:00:01Z amd64 linux ["GREETING=1"]"#,
+            || format!("docker inspect: {inspect}"),
+        )
+    });
+
+    suite.check("stream_podman_load_and_run", || {
+        let plan = nix.build("stream")?;
+        let tag = image_tag(&nix, "stream")?;
+        pipe(&plan, podman.cmd().arg("load"))?;
+        let out = podman.run(&format!("localhost/strata-hello:{tag}"), &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("podman run printed {out:?}")
+        })?;
+        let out = podman.run(
+            &format!("localhost/strata-hello:{tag}"),
+            &["/bin/tools-check"],
+        )?;
+        ensure(out.trim() == "tools ok", || {
+            format!("podman run printed {out:?}")
+        })
+    });
+
+    suite.check("skopeo_inspect_shows_config_arch_and_layers", || {
+        let plan = nix.build("stream")?;
+        let file = dir.join("stream.tar");
+        save(&plan, &file)?;
+        let src = format!("docker-archive:{}", file.display());
+        let inspect: Value =
+            serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", &src]))?)
+                .map_err(|e| e.to_string())?;
+        ensure(
+            inspect["Architecture"] == "amd64" && inspect["Os"] == "linux",
+            || format!("{inspect}"),
+        )?;
+        // hello, greeting, locale-data, toolbox, tools + the customisation layer.
+        let layers = inspect["Layers"].as_array().map_or(0, Vec::len);
+        ensure(layers == 6, || {
+            format!("expected 6 layers, skopeo shows {layers}: {inspect}")
+        })?;
+        let config: Value = serde_json::from_str(&ok(
+            Command::new("skopeo").args(["inspect", "--config", &src])
+        )?)
+        .map_err(|e| e.to_string())?;
+        let cmd = config["config"]["Cmd"][0].as_str().unwrap_or_default();
+        ensure(
+            cmd.starts_with("/nix/store/") && cmd.ends_with("-hello-app-0.3/bin/hello"),
+            || format!("Cmd: {config}"),
+        )?;
+        ensure(config["config"]["Env"][0] == "GREETING=1", || {
+            format!("Env: {config}")
+        })?;
+        ensure(
+            config["history"].as_array().map_or(0, Vec::len) == 6,
+            || format!("history: {config}"),
+        )
+    });
+
+    suite.check("layers_are_deterministic_relative_and_hashed", || {
+        let plan = nix.build("stream")?;
+        let (a, b) = (dir.join("a.tar"), dir.join("b.tar"));
+        save(&plan, &a)?;
+        save(&plan, &b)?;
+        let (ba, bb) = (
+            std::fs::read(&a).map_err(|e| e.to_string())?,
+            std::fs::read(&b).map_err(|e| e.to_string())?,
+        );
+        ensure(ba == bb, || "two streams of the same plan differ".into())?;
+        let img = open_image(&a)?;
+        let diff_ids = img.config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ensure(diff_ids.len() == img.layers.len(), || {
+            "diff_ids and layers differ in number".into()
+        })?;
+        for (i, layer) in img.layers.iter().enumerate() {
+            let want = format!("sha256:{}", sha256_hex(layer));
+            ensure(diff_ids[i] == want.as_str(), || {
+                format!("layer {i}: diff_id {} but sha256 {want}", diff_ids[i])
+            })?;
+            let e = entries(layer);
+            ensure(
+                e.len() >= 2
+                    && e[0] == ("nix/".into(), 0o755, 'd')
+                    && e[1] == ("nix/store/".into(), 0o755, 'd'),
+                || {
+                    format!(
+                        "layer {i} must start with nix/ and nix/store/ (0755): {:?}",
+                        &e[..e.len().min(3)]
+                    )
+                },
+            )?;
+            ensure(
+                e.iter()
+                    .all(|(n, _, _)| !n.starts_with('/') && !n.contains("..")),
+                || format!("layer {i} has absolute or .. names"),
+            )?;
+            ensure(e.iter().all(|(_, _, t)| *t != 'h' && *t != '?'), || {
+                format!("layer {i} has hard links or odd entries")
+            })?;
+        }
+        let m = &img.manifest[0];
+        ensure(
+            m["RepoTags"][0]
+                .as_str()
+                .is_some_and(|t| t.starts_with("strata-hello:")),
+            || format!("manifest: {m}"),
+        )
+    });
+
+    suite.check("build_layered_image_gz_docker_and_podman", || {
+        let archive = nix.build("layered")?;
+        ensure(
+            archive.to_string_lossy().ends_with("strata-layered.tar.gz"),
+            || format!("output name {}", archive.display()),
+        )?;
+        ensure(image_tag(&nix, "layered")? == "v1", || {
+            "imageTag is not the given tag".into()
+        })?;
+        feed(&archive, docker.cmd().arg("load"))?;
+        let out = docker.run("strata-layered:v1", &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("docker run printed {out:?}")
+        })?;
+        // Debian 12's podman 4.3 cannot read gzipped archives (podman#15944, a pgzip bug fixed
+        // in later versions), whoever wrote them; decompressing first works everywhere.
+        pipe_cmd(
+            Command::new("gzip").arg("-dc").arg(&archive),
+            podman.cmd().arg("load"),
+        )?;
+        let out = podman.run("localhost/strata-layered:v1", &["/bin/tools-check"])?;
+        ensure(out.trim() == "tools ok", || {
+            format!("podman run printed {out:?}")
+        })
+    });
+
+    suite.check("build_layered_image_zstd_loads", || {
+        let archive = nix.build("layeredZstd")?;
+        let tag = image_tag(&nix, "layeredZstd")?;
+        feed(&archive, podman.cmd().arg("load"))?;
+        let out = podman.run(&format!("localhost/strata-layered-zstd:{tag}"), &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("podman run printed {out:?}")
+        })?;
+        // Docker decompresses zstd archives from version 23 on; Debian 12 ships 20.10.
+        if docker.major_version() >= 23 {
+            feed(&archive, docker.cmd().arg("load"))?;
+            let out = docker.run(&format!("strata-layered-zstd:{tag}"), &[])?;
+            ensure(out.trim() == HELLO, || {
+                format!("docker run printed {out:?}")
+            })?;
+        }
+        Ok(())
+    });
+
+    suite.check("image_tag_defaults_to_plan_hash", || {
+        let plan = nix.build("stream")?;
+        let tag = image_tag(&nix, "stream")?;
+        let base = plan
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        ensure(
+            base.starts_with(&format!("{tag}-")) && tag.len() == 32,
+            || format!("tag {tag} for {base}"),
+        )?;
+        let name = nix.eval_json("stream.imageName")?;
+        ensure(name == "strata-hello", || format!("imageName {name}"))?;
+        // buildLayeredImage without a tag takes the tag of its stream.
+        let zstd_tag = image_tag(&nix, "layeredZstd")?;
+        let stream_tag = image_tag(&nix, "layeredZstd.stream")?;
+        ensure(zstd_tag == stream_tag, || {
+            format!("{zstd_tag} != {stream_tag}")
+        })
+    });
+
+    suite.check("nix_build_check_reproducible", || {
+        for attr in [
+            "stream",
+            "stream.customisationLayer",
+            "stream.configFile",
+            "layered",
+            "layeredZstd",
+            "capped",
+            "noStore.customisationLayer",
+        ] {
+            nix.check_reproducible(attr)
+                .map_err(|e| format!("{attr}: {e}"))?;
+        }
+        Ok(())
+    });
+
+    suite.check("max_layers_below_2_fails_at_evaluation", || {
+        let err = nix.instantiate_fails("tooFewLayers")?;
+        ensure(err.contains("`maxLayers`") && err.contains("got 1"), || {
+            format!("message: {err}")
+        })
+    });
+
+    suite.check(
+        "closure_larger_than_max_layers_fills_exactly_max_layers",
+        || {
+            let plan = nix.build("capped")?;
+            let file = dir.join("capped.tar");
+            save(&plan, &file)?;
+            let img = open_image(&file)?;
+            ensure(img.layers.len() == 5, || {
+                format!("maxLayers = 5 gave {} layers", img.layers.len())
+            })?;
+            // The closure the image must hold: everything the config and the customisation
+            // layer refer to, minus those two.
+            let custom = nix.build("capped.customisationLayer")?;
+            let config = nix.build("capped.configFile")?;
+            let closure: BTreeSet<String> = ok(Command::new("nix-store")
+                .arg("-qR")
+                .arg(&custom)
+                .arg(&config))?
+            .lines()
+            .filter(|p| Path::new(p) != custom && Path::new(p) != config)
+            .map(str::to_owned)
+            .collect();
+            ensure(closure.len() > 5, || {
+                format!("closure too small to test the cap: {closure:?}")
+            })?;
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for layer in &img.layers {
+                for p in store_paths_in(layer) {
+                    *seen.entry(p).or_default() += 1;
+                }
+            }
+            let held: BTreeSet<String> = seen.keys().cloned().collect();
+            ensure(held == closure, || {
+                format!("image holds {held:?}\nclosure is {closure:?}")
+            })?;
+            ensure(seen.values().all(|&n| n == 1), || {
+                format!("a store path is in more than one layer: {seen:?}")
+            })?;
+            let out = docker_load_run(&docker, &plan, "strata-capped:latest")?;
+            ensure(out.trim() == HELLO, || {
+                format!("docker run printed {out:?}")
+            })
+        },
+    );
+
+    suite.check("non_root_owner_and_store_dir_modes", || {
+        let plan = nix.build("nonRoot")?;
+        pipe(&plan, docker.cmd().arg("load"))?;
+        let out = docker.run("strata-nonroot:latest", &[])?;
+        let lines: Vec<&str> = out.lines().collect();
+        ensure(lines.len() == 5 && lines[0] == HELLO && lines[1] == "1000", || format!("output {out:?}"))?;
+        ensure(lines[2] == "755 0" && lines[3] == "755 0" && lines[4].ends_with(" 1000"), || {
+            format!("expected /nix and /nix/store 755 root-owned, store files owned by 1000: {out:?}")
+        })?;
+        pipe(&plan, podman.cmd().arg("load"))?;
+        let out = podman.run("localhost/strata-nonroot:latest", &[])?;
+        ensure(out.lines().nth(1) == Some("1000"), || format!("podman output {out:?}"))
+    });
+
+    suite.check("image_without_store_paths", || {
+        let plan = nix.build("noStore")?;
+        let file = dir.join("nostore.tar");
+        save(&plan, &file)?;
+        let img = open_image(&file)?;
+        ensure(img.layers.len() == 1, || {
+            format!("{} layers", img.layers.len())
+        })?;
+        let e = entries(&img.layers[0]);
+        ensure(!e.iter().any(|(n, _, _)| n.starts_with("nix")), || {
+            format!("no nix/ entries expected: {e:?}")
+        })?;
+        let out = docker_load_run(&docker, &plan, "strata-nostore:latest")?;
+        ensure(out.trim() == "no store", || {
+            format!("docker run printed {out:?}")
+        })
+    });
+
+    suite.check("registry_prefix_lowercase_name_and_architecture", || {
+        let plan = nix.build("arm")?;
+        let file = dir.join("arm.tar");
+        save(&plan, &file)?;
+        let img = open_image(&file)?;
+        ensure(
+            img.manifest[0]["RepoTags"][0] == "registry.example.com/team/arm-app:1.0",
+            || format!("{}", img.manifest),
+        )?;
+        ensure(img.config["architecture"] == "arm64", || {
+            format!("{}", img.config)
+        })?;
+        let inspect: Value =
+            serde_json::from_str(&ok(Command::new("skopeo")
+                .args(["inspect", &format!("docker-archive:{}", file.display())]))?)
+            .map_err(|e| e.to_string())?;
+        ensure(inspect["Architecture"] == "arm64", || format!("{inspect}"))?;
+        pipe(&plan, docker.cmd().arg("load"))?;
+        let tags = ok(docker
+            .cmd()
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"]))?;
+        ensure(
+            tags.lines()
+                .any(|l| l == "registry.example.com/team/arm-app:1.0"),
+            || format!("docker images: {tags}"),
+        )
+    });
+
+    suite.check("errors_are_one_line", || {
+        let helper = repo().join("build/bootstrap/helper/bin/strata");
+        let plan = nix.build("stream")?;
+        // Reader closes early: `./result | head -c 10`.
+        let mut child = Command::new(&plan)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut first = [0u8; 10];
+        child
+            .stdout
+            .take()
+            .expect("piped")
+            .read_exact(&mut first)
+            .map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure(
+            !out.status.success() && err.lines().count() == 1 && err.contains("broken pipe"),
+            || format!("head -c 10: status {}, stderr {err:?}", out.status),
+        )?;
+        // A plan naming a store path that does not exist.
+        let text = std::fs::read_to_string(&plan).map_err(|e| e.to_string())?;
+        let gone = "/nix/store/00000000000000000000000000000000-gone";
+        let bad_plan = dir.join("bad-plan");
+        let hello_path = text
+            .lines()
+            .find(|l| l.contains("-locale-data-1.0\""))
+            .ok_or("no locale-data in plan")?;
+        let old = hello_path
+            .trim()
+            .trim_end_matches(',')
+            .trim_matches('"')
+            .to_owned();
+        std::fs::write(&bad_plan, text.replace(&old, gone)).map_err(|e| e.to_string())?;
+        let out = run(Command::new(&helper)
+            .arg("stream")
+            .arg(&bad_plan)
+            .stdout(Stdio::null()))?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure(
+            !out.status.success() && err.lines().count() == 1 && err.contains(gone),
+            || format!("missing path: {err:?}"),
+        )?;
+        // A malformed closure file.
+        let bad = dir.join("closure.json");
+        std::fs::write(&bad, "[{\"references\": []}]").map_err(|e| e.to_string())?;
+        let out = run(Command::new(&helper)
+            .args(["layers", "--closure"])
+            .arg(&bad))?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure(
+            !out.status.success()
+                && err.lines().count() == 1
+                && err.contains("closure.json")
+                && err.contains("path"),
+            || format!("malformed closure: {err:?}"),
+        )?;
+        // None of these may panic.
+        ensure(!err.contains("panicked"), || err.clone())
+    });
+
+    suite.check("flake_overlay_with_stand_in_nixpkgs", || flake_check(&dir));
+
+    let passed = suite.finish();
+    drop(docker);
+    drop(podman);
+    drop(scratch);
+    std::process::exit(if passed { 0 } else { 1 });
+}
+
+fn docker_load_run(docker: &Dockerd, plan: &Path, image: &str) -> Result<String, String> {
+    pipe(plan, docker.cmd().arg("load"))?;
+    docker.run(image, &[])
+}
+
+/// Evaluates and builds the flake's outputs with nixpkgs overridden by a minimal local
+/// stand-in (nixpkgs cannot be fetched here), proving the overlay, `lib` and packages wiring.
+fn flake_check(scratch: &Path) -> Check {
+    // A copy outside the repository: flakes in a git tree only see committed files, and the
+    // test must not depend on what is committed.
+    let copy = scratch.join("flake-src");
+    let _ = std::fs::remove_dir_all(&copy);
+    bash(&format!(
+        "mkdir -p {c} && cp -r flake.nix flake.lock nix Cargo.toml Cargo.lock src examples tests {c}/ && mkdir -p {c}/tests/nix/stand-in-nixpkgs/prebuilt && cp -a build/bootstrap/helper build/bootstrap/toolbox {c}/tests/nix/stand-in-nixpkgs/prebuilt/",
+        c = copy.display()
+    ))?;
+    let stand_in = copy.join("tests/nix/stand-in-nixpkgs");
+    let flake = |args: &[&str]| -> Result<String, String> {
+        ok(Command::new("nix")
+            .args(["--extra-experimental-features", "nix-command flakes"])
+            .args(args)
+            .args(["--override-input", "nixpkgs"])
+            .arg(format!("path:{}", stand_in.display()))
+            .args(["--no-write-lock-file", "--option", "sandbox", "true"])
+            .current_dir(&copy))
+    };
+    let system = "x86_64-linux";
+    let is_fn = flake(&[
+        "eval",
+        "path:.#overlays.default",
+        "--apply",
+        "builtins.isFunction",
+    ])?;
+    ensure(is_fn.trim() == "true", || {
+        format!("overlays.default is not a function: {is_fn}")
+    })?;
+    let lib = flake(&[
+        "eval",
+        "path:.#lib",
+        "--apply",
+        "l: builtins.attrNames (builtins.functionArgs l)",
+    ])?;
+    ensure(
+        lib.contains("\"helper\"") && lib.contains("\"pkgs\""),
+        || format!("lib arguments: {lib}"),
+    )?;
+    // Nix 2.8 has no --print-out-paths; --json names the outputs.
+    let built = |attr: &str| -> Result<PathBuf, String> {
+        let out = flake(&[
+            "build",
+            "--no-link",
+            "--json",
+            &format!("path:.#packages.{system}.{attr}"),
+        ])?;
+        let json: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+        json[0]["outputs"]["out"]
+            .as_str()
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("no out in {out}"))
+    };
+    let plan = built("example")?;
+    let text = std::fs::read_to_string(&plan).map_err(|e| e.to_string())?;
+    ensure(
+        text.starts_with("#!")
+            && text.contains("\"strataPlan\"")
+            && text.contains("-hello-2.12/bin/hello"),
+        || format!("flake example is not a plan of hello: {}", plan.display()),
+    )?;
+    let helper = built("default")?;
+    ensure(helper.join("bin/strata").exists(), || {
+        format!("packages.default has no bin/strata: {}", helper.display())
+    })?;
+    let archive = built("exampleLayered")?;
+    ensure(archive.to_string_lossy().ends_with("-hello.tar.gz"), || {
+        format!("exampleLayered: {}", archive.display())
+    })
+}

@@ -7,6 +7,8 @@ let
 in
 {
   inherit strata pkgs;
+  # The toolbox's store path (interpolation copies it into the store).
+  toolboxPath = "${toolbox}";
 
   # config.Cmd alone brings hello's closure in; contents adds tools at the root.
   stream = strata.streamLayeredImage {

@@ -1,0 +1,34 @@
+{
+  description = "strata: Docker/OCI images from Nix store closures, a faster successor to dockerTools";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs = { self, nixpkgs }:
+    let
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAllSystems = f: builtins.listToAttrs (map (system: { name = system; value = f system; }) systems);
+      pkgsFor = system: import nixpkgs { inherit system; overlays = [ self.overlays.default ]; };
+    in
+    {
+      # `strata.lib { inherit pkgs; }` (or `{ helper; toolbox; }`) gives the functions.
+      lib = import ./nix;
+
+      # Puts strata's functions at pkgs.dockerTools and the helper at pkgs.strata.
+      overlays.default = final: prev: {
+        strata = final.callPackage ./nix/package.nix { };
+        dockerTools = (prev.dockerTools or { }) // {
+          inherit (import ./nix { pkgs = final; helper = final.strata; })
+            buildLayeredImage streamLayeredImage;
+        };
+      };
+
+      packages = forAllSystems (system:
+        let pkgs = pkgsFor system; in {
+          default = pkgs.strata;
+          strata = pkgs.strata;
+          # The README example: `nix build .#example && ./result | docker load`.
+          example = pkgs.callPackage ./examples/hello.nix { };
+          exampleLayered = pkgs.callPackage ./examples/hello.nix { layered = true; };
+        });
+    };
+}

@@ -1,0 +1,447 @@
+//! Harness for the end-to-end tests: commands that fail loudly, a Docker daemon and a podman
+//! store started for the run and stopped after it, and nix-build in the sandbox.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Result of a check: `Err` carries a message with everything needed to debug it.
+pub type Check = Result<(), String>;
+
+/// Repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Describes a finished command for a failure message: command line, status, stdout, stderr.
+pub fn describe(cmd: &Command, out: &Output) -> String {
+    let mut s = format!("command: {cmd:?}\nstatus: {}\n", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = if stdout.len() > 4000 {
+        &stdout[stdout.len() - 4000..]
+    } else {
+        &stdout
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = if stderr.len() > 4000 {
+        &stderr[stderr.len() - 4000..]
+    } else {
+        &stderr
+    };
+    let _ = write!(s, "--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    s
+}
+
+/// Runs `cmd` to completion, capturing output; `Err` only when it cannot start. Stdin is
+/// empty unless the caller set it.
+pub fn run(cmd: &mut Command) -> Result<Output, String> {
+    cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs `cmd` and requires success; returns stdout as text.
+pub fn ok(cmd: &mut Command) -> Result<String, String> {
+    let out = run(cmd)?;
+    if !out.status.success() {
+        return Err(format!("command failed\n{}", describe(cmd, &out)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a bash script (for pipelines) and requires success; returns stdout.
+pub fn bash(script: &str) -> Result<String, String> {
+    ok(Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(script)
+        .current_dir(repo()))
+}
+
+/// Fails with `what` unless `cond`.
+pub fn ensure(cond: bool, what: impl FnOnce() -> String) -> Check {
+    if cond {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+/// True when `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A scratch directory for the whole run, removed at the end.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// Creates `/tmp/strata-e2e-<pid>`.
+    pub fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(format!("strata-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Builds attributes of `tests/nix/images.nix` with the sandbox on, once each.
+pub struct Nix {
+    helper: PathBuf,
+    toolbox: PathBuf,
+    built: HashMap<String, PathBuf>,
+}
+
+impl Nix {
+    /// Uses the helper and toolbox `scripts/bootstrap` prepared.
+    pub fn new() -> Nix {
+        let boot = repo().join("build/bootstrap");
+        Nix {
+            helper: boot.join("helper"),
+            toolbox: boot.join("toolbox"),
+            built: HashMap::new(),
+        }
+    }
+
+    /// The arguments that instantiate the library in its no-nixpkgs form.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--arg".into(),
+            "helper".into(),
+            self.helper.display().to_string(),
+            "--arg".into(),
+            "toolbox".into(),
+            self.toolbox.display().to_string(),
+        ]
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(repo())
+            .arg("tests/nix/images.nix")
+            .args(self.args());
+        c
+    }
+
+    /// `nix-build --option sandbox true -A attr`, returning the output path.
+    pub fn build(&mut self, attr: &str) -> Result<PathBuf, String> {
+        if let Some(p) = self.built.get(attr) {
+            return Ok(p.clone());
+        }
+        let out = ok(self.command("nix-build").args([
+            "--option",
+            "sandbox",
+            "true",
+            "--no-out-link",
+            "-A",
+            attr,
+        ]))?;
+        let path = PathBuf::from(out.trim());
+        self.built.insert(attr.to_owned(), path.clone());
+        Ok(path)
+    }
+
+    /// Rebuilds `attr` with `nix-build --check`: fails unless it is bit-for-bit reproducible.
+    pub fn check_reproducible(&mut self, attr: &str) -> Check {
+        self.build(attr)?;
+        ok(self.command("nix-build").args([
+            "--option",
+            "sandbox",
+            "true",
+            "--no-out-link",
+            "--check",
+            "-A",
+            attr,
+        ]))
+        .map(drop)
+    }
+
+    /// Evaluates `attr` to JSON.
+    pub fn eval_json(&self, attr: &str) -> Result<serde_json::Value, String> {
+        let out = ok(self
+            .command("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "-A", attr]))?;
+        serde_json::from_str(&out).map_err(|e| format!("{attr}: not JSON: {e}: {out}"))
+    }
+
+    /// Instantiates `attr`, expecting failure; returns stderr.
+    pub fn instantiate_fails(&self, attr: &str) -> Result<String, String> {
+        let mut cmd = self.command("nix-instantiate");
+        cmd.args(["-A", attr]);
+        let out = run(&mut cmd)?;
+        if out.status.success() {
+            return Err(format!(
+                "expected evaluation to fail\n{}",
+                describe(&cmd, &out)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A Docker engine started for the run (Debian's docker.io), on its own socket and data root.
+pub struct Dockerd {
+    child: Child,
+    dir: PathBuf,
+    /// `unix://...` socket to pass as `--host`.
+    pub host: String,
+}
+
+impl Dockerd {
+    /// Starts dockerd and waits until it answers.
+    pub fn start(scratch: &Path) -> Result<Dockerd, String> {
+        let dir = scratch.join("docker");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let sock = dir.join("docker.sock");
+        let host = format!("unix://{}", sock.display());
+        let log = std::fs::File::create(dir.join("dockerd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("dockerd")
+            .args([
+                "--storage-driver=overlay2",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+            ])
+            .arg("--host")
+            .arg(&host)
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start dockerd: {e}"))?;
+        let d = Dockerd { child, dir, host };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if d.cmd()
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                return Ok(d);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let log = std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default();
+        Err(format!("dockerd did not answer within 60 s; log:\n{log}"))
+    }
+
+    /// A `docker` command talking to this daemon.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.arg("--host").arg(&self.host);
+        c
+    }
+
+    /// Major version of the engine.
+    pub fn major_version(&self) -> u32 {
+        ok(self
+            .cmd()
+            .args(["version", "--format", "{{.Server.Version}}"]))
+        .ok()
+        .and_then(|v| v.trim().split('.').next().and_then(|m| m.parse().ok()))
+        .unwrap_or(0)
+    }
+
+    /// `docker run --rm --network=none IMAGE ARGS...`, returning stdout.
+    pub fn run(&self, image: &str, args: &[&str]) -> Result<String, String> {
+        ok(self
+            .cmd()
+            .args(["run", "--rm", "--network=none", image])
+            .args(args))
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd unmount its overlays before the data root is removed.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// podman with its own storage under the scratch directory, run the way this machine needs.
+pub struct Podman {
+    root: PathBuf,
+}
+
+impl Podman {
+    /// Uses `scratch/podman` for images and state.
+    pub fn new(scratch: &Path) -> Podman {
+        Podman {
+            root: scratch.join("podman"),
+        }
+    }
+
+    /// A `podman` command on this store.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(self.root.join("storage"))
+            .arg("--runroot")
+            .arg(self.root.join("run"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c
+    }
+
+    /// `podman run` with the options this machine needs, returning stdout.
+    pub fn run(&self, image: &str, args: &[&str]) -> Result<String, String> {
+        ok(self
+            .cmd()
+            .args(["run", "--rm", "--runtime", "runc", "--network=none"])
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+                image,
+            ])
+            .args(args))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["rmi", "--all", "--force"]).output();
+        let _ = self.cmd().args(["system", "reset", "--force"]).output();
+    }
+}
+
+/// Pipes the output of running the executable `producer` into `consumer`; both must succeed.
+pub fn pipe(producer: &Path, consumer: &mut Command) -> Result<String, String> {
+    pipe_cmd(&mut Command::new(producer), consumer)
+}
+
+/// Pipes the output of `producer` into `consumer`; both must succeed.
+pub fn pipe_cmd(producer: &mut Command, consumer: &mut Command) -> Result<String, String> {
+    let mut p = producer
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {producer:?}: {e}"))?;
+    let stdout = p.stdout.take().expect("piped");
+    let out = consumer
+        .stdin(stdout)
+        .output()
+        .map_err(|e| format!("cannot run {consumer:?}: {e}"))?;
+    let pout = p.wait_with_output().map_err(|e| e.to_string())?;
+    if !pout.status.success() || !out.status.success() {
+        return Err(format!(
+            "{producer:?} | {consumer:?} failed\nproducer status {}: {}\n{}",
+            pout.status,
+            String::from_utf8_lossy(&pout.stderr),
+            describe(consumer, &out)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `program` with `file` on stdin; must succeed.
+pub fn feed(file: &Path, consumer: &mut Command) -> Result<String, String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    ok(consumer.stdin(f))
+}
+
+/// Writes the output of running `producer` to `dest`.
+pub fn save(producer: &Path, dest: &Path) -> Check {
+    let f = std::fs::File::create(dest).map_err(|e| e.to_string())?;
+    let out = Command::new(producer)
+        .stdout(f)
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", producer.display()))?;
+    ensure(out.status.success(), || {
+        format!(
+            "{} failed: {}",
+            producer.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Runs the checks whose names contain one of `filters` (all when empty), one at a time,
+/// printing each result; returns the number of failures.
+pub struct Suite {
+    filters: Vec<String>,
+    failures: Vec<String>,
+    ran: usize,
+}
+
+impl Suite {
+    /// Takes name filters from the command line (flags are ignored).
+    pub fn from_args() -> Suite {
+        Suite {
+            filters: std::env::args()
+                .skip(1)
+                .filter(|a| !a.starts_with('-'))
+                .collect(),
+            failures: Vec::new(),
+            ran: 0,
+        }
+    }
+
+    /// Runs `f` as the check `name`, unless filtered out.
+    pub fn check(&mut self, name: &str, f: impl FnOnce() -> Check) {
+        if !self.filters.is_empty() && !self.filters.iter().any(|flt| name.contains(flt.as_str())) {
+            return;
+        }
+        self.ran += 1;
+        let start = Instant::now();
+        let result = f();
+        let secs = start.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => println!("e2e ok    {name} ({secs:.1}s)"),
+            Err(e) => {
+                println!("e2e FAIL  {name} ({secs:.1}s)\n{e}\n");
+                self.failures.push(name.to_owned());
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    /// Prints the summary; returns true when every check passed.
+    pub fn finish(self) -> bool {
+        println!(
+            "e2e: {} checks, {} failed{}",
+            self.ran,
+            self.failures.len(),
+            if self.failures.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", self.failures.join(", "))
+            }
+        );
+        self.failures.is_empty()
+    }
+}
