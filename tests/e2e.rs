@@ -138,7 +138,7 @@ fn main() {
     .into_iter()
     .filter(|p| !have(p))
     .collect();
-    let not_root = !ok(&mut Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
+    let not_root = !ok(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
     if !missing.is_empty() || not_root {
         let why = if not_root {
             "not running as root".to_owned()
