@@ -7,14 +7,13 @@
 //! calling thread hashes and writes them, so reading and hashing overlap and memory stays
 //! bounded whatever the image size.
 
-use crate::digest::{Blob, Digest};
+use crate::digest::{Blob, Digest, HashingWriter};
 use crate::image_config::{History, ImageConfig, RootFs};
 use crate::layer_tar::{layer_size, read_retrying, write_layer, CopyError, LayerError, LayerSink};
 use crate::plan::ImagePlan;
 use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
 use rayon::prelude::*;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -154,17 +153,19 @@ pub fn write_docker_archive(
                 &outer,
             );
             out.write_all(&header).map_err(ArchiveError::Write)?;
-            let mut hasher = Sha256::new();
-            let mut written = 0u64;
+            let mut layer = HashingWriter::new(&mut out);
             loop {
                 match rx.recv() {
                     Ok(Message::Data(buf, n)) => {
-                        hasher.update(&buf[..n]);
-                        written += n as u64;
-                        if written > size {
-                            break;
+                        if layer.size() + n as u64 > size {
+                            return Err(ArchiveError::SizeChanged {
+                                index: i + 1,
+                                what: plan.layers[i].describe_short(),
+                                expected: size,
+                                found: layer.size() + n as u64,
+                            });
                         }
-                        out.write_all(&buf[..n]).map_err(ArchiveError::Write)?;
+                        layer.write_all(&buf[..n]).map_err(ArchiveError::Write)?;
                         let _ = pool_tx.send(buf);
                     }
                     Ok(Message::LayerEnd) => break,
@@ -176,20 +177,18 @@ pub fn write_docker_archive(
                     }
                 }
             }
-            if written != size {
+            let (out, blob) = layer.finish();
+            if blob.size != size {
                 return Err(ArchiveError::SizeChanged {
                     index: i + 1,
                     what: plan.layers[i].describe_short(),
                     expected: size,
-                    found: written,
+                    found: blob.size,
                 });
             }
             out.write_all(&[0u8; 512][..padding(size)])
                 .map_err(ArchiveError::Write)?;
-            blobs.push(Blob {
-                digest: Digest(hasher.finalize().into()),
-                size,
-            });
+            blobs.push(blob);
             layer_names.push(name);
         }
         Ok(())

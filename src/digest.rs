@@ -85,11 +85,6 @@ impl<W: Write> HashingWriter<W> {
         self.size
     }
 
-    /// The inner writer, to write bytes that must not be hashed.
-    pub fn inner_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
-
     /// Ends hashing: returns the inner writer and the blob written through it.
     pub fn finish(self) -> (W, Blob) {
         let blob = Blob {

@@ -613,6 +613,54 @@ mod tests {
         );
     }
 
+    /// Counts bytes and keeps the first few KiB (the headers).
+    struct Head {
+        head: Vec<u8>,
+        total: u64,
+    }
+
+    impl io::Write for Head {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let room = 4096usize.saturating_sub(self.head.len()).min(buf.len());
+            self.head.extend_from_slice(&buf[..room]);
+            self.total += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn file_over_8_gib_gets_a_pax_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("aaa-big");
+        fs::create_dir(&p).unwrap();
+        let size = 8 * (1u64 << 30) + 4097; // past the 11-octal-digit limit
+        File::create(p.join("sparse"))
+            .unwrap()
+            .set_len(size)
+            .unwrap();
+        let src = LayerSource::StorePaths(vec![p]);
+        let mut sink = WriteSink::new(Head {
+            head: Vec::new(),
+            total: 0,
+        });
+        write_layer(&src, &stamp(), &mut sink).unwrap();
+        assert_eq!(sink.inner.total, layer_size(&src, &stamp()).unwrap());
+        // nix/, nix/store/, the path, then the PAX header of the file and its record.
+        let pax = String::from_utf8_lossy(&sink.inner.head[4 * 512..5 * 512]).into_owned();
+        assert!(pax.contains(&format!("size={size}\n")), "{pax}");
+        let mut archive = tar::Archive::new(&sink.inner.head[..]);
+        let entries: Vec<_> = archive
+            .entries()
+            .unwrap()
+            .take(4)
+            .map(|e| e.map(|e| e.size()))
+            .collect();
+        assert!(matches!(entries[3], Ok(s) if s == size), "{entries:?}");
+    }
+
     #[test]
     fn a_file_that_grew_is_detected() {
         let dir = tempfile::tempdir().unwrap();

@@ -506,6 +506,69 @@ fn main() {
         )
     });
 
+    suite.check("created_now_and_empty_image", || {
+        let plan = nix.build("nowDated")?;
+        pipe(&plan, docker.cmd().arg("load"))?;
+        let created =
+            ok(docker
+                .cmd()
+                .args(["inspect", "--format", "{{.Created}}", "strata-now:latest"]))?;
+        let year: u32 = created.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
+        ensure(year >= 2025, || format!("created = \"now\" gave {created}"))?;
+        let plan = nix.build("empty")?;
+        let file = dir.join("empty.tar");
+        save(&plan, &file)?;
+        let img = open_image(&file)?;
+        ensure(
+            img.layers.len() == 1 && img.config["config"] == serde_json::json!({}),
+            || format!("{}", img.config),
+        )?;
+        pipe(&plan, docker.cmd().arg("load"))?;
+        pipe(&plan, podman.cmd().arg("load"))?;
+        let created = ok(podman.cmd().args([
+            "inspect",
+            "--format",
+            "{{.Created}}",
+            "localhost/strata-empty:latest",
+        ]))?;
+        ensure(created.starts_with("1970-01-01"), || {
+            format!("podman inspect Created {created}")
+        })
+    });
+
+    suite.check("layers_subcommand_reads_nix_path_info_by_hand", || {
+        let helper = repo().join("build/bootstrap/helper/bin/strata");
+        let hello = nix.build("pkgs.hello")?;
+        let info = ok(Command::new("nix")
+            .args([
+                "--extra-experimental-features",
+                "nix-command",
+                "path-info",
+                "--json",
+                "--recursive",
+            ])
+            .arg(&hello))?;
+        let file = dir.join("path-info.json");
+        std::fs::write(&file, info).map_err(|e| e.to_string())?;
+        let closure: BTreeSet<String> = ok(Command::new("nix-store").arg("-qR").arg(&hello))?
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let out = ok(Command::new(&helper)
+            .args(["layers", "--max-layers", "3", "--closure"])
+            .arg(&file))?;
+        let layers: Vec<Vec<String>> =
+            serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+        let held: BTreeSet<String> = layers.iter().flatten().cloned().collect();
+        ensure(layers.len() == 2 && held == closure, || {
+            format!("layers {layers:?} for closure {closure:?}")
+        })?;
+        // The most popular path (referenced by all others) comes first.
+        ensure(layers[0][0].ends_with("-locale-data-1.0"), || {
+            format!("order {layers:?}")
+        })
+    });
+
     suite.check("errors_are_one_line", || {
         let helper = repo().join("build/bootstrap/helper/bin/strata");
         let plan = nix.build("stream")?;

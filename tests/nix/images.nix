@@ -76,6 +76,17 @@ in
     config.Cmd = [ "/bin/true" ];
   };
 
+  # created = "now": the image date is the build's (nixpkgs' unstableDate example).
+  nowDated = strata.streamLayeredImage {
+    name = "strata-now";
+    tag = "latest";
+    created = "now";
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+
+  # Nothing but a name: no store paths, an (almost) empty customisation layer.
+  empty = strata.streamLayeredImage { name = "strata-empty"; tag = "latest"; };
+
   # maxLayers = 1 must fail at evaluation.
   tooFewLayers = strata.streamLayeredImage {
     name = "bad";
