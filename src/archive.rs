@@ -93,13 +93,7 @@ pub fn write_docker_archive(
         .map(|(i, s)| layer_size(s, &stamp).map_err(|e| layer_error(i, e)))
         .collect::<Result<_, _>>()?;
 
-    let outer = Stamp {
-        mtime: plan.mtime,
-        uid: 0,
-        gid: 0,
-        uname: "root".to_owned(),
-        gname: "root".to_owned(),
-    };
+    let outer = Stamp::root(plan.mtime);
     let mut out = Counted {
         inner: out,
         bytes: 0,

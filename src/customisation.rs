@@ -134,13 +134,7 @@ pub fn write_customisation_tar(
     mtime: u64,
     out: &Path,
 ) -> Result<(), CustomisationError> {
-    let stamp = Stamp {
-        mtime,
-        uid: 0,
-        gid: 0,
-        uname: "root".to_owned(),
-        gname: "root".to_owned(),
-    };
+    let stamp = Stamp::root(mtime);
     let file = fs::File::create(out).map_err(io_err(out))?;
     let mut sink = WriteSink::new(io::BufWriter::with_capacity(1 << 20, file));
     let source = LayerSource::Tree {

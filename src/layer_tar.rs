@@ -439,13 +439,7 @@ mod tests {
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn stamp() -> Stamp {
-        Stamp {
-            mtime: 1,
-            uid: 0,
-            gid: 0,
-            uname: "root".into(),
-            gname: "root".into(),
-        }
+        Stamp::root(1)
     }
 
     fn build(source: &LayerSource) -> Vec<u8> {

@@ -46,6 +46,19 @@ pub struct Stamp {
     pub gname: String,
 }
 
+impl Stamp {
+    /// Owner root (uid and gid 0, names `root`) at `mtime`.
+    pub fn root(mtime: u64) -> Stamp {
+        Stamp {
+            mtime,
+            uid: 0,
+            gid: 0,
+            uname: "root".to_owned(),
+            gname: "root".to_owned(),
+        }
+    }
+}
+
 /// Appends the header block(s) for one entry to `out`. `name` is the path inside the archive
 /// (relative, no trailing slash); directories get a trailing `/` here.
 pub fn encode_header(
@@ -228,13 +241,7 @@ mod tests {
     use super::*;
 
     fn stamp() -> Stamp {
-        Stamp {
-            mtime: 1,
-            uid: 0,
-            gid: 0,
-            uname: "root".into(),
-            gname: "root".into(),
-        }
+        Stamp::root(1)
     }
 
     fn read_back(bytes: &[u8]) -> Vec<(String, u64, Option<String>)> {

@@ -379,6 +379,7 @@ fn main() {
     });
 
     suite.check("nix_build_check_reproducible", || {
+        // Every image the tests build except nowDated (created = "now" on purpose).
         for attr in [
             "stream",
             "stream.customisationLayer",
@@ -386,7 +387,11 @@ fn main() {
             "layered",
             "layeredZstd",
             "capped",
+            "nonRoot",
+            "noStore",
             "noStore.customisationLayer",
+            "arm",
+            "empty",
         ] {
             nix.check_reproducible(attr)
                 .map_err(|e| format!("{attr}: {e}"))?;
