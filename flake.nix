@@ -17,7 +17,7 @@
       overlays.default = final: prev: {
         strata = final.callPackage ./nix/package.nix { };
         dockerTools = (prev.dockerTools or { }) // {
-          inherit (import ./nix { pkgs = final; helper = final.strata; })
+          inherit (import ./nix { pkgs = final; helper = final.buildPackages.strata; })
             buildLayeredImage streamLayeredImage;
         };
       };

@@ -8,11 +8,12 @@
   pkgs ? null,
   # A path or derivation whose bin/strata is the helper. Without nixpkgs it must be
   # statically linked, since sandboxed builds see nothing but the store paths they name.
-  helper ? if pkgs != null then pkgs.callPackage ./package.nix { }
+  # It runs as the builder, so with nixpkgs it is built for the build platform.
+  helper ? if pkgs != null then pkgs.buildPackages.callPackage ./package.nix { }
     else throw "strata: pass `pkgs` or `helper` (a path whose bin/strata is the helper; scripts/bootstrap makes one)",
   # A path or derivation whose bin/ holds sh and coreutils (busybox with applet links will
   # do); extraCommands run with it.
-  toolbox ? if pkgs != null then pkgs.callPackage ./toolbox.nix { }
+  toolbox ? if pkgs != null then pkgs.buildPackages.callPackage ./toolbox.nix { }
     else throw "strata: pass `pkgs` or `toolbox` (a path whose bin/ holds sh and coreutils; scripts/bootstrap makes one)",
   # The Nix system image derivations are built on.
   system ? if pkgs != null then pkgs.stdenv.buildPlatform.system else builtins.currentSystem,

@@ -12,8 +12,16 @@ rec {
   # Throws `msg` unless `pred` holds; returns true, for use in `assert`.
   assertMsg = pred: msg: pred || builtins.throw msg;
 
-  # A value shown in an error message.
-  show = v: if builtins.isString v then "\"${v}\"" else builtins.toJSON v;
+  # A value shown in an error message; never fails, whatever the value.
+  show = v:
+    if builtins.isString v then "\"${v}\""
+    else if builtins.isInt v || builtins.isFloat v || builtins.isBool v || v == null then builtins.toJSON v
+    else "a ${builtins.typeOf v}";
+
+  # Whether `s` is "now" or a date nixpkgs' dockerTools accepts: RFC 3339, or ISO 8601
+  # without an offset (`2024-01-01`, `2024-01-01T12:00:00`), read as UTC.
+  isTime = s: builtins.isString s && (s == "now" || builtins.match
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?" s != null);
 
   # A store-path-safe derivation name from an image name: the part after the last `/`,
   # characters Nix refuses in store paths replaced by `-`.

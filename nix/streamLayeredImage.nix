@@ -23,10 +23,12 @@
   # Image architecture as GOARCH ("amd64", "arm64", ...). null derives it from the system
   # the library was instantiated for (x86_64-linux gives amd64).
   architecture ? null,
-  # Image creation date, RFC 3339, or "now" (which makes every build a different image).
+  # Image creation date, RFC 3339 (or `2024-01-01`), or "now": the time the image is
+  # streamed, so every stream is a different image.
   created ? "1970-01-01T00:00:01Z",
-  # mtime of the files in the layers, RFC 3339, or "now". Keep it constant so layers are
-  # shared between images.
+  # mtime of the files in the store layers, like `created`; "now" is the same instant as a
+  # `created` of "now". Keep it constant so layers are shared between images. The
+  # customisation layer, built once, takes 1970-01-01T00:00:01Z when this is "now".
   mtime ? "1970-01-01T00:00:01Z",
   # Numeric owner of the store files in the image (1000 for single-user Nix in a container).
   uid ? 0,
@@ -70,7 +72,8 @@ let
   customisationLayer = internalCustomisationLayer {
     name = "${baseName}-customisation-layer.tar";
     contents = lib.toList contents;
-    inherit extraCommands mtime includeStorePaths;
+    mtime = if mtime == "now" then "1970-01-01T00:00:01Z" else mtime;
+    inherit extraCommands includeStorePaths;
   };
 
   configFile = internalWriteFile {
@@ -101,6 +104,10 @@ assert lib.assertMsg (builtins.isInt maxLayers && maxLayers >= 2)
   "streamLayeredImage: `maxLayers` must be an integer of at least 2 (one store layer and the customisation layer), got ${lib.show maxLayers}";
 assert lib.assertMsg (tag == null || (builtins.isString tag && builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" tag != null))
   "streamLayeredImage: `tag` must be null or a Docker tag (letters, digits, `_`, `.`, `-`; at most 128), got ${lib.show tag}";
+assert lib.assertMsg (lib.isTime created)
+  "streamLayeredImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show created}";
+assert lib.assertMsg (lib.isTime mtime)
+  "streamLayeredImage: `mtime` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show mtime}";
 assert lib.assertMsg (builtins.isAttrs config)
   "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
 assert unsupported "fromImage" (fromImage != null);

@@ -80,7 +80,8 @@ pub fn write_docker_archive(
     repo_tag: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<ArchiveSummary, ArchiveError> {
-    let stamp = plan.stamp();
+    let (created, mtime) = plan.times(time::OffsetDateTime::now_utc());
+    let stamp = plan.stamp(mtime);
     let sources: Vec<_> = plan.layers.iter().map(|l| l.source()).collect();
     let layer_error = |index: usize, source: LayerError| ArchiveError::Layer {
         index: index + 1,
@@ -93,7 +94,7 @@ pub fn write_docker_archive(
         .map(|(i, s)| layer_size(s, &stamp).map_err(|e| layer_error(i, e)))
         .collect::<Result<_, _>>()?;
 
-    let outer = Stamp::root(plan.mtime);
+    let outer = Stamp::root(mtime);
     let mut out = Counted {
         inner: out,
         bytes: 0,
@@ -193,13 +194,13 @@ pub fn write_docker_archive(
         .layers
         .iter()
         .map(|l| History {
-            created: plan.created.clone(),
+            created: created.clone(),
             created_by: "strata".to_owned(),
             comment: l.describe(),
         })
         .collect();
     let config = ImageConfig {
-        created: &plan.created,
+        created: &created,
         architecture: &plan.architecture,
         variant: plan.variant.as_deref(),
         os: &plan.os,
@@ -332,6 +333,7 @@ impl LayerSink for ChunkSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image_config::When;
     use crate::plan::{Owner, PlannedLayer, PLAN_VERSION};
     use serde_json::json;
     use std::io::Read;
@@ -343,8 +345,8 @@ mod tests {
             architecture: "amd64".into(),
             variant: None,
             os: "linux".into(),
-            created: "1970-01-01T00:00:01Z".into(),
-            mtime: 1,
+            created: When::parse("created", "1970-01-01T00:00:01Z").unwrap(),
+            mtime: When::parse("mtime", "1970-01-01T00:00:01Z").unwrap(),
             owner: Owner {
                 uid: 0,
                 gid: 0,

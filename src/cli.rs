@@ -7,7 +7,7 @@ use crate::archive::write_docker_archive;
 use crate::closure::Closure;
 use crate::compress::Compressor;
 use crate::customisation::{merge_contents, run_extra_commands, write_customisation_tar};
-use crate::image_config::{mtime_seconds, parse_time};
+use crate::image_config::{mtime_seconds, When};
 use crate::layering::{limit_layers, popularity_order};
 use crate::nix_attrs::Attrs;
 use crate::plan::{ImagePlan, ImageSettings};
@@ -92,9 +92,26 @@ enum Command {
     },
 }
 
+/// A command line clap refused; the message is clap's first line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (see `strata --help`)")]
+pub struct UsageError(String);
+
 /// Runs the command line `args` (program name first).
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: clap's own output, to stdout.
+            e.print()?;
+            return Ok(());
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            return Err(UsageError(first.trim_start_matches("error: ").to_owned()).into());
+        }
+    };
     match cli.command {
         Command::Stream { plan, repo_tag } => stream(&plan, repo_tag.as_deref()),
         Command::Archive {
@@ -155,13 +172,18 @@ fn archive_builder(attrs: Option<&Path>) -> Result<()> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PlanAttrs {
+    /// The helper the plan's shebang line runs.
     helper_bin: PathBuf,
+    #[serde(flatten)]
+    settings: ImageSettings,
 }
 
 fn plan_builder(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
-    let settings: ImageSettings = attrs.parse()?;
-    let helper: PlanAttrs = attrs.parse()?;
+    let PlanAttrs {
+        helper_bin,
+        settings,
+    } = attrs.parse()?;
     let out = attrs.output("out")?;
     let config = match (&settings.config_file, &settings.config) {
         (Some(file), _) => {
@@ -177,7 +199,7 @@ fn plan_builder(attrs: Option<&Path>) -> Result<()> {
         anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
     })?;
     let plan = ImagePlan::new(&settings, config, &closure, &out)?;
-    write_file(&out, &plan.to_script(&helper.helper_bin), 0o555)
+    write_file(&out, &plan.to_script(&helper_bin), 0o555)
 }
 
 #[derive(Deserialize)]
@@ -196,7 +218,11 @@ fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
     let a: CustomisationAttrs = attrs.parse()?;
     let out = attrs.output("out")?;
-    let mtime = mtime_seconds(parse_time("mtime", &a.mtime)?, &a.mtime)?;
+    // The customisation layer is built once; "now" would make it differ on every rebuild.
+    let mtime = match When::parse("mtime", &a.mtime)? {
+        When::At(t) => mtime_seconds(t, &a.mtime)?,
+        When::Now => bail!("the customisation layer needs a fixed `mtime`, got \"now\""),
+    };
     let top = std::env::var_os("NIX_BUILD_TOP")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
@@ -265,5 +291,54 @@ pub fn error_line(err: &anyhow::Error) -> String {
     if broken_pipe {
         return "output closed before the image was complete (broken pipe)".to_owned();
     }
-    format!("{err:#}").replace('\n', " ")
+    // Library errors name their cause in their own message, so a cause whose text is
+    // already there is not repeated.
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+/// Process exit code for a failed run: 2 for command-line usage, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<UsageError>().is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let io = io::Error::new(io::ErrorKind::NotFound, "No such file or directory");
+        let err = anyhow::Error::new(crate::layer_tar::LayerError::Io {
+            path: "/nix/store/x-gone".into(),
+            source: io,
+        })
+        .context("layer 1");
+        assert_eq!(
+            error_line(&err),
+            "layer 1: cannot read `/nix/store/x-gone`: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_code_2() {
+        let err = run(["strata", "--bogus"].map(OsString::from)).unwrap_err();
+        assert_eq!(exit_code(&err), 2);
+        let line = error_line(&err);
+        assert!(line.contains("--bogus") && !line.contains('\n'), "{line}");
+        assert!(run(["strata", "--version"].map(OsString::from)).is_ok());
+    }
 }

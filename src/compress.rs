@@ -38,15 +38,6 @@ impl FromStr for Compressor {
 }
 
 impl Compressor {
-    /// File name extension, with the dot (`.gz`), empty for none.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Compressor::None => "",
-            Compressor::Gz => ".gz",
-            Compressor::Zstd => ".zst",
-        }
-    }
-
     /// Wraps `inner` in an encoder; call [`Encoder::finish`] when done.
     pub fn encoder<W: Write>(self, inner: W) -> io::Result<Encoder<W>> {
         Ok(match self {

@@ -24,21 +24,6 @@ impl Digest {
         }
         s
     }
-
-    /// Parses `sha256:<hex>` or bare hex.
-    pub fn parse(s: &str) -> Option<Digest> {
-        let hex = s.strip_prefix("sha256:").unwrap_or(s);
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            out[i] = (hi * 16 + lo) as u8;
-        }
-        Some(Digest(out))
-    }
 }
 
 impl fmt::Display for Digest {
@@ -136,13 +121,5 @@ mod tests {
         assert_eq!(bytes, b"hello world");
         assert_eq!(blob.size, 11);
         assert_eq!(blob.digest, Digest::of(b"hello world"));
-    }
-
-    #[test]
-    fn parse_round_trips() {
-        let d = Digest::of(b"x");
-        assert_eq!(Digest::parse(&d.to_string()), Some(d));
-        assert_eq!(Digest::parse(&d.hex()), Some(d));
-        assert_eq!(Digest::parse("sha256:zz"), None);
     }
 }

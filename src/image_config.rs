@@ -59,18 +59,83 @@ pub fn architecture_of_system(system: &str) -> Result<(String, Option<String>), 
     Ok((arch.to_owned(), variant.map(str::to_owned)))
 }
 
-/// Parses a time argument: "now" or RFC 3339. Returns the time normalised to UTC.
-pub fn parse_time(field: &'static str, value: &str) -> Result<OffsetDateTime, SettingError> {
-    let bad = || SettingError::BadTime {
-        field,
-        value: value.to_owned(),
+/// A time argument (`created`, `mtime`): a fixed instant, or "now", which is resolved when
+/// the image is written (so a plan with "now" is itself reproducible, as in nixpkgs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// The moment the image is written.
+    Now,
+    /// A fixed instant, in UTC.
+    At(OffsetDateTime),
+}
+
+impl When {
+    /// Parses "now", RFC 3339, or the shorter ISO 8601 forms nixpkgs accepts
+    /// (`2024-01-01`, `2024-01-01T12:00:00` and `2024-01-01 12:00:00`, read as UTC).
+    pub fn parse(field: &'static str, value: &str) -> Result<When, SettingError> {
+        if value == "now" {
+            return Ok(When::Now);
+        }
+        parse_instant(value)
+            .map(|t| When::At(t.to_offset(time::UtcOffset::UTC)))
+            .ok_or_else(|| SettingError::BadTime {
+                field,
+                value: value.to_owned(),
+            })
+    }
+
+    /// The instant, with `now` standing for [`When::Now`].
+    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            When::Now => now,
+            When::At(t) => t,
+        }
+    }
+
+    /// "now" or the RFC 3339 form, as plans store it.
+    pub fn to_text(self) -> String {
+        match self {
+            When::Now => "now".to_owned(),
+            When::At(t) => format_time(t),
+        }
+    }
+}
+
+fn parse_instant(value: &str) -> Option<OffsetDateTime> {
+    use time::macros::format_description;
+    if let Ok(t) = OffsetDateTime::parse(value, &Rfc3339) {
+        return Some(t);
+    }
+    // ISO 8601 without an offset: nixpkgs (Python's fromisoformat) reads these too.
+    let value = match value.as_bytes().get(10) {
+        Some(b' ') => format!("{}T{}", &value[..10], &value[11..]),
+        _ => value.to_owned(),
     };
-    let t = if value == "now" {
-        OffsetDateTime::now_utc()
-    } else {
-        OffsetDateTime::parse(value, &Rfc3339).map_err(|_| bad())?
-    };
-    Ok(t.to_offset(time::UtcOffset::UTC))
+    let full = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let fraction = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
+    let date = format_description!("[year]-[month]-[day]");
+    time::PrimitiveDateTime::parse(&value, full)
+        .or_else(|_| time::PrimitiveDateTime::parse(&value, fraction))
+        .map(|t| t.assume_utc())
+        .ok()
+        .or_else(|| {
+            time::Date::parse(&value, date)
+                .ok()
+                .map(|d| d.midnight().assume_utc())
+        })
+}
+
+impl serde::Serialize for When {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_text())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for When {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        When::parse("time", &text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Formats a time as RFC 3339 in UTC (`1970-01-01T00:00:01Z`).
@@ -178,18 +243,39 @@ mod tests {
         assert!(err.to_string().contains("`architecture`"), "{err}");
     }
 
+    fn at(value: &str) -> String {
+        match When::parse("created", value).unwrap() {
+            When::At(t) => format_time(t),
+            When::Now => "now".into(),
+        }
+    }
+
     #[test]
     fn times_parse_and_normalise() {
-        let t = parse_time("created", "1970-01-01T00:00:01Z").unwrap();
-        assert_eq!(format_time(t), "1970-01-01T00:00:01Z");
-        assert_eq!(mtime_seconds(t, "").unwrap(), 1);
-        let t = parse_time("created", "2024-05-01T12:00:00+02:00").unwrap();
-        assert_eq!(format_time(t), "2024-05-01T10:00:00Z");
-        assert!(parse_time("created", "now").unwrap().year() >= 2024);
-        let err = parse_time("mtime", "yesterday").unwrap_err();
+        assert_eq!(at("1970-01-01T00:00:01Z"), "1970-01-01T00:00:01Z");
+        assert_eq!(at("2024-05-01T12:00:00+02:00"), "2024-05-01T10:00:00Z");
+        assert_eq!(at("2024-05-01"), "2024-05-01T00:00:00Z");
+        assert_eq!(at("2024-05-01T12:30:00"), "2024-05-01T12:30:00Z");
+        assert_eq!(at("2024-05-01 12:30:00.5"), "2024-05-01T12:30:00.5Z");
+        assert_eq!(at("now"), "now");
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(When::Now.resolve(now), now);
+        let err = When::parse("mtime", "yesterday").unwrap_err();
         assert!(err.to_string().contains("`mtime`"), "{err}");
-        let t = parse_time("mtime", "1960-01-01T00:00:00Z").unwrap();
-        assert!(mtime_seconds(t, "1960").is_err());
+        let old = When::parse("mtime", "1960-01-01T00:00:00Z")
+            .unwrap()
+            .resolve(now);
+        assert!(mtime_seconds(old, "1960").is_err());
+        assert_eq!(
+            mtime_seconds(
+                When::parse("mtime", "1970-01-01T00:00:01Z")
+                    .unwrap()
+                    .resolve(now),
+                ""
+            )
+            .unwrap(),
+            1
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::closure::Closure;
 use crate::image_config::{
-    architecture_of_system, check_config, format_time, mtime_seconds, parse_time, SettingError,
+    architecture_of_system, check_config, format_time, mtime_seconds, SettingError, When,
 };
 use crate::layer_tar::LayerSource;
 use crate::layering::{limit_layers, popularity_order, LayeringError};
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
 
 /// Version of the plan format; a helper refuses plans of another version.
 pub const PLAN_VERSION: u32 = 1;
@@ -98,10 +99,11 @@ pub struct ImagePlan {
     pub variant: Option<String>,
     /// Always `linux`.
     pub os: String,
-    /// Image creation time, RFC 3339.
-    pub created: String,
-    /// mtime of every file in the store layers, seconds since the epoch.
-    pub mtime: u64,
+    /// Image creation time: RFC 3339, or "now" (resolved when the image is written).
+    pub created: When,
+    /// mtime of every file in the store layers: RFC 3339, or "now" (the same instant as a
+    /// `created` of "now").
+    pub mtime: When,
     /// Owner of every file in the store layers.
     pub owner: Owner,
     /// The runtime config (`Cmd`, `Env`, ...).
@@ -124,9 +126,9 @@ pub struct ImageSettings {
     pub architecture: Option<String>,
     /// Nix system the image is for (`x86_64-linux`).
     pub image_system: String,
-    /// Creation time, "now" or RFC 3339.
+    /// Creation time, "now" or a date.
     pub created: String,
-    /// File mtime in store layers, "now" or RFC 3339.
+    /// File mtime in store layers, "now" or a date.
     pub mtime: String,
     /// Owner uid of store files.
     pub uid: u64,
@@ -174,8 +176,11 @@ impl ImagePlan {
             Some(a) => (a.clone(), None),
             None => architecture_of_system(&settings.image_system)?,
         };
-        let created = format_time(parse_time("created", &settings.created)?);
-        let mtime = mtime_seconds(parse_time("mtime", &settings.mtime)?, &settings.mtime)?;
+        let created = When::parse("created", &settings.created)?;
+        let mtime = When::parse("mtime", &settings.mtime)?;
+        if let When::At(t) = mtime {
+            mtime_seconds(t, &settings.mtime)?;
+        }
         let tag = match &settings.tag {
             Some(t) => t.clone(),
             None => hash_part(&out.to_string_lossy()).to_owned(),
@@ -198,7 +203,7 @@ impl ImagePlan {
         });
         Ok(ImagePlan {
             strata_plan: PLAN_VERSION,
-            repo_tag: format!("{}:{tag}", settings.image_name.to_lowercase()),
+            repo_tag: format!("{}:{tag}", settings.image_name.to_ascii_lowercase()),
             architecture,
             variant,
             os: "linux".to_owned(),
@@ -255,10 +260,19 @@ impl ImagePlan {
         serde_json::from_value(version).map_err(|e| malformed(e.to_string()))
     }
 
+    /// The creation time (RFC 3339) and store-file mtime (seconds) of an image written at
+    /// `now`; "now" in both resolves to the same instant.
+    pub fn times(&self, now: OffsetDateTime) -> (String, u64) {
+        let created = format_time(self.created.resolve(now));
+        // Checked when the plan was made; a hand-edited plan may still hold a pre-1970 date.
+        let mtime = u64::try_from(self.mtime.resolve(now).unix_timestamp()).unwrap_or(0);
+        (created, mtime)
+    }
+
     /// Owner and mtime stamped on store-layer entries.
-    pub fn stamp(&self) -> Stamp {
+    pub fn stamp(&self, mtime: u64) -> Stamp {
         Stamp {
-            mtime: self.mtime,
+            mtime,
             uid: self.owner.uid,
             gid: self.owner.gid,
             uname: self.owner.uname.clone(),

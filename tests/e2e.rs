@@ -379,8 +379,10 @@ fn main() {
     });
 
     suite.check("nix_build_check_reproducible", || {
-        // Every image the tests build except nowDated (created = "now" on purpose).
+        // Every image the tests build; nowDated too, since "now" is resolved when the image
+        // is streamed, not in the plan.
         for attr in [
+            "nowDated",
             "stream",
             "stream.customisationLayer",
             "stream.configFile",
@@ -403,7 +405,12 @@ fn main() {
         let err = nix.instantiate_fails("tooFewLayers")?;
         ensure(err.contains("`maxLayers`") && err.contains("got 1"), || {
             format!("message: {err}")
-        })
+        })?;
+        let err = nix.instantiate_fails("badCreated")?;
+        ensure(
+            err.contains("`created`") && err.contains("yesterday"),
+            || format!("message: {err}"),
+        )
     });
 
     suite.check(
@@ -618,6 +625,10 @@ fn main() {
         ensure(
             !out.status.success() && err.lines().count() == 1 && err.contains(gone),
             || format!("missing path: {err:?}"),
+        )?;
+        ensure(
+            err.matches("No such file or directory").count() == 1,
+            || format!("cause repeated: {err:?}"),
         )?;
         // A malformed closure file.
         let bad = dir.join("closure.json");

@@ -87,6 +87,9 @@ in
   # Nothing but a name: no store paths, an (almost) empty customisation layer.
   empty = strata.streamLayeredImage { name = "strata-empty"; tag = "latest"; };
 
+  # A date that is not one must fail at evaluation.
+  badCreated = strata.streamLayeredImage { name = "bad"; created = "yesterday"; };
+
   # maxLayers = 1 must fail at evaluation.
   tooFewLayers = strata.streamLayeredImage {
     name = "bad";

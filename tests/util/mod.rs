@@ -351,10 +351,11 @@ pub fn pipe_cmd(producer: &mut Command, consumer: &mut Command) -> Result<String
         .spawn()
         .map_err(|e| format!("cannot run {producer:?}: {e}"))?;
     let stdout = p.stdout.take().expect("piped");
-    let out = consumer
-        .stdin(stdout)
-        .output()
-        .map_err(|e| format!("cannot run {consumer:?}: {e}"))?;
+    let out = consumer.stdin(stdout).output();
+    // The Command keeps the pipe's read end; drop it so that a consumer that exits early
+    // makes the producer see a closed pipe instead of blocking forever.
+    consumer.stdin(Stdio::null());
+    let out = out.map_err(|e| format!("cannot run {consumer:?}: {e}"))?;
     let pout = p.wait_with_output().map_err(|e| e.to_string())?;
     if !pout.status.success() || !out.status.success() {
         return Err(format!(

@@ -12,6 +12,7 @@ let
   };
   base = final: {
     inherit system;
+    buildPackages = final;
     stdenv = { hostPlatform.system = system; buildPlatform.system = system; };
     callPackage = fn: args:
       let f = if builtins.isFunction fn then fn else import fn;
