@@ -18,7 +18,7 @@
         strata = final.callPackage ./nix/package.nix { };
         dockerTools = (prev.dockerTools or { }) // {
           inherit (import ./nix { pkgs = final; helper = final.buildPackages.strata; })
-            buildLayeredImage streamLayeredImage;
+            buildLayer buildLayeredImage streamLayeredImage;
         };
       };
 

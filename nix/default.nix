@@ -28,6 +28,7 @@ lib.makeScope (self: {
   helper = lib.asStorePath helper;
   toolbox = lib.asStorePath toolbox;
 
+  buildLayer = self.callFunction ./buildLayer.nix { };
   buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };

@@ -1,11 +1,12 @@
 # The customisation layer of a layered image: `contents` merged at the root like symlinkJoin,
 # `extraCommands` run there, the result tarred before Nix makes it read-only (so modes such as
-# a 1777 `tmp` survive). The output is the layer tar; store paths its symlinks and files name
-# are its references, so they end up in the image's closure.
+# a 1777 `tmp` survive). The output is a directory: `layer.tar` and its record, `record.json`.
+# Store paths the tar's symlinks and files name are its references, so they end up in the
+# image's closure.
 { helper, toolbox, system }:
 
 {
-  # Store name of the tar.
+  # Store name of the directory.
   name,
   # Packages (store paths or local paths) merged at the image root.
   contents,

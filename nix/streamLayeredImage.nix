@@ -44,10 +44,14 @@
   # Whether the closure goes into the image. false gives the customisation layer alone,
   # whose links point into a /nix/store the image lacks (mount one at run time).
   includeStorePaths ? true,
-  # Most layers the image may have, the customisation layer included; at least 2. The
-  # maxLayers - 2 most popular store paths get a layer each, the rest share one. Docker
-  # refuses images of more than 125 layers.
+  # Most layers the image may have, the customisation layer and `layers` included; at
+  # least 2. Of the store paths not in `layers`, the most popular get a layer each and the
+  # rest share one. Docker refuses images of more than 125 layers.
   maxLayers ? 100,
+  # Layers made with buildLayer, bottom to top, put below the automatic ones. A layer
+  # derivation is built once and shared by every image that lists it, so rebuilding an
+  # image after its application changed leaves the layers of its stable dependencies alone.
+  layers ? [ ],
   # Attributes added to the result.
   passthru ? { },
   # Not supported yet; accepted so that moving from nixpkgs fails with a clear message.
@@ -70,7 +74,7 @@ let
   imageName = lib.toLower name;
 
   customisationLayer = internalCustomisationLayer {
-    name = "${baseName}-customisation-layer.tar";
+    name = "${baseName}-customisation-layer";
     contents = lib.toList contents;
     mtime = if mtime == "now" then "1970-01-01T00:00:01Z" else mtime;
     inherit extraCommands includeStorePaths;
@@ -90,7 +94,7 @@ let
 
     helperBin = "${helper}/bin/strata";
     inherit imageName tag architecture imageSystem created mtime uid gid uname gname;
-    inherit maxLayers includeStorePaths configFile customisationLayer;
+    inherit maxLayers includeStorePaths configFile customisationLayer layers;
     exclude = [ configFile ];
     exportReferencesGraph.closure =
       if includeStorePaths then [ configFile customisationLayer ] else [ ];
@@ -108,6 +112,8 @@ assert lib.assertMsg (lib.isTime created)
   "streamLayeredImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show created}";
 assert lib.assertMsg (lib.isTime mtime)
   "streamLayeredImage: `mtime` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show mtime}";
+assert lib.assertMsg (builtins.isList layers && builtins.all (l: l.isStrataLayer or false) layers)
+  "streamLayeredImage: `layers` must be a list of buildLayer results, got ${lib.show layers}";
 assert lib.assertMsg (builtins.isAttrs config)
   "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
 assert unsupported "fromImage" (fromImage != null);

@@ -1,18 +1,19 @@
 //! docker-archive (`docker save` format) assembly, streamed in one pass.
 //!
-//! Each layer's size is computed from metadata before streaming, so its outer tar header can
-//! be written before its bytes; layers are named by position (`layers/<i>.tar`), since
-//! `manifest.json` decides which file is which; the config (which needs every `diff_id`) and
-//! `manifest.json` come last. One thread reads files into a few fixed buffers while the
-//! calling thread hashes and writes them, so reading and hashing overlap and memory stays
-//! bounded whatever the image size.
+//! Each layer's size comes from its record, so its outer tar header is written before its
+//! bytes; layers are named by position (`layers/<i>.tar`), since `manifest.json` decides
+//! which file is which; the config and `manifest.json` come last. One thread reads files into
+//! a few fixed buffers while the calling thread hashes and writes them, so reading and
+//! hashing overlap and memory stays bounded whatever the image size. Every layer's bytes are
+//! checked against its record: a store path whose content changed since the image was built
+//! stops the stream with an error instead of giving a different image.
 
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::image_config::{History, ImageConfig, RootFs};
-use crate::layer_tar::{layer_size, read_retrying, write_layer, CopyError, LayerError, LayerSink};
+use crate::layer_tar::{read_retrying, write_layer, CopyError, LayerError, LayerSink};
 use crate::plan::ImagePlan;
+use crate::progress::Progress;
 use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, Write};
@@ -28,7 +29,7 @@ const IN_FLIGHT: usize = 8;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArchiveError {
-    /// A layer could not be sized or read.
+    /// A layer could not be read.
     #[error("layer {index} ({what}): {source}")]
     Layer {
         /// Position from the bottom, starting at 1.
@@ -38,17 +39,18 @@ pub enum ArchiveError {
         /// The cause.
         source: LayerError,
     },
-    /// A layer came out with a different size than its metadata promised.
-    #[error("layer {index} ({what}) changed while the image was written: expected {expected} bytes, wrote {found}")]
-    SizeChanged {
+    /// A layer's bytes differ from its record: its store paths changed since the image was
+    /// built.
+    #[error("layer {index} does not match its record (got {found}; recorded {expected}): its content changed since the image was built; {what}")]
+    RecordMismatch {
         /// Position from the bottom, starting at 1.
         index: usize,
         /// The layer's store paths or file.
         what: String,
-        /// Size computed before streaming.
-        expected: u64,
-        /// Bytes actually produced.
-        found: u64,
+        /// Recorded digest and size.
+        expected: String,
+        /// What streaming produced.
+        found: String,
     },
     /// The output could not be written.
     #[error("cannot write the image: {0}")]
@@ -74,27 +76,36 @@ struct ManifestEntry<'a> {
     layers: &'a [String],
 }
 
-/// Writes the image described by `plan` to `out` as a docker-archive.
+/// Writes the image described by `plan` to `out` as a docker-archive, checking every layer
+/// against its record.
 pub fn write_docker_archive(
     plan: &ImagePlan,
     repo_tag: Option<&str>,
     out: &mut dyn Write,
+    progress: &Progress,
 ) -> Result<ArchiveSummary, ArchiveError> {
-    let (created, mtime) = plan.times(time::OffsetDateTime::now_utc());
-    let stamp = plan.stamp(mtime);
-    let sources: Vec<_> = plan.layers.iter().map(|l| l.source()).collect();
+    let created = plan.created_at(time::OffsetDateTime::now_utc());
+    let sources: Vec<_> = plan
+        .layers
+        .iter()
+        .map(|l| (l.content.source(), l.content.stamp()))
+        .collect();
     let layer_error = |index: usize, source: LayerError| ArchiveError::Layer {
         index: index + 1,
-        what: plan.layers[index].describe_short(),
+        what: plan.layers[index].content.describe_short(),
         source,
     };
-    let sizes: Vec<u64> = sources
-        .par_iter()
-        .enumerate()
-        .map(|(i, s)| layer_size(s, &stamp).map_err(|e| layer_error(i, e)))
-        .collect::<Result<_, _>>()?;
-
-    let outer = Stamp::root(mtime);
+    let mismatch = |index: usize, found: String| {
+        let layer = &plan.layers[index];
+        ArchiveError::RecordMismatch {
+            index: index + 1,
+            what: layer.content.describe_at_most(10),
+            expected: format!("{}, {} bytes", layer.record.diff_id, layer.record.size),
+            found,
+        }
+    };
+    // Outer members carry the mtime of the bottom layer: fixed, like everything else.
+    let outer = Stamp::root(plan.layers.first().map_or(1, |l| l.content.stamp().mtime));
     let mut out = Counted {
         inner: out,
         bytes: 0,
@@ -113,7 +124,6 @@ pub fn write_docker_archive(
         // Owned here so that an early return drops them, which unblocks the reader thread
         // before the scope joins it.
         let (rx, pool_tx) = (rx, pool_tx);
-        let stamp = &stamp;
         let sources = &sources;
         scope.spawn(move || {
             let mut sink = ChunkSink {
@@ -122,7 +132,7 @@ pub fn write_docker_archive(
                 tx,
                 pool: pool_rx,
             };
-            for (i, source) in sources.iter().enumerate() {
+            for (i, (source, stamp)) in sources.iter().enumerate() {
                 let done = write_layer(source, stamp, &mut sink)
                     .and_then(|()| sink.ship().map_err(LayerError::Write));
                 let message = match done {
@@ -136,7 +146,8 @@ pub fn write_docker_archive(
             }
         });
 
-        for (i, &size) in sizes.iter().enumerate() {
+        for (i, layer) in plan.layers.iter().enumerate() {
+            let size = layer.record.size;
             let name = format!("layers/{i}.tar");
             header.clear();
             encode_header(
@@ -148,19 +159,15 @@ pub fn write_docker_archive(
                 &outer,
             );
             out.write_all(&header).map_err(ArchiveError::Write)?;
-            let mut layer = HashingWriter::new(&mut out);
+            let mut hashed = HashingWriter::new(&mut out);
             loop {
                 match rx.recv() {
                     Ok(Message::Data(buf, n)) => {
-                        if layer.size() + n as u64 > size {
-                            return Err(ArchiveError::SizeChanged {
-                                index: i + 1,
-                                what: plan.layers[i].describe_short(),
-                                expected: size,
-                                found: layer.size() + n as u64,
-                            });
+                        if hashed.size() + n as u64 > size {
+                            return Err(mismatch(i, format!("more than {size} bytes")));
                         }
-                        layer.write_all(&buf[..n]).map_err(ArchiveError::Write)?;
+                        hashed.write_all(&buf[..n]).map_err(ArchiveError::Write)?;
+                        progress.add(n as u64);
                         let _ = pool_tx.send(buf);
                     }
                     Ok(Message::LayerEnd) => break,
@@ -172,17 +179,13 @@ pub fn write_docker_archive(
                     }
                 }
             }
-            let (out, blob) = layer.finish();
-            if blob.size != size {
-                return Err(ArchiveError::SizeChanged {
-                    index: i + 1,
-                    what: plan.layers[i].describe_short(),
-                    expected: size,
-                    found: blob.size,
-                });
+            let (out, blob) = hashed.finish();
+            if blob.size != size || blob.digest != layer.record.diff_id {
+                return Err(mismatch(i, format!("{}, {} bytes", blob.digest, blob.size)));
             }
             out.write_all(&[0u8; 512][..padding(size)])
                 .map_err(ArchiveError::Write)?;
+            progress.layer_done();
             blobs.push(blob);
             layer_names.push(name);
         }
@@ -196,7 +199,7 @@ pub fn write_docker_archive(
         .map(|l| History {
             created: created.clone(),
             created_by: "strata".to_owned(),
-            comment: l.describe(),
+            comment: l.content.describe(),
         })
         .collect();
     let config = ImageConfig {
@@ -334,11 +337,18 @@ impl LayerSink for ChunkSink {
 mod tests {
     use super::*;
     use crate::image_config::When;
-    use crate::plan::{Owner, PlannedLayer, PLAN_VERSION};
+    use crate::plan::{plan_store_layers, StoreStamp, PLAN_VERSION};
     use serde_json::json;
     use std::io::Read;
 
-    fn plan(paths: Vec<Vec<String>>) -> ImagePlan {
+    fn plan(groups: Vec<Vec<String>>) -> ImagePlan {
+        let stamp = StoreStamp {
+            mtime: "1970-01-01T00:00:01Z".into(),
+            uid: 0,
+            gid: 0,
+            uname: "root".into(),
+            gname: "root".into(),
+        };
         ImagePlan {
             strata_plan: PLAN_VERSION,
             repo_tag: "test:latest".into(),
@@ -346,18 +356,8 @@ mod tests {
             variant: None,
             os: "linux".into(),
             created: When::parse("created", "1970-01-01T00:00:01Z").unwrap(),
-            mtime: When::parse("mtime", "1970-01-01T00:00:01Z").unwrap(),
-            owner: Owner {
-                uid: 0,
-                gid: 0,
-                uname: "root".into(),
-                gname: "root".into(),
-            },
             config: json!({"Cmd": ["/bin/true"]}),
-            layers: paths
-                .into_iter()
-                .map(|paths| PlannedLayer::StorePaths { paths })
-                .collect(),
+            layers: plan_store_layers(groups, &stamp, 0, &Progress::quiet()).unwrap(),
         }
     }
 
@@ -369,14 +369,19 @@ mod tests {
         p.to_string_lossy().into_owned()
     }
 
+    fn stream(plan: &ImagePlan) -> Result<Vec<u8>, ArchiveError> {
+        let mut bytes = Vec::new();
+        write_docker_archive(plan, None, &mut bytes, &Progress::quiet()).map(|_| bytes)
+    }
+
     #[test]
-    fn archive_members_and_digests() {
+    fn archive_members_digests_and_records() {
         let dir = tempfile::tempdir().unwrap();
         let a = fake_path(dir.path(), "aaa-a", 3 * CHUNK + 17);
         let b = fake_path(dir.path(), "bbb-b", 5);
         let plan = plan(vec![vec![a], vec![b]]);
         let mut bytes = Vec::new();
-        let summary = write_docker_archive(&plan, None, &mut bytes).unwrap();
+        let summary = write_docker_archive(&plan, None, &mut bytes, &Progress::quiet()).unwrap();
         assert_eq!(summary.bytes, bytes.len() as u64);
 
         let mut archive = tar::Archive::new(&bytes[..]);
@@ -404,6 +409,10 @@ mod tests {
                 blob.digest,
                 "diff_id is the layer's sha256"
             );
+            assert_eq!(
+                blob.digest, plan.layers[i].record.diff_id,
+                "and its record's"
+            );
         }
         let config: serde_json::Value = serde_json::from_slice(&members[2].1).unwrap();
         assert_eq!(Digest::of(&members[2].1), summary.config);
@@ -417,20 +426,32 @@ mod tests {
             manifest,
             json!([{"Config": config_name, "RepoTags": ["test:latest"], "Layers": ["layers/0.tar", "layers/1.tar"]}])
         );
-
-        let mut again = Vec::new();
-        write_docker_archive(&plan, None, &mut again).unwrap();
-        assert_eq!(bytes, again, "reproducible");
+        assert_eq!(stream(&plan).unwrap(), bytes, "reproducible");
     }
 
     #[test]
-    fn missing_store_path_names_layer_and_path() {
-        let plan = plan(vec![vec!["/nonexistent/abc-gone".into()]]);
-        let err = write_docker_archive(&plan, None, &mut Vec::new()).unwrap_err();
-        let text = err.to_string();
+    fn changed_store_content_is_refused_naming_layer_and_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = fake_path(dir.path(), "aaa-a", 1000);
+        let b = fake_path(dir.path(), "bbb-b", 1000);
+        let plan = plan(vec![vec![a.clone()], vec![b.clone()]]);
+        // Same size, other bytes: only the digest can tell.
+        std::fs::write(format!("{b}/data"), vec![8u8; 1000]).unwrap();
+        let err = stream(&plan).unwrap_err().to_string();
         assert!(
-            text.contains("layer 1") && text.contains("/nonexistent/abc-gone"),
-            "{text}"
+            err.starts_with("layer 2 does not match its record") && err.contains(&b),
+            "{err}"
+        );
+        // Another size.
+        std::fs::write(format!("{a}/data"), vec![7u8; 5000]).unwrap();
+        let err = stream(&plan).unwrap_err().to_string();
+        assert!(err.contains("layer 1") && err.contains(&a), "{err}");
+        // Gone.
+        std::fs::remove_dir_all(&a).unwrap();
+        let err = stream(&plan).unwrap_err().to_string();
+        assert!(
+            err.contains("layer 1") && err.contains(&a) && !err.contains('\n'),
+            "{err}"
         );
     }
 
@@ -454,8 +475,9 @@ mod tests {
     fn closed_output_is_an_error_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
         let a = fake_path(dir.path(), "aaa-a", 20 * CHUNK);
-        let err =
-            write_docker_archive(&plan(vec![vec![a]]), None, &mut ClosesAfter(10)).unwrap_err();
+        let plan = plan(vec![vec![a]]);
+        let err = write_docker_archive(&plan, None, &mut ClosesAfter(10), &Progress::quiet())
+            .unwrap_err();
         assert!(
             matches!(err, ArchiveError::Write(ref e) if e.kind() == io::ErrorKind::BrokenPipe),
             "{err}"

@@ -10,7 +10,12 @@ use crate::customisation::{merge_contents, run_extra_commands, write_customisati
 use crate::image_config::{mtime_seconds, When};
 use crate::layering::{limit_layers, popularity_order};
 use crate::nix_attrs::Attrs;
-use crate::plan::{ImagePlan, ImageSettings};
+use crate::plan::{
+    plan_store_layers, read_json, ImagePlan, ImageSettings, LayerContent, LayerSet, PlannedLayer,
+    StoreStamp,
+};
+use crate::progress::Progress;
+use crate::record::RECORD_VERSION;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
@@ -64,8 +69,15 @@ enum Command {
         #[arg(long)]
         attrs: Option<PathBuf>,
     },
-    /// Nix builder: merge `contents`, run `extraCommands`, tar the result.
+    /// Nix builder: merge `contents`, run `extraCommands`, tar the result with its record.
     CustomisationLayer {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder for `buildLayer`: layer a closure (minus what earlier layers hold) and
+    /// write the layers' records.
+    BuildLayer {
         /// Structured attributes file (default: the one Nix provides).
         #[arg(long)]
         attrs: Option<PathBuf>,
@@ -123,6 +135,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Archive { attrs, .. } => archive_builder(attrs.as_deref()),
         Command::Plan { attrs } => plan_builder(attrs.as_deref()),
         Command::CustomisationLayer { attrs } => customisation_builder(attrs.as_deref()),
+        Command::BuildLayer { attrs } => build_layer_builder(attrs.as_deref()),
         Command::WriteFile { attrs } => write_file_builder(attrs.as_deref()),
         Command::Layers {
             closure,
@@ -140,7 +153,9 @@ fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
     }
     // A dup of fd 1 as a File: unbuffered writes of whole chunks, no line buffering.
     let mut out = fs::File::from(stdout.as_fd().try_clone_to_owned()?);
-    write_docker_archive(&plan, repo_tag, &mut out)?;
+    let progress = stream_progress("stream", &plan);
+    write_docker_archive(&plan, repo_tag, &mut out, &progress)?;
+    progress.finish();
     Ok(())
 }
 
@@ -149,12 +164,19 @@ fn archive(plan_path: &Path, output: &Path, compressor: &str) -> Result<()> {
     let plan = ImagePlan::read(plan_path)?;
     let file = fs::File::create(output)
         .with_context(|| format!("cannot create `{}`", output.display()))?;
-    let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file))?;
-    write_docker_archive(&plan, None, &mut encoder)?;
+    let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file));
+    let progress = stream_progress("archive", &plan);
+    write_docker_archive(&plan, None, &mut encoder, &progress)?;
+    progress.finish();
     let mut file = encoder.finish()?;
     file.flush()
         .with_context(|| format!("cannot write `{}`", output.display()))?;
     Ok(())
+}
+
+fn stream_progress(label: &str, plan: &ImagePlan) -> Progress {
+    let total = plan.layers.iter().map(|l| l.record.size).sum();
+    Progress::start(label, Some(total), plan.layers.len())
 }
 
 #[derive(Deserialize)]
@@ -198,7 +220,9 @@ fn plan_builder(attrs: Option<&Path>) -> Result<()> {
     let closure = Closure::from_attrs(&attrs.value).map_err(|message| {
         anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
     })?;
-    let plan = ImagePlan::new(&settings, config, &closure, &out)?;
+    let progress = Progress::start("records", None, 0);
+    let plan = ImagePlan::new(&settings, config, &closure, &out, &progress)?;
+    progress.finish();
     write_file(&out, &plan.to_script(&helper_bin), 0o555)
 }
 
@@ -245,8 +269,74 @@ fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
             ),
         ],
     )?;
-    write_customisation_tar(&root, a.include_store_paths, mtime, &out)?;
-    Ok(())
+    fs::create_dir(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
+    let record =
+        write_customisation_tar(&root, a.include_store_paths, mtime, &out.join("layer.tar"))?;
+    write_file(
+        &out.join("record.json"),
+        &serde_json::to_vec_pretty(&record)?,
+        0o444,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BuildLayerAttrs {
+    /// Earlier `buildLayer` outputs: their store paths are left out.
+    #[serde(default)]
+    layers: Vec<PathBuf>,
+    max_layers: u64,
+    /// A tarball layer (directory with `layer.tar` and `record.json`) for `contents`.
+    #[serde(default)]
+    contents_layer: Option<PathBuf>,
+    #[serde(flatten)]
+    stamp: StoreStamp,
+}
+
+fn build_layer_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: BuildLayerAttrs = attrs.parse()?;
+    if a.max_layers < 1 {
+        bail!("`maxLayers` must be at least 1, got {}", a.max_layers);
+    }
+    let closure = Closure::from_attrs(&attrs.value).map_err(|message| {
+        anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
+    })?;
+    let mut exclude = BTreeSet::new();
+    for file in &a.layers {
+        for layer in LayerSet::read(file)?.layers {
+            exclude.extend(layer.content.store_paths().iter().cloned());
+        }
+    }
+    if let Some(c) = &a.contents_layer {
+        exclude.insert(c.to_string_lossy().into_owned());
+    }
+    let groups = limit_layers(popularity_order(&closure, &exclude)?, a.max_layers as usize);
+    if groups.is_empty() && a.contents_layer.is_none() {
+        eprintln!(
+            "strata: buildLayer: every store path is already in `layers`; this layer is empty"
+        );
+    }
+    let progress = Progress::start("records", None, groups.len());
+    let mut layers = plan_store_layers(groups, &a.stamp, 0, &progress)?;
+    progress.finish();
+    if let Some(c) = &a.contents_layer {
+        layers.push(PlannedLayer {
+            content: LayerContent::Tarball {
+                path: c.join("layer.tar").to_string_lossy().into_owned(),
+            },
+            record: read_json(&c.join("record.json"), "layer record")?,
+        });
+    }
+    let set = LayerSet {
+        strata_layers: RECORD_VERSION,
+        layers,
+    };
+    write_file(
+        &attrs.output("out")?,
+        &serde_json::to_vec_pretty(&set)?,
+        0o444,
+    )
 }
 
 #[derive(Deserialize)]

@@ -1,20 +1,179 @@
-//! Whole-archive compression for `buildLayeredImage`: none, gzip or zstd, with fixed
-//! parameters so the same image always compresses to the same bytes.
+//! Deterministic, block-parallel gzip and zstd.
+//!
+//! Input is cut into fixed-size blocks at fixed offsets, and the blocks of a batch are
+//! compressed in parallel on rayon's pool. The output depends only on the input, never on
+//! the number of threads or on how writes were split:
+//! - gzip works like pigz: every block is raw deflate at a fixed level, primed with the
+//!   32 KiB of input before it as dictionary and ended with a sync flush; an empty final
+//!   block, the CRC-32 and the length close the stream. The header has no name and mtime 0.
+//! - zstd writes every block as an independent frame (a valid zstd stream is any sequence of
+//!   frames). Single-threaded frames keep memory per block bounded, where libzstd's own
+//!   multithreading buffers several megabytes per worker.
+//!
+//! Changing any constant here changes every compressed digest strata has recorded, so they
+//! are part of the record format ([`crate::record::RECORD_VERSION`]).
 
+use flate2::{Compress, Compression, FlushCompress, Status};
+use rayon::prelude::*;
 use std::io::{self, Write};
 use std::str::FromStr;
 
-/// gzip level: zlib's default, the level nixpkgs' pigz uses.
-const GZIP_LEVEL: u32 = 6;
+/// gzip level. zlib-rs' level 1 is zlib-ng's "quick" strategy (static Huffman codes only):
+/// twice as fast as level 2 but 1.7 times larger on text. Level 2 matches `pigz -1` in size
+/// and beats it in speed per core (measured: 142 against 114 MB/s on text, 85 against 60 on
+/// machine code); level 6 saves another 2 to 5 % at half the speed.
+pub const GZIP_LEVEL: u32 = 2;
+/// Input bytes per gzip block (pigz's default).
+pub const GZIP_BLOCK: usize = 128 * 1024;
+/// Bytes of preceding input that prime each gzip block (deflate's window).
+const GZIP_DICTIONARY: usize = 32 * 1024;
 /// zstd level: the zstd command's default.
-const ZSTD_LEVEL: i32 = 3;
+pub const ZSTD_LEVEL: i32 = 3;
+/// Input bytes per zstd frame.
+pub const ZSTD_BLOCK: usize = 2 * 1024 * 1024;
+/// Input bytes gathered before a batch is compressed: a multiple of both block sizes, so
+/// batches never split a block.
+pub const BATCH: usize = 4 * 1024 * 1024;
+
+/// Which compression a stream uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// gzip (RFC 1952).
+    Gzip,
+    /// zstd (RFC 8878).
+    Zstd,
+}
+
+/// The state of one compressed stream, fed a batch at a time.
+#[derive(Debug)]
+pub struct BlockStream {
+    codec: Codec,
+    crc: crc32fast::Hasher,
+    total_in: u64,
+    /// gzip: the last [`GZIP_DICTIONARY`] bytes of input so far.
+    tail: Vec<u8>,
+    started: bool,
+}
+
+impl BlockStream {
+    /// A new stream.
+    pub fn new(codec: Codec) -> BlockStream {
+        BlockStream {
+            codec,
+            crc: crc32fast::Hasher::new(),
+            total_in: 0,
+            tail: Vec::new(),
+            started: false,
+        }
+    }
+
+    /// Compresses `batch`, whose length must be a multiple of [`BATCH`] unless it is the last
+    /// one, and returns the output bytes in order (the gzip header first, on the first call).
+    pub fn compress(&mut self, batch: &[u8]) -> Vec<Vec<u8>> {
+        let block = match self.codec {
+            Codec::Gzip => GZIP_BLOCK,
+            Codec::Zstd => ZSTD_BLOCK,
+        };
+        let starts: Vec<usize> = (0..batch.len()).step_by(block).collect();
+        let mut out: Vec<Vec<u8>> = Vec::with_capacity(starts.len() + 1);
+        if !self.started {
+            self.started = true;
+            if self.codec == Codec::Gzip {
+                // Magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
+                out.push(vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+            }
+        }
+        let tail = &self.tail;
+        let blocks: Vec<Vec<u8>> = match self.codec {
+            Codec::Gzip => starts
+                .par_iter()
+                .map(|&s| {
+                    let input = &batch[s..(s + block).min(batch.len())];
+                    let dictionary: &[u8] = if s == 0 {
+                        tail
+                    } else {
+                        &batch[s.saturating_sub(GZIP_DICTIONARY)..s]
+                    };
+                    deflate_block(input, dictionary)
+                })
+                .collect(),
+            Codec::Zstd => starts
+                .par_iter()
+                .map(|&s| zstd_frame(&batch[s..(s + block).min(batch.len())]))
+                .collect(),
+        };
+        out.extend(blocks);
+        if self.codec == Codec::Gzip {
+            self.crc.update(batch);
+            let keep = GZIP_DICTIONARY.min(batch.len());
+            if keep == GZIP_DICTIONARY {
+                self.tail.clear();
+            } else {
+                let drop = (self.tail.len() + keep).saturating_sub(GZIP_DICTIONARY);
+                self.tail.drain(..drop);
+            }
+            self.tail.extend_from_slice(&batch[batch.len() - keep..]);
+        }
+        self.total_in += batch.len() as u64;
+        out
+    }
+
+    /// Ends the stream: returns what follows the last block.
+    pub fn finish(mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self.codec {
+            Codec::Gzip => {
+                if !self.started {
+                    out.extend(self.compress(&[]).concat());
+                }
+                // An empty final block with fixed codes, then CRC-32 and length mod 2^32.
+                out.extend_from_slice(&[0x03, 0x00]);
+                out.extend_from_slice(&self.crc.clone().finalize().to_le_bytes());
+                out.extend_from_slice(&(self.total_in as u32).to_le_bytes());
+            }
+            Codec::Zstd => {
+                if self.total_in == 0 {
+                    // One empty frame, so that empty input is still a valid stream.
+                    out.extend(zstd_frame(&[]));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Raw deflate of `input` primed with `dictionary`, ended with a sync flush.
+fn deflate_block(input: &[u8], dictionary: &[u8]) -> Vec<u8> {
+    let mut c = Compress::new(Compression::new(GZIP_LEVEL), false);
+    if !dictionary.is_empty() {
+        c.set_dictionary(dictionary)
+            .expect("setting a dictionary on a fresh deflate stream cannot fail");
+    }
+    let mut out = Vec::with_capacity(input.len() + input.len() / 8 + 64);
+    loop {
+        let consumed = c.total_in() as usize;
+        let status = c
+            .compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
+            .expect("deflate of in-memory data cannot fail");
+        let done = c.total_in() as usize == input.len() && out.len() < out.capacity();
+        if done || status == Status::StreamEnd {
+            return out;
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+/// One zstd frame holding `input`.
+fn zstd_frame(input: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(input, ZSTD_LEVEL).expect("zstd of in-memory data cannot fail")
+}
 
 /// A compressor name as `buildLayeredImage`'s `compressor` argument takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compressor {
     /// No compression.
     None,
-    /// gzip, with no file name and mtime 0 in its header.
+    /// gzip.
     Gz,
     /// zstd.
     Zstd,
@@ -39,56 +198,78 @@ impl FromStr for Compressor {
 
 impl Compressor {
     /// Wraps `inner` in an encoder; call [`Encoder::finish`] when done.
-    pub fn encoder<W: Write>(self, inner: W) -> io::Result<Encoder<W>> {
-        Ok(match self {
-            Compressor::None => Encoder::Plain(inner),
-            Compressor::Gz => Encoder::Gz(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .write(inner, flate2::Compression::new(GZIP_LEVEL)),
-            ),
-            Compressor::Zstd => Encoder::Zstd(zstd::Encoder::new(inner, ZSTD_LEVEL)?),
-        })
+    pub fn encoder<W: Write>(self, inner: W) -> Encoder<W> {
+        let codec = match self {
+            Compressor::None => {
+                return Encoder {
+                    inner,
+                    stream: None,
+                    batch: Vec::new(),
+                }
+            }
+            Compressor::Gz => Codec::Gzip,
+            Compressor::Zstd => Codec::Zstd,
+        };
+        Encoder {
+            inner,
+            stream: Some(BlockStream::new(codec)),
+            batch: Vec::with_capacity(BATCH),
+        }
     }
 }
 
-/// A writer that compresses into `W`.
-#[allow(missing_debug_implementations)] // zstd's encoder has no Debug
-pub enum Encoder<W: Write> {
-    /// Passes bytes through.
-    Plain(W),
-    /// gzip.
-    Gz(flate2::write::GzEncoder<W>),
-    /// zstd.
-    Zstd(zstd::Encoder<'static, W>),
+/// A writer that compresses into `W` in parallel batches (or passes bytes through).
+#[derive(Debug)]
+pub struct Encoder<W: Write> {
+    inner: W,
+    stream: Option<BlockStream>,
+    batch: Vec<u8>,
 }
 
 impl<W: Write> Encoder<W> {
-    /// Writes the compressed stream's trailer and returns the inner writer.
-    pub fn finish(self) -> io::Result<W> {
-        match self {
-            Encoder::Plain(w) => Ok(w),
-            Encoder::Gz(e) => e.finish(),
-            Encoder::Zstd(e) => e.finish(),
+    fn compress_batch(&mut self) -> io::Result<()> {
+        if let Some(stream) = &mut self.stream {
+            for part in stream.compress(&self.batch) {
+                self.inner.write_all(&part)?;
+            }
         }
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Compresses what is left, writes the stream's end and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        if self.stream.is_some() {
+            if !self.batch.is_empty() {
+                self.compress_batch()?;
+            }
+            let end = self
+                .stream
+                .take()
+                .map(BlockStream::finish)
+                .unwrap_or_default();
+            self.inner.write_all(&end)?;
+        }
+        Ok(self.inner)
     }
 }
 
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Plain(w) => w.write(buf),
-            Encoder::Gz(e) => e.write(buf),
-            Encoder::Zstd(e) => e.write(buf),
+        if self.stream.is_none() {
+            return self.inner.write(buf);
         }
+        let n = buf.len().min(BATCH - self.batch.len());
+        self.batch.extend_from_slice(&buf[..n]);
+        if self.batch.len() == BATCH {
+            self.compress_batch()?;
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Plain(w) => w.flush(),
-            Encoder::Gz(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-        }
+        // Blocks are fixed-size, so a partial batch stays buffered until finish().
+        self.inner.flush()
     }
 }
 
@@ -97,27 +278,85 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// Input that crosses batch and block boundaries, half noise and half text.
+    fn sample() -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        while data.len() < BATCH + 3 * GZIP_BLOCK + 123 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+        for i in 0..300_000 {
+            data.extend_from_slice(format!("{i}\n").as_bytes());
+        }
+        data
+    }
+
+    fn compress_with_threads(
+        c: Compressor,
+        data: &[u8],
+        threads: usize,
+        write_size: usize,
+    ) -> Vec<u8> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut e = c.encoder(Vec::new());
+            for chunk in data.chunks(write_size) {
+                e.write_all(chunk).unwrap();
+            }
+            e.finish().unwrap()
+        })
+    }
+
     #[test]
-    fn round_trips_and_is_deterministic() {
-        let data = b"strata ".repeat(1000);
-        for c in [Compressor::None, Compressor::Gz, Compressor::Zstd] {
-            let mut e = c.encoder(Vec::new()).unwrap();
-            e.write_all(&data).unwrap();
-            let once = e.finish().unwrap();
-            let mut e = c.encoder(Vec::new()).unwrap();
-            e.write_all(&data).unwrap();
-            assert_eq!(once, e.finish().unwrap(), "{c:?} is deterministic");
+    fn output_is_independent_of_threads_and_write_sizes_and_decodes() {
+        let data = sample();
+        for c in [Compressor::Gz, Compressor::Zstd] {
+            let one = compress_with_threads(c, &data, 1, 1 << 20);
+            let two = compress_with_threads(c, &data, 2, 1000);
+            let four = compress_with_threads(c, &data, 4, 7777);
+            assert_eq!(one, two, "{c:?}: 1 vs 2 threads");
+            assert_eq!(one, four, "{c:?}: 1 vs 4 threads");
             let mut back = Vec::new();
             match c {
-                Compressor::None => back = once.clone(),
                 Compressor::Gz => {
-                    flate2::read::GzDecoder::new(&once[..])
+                    flate2::read::GzDecoder::new(&one[..])
                         .read_to_end(&mut back)
                         .unwrap();
                 }
-                Compressor::Zstd => back = zstd::decode_all(&once[..]).unwrap(),
+                _ => back = zstd::decode_all(&one[..]).unwrap(),
             }
-            assert_eq!(back, data);
+            assert!(back == data, "{c:?} round trip");
+            assert!(
+                one.len() < data.len() * 9 / 10,
+                "{c:?} compresses the text half: {} of {}",
+                one.len(),
+                data.len()
+            );
+        }
+    }
+
+    #[test]
+    fn gzip_is_readable_by_the_gzip_tool_shape_and_empty_input_works() {
+        for c in [Compressor::Gz, Compressor::Zstd, Compressor::None] {
+            let empty = c.encoder(Vec::new()).finish().unwrap();
+            let mut back = Vec::new();
+            match c {
+                Compressor::Gz => {
+                    assert_eq!(&empty[..3], &[0x1f, 0x8b, 8]);
+                    flate2::read::GzDecoder::new(&empty[..])
+                        .read_to_end(&mut back)
+                        .unwrap();
+                }
+                Compressor::Zstd => back = zstd::decode_all(&empty[..]).unwrap(),
+                Compressor::None => assert!(empty.is_empty()),
+            }
+            assert!(back.is_empty());
         }
         assert!("xz"
             .parse::<Compressor>()

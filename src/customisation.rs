@@ -7,7 +7,9 @@
 //! everything else a symlink to the file in its store path; when two contents hold the same
 //! file, the first one listed wins.
 
-use crate::layer_tar::{write_layer, LayerError, LayerSource, WriteSink};
+use crate::layer_tar::{LayerError, LayerSource};
+use crate::progress::Progress;
+use crate::record::{compute_record, LayerRecord};
 use crate::tar_header::Stamp;
 use std::fs;
 use std::io::{self, Write};
@@ -127,23 +129,28 @@ pub fn run_extra_commands(
     Ok(())
 }
 
-/// Tars `root` as the customisation layer into `out` (owner root, the given mtime).
+/// Tars `root` as the customisation layer into `out` (owner root, the given mtime) and
+/// returns the layer's record, computed in the same pass.
 pub fn write_customisation_tar(
     root: &Path,
     store_dirs: bool,
     mtime: u64,
     out: &Path,
-) -> Result<(), CustomisationError> {
-    let stamp = Stamp::root(mtime);
+) -> Result<LayerRecord, CustomisationError> {
     let file = fs::File::create(out).map_err(io_err(out))?;
-    let mut sink = WriteSink::new(io::BufWriter::with_capacity(1 << 20, file));
+    let mut file = io::BufWriter::with_capacity(1 << 20, file);
     let source = LayerSource::Tree {
         root: root.to_owned(),
         store_dirs,
     };
-    write_layer(&source, &stamp, &mut sink)?;
-    sink.inner.flush().map_err(io_err(out))?;
-    Ok(())
+    let record = compute_record(
+        &source,
+        &Stamp::root(mtime),
+        Some(&mut file),
+        &Progress::quiet(),
+    )?;
+    file.flush().map_err(io_err(out))?;
+    Ok(record)
 }
 
 #[cfg(test)]

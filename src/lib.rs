@@ -3,17 +3,20 @@
 //! Pipeline, in module order:
 //!
 //! ```text
-//! nix_attrs ─► closure ─► layering ─► plan ──────────────► (plan file in the store)
+//! nix_attrs ─► closure ─► layering ─► plan ──────────► (plan file, with records, in the store)
+//!                                       │    ▲
+//!                                       │  record ◄── compress (block-parallel gzip, zstd)
+//!                                       ▼    │
+//! customisation (build time) ──────► layer_tar ◄── tar_header
 //!                                       │
-//! customisation (build time) ─► layer_tar ◄── tar_header
-//!                                       │
-//!                              archive (+ digest) ─► compress ─► docker-archive
+//!                      archive (+ digest, progress) ─► compress ─► docker-archive
 //! ```
 //!
 //! At build time the Nix library runs the helper to tar the customisation layer and to write
-//! the image plan (which store paths go in which layer). Streaming the image reads the plan,
-//! sizes every layer from metadata, then writes the docker-archive in one pass, hashing each
-//! layer as it goes.
+//! the image plan: which store paths go in which layer, and each layer's record (size,
+//! `diff_id`, gzip and zstd digests), computed in one pass over its bytes. Streaming the image
+//! reads the plan and writes the docker-archive in one pass, checking each layer's bytes
+//! against its record as they go.
 
 pub mod archive;
 pub mod cli;
@@ -26,5 +29,7 @@ pub mod layer_tar;
 pub mod layering;
 pub mod nix_attrs;
 pub mod plan;
+pub mod progress;
+pub mod record;
 pub mod store_path;
 pub mod tar_header;

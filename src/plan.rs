@@ -2,17 +2,21 @@
 //!
 //! `streamLayeredImage` builds a plan file: a `#!<helper> stream` line followed by the plan as
 //! JSON. Running the file runs the helper on it, which streams the image. The plan names the
-//! store paths of every layer, so the file's runtime closure is exactly the image's content
-//! plus the helper; no image tarball is stored.
+//! store paths of every layer with the layer's record ([`crate::record`]), so the file's
+//! runtime closure is exactly the image's content plus the helper, and no image tarball is
+//! stored. `buildLayer` writes the same layer entries to a [`LayerSet`] file.
 
 use crate::closure::Closure;
 use crate::image_config::{
     architecture_of_system, check_config, format_time, mtime_seconds, SettingError, When,
 };
-use crate::layer_tar::LayerSource;
+use crate::layer_tar::{LayerError, LayerSource};
 use crate::layering::{limit_layers, popularity_order, LayeringError};
+use crate::progress::Progress;
+use crate::record::{compute_records, LayerRecord, RECORD_VERSION};
 use crate::store_path::hash_part;
 use crate::tar_header::Stamp;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -20,7 +24,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 /// Version of the plan format; a helper refuses plans of another version.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 /// Why a plan could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -37,25 +41,47 @@ pub enum PlanError {
         "`maxLayers` must be at least 2 (one store layer and the customisation layer), got {0}"
     )]
     MaxLayers(u64),
-    /// The plan file could not be read.
-    #[error("cannot read image plan `{path}`: {source}")]
+    /// The given layers and the customisation layer leave no room for the rest.
+    #[error("`maxLayers` is {max_layers}, but `layers` hold {given} layers and {left} store paths of the closure are in none of them; raise `maxLayers` or put those paths in `layers`")]
+    NoRoom {
+        /// The limit.
+        max_layers: u64,
+        /// Layers the `layers` argument brings.
+        given: usize,
+        /// Closure paths outside them.
+        left: usize,
+    },
+    /// A layer's record could not be computed.
+    #[error("layer {index} ({what}): {source}")]
+    Layer {
+        /// Position from the bottom, starting at 1.
+        index: usize,
+        /// Its store paths.
+        what: String,
+        /// The cause.
+        source: LayerError,
+    },
+    /// A plan, layer set or record file could not be read.
+    #[error("cannot read `{path}`: {source}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The plan file is not a plan this helper understands.
-    #[error("`{path}` is not a strata image plan: {message}")]
+    /// A file is not what this helper expects.
+    #[error("`{path}` is not a {what} this helper understands: {message}")]
     Malformed {
         /// The file.
         path: PathBuf,
+        /// What it should be.
+        what: &'static str,
         /// What is wrong.
         message: String,
     },
 }
 
-/// Owner of the files in store layers.
+/// Owner of the files in a store layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     /// Numeric user id.
@@ -68,20 +94,44 @@ pub struct Owner {
     pub gname: String,
 }
 
-/// One layer of a plan, bottom to top.
+/// What a layer holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
-pub enum PlannedLayer {
+pub enum LayerContent {
     /// Store paths, tarred when the image is streamed.
     StorePaths {
         /// The paths, in popularity order.
         paths: Vec<String>,
+        /// mtime of every entry, seconds since the epoch.
+        mtime: u64,
+        /// Owner of every entry below `nix/store`.
+        owner: Owner,
     },
     /// A tar built at build time (the customisation layer), streamed as it is.
     Tarball {
         /// The tar file.
         path: String,
     },
+}
+
+/// A layer and its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedLayer {
+    /// What the layer holds.
+    #[serde(flatten)]
+    pub content: LayerContent,
+    /// Its size and digests, computed when it was planned.
+    pub record: LayerRecord,
+}
+
+/// Layers with their records, as `buildLayer` writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LayerSet {
+    /// [`RECORD_VERSION`] of the records.
+    pub strata_layers: u32,
+    /// The layers, bottom to top.
+    pub layers: Vec<PlannedLayer>,
 }
 
 /// Everything needed to stream an image.
@@ -101,15 +151,41 @@ pub struct ImagePlan {
     pub os: String,
     /// Image creation time: RFC 3339, or "now" (resolved when the image is written).
     pub created: When,
-    /// mtime of every file in the store layers: RFC 3339, or "now" (the same instant as a
-    /// `created` of "now").
-    pub mtime: When,
-    /// Owner of every file in the store layers.
-    pub owner: Owner,
     /// The runtime config (`Cmd`, `Env`, ...).
     pub config: Value,
     /// Layers, bottom to top.
     pub layers: Vec<PlannedLayer>,
+}
+
+/// Owner and mtime arguments shared by images and `buildLayer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStamp {
+    /// File mtime in store layers, "now" (the build time) or a date.
+    pub mtime: String,
+    /// Owner uid of store files.
+    pub uid: u64,
+    /// Owner gid of store files.
+    pub gid: u64,
+    /// Owner name of store files.
+    pub uname: String,
+    /// Group name of store files.
+    pub gname: String,
+}
+
+impl StoreStamp {
+    /// The owner and the mtime in seconds; "now" is the build time, since records fix the
+    /// layer bytes when they are computed.
+    pub fn resolve(&self) -> Result<(Owner, u64), SettingError> {
+        let t = When::parse("mtime", &self.mtime)?.resolve(OffsetDateTime::now_utc());
+        let owner = Owner {
+            uid: self.uid,
+            gid: self.gid,
+            uname: self.uname.clone(),
+            gname: self.gname.clone(),
+        };
+        Ok((owner, mtime_seconds(t, &self.mtime)?))
+    }
 }
 
 /// The arguments of `streamLayeredImage` that the plan needs, as the Nix builder receives them.
@@ -128,16 +204,9 @@ pub struct ImageSettings {
     pub image_system: String,
     /// Creation time, "now" or a date.
     pub created: String,
-    /// File mtime in store layers, "now" or a date.
-    pub mtime: String,
-    /// Owner uid of store files.
-    pub uid: u64,
-    /// Owner gid of store files.
-    pub gid: u64,
-    /// Owner name of store files.
-    pub uname: String,
-    /// Group name of store files.
-    pub gname: String,
+    /// Owner and mtime of store files.
+    #[serde(flatten)]
+    pub stamp: StoreStamp,
     /// Most layers the image may have, customisation layer included.
     pub max_layers: u64,
     /// Whether the closure goes into the image.
@@ -148,20 +217,55 @@ pub struct ImageSettings {
     /// A JSON file holding the runtime config (what the Nix library passes).
     #[serde(default)]
     pub config_file: Option<PathBuf>,
-    /// The customisation layer tar.
+    /// The customisation layer: a directory with `layer.tar` and `record.json`.
     pub customisation_layer: String,
-    /// Closure paths that are not image content (the config file, the customisation layer).
+    /// `buildLayer` outputs whose layers go first, bottom to top.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
+    /// Closure paths that are not image content (the config file).
     #[serde(default)]
     pub exclude: Vec<String>,
 }
 
+/// Builds the layers of popularity-ordered `groups` with their records.
+pub fn plan_store_layers(
+    groups: Vec<Vec<String>>,
+    stamp: &StoreStamp,
+    first_index: usize,
+    progress: &Progress,
+) -> Result<Vec<PlannedLayer>, PlanError> {
+    let (owner, mtime) = stamp.resolve()?;
+    let contents: Vec<LayerContent> = groups
+        .into_iter()
+        .map(|paths| LayerContent::StorePaths {
+            paths,
+            mtime,
+            owner: owner.clone(),
+        })
+        .collect();
+    let sources: Vec<(LayerSource, Stamp)> =
+        contents.iter().map(|c| (c.source(), c.stamp())).collect();
+    let records = compute_records(&sources, progress).map_err(|(i, source)| PlanError::Layer {
+        index: first_index + i + 1,
+        what: contents[i].describe_short(),
+        source,
+    })?;
+    Ok(contents
+        .into_iter()
+        .zip(records)
+        .map(|(content, record)| PlannedLayer { content, record })
+        .collect())
+}
+
 impl ImagePlan {
-    /// Makes the plan for an image whose plan file will be `out` (its hash is the default tag).
+    /// Makes the plan for an image whose plan file will be `out` (its hash is the default
+    /// tag), computing the records of its automatic layers.
     pub fn new(
         settings: &ImageSettings,
         config: Value,
         closure: &Closure,
         out: &Path,
+        progress: &Progress,
     ) -> Result<ImagePlan, PlanError> {
         if settings.max_layers < 2 {
             return Err(PlanError::MaxLayers(settings.max_layers));
@@ -177,29 +281,44 @@ impl ImagePlan {
             None => architecture_of_system(&settings.image_system)?,
         };
         let created = When::parse("created", &settings.created)?;
-        let mtime = When::parse("mtime", &settings.mtime)?;
-        if let When::At(t) = mtime {
-            mtime_seconds(t, &settings.mtime)?;
-        }
         let tag = match &settings.tag {
             Some(t) => t.clone(),
             None => hash_part(&out.to_string_lossy()).to_owned(),
         };
+
+        let mut layers = Vec::new();
+        for file in &settings.layers {
+            layers.extend(LayerSet::read(file)?.layers);
+        }
+        let given = layers.len();
         let mut exclude: BTreeSet<String> = settings.exclude.iter().cloned().collect();
         exclude.insert(settings.customisation_layer.clone());
-        let store_layers = if settings.include_store_paths {
-            // One layer is the customisation layer.
-            (settings.max_layers - 1) as usize
+        for layer in &layers {
+            exclude.extend(layer.content.store_paths().iter().cloned());
+        }
+        let ordered = if settings.include_store_paths {
+            popularity_order(closure, &exclude)?
         } else {
-            0
+            Vec::new()
         };
-        let ordered = popularity_order(closure, &exclude)?;
-        let mut layers: Vec<PlannedLayer> = limit_layers(ordered, store_layers)
-            .into_iter()
-            .map(|paths| PlannedLayer::StorePaths { paths })
-            .collect();
-        layers.push(PlannedLayer::Tarball {
-            path: settings.customisation_layer.clone(),
+        // One layer is the customisation layer.
+        let room = settings.max_layers.saturating_sub(1 + given as u64);
+        if room == 0 && !ordered.is_empty() || given as u64 + 1 > settings.max_layers {
+            return Err(PlanError::NoRoom {
+                max_layers: settings.max_layers,
+                given,
+                left: ordered.len(),
+            });
+        }
+        let groups = limit_layers(ordered, room as usize);
+        layers.extend(plan_store_layers(groups, &settings.stamp, given, progress)?);
+
+        let custom = Path::new(&settings.customisation_layer);
+        layers.push(PlannedLayer {
+            content: LayerContent::Tarball {
+                path: custom.join("layer.tar").to_string_lossy().into_owned(),
+            },
+            record: read_json(&custom.join("record.json"), "layer record")?,
         });
         Ok(ImagePlan {
             strata_plan: PLAN_VERSION,
@@ -208,13 +327,6 @@ impl ImagePlan {
             variant,
             os: "linux".to_owned(),
             created,
-            mtime,
-            owner: Owner {
-                uid: settings.uid,
-                gid: settings.gid,
-                uname: settings.uname.clone(),
-                gname: settings.gname.clone(),
-            },
             config,
             layers,
         })
@@ -245,68 +357,112 @@ impl ImagePlan {
         };
         let malformed = |message: String| PlanError::Malformed {
             path: path.to_owned(),
+            what: "strata image plan",
             message,
         };
-        let version: Value = serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
-        match version.get("strataPlan").and_then(Value::as_u64) {
+        let value: Value = serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
+        match value.get("strataPlan").and_then(Value::as_u64) {
             Some(v) if v == u64::from(PLAN_VERSION) => {}
             Some(v) => {
                 return Err(malformed(format!(
-                    "plan format {v}, this helper reads format {PLAN_VERSION}"
+                    "plan format {v}, this helper reads format {PLAN_VERSION}; rebuild the image"
                 )))
             }
             None => return Err(malformed("no `strataPlan` field".to_owned())),
         }
-        serde_json::from_value(version).map_err(|e| malformed(e.to_string()))
+        serde_json::from_value(value).map_err(|e| malformed(e.to_string()))
     }
 
-    /// The creation time (RFC 3339) and store-file mtime (seconds) of an image written at
-    /// `now`; "now" in both resolves to the same instant.
-    pub fn times(&self, now: OffsetDateTime) -> (String, u64) {
-        let created = format_time(self.created.resolve(now));
-        // Checked when the plan was made; a hand-edited plan may still hold a pre-1970 date.
-        let mtime = u64::try_from(self.mtime.resolve(now).unix_timestamp()).unwrap_or(0);
-        (created, mtime)
-    }
-
-    /// Owner and mtime stamped on store-layer entries.
-    pub fn stamp(&self, mtime: u64) -> Stamp {
-        Stamp {
-            mtime,
-            uid: self.owner.uid,
-            gid: self.owner.gid,
-            uname: self.owner.uname.clone(),
-            gname: self.owner.gname.clone(),
-        }
+    /// The creation time (RFC 3339) of an image written at `now`.
+    pub fn created_at(&self, now: OffsetDateTime) -> String {
+        format_time(self.created.resolve(now))
     }
 }
 
-impl PlannedLayer {
+impl LayerSet {
+    /// Reads a `buildLayer` output, refusing records of another version.
+    pub fn read(path: &Path) -> Result<LayerSet, PlanError> {
+        let set: LayerSet = read_json(path, "strata layer set")?;
+        if set.strata_layers != RECORD_VERSION {
+            return Err(PlanError::Malformed {
+                path: path.to_owned(),
+                what: "strata layer set",
+                message: format!(
+                    "records of format {}, this helper makes format {RECORD_VERSION}; rebuild the layer",
+                    set.strata_layers
+                ),
+            });
+        }
+        Ok(set)
+    }
+}
+
+/// Reads a JSON file, naming it in errors.
+pub fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, PlanError> {
+    let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| PlanError::Malformed {
+        path: path.to_owned(),
+        what,
+        message: e.to_string(),
+    })
+}
+
+impl LayerContent {
     /// Where the layer's bytes come from.
     pub fn source(&self) -> LayerSource {
         match self {
-            PlannedLayer::StorePaths { paths } => {
+            LayerContent::StorePaths { paths, .. } => {
                 LayerSource::StorePaths(paths.iter().map(PathBuf::from).collect())
             }
-            PlannedLayer::Tarball { path } => LayerSource::Tarball(PathBuf::from(path)),
+            LayerContent::Tarball { path } => LayerSource::Tarball(PathBuf::from(path)),
         }
     }
 
-    /// A short description for history entries and error messages.
+    /// Owner and mtime of the entries (a tarball's are its own).
+    pub fn stamp(&self) -> Stamp {
+        match self {
+            LayerContent::StorePaths { mtime, owner, .. } => Stamp {
+                mtime: *mtime,
+                uid: owner.uid,
+                gid: owner.gid,
+                uname: owner.uname.clone(),
+                gname: owner.gname.clone(),
+            },
+            LayerContent::Tarball { .. } => Stamp::root(0),
+        }
+    }
+
+    /// The store paths the layer holds (none for a tarball).
+    pub fn store_paths(&self) -> &[String] {
+        match self {
+            LayerContent::StorePaths { paths, .. } => paths,
+            LayerContent::Tarball { .. } => &[],
+        }
+    }
+
+    /// A description for history entries.
     pub fn describe(&self) -> String {
         match self {
-            PlannedLayer::StorePaths { paths } => format!("store paths: {}", paths.join(" ")),
-            PlannedLayer::Tarball { path } => format!("customisation layer: {path}"),
+            LayerContent::StorePaths { paths, .. } => format!("store paths: {}", paths.join(" ")),
+            LayerContent::Tarball { path } => format!("customisation layer: {path}"),
         }
     }
 
     /// A description short enough for a one-line error.
     pub fn describe_short(&self) -> String {
+        self.describe_at_most(3)
+    }
+
+    /// A description naming at most `n` store paths.
+    pub fn describe_at_most(&self, n: usize) -> String {
         match self {
-            PlannedLayer::StorePaths { paths } if paths.len() > 3 => format!(
+            LayerContent::StorePaths { paths, .. } if paths.len() > n => format!(
                 "store paths: {} and {} more",
-                paths[..3].join(" "),
-                paths.len() - 3
+                paths[..n].join(" "),
+                paths.len() - n
             ),
             _ => self.describe(),
         }
@@ -319,32 +475,44 @@ mod tests {
     use crate::closure::ClosureEntry;
     use serde_json::json;
 
-    fn settings(max_layers: u64) -> ImageSettings {
-        ImageSettings {
-            image_name: "Hello".into(),
-            tag: None,
-            architecture: None,
-            image_system: "x86_64-linux".into(),
-            created: "1970-01-01T00:00:01Z".into(),
-            mtime: "1970-01-01T00:00:01Z".into(),
-            uid: 0,
-            gid: 0,
-            uname: "root".into(),
-            gname: "root".into(),
-            max_layers,
-            include_store_paths: true,
-            config: None,
-            config_file: None,
-            customisation_layer: "/nix/store/cccccccccccccccccccccccccccccccc-custom.tar".into(),
-            exclude: vec![],
-        }
+    /// A store-like directory with `n` paths and a customisation layer, referenced by it.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        closure: Closure,
+        custom: String,
     }
 
-    fn closure(n: usize) -> Closure {
-        let custom = "/nix/store/cccccccccccccccccccccccccccccccc-custom.tar".to_owned();
+    fn fixture(n: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
         let paths: Vec<String> = (0..n)
-            .map(|i| format!("/nix/store/{:032}-p{i}", i))
+            .map(|i| {
+                let p = dir.path().join(format!("{:032}-p{i}", i));
+                std::fs::create_dir(&p).unwrap();
+                std::fs::write(p.join("f"), format!("{i}")).unwrap();
+                p.to_string_lossy().into_owned()
+            })
             .collect();
+        let custom = dir.path().join("cccc-custom");
+        std::fs::create_dir(&custom).unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let mut tar = std::fs::File::create(custom.join("layer.tar")).unwrap();
+        let record = crate::record::compute_record(
+            &LayerSource::Tree {
+                root,
+                store_dirs: true,
+            },
+            &Stamp::root(1),
+            Some(&mut tar),
+            &Progress::quiet(),
+        )
+        .unwrap();
+        std::fs::write(
+            custom.join("record.json"),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .unwrap();
+        let custom = custom.to_string_lossy().into_owned();
         let mut entries: Vec<ClosureEntry> = paths
             .iter()
             .map(|p| ClosureEntry {
@@ -355,22 +523,63 @@ mod tests {
             })
             .collect();
         entries.push(ClosureEntry {
-            path: custom,
+            path: custom.clone(),
             references: paths,
             nar_size: 1,
             nar_hash: None,
         });
-        Closure::from_entries(entries)
+        Fixture {
+            _dir: dir,
+            closure: Closure::from_entries(entries),
+            custom,
+        }
     }
 
+    fn settings(max_layers: u64, f: &Fixture) -> ImageSettings {
+        ImageSettings {
+            image_name: "Hello".into(),
+            tag: None,
+            architecture: None,
+            image_system: "x86_64-linux".into(),
+            created: "1970-01-01T00:00:01Z".into(),
+            stamp: StoreStamp {
+                mtime: "1970-01-01T00:00:01Z".into(),
+                uid: 0,
+                gid: 0,
+                uname: "root".into(),
+                gname: "root".into(),
+            },
+            max_layers,
+            include_store_paths: true,
+            config: None,
+            config_file: None,
+            customisation_layer: f.custom.clone(),
+            layers: vec![],
+            exclude: vec![],
+        }
+    }
+
+    const OUT: &str = "/nix/store/abcdefghijklmnopqrstuvwxyz012345-stream-hello";
+
     #[test]
-    fn plan_defaults_and_round_trip() {
-        let out = Path::new("/nix/store/abcdefghijklmnopqrstuvwxyz012345-stream-hello");
-        let plan = ImagePlan::new(&settings(100), json!({"Cmd": ["x"]}), &closure(3), out).unwrap();
+    fn plan_defaults_records_and_round_trip() {
+        let f = fixture(3);
+        let plan = ImagePlan::new(
+            &settings(100, &f),
+            json!({"Cmd": ["x"]}),
+            &f.closure,
+            Path::new(OUT),
+            &Progress::quiet(),
+        )
+        .unwrap();
         assert_eq!(plan.repo_tag, "hello:abcdefghijklmnopqrstuvwxyz012345");
         assert_eq!(plan.architecture, "amd64");
         assert_eq!(plan.layers.len(), 4, "3 store paths + customisation");
-        assert!(matches!(plan.layers[3], PlannedLayer::Tarball { .. }));
+        assert!(matches!(
+            plan.layers[3].content,
+            LayerContent::Tarball { .. }
+        ));
+        assert!(plan.layers.iter().all(|l| l.record.size > 0));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plan");
         std::fs::write(
@@ -384,16 +593,56 @@ mod tests {
     }
 
     #[test]
-    fn max_layers_is_respected() {
-        let out = Path::new("/nix/store/abcdefghijklmnopqrstuvwxyz012345-x");
-        let plan = ImagePlan::new(&settings(3), Value::Null, &closure(10), out).unwrap();
+    fn max_layers_and_given_layers_are_respected() {
+        let f = fixture(10);
+        let out = Path::new(OUT);
+        let q = Progress::quiet();
+        let plan = ImagePlan::new(&settings(3, &f), Value::Null, &f.closure, out, &q).unwrap();
         assert_eq!(plan.layers.len(), 3);
-        let err = ImagePlan::new(&settings(1), Value::Null, &closure(1), out).unwrap_err();
+        let err = ImagePlan::new(&settings(1, &f), Value::Null, &f.closure, out, &q).unwrap_err();
         assert!(err.to_string().contains("`maxLayers`") && err.to_string().contains("got 1"));
-        let mut no_store = settings(100);
+        let mut no_store = settings(100, &f);
         no_store.include_store_paths = false;
-        let plan = ImagePlan::new(&no_store, Value::Null, &closure(10), out).unwrap();
+        let plan = ImagePlan::new(&no_store, Value::Null, &f.closure, out, &q).unwrap();
         assert_eq!(plan.layers.len(), 1);
+
+        // A layer set holding two of the paths: they go first and are not layered again.
+        let given_paths: Vec<String> = f.closure.entries()[..2]
+            .iter()
+            .map(|e| e.path.clone())
+            .collect();
+        let set = LayerSet {
+            strata_layers: RECORD_VERSION,
+            layers: plan_store_layers(vec![given_paths.clone()], &settings(3, &f).stamp, 0, &q)
+                .unwrap(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("layers.json");
+        std::fs::write(&file, serde_json::to_vec(&set).unwrap()).unwrap();
+        let mut with_layers = settings(100, &f);
+        with_layers.layers = vec![file.clone()];
+        let plan = ImagePlan::new(&with_layers, Value::Null, &f.closure, out, &q).unwrap();
+        assert_eq!(plan.layers[0], set.layers[0]);
+        assert_eq!(plan.layers.len(), 1 + 8 + 1);
+        let held: Vec<&String> = plan
+            .layers
+            .iter()
+            .flat_map(|l| l.content.store_paths())
+            .collect();
+        assert_eq!(held.len(), 10, "every path once");
+        with_layers.max_layers = 2;
+        let err = ImagePlan::new(&with_layers, Value::Null, &f.closure, out, &q).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PlanError::NoRoom {
+                    given: 1,
+                    left: 8,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -403,5 +652,8 @@ mod tests {
         std::fs::write(&file, b"#!/bin/sh\n{\"x\": 1}").unwrap();
         let err = ImagePlan::read(&file).unwrap_err().to_string();
         assert!(err.contains("junk") && err.contains("strataPlan"), "{err}");
+        std::fs::write(&file, b"{\"strataPlan\": 1}").unwrap();
+        let err = ImagePlan::read(&file).unwrap_err().to_string();
+        assert!(err.contains("rebuild the image"), "{err}");
     }
 }

@@ -1,0 +1,69 @@
+# buildLayer: layers of their own, to share between images.
+#
+#   deps = buildLayer { deps = [ python3 ]; };
+#   app = buildLayer { deps = [ myApp ]; layers = [ deps ]; };
+#   image = streamLayeredImage { name = "app"; layers = [ deps app ]; config.Cmd = [ ... ]; };
+#
+# The result is a small file of layer records (store paths, size, diff_id, gzip and zstd
+# digests), never a tar. It is a derivation keyed by exactly its arguments: images that list it
+# share it, an image rebuilt after its application changed does not rebuild it, and it builds
+# on remote builders and comes from binary caches like any other path.
+{ lib, helper, system, internalCustomisationLayer }:
+
+{
+  # Packages whose closure goes into the layer, except the store paths `layers` already hold.
+  deps ? [ ],
+  # Packages merged at the image root, as streamLayeredImage's `contents`: their closure goes
+  # into the layer like `deps`, and one more small layer holds the root symlinks.
+  contents ? [ ],
+  # Earlier buildLayer results whose store paths this layer leaves out, so that listing
+  # `layers = [ a b ]` in an image holds every path once.
+  layers ? [ ],
+  # Most store layers to split this one's paths into: the most popular paths get a layer
+  # each, the rest share the last (the contents' root layer is not counted).
+  maxLayers ? 1,
+  # Name of the derivation.
+  name ? "layer",
+  # mtime of the layer's files, RFC 3339; a constant keeps the layer reproducible.
+  mtime ? "1970-01-01T00:00:01Z",
+  # Numeric owner of the layer's store files.
+  uid ? 0,
+  # Numeric group of the layer's store files.
+  gid ? 0,
+  # Owner name of the layer's store files.
+  uname ? "root",
+  # Group name of the layer's store files.
+  gname ? "root",
+  # Attributes added to the result.
+  passthru ? { },
+}:
+let
+  contentsList = lib.toList contents;
+  contentsLayer =
+    if contentsList == [ ] then null
+    else internalCustomisationLayer {
+      name = "${lib.imageBaseName name}-contents";
+      contents = contentsList;
+      extraCommands = "";
+      includeStorePaths = true;
+      inherit mtime;
+    };
+  layer = derivation {
+    name = "${lib.imageBaseName name}-layers.json";
+    inherit system maxLayers mtime uid gid uname gname layers contentsLayer;
+    builder = "${helper}/bin/strata";
+    args = [ "build-layer" ];
+    __structuredAttrs = true;
+    exportReferencesGraph.closure = lib.toList deps ++ contentsList;
+  };
+in
+assert lib.assertMsg (builtins.isInt maxLayers && maxLayers >= 1)
+  "buildLayer: `maxLayers` must be an integer of at least 1, got ${lib.show maxLayers}";
+assert lib.assertMsg (builtins.isList layers && builtins.all (l: l.isStrataLayer or false) layers)
+  "buildLayer: `layers` must be a list of buildLayer results, got ${lib.show layers}";
+assert lib.assertMsg (lib.isTime mtime && mtime != "now")
+  "buildLayer: `mtime` must be a date such as 1970-01-01T00:00:01Z, got ${lib.show mtime}";
+layer // {
+  isStrataLayer = true;
+  passthru = passthru // { isStrataLayer = true; };
+} // passthru
