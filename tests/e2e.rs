@@ -382,6 +382,11 @@ fn main() {
         // Every image the tests build; nowDated too, since "now" is resolved when the image
         // is streamed, not in the plan.
         for attr in [
+            "sharedDeps",
+            "appV1",
+            "appV1.appLayer",
+            "sharedOther",
+            "splitLayer",
             "nowDated",
             "stream",
             "stream.customisationLayer",
@@ -646,6 +651,195 @@ fn main() {
         )?;
         // None of these may panic.
         ensure(!err.contains("panicked"), || err.clone())
+    });
+
+    suite.check("shared_layer_built_once_used_by_two_images", || {
+        let deps = nix.build("sharedDeps")?;
+        let set: Value = serde_json::from_slice(&std::fs::read(&deps).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let deps_diff = set["layers"][0]["record"]["diffId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        ensure(set["layers"].as_array().map_or(0, Vec::len) == 1, || {
+            format!("sharedDeps: {set}")
+        })?;
+        // Both images name the same layer derivation (one store path) ...
+        for attr in ["appV1", "sharedOther"] {
+            let drv = ok(Command::new("nix-store").arg("-q").arg("--references").arg(
+                nix.eval_json(&format!("{attr}.drvPath"))?
+                    .as_str()
+                    .unwrap_or_default(),
+            ))?;
+            let drv = if attr == "sharedOther" {
+                let stream = nix.eval_json("sharedOther.stream.drvPath")?;
+                ok(Command::new("nix-store")
+                    .args(["-q", "--references"])
+                    .arg(stream.as_str().unwrap_or_default()))?
+            } else {
+                drv
+            };
+            let deps_drv = nix.eval_json("sharedDeps.drvPath")?;
+            ensure(
+                drv.lines()
+                    .any(|l| l == deps_drv.as_str().unwrap_or_default()),
+                || format!("{attr} does not use the sharedDeps derivation {deps_drv}: {drv}"),
+            )?;
+        }
+        // ... and list its digest at the bottom of their rootfs.
+        let a = nix.build("appV1")?;
+        let file = dir.join("app1.tar");
+        save(&a, &file)?;
+        let img_a = open_image(&file)?;
+        let b = nix.build("sharedOther")?;
+        let img_b = open_image(&b)?;
+        for (name, img) in [("appV1", &img_a), ("sharedOther", &img_b)] {
+            ensure(
+                img.config["rootfs"]["diff_ids"][0] == deps_diff.as_str(),
+                || {
+                    format!(
+                        "{name}: bottom layer is not the shared one ({deps_diff}): {}",
+                        img.config["rootfs"]
+                    )
+                },
+            )?;
+        }
+        let out = docker_load_run(&docker, &a, "strata-app:1")?;
+        ensure(out == format!("{HELLO}\napp 1\n"), || {
+            format!("docker run printed {out:?}")
+        })?;
+        feed(&b, docker.cmd().arg("load"))?;
+        let out = docker.run("strata-shared-other:latest", &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("docker run printed {out:?}")
+        })?;
+        pipe(&a, podman.cmd().arg("load"))?;
+        let out = podman.run("localhost/strata-app:1", &[])?;
+        ensure(out.ends_with("app 1\n"), || {
+            format!("podman run printed {out:?}")
+        })?;
+        pipe_cmd(
+            Command::new("gzip").arg("-dc").arg(&b),
+            podman.cmd().arg("load"),
+        )?;
+        let out = podman.run(
+            "localhost/strata-shared-other:latest",
+            &["/bin/tools-check"],
+        )?;
+        ensure(out.trim() == "tools ok", || {
+            format!("podman run printed {out:?}")
+        })
+    });
+
+    suite.check("changing_the_app_rebuilds_only_its_derivations", || {
+        nix.build("appV1")?;
+        nix.build("sharedDeps")?;
+        // What a rebuild with app 2 would build, as `nix-build --dry-run` lists it.
+        let out = run(Command::new("nix-build")
+            .current_dir(repo())
+            .arg("tests/nix/images.nix")
+            .args(nix.args())
+            .args(["--dry-run", "-A", "appV2"]))?;
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        let mut names: Vec<String> = text
+            .lines()
+            .skip_while(|l| !l.contains("will be built"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  /nix/store/"))
+            .map(|l| {
+                l.trim()
+                    .splitn(2, '-')
+                    .nth(1)
+                    .unwrap_or_default()
+                    .trim_end_matches(".drv")
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        let want = [
+            "app-2",
+            "app-layers.json",
+            "strata-app-config.json",
+            "stream-strata-app",
+        ];
+        ensure(names == want, || {
+            format!("expected to rebuild exactly {want:?}, got {names:?}; nix-build --dry-run says:\n{text}")
+        })?;
+        let plan = nix.build("appV2")?;
+        let out = docker_load_run(&docker, &plan, "strata-app:2")?;
+        ensure(out.ends_with("app 2\n"), || {
+            format!("docker run printed {out:?}")
+        })
+    });
+
+    suite.check("buildlayer_contents_and_split", || {
+        let set: Value = serde_json::from_slice(
+            &std::fs::read(nix.build("splitLayer")?).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let kinds: Vec<&str> = set["layers"]
+            .as_array()
+            .map(|l| l.iter().filter_map(|x| x["kind"].as_str()).collect())
+            .unwrap_or_default();
+        ensure(kinds == ["storePaths", "storePaths", "tarball"], || {
+            format!("split layer: {set}")
+        })?;
+        let plan = nix.build("splitImage")?;
+        let out = docker_load_run(&docker, &plan, "strata-split:latest")?;
+        ensure(out.trim() == "tools ok", || {
+            format!("docker run printed {out:?}")
+        })
+    });
+
+    suite.check("record_mismatch_names_layer_and_paths", || {
+        let helper = repo().join("build/bootstrap/helper/bin/strata");
+        let plan = nix.build("appV1")?;
+        let text = std::fs::read_to_string(&plan).map_err(|e| e.to_string())?;
+        let (shebang, json) = text.split_once('\n').unwrap_or_default();
+        let mut value: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        // A record crafted for other bytes: what a store path with changed content looks like.
+        value["layers"][0]["record"]["diffId"] = Value::from(format!("sha256:{}", "0".repeat(64)));
+        let bad = dir.join("crafted-plan");
+        std::fs::write(&bad, format!("{shebang}\n{value}")).map_err(|e| e.to_string())?;
+        let out = run(Command::new(&helper)
+            .arg("stream")
+            .arg(&bad)
+            .stdout(Stdio::null()))?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let path = value["layers"][0]["paths"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        ensure(
+            !out.status.success()
+                && err.lines().count() == 1
+                && err.contains("layer 1 does not match its record")
+                && err.contains(&path),
+            || format!("status {}, stderr {err:?}", out.status),
+        )
+    });
+
+    suite.check("compressed_archives_identical_with_1_and_2_threads", || {
+        let helper = repo().join("build/bootstrap/helper/bin/strata");
+        let plan = nix.build("appV1")?;
+        for compressor in ["gz", "zstd"] {
+            let mut outputs = Vec::new();
+            for threads in ["1", "2"] {
+                let file = dir.join(format!("threads-{threads}.{compressor}"));
+                ok(Command::new(&helper)
+                    .env("RAYON_NUM_THREADS", threads)
+                    .env("STRATA_PROGRESS", "none")
+                    .args(["archive", "--compressor", compressor, "--plan"])
+                    .arg(&plan)
+                    .arg("--output")
+                    .arg(&file))?;
+                outputs.push(std::fs::read(&file).map_err(|e| e.to_string())?);
+            }
+            ensure(outputs[0] == outputs[1], || {
+                format!("{compressor}: 1 and 2 threads differ")
+            })?;
+        }
+        Ok(())
     });
 
     suite.check("flake_overlay_with_stand_in_nixpkgs", || flake_check(&dir));

@@ -4,6 +4,31 @@ let
   strata = import ../../nix { inherit helper toolbox system; };
   pkgs = import ./packages.nix { inherit toolbox system; };
   inherit (pkgs) hello tools;
+
+  # A stable dependency layer and an application on top, as a user would split them; the
+  # application's version is a parameter so the tests can change it.
+  sharedDeps = strata.buildLayer { name = "shared-deps"; deps = [ pkgs.greeting pkgs.toolbox ]; };
+  appImage = version:
+    let
+      app = derivation {
+        name = "app-${version}";
+        inherit system;
+        builder = "${toolbox}/bin/sh";
+        args = [ "-ec" ''
+          mkdir -p $out/bin
+          printf '#!${toolbox}/bin/sh\ncat ${pkgs.greeting}/share/greeting/text\necho "app ${version}"\n' > $out/bin/app
+          chmod 555 $out/bin/app
+        '' ];
+        PATH = "${toolbox}/bin";
+      };
+      appLayer = strata.buildLayer { name = "app"; deps = [ app ]; layers = [ sharedDeps ]; };
+    in
+    strata.streamLayeredImage {
+      name = "strata-app";
+      tag = version;
+      layers = [ sharedDeps appLayer ];
+      config.Cmd = [ "${app}/bin/app" ];
+    } // { inherit app appLayer; };
 in
 {
   inherit strata pkgs;
@@ -86,6 +111,26 @@ in
 
   # Nothing but a name: no store paths, an (almost) empty customisation layer.
   empty = strata.streamLayeredImage { name = "strata-empty"; tag = "latest"; };
+
+  inherit sharedDeps;
+  appV1 = appImage "1";
+  appV2 = appImage "2";
+  # A second image sharing the dependency layer, with contents and compression.
+  sharedOther = strata.buildLayeredImage {
+    name = "strata-shared-other";
+    tag = "latest";
+    layers = [ sharedDeps ];
+    contents = tools;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  # buildLayer with contents and a split into two store layers.
+  splitLayer = strata.buildLayer { name = "split"; deps = [ hello ]; contents = [ tools ]; maxLayers = 2; };
+  splitImage = strata.streamLayeredImage {
+    name = "strata-split";
+    tag = "latest";
+    layers = [ (strata.buildLayer { name = "split"; deps = [ hello ]; contents = [ tools ]; maxLayers = 2; }) ];
+    config.Cmd = [ "/bin/tools-check" ];
+  };
 
   # A date that is not one must fail at evaluation.
   badCreated = strata.streamLayeredImage { name = "bad"; created = "yesterday"; };
