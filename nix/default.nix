@@ -31,6 +31,7 @@ lib.makeScope (self: {
   buildLayer = self.callFunction ./buildLayer.nix { };
   buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
+  internalExactLayer = self.callFunction ./internalExactLayer.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
   streamLayeredImage = self.callFunction ./streamLayeredImage.nix { };
 })

@@ -32,6 +32,16 @@ rec {
     in
     if base == "" || builtins.substring 0 1 base == "." then "image${base}" else base;
 
+  # The name part of a store path (`hello-2.12` in `/nix/store/abc…-hello-2.12`).
+  storePathName = path:
+    let base = baseNameOf (builtins.unsafeDiscardStringContext path);
+    in builtins.substring 33 (builtins.stringLength base - 33) base;
+
+  # A store path read back from a build output (without string context) as a reference to
+  # that path alone, so a derivation using it depends on exactly it. appendContext works in
+  # pure evaluation, where builtins.storePath does not.
+  withPathContext = path: builtins.appendContext path { ${path} = { path = true; }; };
+
   # The hash part of a store path (`abc…` in `/nix/store/abc…-name`).
   hashPart = path: builtins.head (builtins.split "-" (baseNameOf (builtins.unsafeDiscardStringContext path)));
 

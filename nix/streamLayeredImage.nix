@@ -5,7 +5,7 @@
 # The build decides the layers (the most popular store paths of the closure get a layer each)
 # and writes them into the executable, a plan file run by the helper; no image tarball is
 # stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
-{ lib, helper, system, imageSystem, internalCustomisationLayer, internalWriteFile }:
+{ lib, helper, system, imageSystem, internalCustomisationLayer, internalExactLayer, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix
@@ -52,6 +52,11 @@
   # derivation is built once and shared by every image that lists it, so rebuilding an
   # image after its application changed leaves the layers of its stable dependencies alone.
   layers ? [ ],
+  # Make each automatic layer a derivation of its own, keyed by exactly its store paths, so a
+  # rebuild after one path changed recomputes only the records of the layers that hold
+  # changed paths. Needs import-from-derivation (the grouping is built during evaluation),
+  # which some evaluators (Hydra, `--no-allow-import-from-derivation`) refuse.
+  perLayerDerivations ? false,
   # Attributes added to the result.
   passthru ? { },
   # Not supported yet; accepted so that moving from nixpkgs fails with a clear message.
@@ -85,20 +90,42 @@ let
     text = builtins.toJSON config;
   };
 
-  plan = derivation {
-    name = "stream-${baseName}";
-    inherit system;
-    builder = "${helper}/bin/strata";
-    args = [ "plan" ];
-    __structuredAttrs = true;
-
-    helperBin = "${helper}/bin/strata";
-    inherit imageName tag architecture imageSystem created mtime uid gid uname gname;
-    inherit maxLayers includeStorePaths configFile customisationLayer layers;
+  # The attributes the plan and the layering builders read.
+  settings = {
+    inherit system imageName tag architecture imageSystem created mtime uid gid uname gname;
+    inherit maxLayers includeStorePaths configFile customisationLayer;
     exclude = [ configFile ];
+    builder = "${helper}/bin/strata";
+    __structuredAttrs = true;
     exportReferencesGraph.closure =
       if includeStorePaths then [ configFile customisationLayer ] else [ ];
   };
+
+  # With perLayerDerivations, the grouping is built first (import from derivation) and every
+  # group becomes an exact layer derivation; the plan then only assembles records.
+  automaticLayers =
+    let
+      layering = derivation (settings // {
+        name = "${baseName}-layering.json";
+        args = [ "plan-layering" ];
+        inherit layers;
+      });
+      # readFile gives the file's references as context, which fromJSON refuses; each path
+      # gets its own context back below.
+      groups = builtins.fromJSON (builtins.unsafeDiscardStringContext (builtins.readFile layering));
+    in
+    map (group: internalExactLayer {
+      paths = map lib.withPathContext group;
+      inherit uid gid uname gname;
+      mtime = if mtime == "now" then throw "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime`, got \"now\"" else mtime;
+    }) groups;
+
+  plan = derivation (settings // {
+    name = "stream-${baseName}";
+    args = [ "plan" ];
+    helperBin = "${helper}/bin/strata";
+    layers = layers ++ (if perLayerDerivations then automaticLayers else [ ]);
+  });
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
 in

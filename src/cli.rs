@@ -75,8 +75,15 @@ enum Command {
         #[arg(long)]
         attrs: Option<PathBuf>,
     },
-    /// Nix builder for `buildLayer`: layer a closure (minus what earlier layers hold) and
-    /// write the layers' records.
+    /// Nix builder for `perLayerDerivations`: write how the closure of an image is grouped
+    /// into automatic layers, as a JSON list of lists of store paths.
+    PlanLayering {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder for `buildLayer`: layer a closure (minus what earlier layers hold), or
+    /// exactly the store paths given, and write the layers' records.
     BuildLayer {
         /// Structured attributes file (default: the one Nix provides).
         #[arg(long)]
@@ -136,6 +143,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Plan { attrs } => plan_builder(attrs.as_deref()),
         Command::CustomisationLayer { attrs } => customisation_builder(attrs.as_deref()),
         Command::BuildLayer { attrs } => build_layer_builder(attrs.as_deref()),
+        Command::PlanLayering { attrs } => plan_layering_builder(attrs.as_deref()),
         Command::WriteFile { attrs } => write_file_builder(attrs.as_deref()),
         Command::Layers {
             closure,
@@ -226,6 +234,20 @@ fn plan_builder(attrs: Option<&Path>) -> Result<()> {
     write_file(&out, &plan.to_script(&helper_bin), 0o555)
 }
 
+fn plan_layering_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let settings: ImageSettings = attrs.parse()?;
+    let closure = Closure::from_attrs(&attrs.value).map_err(|message| {
+        anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
+    })?;
+    let (_, groups) = settings.automatic_groups(&closure)?;
+    write_file(
+        &attrs.output("out")?,
+        &serde_json::to_vec_pretty(&groups)?,
+        0o444,
+    )
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CustomisationAttrs {
@@ -289,6 +311,9 @@ struct BuildLayerAttrs {
     /// A tarball layer (directory with `layer.tar` and `record.json`) for `contents`.
     #[serde(default)]
     contents_layer: Option<PathBuf>,
+    /// Exactly these store paths, as one layer (no closure, no popularity).
+    #[serde(default)]
+    paths: Option<Vec<String>>,
     #[serde(flatten)]
     stamp: StoreStamp,
 }
@@ -311,7 +336,10 @@ fn build_layer_builder(attrs: Option<&Path>) -> Result<()> {
     if let Some(c) = &a.contents_layer {
         exclude.insert(c.to_string_lossy().into_owned());
     }
-    let groups = limit_layers(popularity_order(&closure, &exclude)?, a.max_layers as usize);
+    let groups = match a.paths {
+        Some(paths) => vec![paths],
+        None => limit_layers(popularity_order(&closure, &exclude)?, a.max_layers as usize),
+    };
     if groups.is_empty() && a.contents_layer.is_none() {
         eprintln!(
             "strata: buildLayer: every store path is already in `layers`; this layer is empty"

@@ -257,6 +257,44 @@ pub fn plan_store_layers(
         .collect())
 }
 
+impl ImageSettings {
+    /// The layers `layers` brings and how the rest of the closure is grouped into layers by
+    /// popularity within `maxLayers`.
+    pub fn automatic_groups(
+        &self,
+        closure: &Closure,
+    ) -> Result<(Vec<PlannedLayer>, Vec<Vec<String>>), PlanError> {
+        if self.max_layers < 2 {
+            return Err(PlanError::MaxLayers(self.max_layers));
+        }
+        let mut layers = Vec::new();
+        for file in &self.layers {
+            layers.extend(LayerSet::read(file)?.layers);
+        }
+        let given = layers.len();
+        let mut exclude: BTreeSet<String> = self.exclude.iter().cloned().collect();
+        exclude.insert(self.customisation_layer.clone());
+        for layer in &layers {
+            exclude.extend(layer.content.store_paths().iter().cloned());
+        }
+        let ordered = if self.include_store_paths {
+            popularity_order(closure, &exclude)?
+        } else {
+            Vec::new()
+        };
+        // One layer is the customisation layer.
+        let room = self.max_layers.saturating_sub(1 + given as u64);
+        if room == 0 && !ordered.is_empty() || given as u64 + 1 > self.max_layers {
+            return Err(PlanError::NoRoom {
+                max_layers: self.max_layers,
+                given,
+                left: ordered.len(),
+            });
+        }
+        Ok((layers, limit_layers(ordered, room as usize)))
+    }
+}
+
 impl ImagePlan {
     /// Makes the plan for an image whose plan file will be `out` (its hash is the default
     /// tag), computing the records of its automatic layers.
@@ -267,9 +305,6 @@ impl ImagePlan {
         out: &Path,
         progress: &Progress,
     ) -> Result<ImagePlan, PlanError> {
-        if settings.max_layers < 2 {
-            return Err(PlanError::MaxLayers(settings.max_layers));
-        }
         check_config(&config)?;
         let config = if config.is_null() {
             Value::Object(Default::default())
@@ -286,31 +321,8 @@ impl ImagePlan {
             None => hash_part(&out.to_string_lossy()).to_owned(),
         };
 
-        let mut layers = Vec::new();
-        for file in &settings.layers {
-            layers.extend(LayerSet::read(file)?.layers);
-        }
+        let (mut layers, groups) = settings.automatic_groups(closure)?;
         let given = layers.len();
-        let mut exclude: BTreeSet<String> = settings.exclude.iter().cloned().collect();
-        exclude.insert(settings.customisation_layer.clone());
-        for layer in &layers {
-            exclude.extend(layer.content.store_paths().iter().cloned());
-        }
-        let ordered = if settings.include_store_paths {
-            popularity_order(closure, &exclude)?
-        } else {
-            Vec::new()
-        };
-        // One layer is the customisation layer.
-        let room = settings.max_layers.saturating_sub(1 + given as u64);
-        if room == 0 && !ordered.is_empty() || given as u64 + 1 > settings.max_layers {
-            return Err(PlanError::NoRoom {
-                max_layers: settings.max_layers,
-                given,
-                left: ordered.len(),
-            });
-        }
-        let groups = limit_layers(ordered, room as usize);
         layers.extend(plan_store_layers(groups, &settings.stamp, given, progress)?);
 
         let custom = Path::new(&settings.customisation_layer);

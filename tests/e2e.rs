@@ -387,6 +387,7 @@ fn main() {
             "appV1.appLayer",
             "sharedOther",
             "splitLayer",
+            "perLayer",
             "nowDated",
             "stream",
             "stream.customisationLayer",
@@ -734,12 +735,14 @@ fn main() {
     suite.check("changing_the_app_rebuilds_only_its_derivations", || {
         nix.build("appV1")?;
         nix.build("sharedDeps")?;
-        // What a rebuild with app 2 would build, as `nix-build --dry-run` lists it.
+        // What a rebuild with a new app version would build, as `nix-build --dry-run` lists
+        // it. The version is new to this run, so nothing of it can be built already.
+        let version = format!("2-run{}", std::process::id());
         let out = run(Command::new("nix-build")
             .current_dir(repo())
             .arg("tests/nix/images.nix")
             .args(nix.args())
-            .args(["--dry-run", "-A", "appV2"]))?;
+            .args(["--argstr", "appVersion2", &version, "--dry-run", "-A", "appV2"]))?;
         let text = String::from_utf8_lossy(&out.stderr).into_owned();
         let mut names: Vec<String> = text
             .lines()
@@ -756,8 +759,9 @@ fn main() {
             })
             .collect();
         names.sort();
+        let app = format!("app-{version}");
         let want = [
-            "app-2",
+            app.as_str(),
             "app-layers.json",
             "strata-app-config.json",
             "stream-strata-app",
@@ -765,11 +769,15 @@ fn main() {
         ensure(names == want, || {
             format!("expected to rebuild exactly {want:?}, got {names:?}; nix-build --dry-run says:\n{text}")
         })?;
-        let plan = nix.build("appV2")?;
-        let out = docker_load_run(&docker, &plan, "strata-app:2")?;
-        ensure(out.ends_with("app 2\n"), || {
-            format!("docker run printed {out:?}")
-        })
+        let plan = PathBuf::from(ok(Command::new("nix-build")
+            .current_dir(repo())
+            .arg("tests/nix/images.nix")
+            .args(nix.args())
+            .args(["--option", "sandbox", "true", "--no-out-link"])
+            .args(["--argstr", "appVersion2", &version, "-A", "appV2"]))?
+        .trim());
+        let out = docker_load_run(&docker, &plan, &format!("strata-app:{version}"))?;
+        ensure(out.ends_with(&format!("app {version}\n")), || format!("docker run printed {out:?}"))
     });
 
     suite.check("buildlayer_contents_and_split", || {
@@ -789,6 +797,29 @@ fn main() {
         ensure(out.trim() == "tools ok", || {
             format!("docker run printed {out:?}")
         })
+    });
+
+    suite.check("per_layer_derivations_give_the_same_layers", || {
+        let on = nix.build("perLayer")?;
+        let off = nix.build("perLayerOff")?;
+        let (a, b) = (dir.join("per-layer-on.tar"), dir.join("per-layer-off.tar"));
+        save(&on, &a)?;
+        save(&off, &b)?;
+        let (ia, ib) = (open_image(&a)?, open_image(&b)?);
+        ensure(ia.config["rootfs"] == ib.config["rootfs"], || {
+            format!("layers differ:\n{}\n{}", ia.config["rootfs"], ib.config["rootfs"])
+        })?;
+        ensure(ia.layers.len() == 4, || format!("{} layers", ia.layers.len()))?;
+        // Each automatic layer is a derivation of its own.
+        let drv = nix.eval_json("perLayer.drvPath")?;
+        let inputs = ok(Command::new("nix-store").args(["-q", "--references"]).arg(drv.as_str().unwrap_or_default()))?;
+        let layer_drvs = inputs
+            .lines()
+            .filter(|l| l.splitn(2, '-').nth(1).is_some_and(|name| name.starts_with("layer-")))
+            .count();
+        ensure(layer_drvs == 3, || format!("expected 3 layer derivations (maxLayers 4 = 3 store layers + customisation): {inputs}"))?;
+        let out = docker_load_run(&docker, &on, "strata-per-layer:latest")?;
+        ensure(out.trim() == HELLO, || format!("docker run printed {out:?}"))
     });
 
     suite.check("record_mismatch_names_layer_and_paths", || {

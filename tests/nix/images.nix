@@ -1,5 +1,6 @@
 # The images the end-to-end tests build, in the no-nixpkgs form of the library.
-{ helper, toolbox, system ? builtins.currentSystem }:
+# `appVersion2` names the changed application of the rebuild test.
+{ helper, toolbox, system ? builtins.currentSystem, appVersion2 ? "2" }:
 let
   strata = import ../../nix { inherit helper toolbox system; };
   pkgs = import ./packages.nix { inherit toolbox system; };
@@ -114,7 +115,7 @@ in
 
   inherit sharedDeps;
   appV1 = appImage "1";
-  appV2 = appImage "2";
+  appV2 = appImage appVersion2;
   # A second image sharing the dependency layer, with contents and compression.
   sharedOther = strata.buildLayeredImage {
     name = "strata-shared-other";
@@ -130,6 +131,23 @@ in
     tag = "latest";
     layers = [ (strata.buildLayer { name = "split"; deps = [ hello ]; contents = [ tools ]; maxLayers = 2; }) ];
     config.Cmd = [ "/bin/tools-check" ];
+  };
+
+  # The same image twice, with and without a derivation per automatic layer: same layers.
+  perLayer = strata.streamLayeredImage {
+    name = "strata-per-layer";
+    tag = "latest";
+    maxLayers = 4;
+    perLayerDerivations = true;
+    contents = tools;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  perLayerOff = strata.streamLayeredImage {
+    name = "strata-per-layer";
+    tag = "latest";
+    maxLayers = 4;
+    contents = tools;
+    config.Cmd = [ "${hello}/bin/hello" ];
   };
 
   # A date that is not one must fail at evaluation.
