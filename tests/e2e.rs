@@ -751,8 +751,8 @@ fn main() {
             .take_while(|l| l.starts_with("  /nix/store/"))
             .map(|l| {
                 l.trim()
-                    .splitn(2, '-')
-                    .nth(1)
+                    .split_once('-')
+                    .map(|(_, name)| name)
                     .unwrap_or_default()
                     .trim_end_matches(".drv")
                     .to_owned()
@@ -815,7 +815,7 @@ fn main() {
         let inputs = ok(Command::new("nix-store").args(["-q", "--references"]).arg(drv.as_str().unwrap_or_default()))?;
         let layer_drvs = inputs
             .lines()
-            .filter(|l| l.splitn(2, '-').nth(1).is_some_and(|name| name.starts_with("layer-")))
+            .filter(|l| l.split_once('-').is_some_and(|(_, name)| name.starts_with("layer-")))
             .count();
         ensure(layer_drvs == 3, || format!("expected 3 layer derivations (maxLayers 4 = 3 store layers + customisation): {inputs}"))?;
         let out = docker_load_run(&docker, &on, "strata-per-layer:latest")?;
