@@ -6,6 +6,10 @@
 , toolbox ? ../build/bootstrap/toolbox
 , system ? builtins.currentSystem
 , maxLayers ? 100
+  # The application's version: bench/incremental.sh changes it between two builds.
+, appVersion ? "1"
+  # mtime of the image files; a date new to a run makes every layer new to it.
+, mtime ? "1970-01-01T00:00:01Z"
 }:
 let
   strata = import ../nix { inherit helper toolbox system; };
@@ -36,19 +40,48 @@ let
     ${if i > 1 then "echo ${builtins.elemAt libs (i / 2)} > $out/lib/dep-half" else ""}
     ${if i > 10 then "echo ${builtins.elemAt libs (i / 10)} > $out/lib/dep-tenth" else ""}
   '') 180;
-  app = mk "bench-app" ''
+  app = mk "bench-app-${appVersion}" ''
     mkdir -p $out/bin
-    printf '#!${toolbox}/bin/sh\necho bench\n' > $out/bin/app
+    printf '#!${toolbox}/bin/sh\necho bench ${appVersion}\n' > $out/bin/app
     chmod 555 $out/bin/app
     echo ${toString (big ++ many ++ libs)} > $out/deps
   '';
+  # Everything the application needs, the toolbox its script runs with included, so the
+  # application layer holds the application alone.
+  deps = big ++ many ++ libs ++ [ toolbox ];
+  # A shared dependencies layer (most of the bytes) and an application layer on top.
+  depsLayer = strata.buildLayer { name = "bench-deps"; inherit deps mtime; };
+  appLayer = strata.buildLayer { name = "bench-app"; deps = [ app ]; layers = [ depsLayer ]; inherit mtime; };
 in
 {
-  inherit app;
+  inherit app deps depsLayer appLayer;
+  # Automatic popularity layering: the plan computes every layer's record.
   image = strata.streamLayeredImage {
     name = "strata-bench";
     tag = "latest";
-    inherit maxLayers;
+    inherit maxLayers mtime;
+    config.Cmd = [ "${app}/bin/app" ];
+  };
+  # The same with a derivation per automatic layer (import from derivation).
+  perLayerImage = strata.streamLayeredImage {
+    name = "strata-bench";
+    tag = "latest";
+    perLayerDerivations = true;
+    inherit maxLayers mtime;
+    config.Cmd = [ "${app}/bin/app" ];
+  };
+  # Shared dependencies layer + application layer.
+  splitImage = strata.streamLayeredImage {
+    name = "strata-bench-split";
+    tag = "latest";
+    layers = [ depsLayer appLayer ];
+    inherit mtime;
+    config.Cmd = [ "${app}/bin/app" ];
+  };
+  layeredGz = strata.buildLayeredImage {
+    name = "strata-bench";
+    tag = "latest";
+    inherit maxLayers mtime;
     config.Cmd = [ "${app}/bin/app" ];
   };
 }

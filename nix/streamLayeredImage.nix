@@ -26,9 +26,9 @@
   # Image creation date, RFC 3339 (or `2024-01-01`), or "now": the time the image is
   # streamed, so every stream is a different image.
   created ? "1970-01-01T00:00:01Z",
-  # mtime of the files in the store layers, like `created`; "now" is the same instant as a
-  # `created` of "now". Keep it constant so layers are shared between images. The
-  # customisation layer, built once, takes 1970-01-01T00:00:01Z when this is "now".
+  # mtime of the files in the store layers, like `created`; "now" is the time the layers'
+  # records are computed (their bytes are fixed then). Keep it constant so layers are shared
+  # between images. The customisation layer takes 1970-01-01T00:00:01Z when this is "now".
   mtime ? "1970-01-01T00:00:01Z",
   # Numeric owner of the store files in the image (1000 for single-user Nix in a container).
   uid ? 0,

@@ -292,8 +292,11 @@ fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
         ],
     )?;
     fs::create_dir(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
-    let record =
-        write_customisation_tar(&root, a.include_store_paths, mtime, &out.join("layer.tar"))?;
+    let progress = Progress::start("customisation layer", None, 1);
+    let layer = out.join("layer.tar");
+    let record = write_customisation_tar(&root, a.include_store_paths, mtime, &layer, &progress)?;
+    progress.layer_done();
+    progress.finish();
     write_file(
         &out.join("record.json"),
         &serde_json::to_vec_pretty(&record)?,

@@ -6,6 +6,9 @@
 //! - gzip works like pigz: every block is raw deflate at a fixed level, primed with the
 //!   32 KiB of input before it as dictionary and ended with a sync flush; an empty final
 //!   block, the CRC-32 and the length close the stream. The header has no name and mtime 0.
+//!   A block whose bytes look random (more than [`STORED_ENTROPY`] bits per byte) is written
+//!   as stored blocks instead: deflate cannot shrink it and would spend most of its time
+//!   failing to (compressed files in the store: archives, images, jars).
 //! - zstd writes every block as an independent frame (a valid zstd stream is any sequence of
 //!   frames). Single-threaded frames keep memory per block bounded, where libzstd's own
 //!   multithreading buffers several megabytes per worker.
@@ -17,6 +20,9 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use rayon::prelude::*;
 use std::io::{self, Write};
 use std::str::FromStr;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// gzip level. zlib-rs' level 1 is zlib-ng's "quick" strategy (static Huffman codes only):
 /// twice as fast as level 2 but 1.7 times larger on text. Level 2 matches `pigz -1` in size
@@ -30,10 +36,14 @@ const GZIP_DICTIONARY: usize = 32 * 1024;
 /// zstd level: the zstd command's default.
 pub const ZSTD_LEVEL: i32 = 3;
 /// Input bytes per zstd frame.
-pub const ZSTD_BLOCK: usize = 2 * 1024 * 1024;
+pub const ZSTD_BLOCK: usize = 1024 * 1024;
 /// Input bytes gathered before a batch is compressed: a multiple of both block sizes, so
 /// batches never split a block.
-pub const BATCH: usize = 4 * 1024 * 1024;
+pub const BATCH: usize = 2 * 1024 * 1024;
+/// Byte entropy (bits per byte, at most 8) above which a gzip block is stored, not deflated.
+/// Random data measures 7.998 on a 128 KiB block; compressible data, even machine code,
+/// stays well below 7.9.
+pub const STORED_ENTROPY: f64 = 7.99;
 
 /// Which compression a stream uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +152,12 @@ impl BlockStream {
     }
 }
 
-/// Raw deflate of `input` primed with `dictionary`, ended with a sync flush.
+/// Raw deflate of `input` primed with `dictionary`, ended with a sync flush; stored blocks
+/// when `input` looks incompressible.
 fn deflate_block(input: &[u8], dictionary: &[u8]) -> Vec<u8> {
+    if entropy(input) > STORED_ENTROPY {
+        return stored_blocks(input);
+    }
     let mut c = Compress::new(Compression::new(GZIP_LEVEL), false);
     if !dictionary.is_empty() {
         c.set_dictionary(dictionary)
@@ -161,6 +175,40 @@ fn deflate_block(input: &[u8], dictionary: &[u8]) -> Vec<u8> {
         }
         out.reserve(out.capacity().max(4096));
     }
+}
+
+/// Shannon entropy of the bytes of `data`, in bits per byte (0 for short data).
+fn entropy(data: &[u8]) -> f64 {
+    if data.len() < 4096 {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// `input` as non-final stored deflate blocks (at most 65535 bytes each), starting and
+/// ending on a byte boundary like a sync-flushed block.
+fn stored_blocks(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + input.len() / 65535 * 5 + 5);
+    for part in input.chunks(65535) {
+        let len = part.len() as u16;
+        out.push(0); // BFINAL 0, BTYPE 00 (stored), padded to the byte
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    out
 }
 
 /// One zstd frame holding `input`.
@@ -196,80 +244,131 @@ impl FromStr for Compressor {
     }
 }
 
-impl Compressor {
-    /// Wraps `inner` in an encoder; call [`Encoder::finish`] when done.
-    pub fn encoder<W: Write>(self, inner: W) -> Encoder<W> {
-        let codec = match self {
-            Compressor::None => {
-                return Encoder {
-                    inner,
-                    stream: None,
-                    batch: Vec::new(),
+/// Compresses batches on a thread of its own (with the blocks of each batch spread over
+/// rayon's pool) and writes the result to `W`, so that the caller fills the next batch while
+/// this one is compressed. The hand-off is a rendezvous: no batch waits in a queue, so a
+/// stream holds the batch in work and the one being filled, and no more.
+#[derive(Debug)]
+pub struct CompressThread<W: Write + Send + 'static> {
+    tx: Option<SyncSender<Arc<Vec<u8>>>>,
+    handle: Option<JoinHandle<io::Result<W>>>,
+}
+
+impl<W: Write + Send + 'static> CompressThread<W> {
+    /// Starts a thread compressing with `codec` into `inner`.
+    pub fn spawn(codec: Codec, mut inner: W) -> CompressThread<W> {
+        let (tx, rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(0);
+        let handle = std::thread::spawn(move || {
+            let mut stream = BlockStream::new(codec);
+            for batch in rx {
+                for part in stream.compress(&batch) {
+                    inner.write_all(&part)?;
                 }
             }
+            inner.write_all(&stream.finish())?;
+            Ok(inner)
+        });
+        CompressThread {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Queues a batch (see [`BlockStream::compress`] for the length rule).
+    pub fn send(&mut self, batch: Arc<Vec<u8>>) -> io::Result<()> {
+        let sent = self.tx.as_ref().map(|tx| tx.send(batch).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The thread stopped: its result says why.
+        self.tx = None;
+        match self.join() {
+            Err(e) => Err(e),
+            Ok(_) => Err(io::Error::other("compression thread stopped")),
+        }
+    }
+
+    /// Compresses what is queued, ends the stream and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.tx = None;
+        self.join()
+    }
+
+    fn join(&mut self) -> io::Result<W> {
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("compression thread panicked")),
+            None => Err(io::Error::other("compression thread already finished")),
+        }
+    }
+}
+
+impl Compressor {
+    /// Wraps `inner` in an encoder; call [`Encoder::finish`] when done.
+    pub fn encoder<W: Write + Send + 'static>(self, inner: W) -> Encoder<W> {
+        let codec = match self {
+            Compressor::None => return Encoder::Plain(inner),
             Compressor::Gz => Codec::Gzip,
             Compressor::Zstd => Codec::Zstd,
         };
-        Encoder {
-            inner,
-            stream: Some(BlockStream::new(codec)),
+        Encoder::Compressed {
+            thread: CompressThread::spawn(codec, inner),
             batch: Vec::with_capacity(BATCH),
         }
     }
 }
 
-/// A writer that compresses into `W` in parallel batches (or passes bytes through).
+/// A writer that compresses into `W` in parallel batches, or passes bytes through.
 #[derive(Debug)]
-pub struct Encoder<W: Write> {
-    inner: W,
-    stream: Option<BlockStream>,
-    batch: Vec<u8>,
+pub enum Encoder<W: Write + Send + 'static> {
+    /// No compression.
+    Plain(W),
+    /// Compression on a [`CompressThread`].
+    Compressed {
+        /// The thread.
+        thread: CompressThread<W>,
+        /// The batch being filled.
+        batch: Vec<u8>,
+    },
 }
 
-impl<W: Write> Encoder<W> {
-    fn compress_batch(&mut self) -> io::Result<()> {
-        if let Some(stream) = &mut self.stream {
-            for part in stream.compress(&self.batch) {
-                self.inner.write_all(&part)?;
-            }
-        }
-        self.batch.clear();
-        Ok(())
-    }
-
+impl<W: Write + Send + 'static> Encoder<W> {
     /// Compresses what is left, writes the stream's end and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
-        if self.stream.is_some() {
-            if !self.batch.is_empty() {
-                self.compress_batch()?;
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Plain(w) => Ok(w),
+            Encoder::Compressed { mut thread, batch } => {
+                if !batch.is_empty() {
+                    thread.send(Arc::new(batch))?;
+                }
+                thread.finish()
             }
-            let end = self
-                .stream
-                .take()
-                .map(BlockStream::finish)
-                .unwrap_or_default();
-            self.inner.write_all(&end)?;
         }
-        Ok(self.inner)
     }
 }
 
-impl<W: Write> Write for Encoder<W> {
+impl<W: Write + Send + 'static> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.stream.is_none() {
-            return self.inner.write(buf);
+        match self {
+            Encoder::Plain(w) => w.write(buf),
+            Encoder::Compressed { thread, batch } => {
+                let n = buf.len().min(BATCH - batch.len());
+                batch.extend_from_slice(&buf[..n]);
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+                    thread.send(Arc::new(full))?;
+                }
+                Ok(n)
+            }
         }
-        let n = buf.len().min(BATCH - self.batch.len());
-        self.batch.extend_from_slice(&buf[..n]);
-        if self.batch.len() == BATCH {
-            self.compress_batch()?;
-        }
-        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Blocks are fixed-size, so a partial batch stays buffered until finish().
-        self.inner.flush()
+        match self {
+            Encoder::Plain(w) => w.flush(),
+            // Blocks are fixed-size, so a partial batch stays buffered until finish().
+            Encoder::Compressed { .. } => Ok(()),
+        }
     }
 }
 

@@ -136,6 +136,7 @@ pub fn write_customisation_tar(
     store_dirs: bool,
     mtime: u64,
     out: &Path,
+    progress: &Progress,
 ) -> Result<LayerRecord, CustomisationError> {
     let file = fs::File::create(out).map_err(io_err(out))?;
     let mut file = io::BufWriter::with_capacity(1 << 20, file);
@@ -143,12 +144,7 @@ pub fn write_customisation_tar(
         root: root.to_owned(),
         store_dirs,
     };
-    let record = compute_record(
-        &source,
-        &Stamp::root(mtime),
-        Some(&mut file),
-        &Progress::quiet(),
-    )?;
+    let record = compute_record(&source, &Stamp::root(mtime), Some(&mut file), progress)?;
     file.flush().map_err(io_err(out))?;
     Ok(record)
 }

@@ -6,7 +6,7 @@
 //! pushing use them instead of re-deriving them, and check the bytes they produce against
 //! them.
 
-use crate::compress::{BlockStream, Codec, BATCH};
+use crate::compress::{Codec, CompressThread, BATCH};
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::layer_tar::{read_retrying, write_layer, CopyError, LayerError, LayerSink, LayerSource};
 use crate::progress::Progress;
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 /// Version of the record format and of the compression parameters behind its digests.
 /// Records of another version are refused: their compressed digests would not match what
@@ -48,14 +49,8 @@ pub fn compute_record<'a>(
         filled: 0,
         diff: Sha256::new(),
         size: 0,
-        gzip: (
-            BlockStream::new(Codec::Gzip),
-            HashingWriter::new(io::sink()),
-        ),
-        zstd: (
-            BlockStream::new(Codec::Zstd),
-            HashingWriter::new(io::sink()),
-        ),
+        gzip: CompressThread::spawn(Codec::Gzip, HashingWriter::new(io::sink())),
+        zstd: CompressThread::spawn(Codec::Zstd, HashingWriter::new(io::sink())),
         copy,
         progress,
     };
@@ -65,8 +60,8 @@ pub fn compute_record<'a>(
 
 /// Computes the records of `sources` (each with its stamp), several layers at a time, and
 /// reports progress. A fixed pool of layer workers (one per rayon thread) bounds memory:
-/// each worker holds one batch, whatever the number of layers; the compression inside each
-/// layer still runs on the whole rayon pool. On failure returns the index of the layer.
+/// each worker holds a few batches, whatever the number of layers; the compression inside
+/// each layer still runs on the whole rayon pool. On failure returns the index of the layer.
 pub fn compute_records(
     sources: &[(LayerSource, Stamp)],
     progress: &Progress,
@@ -105,36 +100,31 @@ pub fn compute_records(
     Ok(records)
 }
 
-/// Receives a layer's bytes in fixed batches and hashes and compresses each batch in
-/// parallel.
+/// Receives a layer's bytes in fixed batches: hashes each batch for the `diff_id` and hands
+/// it to a gzip and a zstd [`CompressThread`], whose outputs are hashed in turn; reading the
+/// next batch overlaps with compressing this one.
 struct RecordSink<'a> {
     batch: Vec<u8>,
     filled: usize,
     diff: Sha256,
     size: u64,
-    gzip: (BlockStream, HashingWriter<io::Sink>),
-    zstd: (BlockStream, HashingWriter<io::Sink>),
+    gzip: CompressThread<HashingWriter<io::Sink>>,
+    zstd: CompressThread<HashingWriter<io::Sink>>,
     copy: Option<&'a mut dyn Write>,
     progress: &'a Progress,
 }
 
 impl RecordSink<'_> {
     fn process_batch(&mut self) -> io::Result<()> {
-        let batch = &self.batch[..self.filled];
-        let (diff, gzip, zstd) = (&mut self.diff, &mut self.gzip, &mut self.zstd);
-        let ((), (gz_parts, zs_parts)) = rayon::join(
-            || diff.update(batch),
-            || rayon::join(|| gzip.0.compress(batch), || zstd.0.compress(batch)),
-        );
-        for part in gz_parts {
-            gzip.1.write_all(&part)?;
-        }
-        for part in zs_parts {
-            zstd.1.write_all(&part)?;
-        }
+        let mut batch = std::mem::replace(&mut self.batch, vec![0; BATCH]);
+        batch.truncate(self.filled);
+        self.diff.update(&batch);
         if let Some(copy) = self.copy.as_mut() {
-            copy.write_all(batch)?;
+            copy.write_all(&batch)?;
         }
+        let batch = Arc::new(batch);
+        self.gzip.send(Arc::clone(&batch))?;
+        self.zstd.send(batch)?;
         self.size += self.filled as u64;
         self.progress.add(self.filled as u64);
         self.filled = 0;
@@ -145,15 +135,11 @@ impl RecordSink<'_> {
         if self.filled > 0 {
             self.process_batch()?;
         }
-        let close = |(stream, mut hash): (BlockStream, HashingWriter<io::Sink>)| {
-            hash.write_all(&stream.finish())?;
-            Ok::<Blob, io::Error>(hash.finish().1)
-        };
         Ok(LayerRecord {
             size: self.size,
             diff_id: Digest(self.diff.finalize().into()),
-            gzip: close(self.gzip)?,
-            zstd: close(self.zstd)?,
+            gzip: self.gzip.finish()?.finish().1,
+            zstd: self.zstd.finish()?.finish().1,
         })
     }
 }
