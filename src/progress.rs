@@ -145,7 +145,7 @@ fn bar(total: Option<u64>) -> Mode {
     let b =
         indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr());
     let style = indicatif::ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+        "{prefix} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} {msg}",
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     b.set_style(style.progress_chars("=> "));
