@@ -49,7 +49,8 @@ let
       inherit mtime;
     };
   layer = derivation {
-    name = "${lib.imageBaseName name}-layers.json";
+    # Store names are limited to 211 characters.
+    name = "${builtins.substring 0 180 (lib.imageBaseName name)}-layers.json";
     inherit system maxLayers mtime uid gid uname gname layers contentsLayer;
     builder = "${helper}/bin/strata";
     args = [ "build-layer" ];

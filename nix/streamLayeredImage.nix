@@ -117,7 +117,7 @@ let
     map (group: internalExactLayer {
       paths = map lib.withPathContext group;
       inherit uid gid uname gname;
-      mtime = if mtime == "now" then throw "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime`, got \"now\"" else mtime;
+      inherit mtime;
     }) groups;
 
   plan = derivation (settings // {
@@ -143,6 +143,8 @@ assert lib.assertMsg (builtins.isList layers && builtins.all (l: l.isStrataLayer
   "streamLayeredImage: `layers` must be a list of buildLayer results, got ${lib.show layers}";
 assert lib.assertMsg (builtins.isAttrs config)
   "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
+assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
+  "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
 assert unsupported "fromImage" (fromImage != null);
 assert unsupported "fakeRootCommands" (fakeRootCommands != "");
 assert unsupported "enableFakechroot" enableFakechroot;

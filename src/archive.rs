@@ -10,12 +10,11 @@
 
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::image_config::{History, ImageConfig, RootFs};
-use crate::layer_tar::{read_retrying, write_layer, CopyError, LayerError, LayerSink};
+use crate::layer_tar::{write_layer, BufferSink, LayerError, Shipper};
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
 use serde::Serialize;
-use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
@@ -126,21 +125,16 @@ pub fn write_docker_archive(
         let (rx, pool_tx) = (rx, pool_tx);
         let sources = &sources;
         scope.spawn(move || {
-            let mut sink = ChunkSink {
-                buf: vec![0; CHUNK],
-                filled: 0,
-                tx,
-                pool: pool_rx,
-            };
+            let mut sink = BufferSink::new(CHUNK, ChunkShipper { tx, pool: pool_rx });
             for (i, (source, stamp)) in sources.iter().enumerate() {
                 let done = write_layer(source, stamp, &mut sink)
-                    .and_then(|()| sink.ship().map_err(LayerError::Write));
+                    .and_then(|()| sink.flush().map_err(LayerError::Write));
                 let message = match done {
                     Ok(()) => Message::LayerEnd,
                     Err(e) => Message::Failed(i, e),
                 };
                 let failed = matches!(message, Message::Failed(..));
-                if sink.tx.send(message).is_err() || failed {
+                if sink.shipper.tx.send(message).is_err() || failed {
                     return;
                 }
             }
@@ -274,62 +268,20 @@ impl Write for Counted<'_> {
     }
 }
 
-/// Fills fixed-size buffers and hands them to the hashing thread; file data is read straight
-/// into the buffers.
-struct ChunkSink {
-    buf: Vec<u8>,
-    filled: usize,
+/// Hands full buffers to the hashing thread, taking an empty one from the pool in exchange.
+struct ChunkShipper {
     tx: SyncSender<Message>,
     pool: Receiver<Vec<u8>>,
 }
 
-impl ChunkSink {
-    /// Sends the filled part of the current buffer, if any.
-    fn ship(&mut self) -> io::Result<()> {
-        if self.filled == 0 {
-            return Ok(());
-        }
+impl Shipper for ChunkShipper {
+    fn ship(&mut self, buf: &mut Vec<u8>, filled: usize) -> io::Result<()> {
         let closed = || io::Error::new(io::ErrorKind::BrokenPipe, "image writer stopped");
         let next = self.pool.recv().map_err(|_| closed())?;
-        let full = std::mem::replace(&mut self.buf, next);
+        let full = std::mem::replace(buf, next);
         self.tx
-            .send(Message::Data(full, self.filled))
-            .map_err(|_| closed())?;
-        self.filled = 0;
-        Ok(())
-    }
-}
-
-impl LayerSink for ChunkSink {
-    fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            if self.filled == CHUNK {
-                self.ship()?;
-            }
-            let n = bytes.len().min(CHUNK - self.filled);
-            self.buf[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
-            self.filled += n;
-            bytes = &bytes[n..];
-        }
-        Ok(())
-    }
-
-    fn put_from(&mut self, file: &mut File, len: u64) -> Result<u64, CopyError> {
-        let mut done = 0u64;
-        while done < len {
-            if self.filled == CHUNK {
-                self.ship().map_err(CopyError::Write)?;
-            }
-            let want = ((len - done) as usize).min(CHUNK - self.filled);
-            let n = read_retrying(file, &mut self.buf[self.filled..self.filled + want])
-                .map_err(CopyError::Read)?;
-            if n == 0 {
-                break;
-            }
-            self.filled += n;
-            done += n as u64;
-        }
-        Ok(done)
+            .send(Message::Data(full, filled))
+            .map_err(|_| closed())
     }
 }
 

@@ -11,8 +11,7 @@ use crate::image_config::{mtime_seconds, When};
 use crate::layering::{limit_layers, popularity_order};
 use crate::nix_attrs::Attrs;
 use crate::plan::{
-    plan_store_layers, read_json, ImagePlan, ImageSettings, LayerContent, LayerSet, PlannedLayer,
-    StoreStamp,
+    plan_store_layers, tarball_layer, ImagePlan, ImageSettings, LayerSet, StoreStamp,
 };
 use crate::progress::Progress;
 use crate::record::RECORD_VERSION;
@@ -116,8 +115,33 @@ enum Command {
 #[error("{0} (see `strata --help`)")]
 pub struct UsageError(String);
 
+/// Sizes rayon's pool from `NIX_BUILD_CORES` (what a Nix builder may use) unless
+/// `RAYON_NUM_THREADS` says otherwise; 0 or unset means every core.
+fn configure_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let cores = std::env::var("NIX_BUILD_CORES")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok());
+    if let Some(cores) = cores.filter(|&c| c > 0) {
+        // Fails only when the pool already exists, which then stays as it is.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores)
+            .build_global();
+    }
+}
+
+/// The closure `exportReferencesGraph` put in the attributes.
+fn closure_of(attrs: &Attrs) -> Result<Closure> {
+    Closure::from_attrs(&attrs.value).map_err(|message| {
+        anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
+    })
+}
+
 /// Runs the command line `args` (program name first).
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
+    configure_threads();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -172,14 +196,24 @@ fn archive(plan_path: &Path, output: &Path, compressor: &str) -> Result<()> {
     let plan = ImagePlan::read(plan_path)?;
     let file = fs::File::create(output)
         .with_context(|| format!("cannot create `{}`", output.display()))?;
-    let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file));
-    let progress = stream_progress("archive", &plan);
-    write_docker_archive(&plan, None, &mut encoder, &progress)?;
-    progress.finish();
-    let mut file = encoder.finish()?;
-    file.flush()
-        .with_context(|| format!("cannot write `{}`", output.display()))?;
-    Ok(())
+    let written = (|| -> Result<()> {
+        let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file));
+        let progress = stream_progress("archive", &plan);
+        write_docker_archive(&plan, None, &mut encoder, &progress)?;
+        encoder
+            .finish()?
+            .flush()
+            .with_context(|| format!("cannot write `{}`", output.display()))?;
+        progress.finish();
+        Ok(())
+    })();
+    if written.is_err() {
+        // Leave no partial archive behind (but never remove a device such as /dev/null).
+        if fs::metadata(output).is_ok_and(|m| m.is_file()) {
+            let _ = fs::remove_file(output);
+        }
+    }
+    written
 }
 
 fn stream_progress(label: &str, plan: &ImagePlan) -> Progress {
@@ -225,22 +259,14 @@ fn plan_builder(attrs: Option<&Path>) -> Result<()> {
         (None, Some(config)) => config.clone(),
         (None, None) => Value::Null,
     };
-    let closure = Closure::from_attrs(&attrs.value).map_err(|message| {
-        anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
-    })?;
-    let progress = Progress::start("records", None, 0);
-    let plan = ImagePlan::new(&settings, config, &closure, &out, &progress)?;
-    progress.finish();
+    let plan = ImagePlan::new(&settings, config, &closure_of(&attrs)?, &out, true)?;
     write_file(&out, &plan.to_script(&helper_bin), 0o555)
 }
 
 fn plan_layering_builder(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
     let settings: ImageSettings = attrs.parse()?;
-    let closure = Closure::from_attrs(&attrs.value).map_err(|message| {
-        anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
-    })?;
-    let (_, groups) = settings.automatic_groups(&closure)?;
+    let (_, groups) = settings.automatic_groups(&closure_of(&attrs)?)?;
     write_file(
         &attrs.output("out")?,
         &serde_json::to_vec_pretty(&groups)?,
@@ -327,17 +353,12 @@ fn build_layer_builder(attrs: Option<&Path>) -> Result<()> {
     if a.max_layers < 1 {
         bail!("`maxLayers` must be at least 1, got {}", a.max_layers);
     }
-    let closure = Closure::from_attrs(&attrs.value).map_err(|message| {
-        anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
-    })?;
+    let closure = closure_of(&attrs)?;
     let mut exclude = BTreeSet::new();
     for file in &a.layers {
         for layer in LayerSet::read(file)?.layers {
             exclude.extend(layer.content.store_paths().iter().cloned());
         }
-    }
-    if let Some(c) = &a.contents_layer {
-        exclude.insert(c.to_string_lossy().into_owned());
     }
     let groups = match a.paths {
         Some(paths) => vec![paths],
@@ -352,12 +373,7 @@ fn build_layer_builder(attrs: Option<&Path>) -> Result<()> {
     let mut layers = plan_store_layers(groups, &a.stamp, 0, &progress)?;
     progress.finish();
     if let Some(c) = &a.contents_layer {
-        layers.push(PlannedLayer {
-            content: LayerContent::Tarball {
-                path: c.join("layer.tar").to_string_lossy().into_owned(),
-            },
-            record: read_json(&c.join("record.json"), "layer record")?,
-        });
+        layers.push(tarball_layer(c)?);
     }
     let set = LayerSet {
         strata_layers: RECORD_VERSION,

@@ -6,9 +6,11 @@
 //! - gzip works like pigz: every block is raw deflate at a fixed level, primed with the
 //!   32 KiB of input before it as dictionary and ended with a sync flush; an empty final
 //!   block, the CRC-32 and the length close the stream. The header has no name and mtime 0.
-//!   A block whose bytes look random (more than [`STORED_ENTROPY`] bits per byte) is written
-//!   as stored blocks instead: deflate cannot shrink it and would spend most of its time
-//!   failing to (compressed files in the store: archives, images, jars).
+//!   A block whose bytes look random (byte frequencies within [`STORED_CHI_SQUARE`] of
+//!   uniform, about 7.99 bits of entropy per byte) is written as stored blocks instead:
+//!   deflate cannot shrink it and would spend most of its time failing to (compressed files
+//!   in the store: archives, images, jars). The test is integer arithmetic, so every platform
+//!   decides alike.
 //! - zstd writes every block as an independent frame (a valid zstd stream is any sequence of
 //!   frames). Single-threaded frames keep memory per block bounded, where libzstd's own
 //!   multithreading buffers several megabytes per worker.
@@ -20,7 +22,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use rayon::prelude::*;
 use std::io::{self, Write};
 use std::str::FromStr;
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -40,10 +42,11 @@ pub const ZSTD_BLOCK: usize = 1024 * 1024;
 /// Input bytes gathered before a batch is compressed: a multiple of both block sizes, so
 /// batches never split a block.
 pub const BATCH: usize = 2 * 1024 * 1024;
-/// Byte entropy (bits per byte, at most 8) above which a gzip block is stored, not deflated.
-/// Random data measures 7.998 on a 128 KiB block; compressible data, even machine code,
-/// stays well below 7.9.
-pub const STORED_ENTROPY: f64 = 7.99;
+/// Chi-square statistic of a gzip block's byte frequencies against uniform below which the
+/// block is stored, not deflated. Random bytes give about 255 (± 23); the entropy shortfall
+/// from 8 bits is about chi-square / (2 n ln 2), so 1800 on a 128 KiB block is 7.99 bits per
+/// byte. Compressible data, even machine code, is far above.
+pub const STORED_CHI_SQUARE: u64 = 1800;
 
 /// Which compression a stream uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +158,7 @@ impl BlockStream {
 /// Raw deflate of `input` primed with `dictionary`, ended with a sync flush; stored blocks
 /// when `input` looks incompressible.
 fn deflate_block(input: &[u8], dictionary: &[u8]) -> Vec<u8> {
-    if entropy(input) > STORED_ENTROPY {
+    if looks_random(input) {
         return stored_blocks(input);
     }
     let mut c = Compress::new(Compression::new(GZIP_LEVEL), false);
@@ -177,24 +180,20 @@ fn deflate_block(input: &[u8], dictionary: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Shannon entropy of the bytes of `data`, in bits per byte (0 for short data).
-fn entropy(data: &[u8]) -> f64 {
+/// Whether the byte frequencies of `data` are close enough to uniform that deflate cannot
+/// gain (never for short data). Chi-square is 256 Σ c² / n - n; the comparison is kept in
+/// integers: 256 Σ c² < n (n + T).
+fn looks_random(data: &[u8]) -> bool {
     if data.len() < 4096 {
-        return 0.0;
+        return false;
     }
-    let mut counts = [0u32; 256];
+    let mut counts = [0u64; 256];
     for &b in data {
         counts[b as usize] += 1;
     }
-    let n = data.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
+    let n = data.len() as u64;
+    let sum_squares: u64 = counts.iter().map(|c| c * c).sum();
+    256 * sum_squares < n * (n + STORED_CHI_SQUARE)
 }
 
 /// `input` as non-final stored deflate blocks (at most 65535 bytes each), starting and
@@ -244,29 +243,66 @@ impl FromStr for Compressor {
     }
 }
 
-/// Compresses batches on a thread of its own (with the blocks of each batch spread over
-/// rayon's pool) and writes the result to `W`, so that the caller fills the next batch while
+/// Compresses batches on a thread of its own (with the blocks of each batch spread over a
+/// rayon pool) and writes the result to `W`, so that the caller fills the next batch while
 /// this one is compressed. The hand-off is a rendezvous: no batch waits in a queue, so a
-/// stream holds the batch in work and the one being filled, and no more.
+/// stream holds the batch in work and the one being filled, and no more. The stream's end is
+/// written only by [`CompressThread::finish`]: a thread dropped or failed on the way ends
+/// without it, so a cut-short output never looks complete. Feed it from a thread outside the
+/// pool it compresses on, which the compression needs free.
 #[derive(Debug)]
 pub struct CompressThread<W: Write + Send + 'static> {
-    tx: Option<SyncSender<Arc<Vec<u8>>>>,
+    tx: Option<SyncSender<Work>>,
     handle: Option<JoinHandle<io::Result<W>>>,
 }
 
+/// What a [`CompressThread`] is sent.
+#[derive(Debug)]
+enum Work {
+    Batch(Arc<Vec<u8>>),
+    Finish,
+}
+
 impl<W: Write + Send + 'static> CompressThread<W> {
-    /// Starts a thread compressing with `codec` into `inner`.
-    pub fn spawn(codec: Codec, mut inner: W) -> CompressThread<W> {
-        let (tx, rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(0);
+    /// Starts a thread compressing with `codec` into `inner` on rayon's global pool.
+    pub fn spawn(codec: Codec, inner: W) -> CompressThread<W> {
+        CompressThread::spawn_with(codec, inner, None, None)
+    }
+
+    /// Like [`CompressThread::spawn`], on `pool` when given, and sending every batch back
+    /// through `returns` once compressed, for reuse.
+    pub fn spawn_with(
+        codec: Codec,
+        mut inner: W,
+        pool: Option<Arc<rayon::ThreadPool>>,
+        returns: Option<Sender<Arc<Vec<u8>>>>,
+    ) -> CompressThread<W> {
+        let (tx, rx) = mpsc::sync_channel::<Work>(0);
         let handle = std::thread::spawn(move || {
             let mut stream = BlockStream::new(codec);
-            for batch in rx {
-                for part in stream.compress(&batch) {
-                    inner.write_all(&part)?;
+            for work in rx {
+                match work {
+                    Work::Batch(batch) => {
+                        let parts = match &pool {
+                            Some(pool) => pool.install(|| stream.compress(&batch)),
+                            None => stream.compress(&batch),
+                        };
+                        for part in parts {
+                            inner.write_all(&part)?;
+                        }
+                        if let Some(returns) = &returns {
+                            let _ = returns.send(batch);
+                        }
+                    }
+                    Work::Finish => {
+                        inner.write_all(&stream.finish())?;
+                        return Ok(inner);
+                    }
                 }
             }
-            inner.write_all(&stream.finish())?;
-            Ok(inner)
+            Err(io::Error::other(
+                "compression stopped before the end of its input",
+            ))
         });
         CompressThread {
             tx: Some(tx),
@@ -274,9 +310,13 @@ impl<W: Write + Send + 'static> CompressThread<W> {
         }
     }
 
-    /// Queues a batch (see [`BlockStream::compress`] for the length rule).
+    /// Hands over a batch (see [`BlockStream::compress`] for the length rule).
     pub fn send(&mut self, batch: Arc<Vec<u8>>) -> io::Result<()> {
-        let sent = self.tx.as_ref().map(|tx| tx.send(batch).is_ok());
+        self.send_work(Work::Batch(batch))
+    }
+
+    fn send_work(&mut self, work: Work) -> io::Result<()> {
+        let sent = self.tx.as_ref().map(|tx| tx.send(work).is_ok());
         if sent == Some(true) {
             return Ok(());
         }
@@ -288,8 +328,9 @@ impl<W: Write + Send + 'static> CompressThread<W> {
         }
     }
 
-    /// Compresses what is queued, ends the stream and returns the writer.
+    /// Compresses what it was given, ends the stream and returns the writer.
     pub fn finish(mut self) -> io::Result<W> {
+        self.send_work(Work::Finish)?;
         self.tx = None;
         self.join()
     }
@@ -306,13 +347,22 @@ impl<W: Write + Send + 'static> CompressThread<W> {
 impl Compressor {
     /// Wraps `inner` in an encoder; call [`Encoder::finish`] when done.
     pub fn encoder<W: Write + Send + 'static>(self, inner: W) -> Encoder<W> {
+        self.encoder_on(inner, None)
+    }
+
+    /// Like [`Compressor::encoder`], compressing on `pool` when given.
+    pub fn encoder_on<W: Write + Send + 'static>(
+        self,
+        inner: W,
+        pool: Option<Arc<rayon::ThreadPool>>,
+    ) -> Encoder<W> {
         let codec = match self {
             Compressor::None => return Encoder::Plain(inner),
             Compressor::Gz => Codec::Gzip,
             Compressor::Zstd => Codec::Zstd,
         };
         Encoder::Compressed {
-            thread: CompressThread::spawn(codec, inner),
+            thread: CompressThread::spawn_with(codec, inner, pool, None),
             batch: Vec::with_capacity(BATCH),
         }
     }
@@ -438,6 +488,52 @@ mod tests {
                 data.len()
             );
         }
+    }
+
+    #[test]
+    fn random_blocks_are_stored_and_text_is_not() {
+        let data = sample();
+        assert!(looks_random(&data[..GZIP_BLOCK]), "the noise half");
+        assert!(
+            !looks_random(&data[data.len() - GZIP_BLOCK..]),
+            "the text half"
+        );
+        assert!(!looks_random(&[7u8; 1 << 20]));
+        assert!(
+            !looks_random(&data[..1000]),
+            "short blocks are always deflated"
+        );
+    }
+
+    #[test]
+    fn a_dropped_encoder_does_not_end_its_stream() {
+        let (tx, rx) = mpsc::channel();
+        struct Tell(Sender<Vec<u8>>, Vec<u8>);
+        impl Write for Tell {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.1.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Drop for Tell {
+            fn drop(&mut self) {
+                let _ = self.0.send(std::mem::take(&mut self.1));
+            }
+        }
+        let mut e = Compressor::Gz.encoder(Tell(tx, Vec::new()));
+        e.write_all(&sample()).unwrap();
+        drop(e);
+        let written = rx.recv().unwrap();
+        let mut back = Vec::new();
+        assert!(
+            flate2::read::GzDecoder::new(&written[..])
+                .read_to_end(&mut back)
+                .is_err(),
+            "a cut-short stream must not decode as complete"
+        );
     }
 
     #[test]

@@ -41,10 +41,8 @@ pub enum LayerError {
         /// What it is (socket, device, ...).
         kind: &'static str,
     },
-    /// A file changed between the walk that sized the layer and the walk that wrote it.
-    #[error(
-        "`{path}` changed while the image was written: expected {expected} bytes, found {found}"
-    )]
+    /// A file changed size between its header being written and its bytes being read.
+    #[error("`{path}` changed while it was read: {expected} bytes when its header was written, {found} when read")]
     Changed {
         /// The file.
         path: PathBuf,
@@ -132,6 +130,76 @@ impl<W: io::Write> LayerSink for WriteSink<W> {
             self.inner
                 .write_all(&self.buf[..n])
                 .map_err(CopyError::Write)?;
+            done += n as u64;
+        }
+        Ok(done)
+    }
+}
+
+/// Takes the full buffers of a [`BufferSink`].
+pub trait Shipper {
+    /// Takes the first `filled` bytes of `buf`, which it may swap for another buffer of the
+    /// same length.
+    fn ship(&mut self, buf: &mut Vec<u8>, filled: usize) -> io::Result<()>;
+}
+
+/// A [`LayerSink`] that fills a fixed-size buffer, reading file data straight into it, and
+/// hands it to a [`Shipper`] whenever it is full (and on [`BufferSink::flush`]).
+#[derive(Debug)]
+pub struct BufferSink<S> {
+    buf: Vec<u8>,
+    filled: usize,
+    /// Where full buffers go.
+    pub shipper: S,
+}
+
+impl<S: Shipper> BufferSink<S> {
+    /// A sink with a buffer of `size` bytes.
+    pub fn new(size: usize, shipper: S) -> BufferSink<S> {
+        BufferSink {
+            buf: vec![0; size],
+            filled: 0,
+            shipper,
+        }
+    }
+
+    /// Ships the filled part of the buffer, if any.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.filled > 0 {
+            self.shipper.ship(&mut self.buf, self.filled)?;
+            self.filled = 0;
+        }
+        Ok(())
+    }
+}
+
+impl<S: Shipper> LayerSink for BufferSink<S> {
+    fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            if self.filled == self.buf.len() {
+                self.flush()?;
+            }
+            let n = bytes.len().min(self.buf.len() - self.filled);
+            self.buf[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    fn put_from(&mut self, file: &mut File, len: u64) -> Result<u64, CopyError> {
+        let mut done = 0u64;
+        while done < len {
+            if self.filled == self.buf.len() {
+                self.flush().map_err(CopyError::Write)?;
+            }
+            let want = ((len - done) as usize).min(self.buf.len() - self.filled);
+            let n = read_retrying(file, &mut self.buf[self.filled..self.filled + want])
+                .map_err(CopyError::Read)?;
+            if n == 0 {
+                break;
+            }
+            self.filled += n;
             done += n as u64;
         }
         Ok(done)

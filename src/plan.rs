@@ -51,6 +51,24 @@ pub enum PlanError {
         /// Closure paths outside them.
         left: usize,
     },
+    /// The given layers alone exceed the limit.
+    #[error("`maxLayers` is {max_layers}, but `layers` hold {given} layers and the customisation layer needs one more")]
+    TooManyGiven {
+        /// The limit.
+        max_layers: u64,
+        /// Layers the `layers` argument brings.
+        given: usize,
+    },
+    /// Two given layers hold the same store path.
+    #[error("store path `{path}` is in two of `layers` (layers {first} and {second}); build the later one with `layers = [ ... ]` naming the earlier, so it leaves the path out")]
+    Overlap {
+        /// The path.
+        path: String,
+        /// Position of the first layer holding it, from 1.
+        first: usize,
+        /// Position of the second.
+        second: usize,
+    },
     /// A layer's record could not be computed.
     #[error("layer {index} ({what}): {source}")]
     Layer {
@@ -272,19 +290,35 @@ impl ImageSettings {
             layers.extend(LayerSet::read(file)?.layers);
         }
         let given = layers.len();
+        if given as u64 + 1 > self.max_layers {
+            return Err(PlanError::TooManyGiven {
+                max_layers: self.max_layers,
+                given,
+            });
+        }
         let mut exclude: BTreeSet<String> = self.exclude.iter().cloned().collect();
         exclude.insert(self.customisation_layer.clone());
-        for layer in &layers {
-            exclude.extend(layer.content.store_paths().iter().cloned());
+        let mut holder: std::collections::HashMap<&str, usize> = Default::default();
+        for (i, layer) in layers.iter().enumerate() {
+            for path in layer.content.store_paths() {
+                if let Some(first) = holder.insert(path, i) {
+                    return Err(PlanError::Overlap {
+                        path: path.clone(),
+                        first: first + 1,
+                        second: i + 1,
+                    });
+                }
+            }
         }
+        exclude.extend(holder.into_keys().map(str::to_owned));
         let ordered = if self.include_store_paths {
             popularity_order(closure, &exclude)?
         } else {
             Vec::new()
         };
         // One layer is the customisation layer.
-        let room = self.max_layers.saturating_sub(1 + given as u64);
-        if room == 0 && !ordered.is_empty() || given as u64 + 1 > self.max_layers {
+        let room = self.max_layers - 1 - given as u64;
+        if room == 0 && !ordered.is_empty() {
             return Err(PlanError::NoRoom {
                 max_layers: self.max_layers,
                 given,
@@ -303,7 +337,7 @@ impl ImagePlan {
         config: Value,
         closure: &Closure,
         out: &Path,
-        progress: &Progress,
+        report: bool,
     ) -> Result<ImagePlan, PlanError> {
         check_config(&config)?;
         let config = if config.is_null() {
@@ -323,15 +357,19 @@ impl ImagePlan {
 
         let (mut layers, groups) = settings.automatic_groups(closure)?;
         let given = layers.len();
-        layers.extend(plan_store_layers(groups, &settings.stamp, given, progress)?);
-
-        let custom = Path::new(&settings.customisation_layer);
-        layers.push(PlannedLayer {
-            content: LayerContent::Tarball {
-                path: custom.join("layer.tar").to_string_lossy().into_owned(),
-            },
-            record: read_json(&custom.join("record.json"), "layer record")?,
-        });
+        let progress = if report {
+            Progress::start("records", None, groups.len())
+        } else {
+            Progress::quiet()
+        };
+        layers.extend(plan_store_layers(
+            groups,
+            &settings.stamp,
+            given,
+            &progress,
+        )?);
+        progress.finish();
+        layers.push(tarball_layer(Path::new(&settings.customisation_layer))?);
         Ok(ImagePlan {
             strata_plan: PLAN_VERSION,
             repo_tag: format!("{}:{tag}", settings.image_name.to_ascii_lowercase()),
@@ -407,6 +445,17 @@ impl LayerSet {
         }
         Ok(set)
     }
+}
+
+/// The layer a directory holding `layer.tar` and its `record.json` stands for (the
+/// customisation layer, `buildLayer`'s contents layer).
+pub fn tarball_layer(dir: &Path) -> Result<PlannedLayer, PlanError> {
+    Ok(PlannedLayer {
+        content: LayerContent::Tarball {
+            path: dir.join("layer.tar").to_string_lossy().into_owned(),
+        },
+        record: read_json(&dir.join("record.json"), "layer record")?,
+    })
 }
 
 /// Reads a JSON file, naming it in errors.
@@ -581,7 +630,7 @@ mod tests {
             json!({"Cmd": ["x"]}),
             &f.closure,
             Path::new(OUT),
-            &Progress::quiet(),
+            false,
         )
         .unwrap();
         assert_eq!(plan.repo_tag, "hello:abcdefghijklmnopqrstuvwxyz012345");
@@ -609,13 +658,14 @@ mod tests {
         let f = fixture(10);
         let out = Path::new(OUT);
         let q = Progress::quiet();
-        let plan = ImagePlan::new(&settings(3, &f), Value::Null, &f.closure, out, &q).unwrap();
+        let plan = ImagePlan::new(&settings(3, &f), Value::Null, &f.closure, out, false).unwrap();
         assert_eq!(plan.layers.len(), 3);
-        let err = ImagePlan::new(&settings(1, &f), Value::Null, &f.closure, out, &q).unwrap_err();
+        let err =
+            ImagePlan::new(&settings(1, &f), Value::Null, &f.closure, out, false).unwrap_err();
         assert!(err.to_string().contains("`maxLayers`") && err.to_string().contains("got 1"));
         let mut no_store = settings(100, &f);
         no_store.include_store_paths = false;
-        let plan = ImagePlan::new(&no_store, Value::Null, &f.closure, out, &q).unwrap();
+        let plan = ImagePlan::new(&no_store, Value::Null, &f.closure, out, false).unwrap();
         assert_eq!(plan.layers.len(), 1);
 
         // A layer set holding two of the paths: they go first and are not layered again.
@@ -633,7 +683,7 @@ mod tests {
         std::fs::write(&file, serde_json::to_vec(&set).unwrap()).unwrap();
         let mut with_layers = settings(100, &f);
         with_layers.layers = vec![file.clone()];
-        let plan = ImagePlan::new(&with_layers, Value::Null, &f.closure, out, &q).unwrap();
+        let plan = ImagePlan::new(&with_layers, Value::Null, &f.closure, out, false).unwrap();
         assert_eq!(plan.layers[0], set.layers[0]);
         assert_eq!(plan.layers.len(), 1 + 8 + 1);
         let held: Vec<&String> = plan
@@ -643,7 +693,7 @@ mod tests {
             .collect();
         assert_eq!(held.len(), 10, "every path once");
         with_layers.max_layers = 2;
-        let err = ImagePlan::new(&with_layers, Value::Null, &f.closure, out, &q).unwrap_err();
+        let err = ImagePlan::new(&with_layers, Value::Null, &f.closure, out, false).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -655,6 +705,21 @@ mod tests {
             ),
             "{err}"
         );
+        with_layers.max_layers = 100;
+        with_layers.layers = vec![file.clone(), file];
+        let err = ImagePlan::new(&with_layers, Value::Null, &f.closure, out, false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PlanError::Overlap {
+                    first: 1,
+                    second: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("is in two of `layers`"), "{err}");
     }
 
     #[test]

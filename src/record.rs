@@ -2,25 +2,31 @@
 //!
 //! A record holds a layer's size and `diff_id` and the digest and size of its gzip and zstd
 //! forms ([`crate::compress`]), all computed in one pass over the layer's bytes. Records are
-//! made at build time and stored in the plan (or in a `buildLayer` output); streaming and
-//! pushing use them instead of re-deriving them, and check the bytes they produce against
-//! them.
+//! made at build time and stored in the plan (or in a `buildLayer` output). Streaming takes
+//! layer sizes and digests from them and checks the bytes it produces against the size and
+//! `diff_id`; the compressed digests are what a registry push needs without compressing
+//! again.
 
 use crate::compress::{Codec, CompressThread, BATCH};
 use crate::digest::{Blob, Digest, HashingWriter};
-use crate::layer_tar::{read_retrying, write_layer, CopyError, LayerError, LayerSink, LayerSource};
+use crate::layer_tar::{write_layer, BufferSink, LayerError, LayerSource, Shipper};
 use crate::progress::Progress;
 use crate::tar_header::Stamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::fs::File;
 use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
 /// Version of the record format and of the compression parameters behind its digests.
 /// Records of another version are refused: their compressed digests would not match what
 /// this helper produces.
 pub const RECORD_VERSION: u32 = 1;
+
+/// Layers whose records are computed at once. Two keep both cores of a small builder busy
+/// (one layer reads while the other's batches compress) and bound memory to about 45 MiB;
+/// more cores speed up the compression inside each layer instead.
+pub const RECORD_WORKERS: usize = 2;
 
 /// The facts about one layer that images and registries need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,24 +50,34 @@ pub fn compute_record<'a>(
     copy: Option<&'a mut dyn Write>,
     progress: &'a Progress,
 ) -> Result<LayerRecord, LayerError> {
-    let mut sink = RecordSink {
-        batch: vec![0; BATCH],
-        filled: 0,
+    let (returns, reusable) = mpsc::channel();
+    let spawn = |codec| {
+        CompressThread::spawn_with(
+            codec,
+            HashingWriter::new(io::sink()),
+            None,
+            Some(returns.clone()),
+        )
+    };
+    let shipper = RecordShipper {
         diff: Sha256::new(),
         size: 0,
-        gzip: CompressThread::spawn(Codec::Gzip, HashingWriter::new(io::sink())),
-        zstd: CompressThread::spawn(Codec::Zstd, HashingWriter::new(io::sink())),
+        gzip: spawn(Codec::Gzip),
+        zstd: spawn(Codec::Zstd),
+        reusable,
         copy,
         progress,
     };
+    let mut sink = BufferSink::new(BATCH, shipper);
     write_layer(source, stamp, &mut sink)?;
-    sink.finish().map_err(LayerError::Write)
+    sink.flush().map_err(LayerError::Write)?;
+    sink.shipper.finish().map_err(LayerError::Write)
 }
 
-/// Computes the records of `sources` (each with its stamp), several layers at a time, and
-/// reports progress. A fixed pool of layer workers (one per rayon thread) bounds memory:
-/// each worker holds a few batches, whatever the number of layers; the compression inside
-/// each layer still runs on the whole rayon pool. On failure returns the index of the layer.
+/// Computes the records of `sources` (each with its stamp), [`RECORD_WORKERS`] layers at a
+/// time, and reports progress. Each worker holds a few batches, so memory is bounded
+/// whatever the number of layers or cores; the compression inside each layer runs on the
+/// whole rayon pool. On failure returns the index of the first failed layer.
 pub fn compute_records(
     sources: &[(LayerSource, Stamp)],
     progress: &Progress,
@@ -72,7 +88,7 @@ pub fn compute_records(
     let failed = AtomicBool::new(false);
     let results: Vec<Mutex<Option<Result<LayerRecord, LayerError>>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
-    let workers = rayon::current_num_threads().clamp(1, sources.len().max(1));
+    let workers = RECORD_WORKERS.min(sources.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -100,24 +116,36 @@ pub fn compute_records(
     Ok(records)
 }
 
-/// Receives a layer's bytes in fixed batches: hashes each batch for the `diff_id` and hands
-/// it to a gzip and a zstd [`CompressThread`], whose outputs are hashed in turn; reading the
-/// next batch overlaps with compressing this one.
-struct RecordSink<'a> {
-    batch: Vec<u8>,
-    filled: usize,
+/// Takes a layer's bytes in full batches: hashes each for the `diff_id` and hands it to a
+/// gzip and a zstd [`CompressThread`], whose outputs are hashed in turn; reading the next
+/// batch overlaps with compressing this one. Batches come back from the threads for reuse.
+struct RecordShipper<'a> {
     diff: Sha256,
     size: u64,
     gzip: CompressThread<HashingWriter<io::Sink>>,
     zstd: CompressThread<HashingWriter<io::Sink>>,
+    reusable: Receiver<Arc<Vec<u8>>>,
     copy: Option<&'a mut dyn Write>,
     progress: &'a Progress,
 }
 
-impl RecordSink<'_> {
-    fn process_batch(&mut self) -> io::Result<()> {
-        let mut batch = std::mem::replace(&mut self.batch, vec![0; BATCH]);
-        batch.truncate(self.filled);
+impl Shipper for RecordShipper<'_> {
+    fn ship(&mut self, buf: &mut Vec<u8>, filled: usize) -> io::Result<()> {
+        // A batch is free again once both threads sent it back; the first return finds the
+        // other still holding it.
+        let next = loop {
+            match self.reusable.try_recv() {
+                Ok(batch) => {
+                    if let Ok(mut free) = Arc::try_unwrap(batch) {
+                        free.resize(BATCH, 0);
+                        break free;
+                    }
+                }
+                Err(_) => break vec![0; BATCH],
+            }
+        };
+        let mut batch = std::mem::replace(buf, next);
+        batch.truncate(filled);
         self.diff.update(&batch);
         if let Some(copy) = self.copy.as_mut() {
             copy.write_all(&batch)?;
@@ -125,55 +153,20 @@ impl RecordSink<'_> {
         let batch = Arc::new(batch);
         self.gzip.send(Arc::clone(&batch))?;
         self.zstd.send(batch)?;
-        self.size += self.filled as u64;
-        self.progress.add(self.filled as u64);
-        self.filled = 0;
+        self.size += filled as u64;
+        self.progress.add(filled as u64);
         Ok(())
     }
+}
 
-    fn finish(mut self) -> io::Result<LayerRecord> {
-        if self.filled > 0 {
-            self.process_batch()?;
-        }
+impl RecordShipper<'_> {
+    fn finish(self) -> io::Result<LayerRecord> {
         Ok(LayerRecord {
             size: self.size,
             diff_id: Digest(self.diff.finalize().into()),
             gzip: self.gzip.finish()?.finish().1,
             zstd: self.zstd.finish()?.finish().1,
         })
-    }
-}
-
-impl LayerSink for RecordSink<'_> {
-    fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            if self.filled == BATCH {
-                self.process_batch()?;
-            }
-            let n = bytes.len().min(BATCH - self.filled);
-            self.batch[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
-            self.filled += n;
-            bytes = &bytes[n..];
-        }
-        Ok(())
-    }
-
-    fn put_from(&mut self, file: &mut File, len: u64) -> Result<u64, CopyError> {
-        let mut done = 0u64;
-        while done < len {
-            if self.filled == BATCH {
-                self.process_batch().map_err(CopyError::Write)?;
-            }
-            let want = ((len - done) as usize).min(BATCH - self.filled);
-            let n = read_retrying(file, &mut self.batch[self.filled..self.filled + want])
-                .map_err(CopyError::Read)?;
-            if n == 0 {
-                break;
-            }
-            self.filled += n;
-            done += n as u64;
-        }
-        Ok(done)
     }
 }
 
