@@ -96,46 +96,6 @@ pub enum CopyError {
     Write(io::Error),
 }
 
-/// A [`LayerSink`] over any writer, copying file data through a buffer.
-#[derive(Debug)]
-pub struct WriteSink<W> {
-    /// The writer.
-    pub inner: W,
-    buf: Vec<u8>,
-}
-
-impl<W: io::Write> WriteSink<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
-        WriteSink {
-            inner,
-            buf: vec![0; 256 * 1024],
-        }
-    }
-}
-
-impl<W: io::Write> LayerSink for WriteSink<W> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.inner.write_all(bytes)
-    }
-
-    fn put_from(&mut self, file: &mut File, len: u64) -> Result<u64, CopyError> {
-        let mut done = 0;
-        while done < len {
-            let want = (len - done).min(self.buf.len() as u64) as usize;
-            let n = read_retrying(file, &mut self.buf[..want]).map_err(CopyError::Read)?;
-            if n == 0 {
-                break;
-            }
-            self.inner
-                .write_all(&self.buf[..n])
-                .map_err(CopyError::Write)?;
-            done += n as u64;
-        }
-        Ok(done)
-    }
-}
-
 /// Takes the full buffers of a [`BufferSink`].
 pub trait Shipper {
     /// Takes the first `filled` bytes of `buf`, which it may swap for another buffer of the
@@ -204,6 +164,28 @@ impl<S: Shipper> LayerSink for BufferSink<S> {
         }
         Ok(done)
     }
+}
+
+/// A [`Shipper`] that writes full buffers to a writer.
+#[derive(Debug)]
+pub struct WriteShipper<W>(pub W);
+
+impl<W: io::Write> Shipper for WriteShipper<W> {
+    fn ship(&mut self, buf: &mut Vec<u8>, filled: usize) -> io::Result<()> {
+        self.0.write_all(&buf[..filled])
+    }
+}
+
+/// Writes the layer tar for `source` to `out` and returns it (for tests and tools).
+pub fn write_layer_to<W: io::Write>(
+    source: &LayerSource,
+    stamp: &Stamp,
+    out: W,
+) -> Result<W, LayerError> {
+    let mut sink = BufferSink::new(256 * 1024, WriteShipper(out));
+    write_layer(source, stamp, &mut sink)?;
+    sink.flush().map_err(LayerError::Write)?;
+    Ok(sink.shipper.0)
 }
 
 /// Reads into `buf`, retrying on EINTR.
@@ -490,9 +472,7 @@ mod tests {
     }
 
     fn try_build(source: &LayerSource) -> Result<Vec<u8>, LayerError> {
-        let mut sink = WriteSink::new(Vec::new());
-        write_layer(source, &stamp(), &mut sink)?;
-        Ok(sink.inner)
+        write_layer_to(source, &stamp(), Vec::new())
     }
 
     fn listing(bytes: &[u8]) -> Vec<(String, u32, char)> {
@@ -674,18 +654,22 @@ mod tests {
             .set_len(size)
             .unwrap();
         let src = LayerSource::StorePaths(vec![p]);
-        let mut sink = WriteSink::new(Head {
-            head: Vec::new(),
-            total: 0,
-        });
-        write_layer(&src, &stamp(), &mut sink).unwrap();
+        let head = write_layer_to(
+            &src,
+            &stamp(),
+            Head {
+                head: Vec::new(),
+                total: 0,
+            },
+        )
+        .unwrap();
         // Six header blocks (nix/, nix/store/, the path, PAX header and record, the file),
         // the data rounded up to a block, the end of archive.
-        assert_eq!(sink.inner.total, 6 * 512 + size.div_ceil(512) * 512 + 1024);
+        assert_eq!(head.total, 6 * 512 + size.div_ceil(512) * 512 + 1024);
         // nix/, nix/store/, the path, then the PAX header of the file and its record.
-        let pax = String::from_utf8_lossy(&sink.inner.head[4 * 512..5 * 512]).into_owned();
+        let pax = String::from_utf8_lossy(&head.head[4 * 512..5 * 512]).into_owned();
         assert!(pax.contains(&format!("size={size}\n")), "{pax}");
-        let mut archive = tar::Archive::new(&sink.inner.head[..]);
+        let mut archive = tar::Archive::new(&head.head[..]);
         let entries: Vec<_> = archive
             .entries()
             .unwrap()
@@ -702,7 +686,7 @@ mod tests {
         fs::create_dir(&p).unwrap();
         fs::write(p.join("f"), b"1234").unwrap();
         let mut file = File::open(p.join("f")).unwrap();
-        let mut sink = WriteSink::new(Vec::new());
+        let mut sink = BufferSink::new(1024, WriteShipper(Vec::new()));
         let err = copy_exact(&mut file, &p.join("f"), 2, &mut sink).unwrap_err();
         assert!(
             matches!(err, LayerError::Changed { expected: 2, .. }),

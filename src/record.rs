@@ -174,7 +174,7 @@ impl RecordShipper<'_> {
 mod tests {
     use super::*;
     use crate::compress::Compressor;
-    use crate::layer_tar::WriteSink;
+    use crate::layer_tar::write_layer_to;
 
     #[test]
     fn record_matches_the_layer_and_its_compressed_forms() {
@@ -194,17 +194,16 @@ mod tests {
         let mut copy = Vec::new();
         let record = compute_record(&source, &stamp, Some(&mut copy), &Progress::quiet()).unwrap();
 
-        let mut plain = WriteSink::new(Vec::new());
-        write_layer(&source, &stamp, &mut plain).unwrap();
-        assert_eq!(copy, plain.inner, "the copy is the layer");
-        assert_eq!(record.size, plain.inner.len() as u64);
-        assert_eq!(record.diff_id, Digest::of(&plain.inner));
+        let plain = write_layer_to(&source, &stamp, Vec::new()).unwrap();
+        assert_eq!(copy, plain, "the copy is the layer");
+        assert_eq!(record.size, plain.len() as u64);
+        assert_eq!(record.diff_id, Digest::of(&plain));
         for (c, blob) in [
             (Compressor::Gz, record.gzip),
             (Compressor::Zstd, record.zstd),
         ] {
             let mut e = c.encoder(Vec::new());
-            e.write_all(&plain.inner).unwrap();
+            e.write_all(&plain).unwrap();
             let bytes = e.finish().unwrap();
             assert_eq!(
                 blob,

@@ -1,7 +1,6 @@
 //! Tar header encoding: ustar blocks, with PAX records only where ustar cannot hold a value.
 //!
-//! One function encodes every header strata writes (layer entries and the outer archive), so
-//! the size of a tar can be computed from metadata alone and always matches what is written.
+//! One function encodes every header strata writes (layer entries and the outer archive).
 //! Choices that fix the bytes (see docs/format-notes.md):
 //! - names up to 100 bytes go in `name`; longer ones are split at a `/` into `prefix`
 //!   (longest prefix that fits) and `name`; names that cannot be split get a PAX `path` record;
@@ -146,13 +145,6 @@ pub fn encode_header(
         link,
         stamp,
     ));
-}
-
-/// Bytes of header(s) `encode_header` writes for this entry.
-pub fn header_len(name: &[u8], kind: Kind, link_target: &[u8], stamp: &Stamp) -> u64 {
-    let mut scratch = Vec::with_capacity(2 * BLOCK);
-    encode_header(&mut scratch, name, kind, 0, link_target, stamp);
-    scratch.len() as u64
 }
 
 /// Zero bytes that follow `size` bytes of data to reach a block boundary.
@@ -309,15 +301,6 @@ mod tests {
             0o777,
             long_link.as_bytes(),
             &stamp,
-        );
-        assert_eq!(
-            out2.len() as u64,
-            header_len(
-                unsplittable.as_bytes(),
-                Kind::Symlink,
-                long_link.as_bytes(),
-                &stamp
-            )
         );
         assert!(out2.len() > BLOCK);
         out.extend_from_slice(&out2);

@@ -75,6 +75,12 @@ fn open_image(archive: &Path) -> Result<Image, String> {
     })
 }
 
+/// Streams the image of `plan` into `file` and opens it.
+fn streamed_image(plan: &Path, file: &Path) -> Result<Image, String> {
+    save(plan, file)?;
+    open_image(file)
+}
+
 /// Entries of a layer tar: (name, mode, type char).
 fn entries(layer: &[u8]) -> Vec<(String, u32, char)> {
     tar::Archive::new(layer)
@@ -424,8 +430,7 @@ fn main() {
         || {
             let plan = nix.build("capped")?;
             let file = dir.join("capped.tar");
-            save(&plan, &file)?;
-            let img = open_image(&file)?;
+            let img = streamed_image(&plan, &file)?;
             ensure(img.layers.len() == 5, || {
                 format!("maxLayers = 5 gave {} layers", img.layers.len())
             })?;
@@ -481,8 +486,7 @@ fn main() {
     suite.check("image_without_store_paths", || {
         let plan = nix.build("noStore")?;
         let file = dir.join("nostore.tar");
-        save(&plan, &file)?;
-        let img = open_image(&file)?;
+        let img = streamed_image(&plan, &file)?;
         ensure(img.layers.len() == 1, || {
             format!("{} layers", img.layers.len())
         })?;
@@ -499,8 +503,7 @@ fn main() {
     suite.check("registry_prefix_lowercase_name_and_architecture", || {
         let plan = nix.build("arm")?;
         let file = dir.join("arm.tar");
-        save(&plan, &file)?;
-        let img = open_image(&file)?;
+        let img = streamed_image(&plan, &file)?;
         ensure(
             img.manifest[0]["RepoTags"][0] == "registry.example.com/team/arm-app:1.0",
             || format!("{}", img.manifest),
@@ -535,8 +538,7 @@ fn main() {
         ensure(year >= 2025, || format!("created = \"now\" gave {created}"))?;
         let plan = nix.build("empty")?;
         let file = dir.join("empty.tar");
-        save(&plan, &file)?;
-        let img = open_image(&file)?;
+        let img = streamed_image(&plan, &file)?;
         ensure(
             img.layers.len() == 1 && img.config["config"] == serde_json::json!({}),
             || format!("{}", img.config),
@@ -690,8 +692,7 @@ fn main() {
         // ... and list its digest at the bottom of their rootfs.
         let a = nix.build("appV1")?;
         let file = dir.join("app1.tar");
-        save(&a, &file)?;
-        let img_a = open_image(&file)?;
+        let img_a = streamed_image(&a, &file)?;
         let b = nix.build("sharedOther")?;
         let img_b = open_image(&b)?;
         for (name, img) in [("appV1", &img_a), ("sharedOther", &img_b)] {

@@ -9,6 +9,8 @@ let
   # A stable dependency layer and an application on top, as a user would split them; the
   # application's version is a parameter so the tests can change it.
   sharedDeps = strata.buildLayer { name = "shared-deps"; deps = [ pkgs.greeting pkgs.toolbox ]; };
+  # buildLayer with contents and a split into two store layers.
+  splitLayer = strata.buildLayer { name = "split"; deps = [ hello ]; contents = [ tools ]; maxLayers = 2; };
   appImage = version:
     let
       app = derivation {
@@ -124,12 +126,11 @@ in
     contents = tools;
     config.Cmd = [ "${hello}/bin/hello" ];
   };
-  # buildLayer with contents and a split into two store layers.
-  splitLayer = strata.buildLayer { name = "split"; deps = [ hello ]; contents = [ tools ]; maxLayers = 2; };
+  inherit splitLayer;
   splitImage = strata.streamLayeredImage {
     name = "strata-split";
     tag = "latest";
-    layers = [ (strata.buildLayer { name = "split"; deps = [ hello ]; contents = [ tools ]; maxLayers = 2; }) ];
+    layers = [ splitLayer ];
     config.Cmd = [ "/bin/tools-check" ];
   };
 
