@@ -32,6 +32,7 @@ lib.makeScope (self: {
   buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
   internalExactLayer = self.callFunction ./internalExactLayer.nix { };
+  internalParentImage = self.callFunction ./internalParentImage.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
   streamLayeredImage = self.callFunction ./streamLayeredImage.nix { };
 })

@@ -5,7 +5,7 @@
 # The build decides the layers (the most popular store paths of the closure get a layer each)
 # and writes them into the executable, a plan file run by the helper; no image tarball is
 # stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
-{ lib, helper, system, imageSystem, internalCustomisationLayer, internalExactLayer, internalWriteFile }:
+{ lib, helper, system, imageSystem, internalCustomisationLayer, internalExactLayer, internalParentImage, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix
@@ -44,8 +44,8 @@
   # Whether the closure goes into the image. false gives the customisation layer alone,
   # whose links point into a /nix/store the image lacks (mount one at run time).
   includeStorePaths ? true,
-  # Most layers the image may have, the customisation layer and `layers` included; at
-  # least 2. Of the store paths not in `layers`, the most popular get a layer each and the
+  # Most layers the image may have, the customisation layer, `layers` and fromImage's
+  # layers included; at least 2. Of the store paths not in `layers`, the most popular get a layer each and the
   # rest share one. Docker refuses images of more than 125 layers.
   maxLayers ? 100,
   # Layers made with buildLayer, bottom to top, put below the automatic ones. A layer
@@ -59,8 +59,15 @@
   perLayerDerivations ? false,
   # Attributes added to the result.
   passthru ? { },
-  # Not supported yet; accepted so that moving from nixpkgs fails with a clear message.
+  # An image to build on (`FROM`): a docker-archive or OCI layout archive (plain, gzip or
+  # zstd; from strata, `docker save`, skopeo, pullImage) or a strata image. Its layers come
+  # first, unchanged, and count against maxLayers; store paths it holds are not added again;
+  # its `Env` is inherited (a variable set here too keeps this image's value).
   fromImage ? null,
+  # With fromImageTag, picks one image of a multi-image fromImage; otherwise the first.
+  fromImageName ? null,
+  # With fromImageName, picks one image of a multi-image fromImage.
+  fromImageTag ? null,
   # Not supported yet (see fromImage).
   fakeRootCommands ? "",
   # Not supported yet (see fromImage).
@@ -85,6 +92,11 @@ let
     inherit extraCommands includeStorePaths;
   };
 
+  parent = if fromImage == null then null else internalParentImage {
+    name = "${baseName}-parent";
+    inherit fromImage fromImageName fromImageTag;
+  };
+
   configFile = internalWriteFile {
     name = "${baseName}-config.json";
     text = builtins.toJSON config;
@@ -95,6 +107,7 @@ let
     inherit system imageName tag architecture imageSystem created mtime uid gid uname gname;
     inherit maxLayers includeStorePaths configFile customisationLayer;
     exclude = [ configFile ];
+    inherit parent;
     builder = "${helper}/bin/strata";
     __structuredAttrs = true;
     exportReferencesGraph.closure =
@@ -145,7 +158,6 @@ assert lib.assertMsg (builtins.isAttrs config)
   "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
 assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
   "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
-assert unsupported "fromImage" (fromImage != null);
 assert unsupported "fakeRootCommands" (fakeRootCommands != "");
 assert unsupported "enableFakechroot" enableFakechroot;
 assert unsupported "includeNixDB" includeNixDB;

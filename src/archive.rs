@@ -187,15 +187,21 @@ pub fn write_docker_archive(
     })?;
 
     let diff_ids: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
-    let history = plan
-        .layers
-        .iter()
-        .map(|l| History {
+    // A parent's own history describes its layers; without one, every layer gets an entry.
+    let own = if plan.parent_history.is_empty() {
+        &plan.layers[..]
+    } else {
+        &plan.layers[plan.parent_layers.min(plan.layers.len())..]
+    };
+    let mut history = plan.parent_history.clone();
+    history.extend(own.iter().map(|l| {
+        serde_json::to_value(History {
             created: created.clone(),
             created_by: "strata".to_owned(),
             comment: l.content.describe(),
         })
-        .collect();
+        .expect("history serialisation cannot fail")
+    }));
     let config = ImageConfig {
         created: &created,
         architecture: &plan.architecture,

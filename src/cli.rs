@@ -10,6 +10,7 @@ use crate::customisation::{merge_contents, run_extra_commands, write_customisati
 use crate::image_config::{mtime_seconds, When};
 use crate::layering::{limit_layers, popularity_order};
 use crate::nix_attrs::Attrs;
+use crate::parent_image::{import, ParentImage, PARENT_FORMAT};
 use crate::plan::{
     plan_store_layers, tarball_layer, ImagePlan, ImageSettings, LayerSet, StoreStamp,
 };
@@ -84,6 +85,13 @@ enum Command {
     /// Nix builder for `buildLayer`: layer a closure (minus what earlier layers hold), or
     /// exactly the store paths given, and write the layers' records.
     BuildLayer {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder: import a parent image (`fromImage`) for building on: check it, and keep
+    /// its layers as plain tars with their records and its config.
+    ImportParent {
         /// Structured attributes file (default: the one Nix provides).
         #[arg(long)]
         attrs: Option<PathBuf>,
@@ -169,6 +177,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::BuildLayer { attrs } => build_layer_builder(attrs.as_deref()),
         Command::PlanLayering { attrs } => plan_layering_builder(attrs.as_deref()),
         Command::WriteFile { attrs } => write_file_builder(attrs.as_deref()),
+        Command::ImportParent { attrs } => import_parent_builder(attrs.as_deref()),
         Command::Layers {
             closure,
             max_layers,
@@ -266,7 +275,11 @@ fn plan_builder(attrs: Option<&Path>) -> Result<()> {
 fn plan_layering_builder(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
     let settings: ImageSettings = attrs.parse()?;
-    let (_, groups) = settings.automatic_groups(&closure_of(&attrs)?)?;
+    let parent = match &settings.parent {
+        Some(dir) => Some(ParentImage::read(&dir.join("parent.json"))?),
+        None => None,
+    };
+    let (_, groups) = settings.automatic_groups(&closure_of(&attrs)?, parent.as_ref())?;
     write_file(
         &attrs.output("out")?,
         &serde_json::to_vec_pretty(&groups)?,
@@ -384,6 +397,92 @@ fn build_layer_builder(attrs: Option<&Path>) -> Result<()> {
         &serde_json::to_vec_pretty(&set)?,
         0o444,
     )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportParentAttrs {
+    from_image: PathBuf,
+    #[serde(default)]
+    from_image_name: Option<String>,
+    #[serde(default)]
+    from_image_tag: Option<String>,
+}
+
+fn import_parent_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: ImportParentAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let shown = a.from_image.display().to_string();
+    let pick = match (&a.from_image_name, &a.from_image_tag) {
+        (Some(n), Some(t)) => Some(format!("{n}:{t}")),
+        _ => None,
+    };
+    let parent = if is_plan(&a.from_image) {
+        // A strata image: its plan already has every layer with its record.
+        parent_of_plan(&ImagePlan::read(&a.from_image)?)
+    } else {
+        let file = fs::File::open(&a.from_image)
+            .with_context(|| format!("fromImage: cannot open `{shown}`"))?;
+        let scratch = build_top().join("parent-members");
+        let progress = Progress::start("parent layers", None, 0);
+        let parent = import(file, pick.as_deref(), &out, &scratch, &progress)
+            .with_context(|| format!("fromImage `{shown}`"))?;
+        progress.finish();
+        parent
+    };
+    fs::create_dir_all(&out)?;
+    write_file(
+        &out.join("parent.json"),
+        &serde_json::to_vec_pretty(&parent)?,
+        0o444,
+    )
+}
+
+/// Whether `path` is a strata plan file (a streamLayeredImage result) rather than an archive.
+fn is_plan(path: &Path) -> bool {
+    let mut head = [0u8; 2];
+    fs::File::open(path)
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"#!"
+}
+
+/// A strata image, described as a parent: its layers and records as planned.
+fn parent_of_plan(plan: &ImagePlan) -> ParentImage {
+    let created = match plan.created {
+        When::At(t) => crate::image_config::format_time(t),
+        When::Now => "1970-01-01T00:00:01Z".to_owned(),
+    };
+    let mut history = plan.parent_history.clone();
+    let own = if history.is_empty() {
+        0
+    } else {
+        plan.parent_layers
+    };
+    history.extend(plan.layers[own.min(plan.layers.len())..].iter().map(|l| {
+        serde_json::json!({"created": created, "created_by": "strata", "comment": l.content.describe()})
+    }));
+    let store_paths = plan
+        .layers
+        .iter()
+        .flat_map(|l| l.content.store_paths())
+        .filter_map(|p| p.strip_prefix("/nix/store/"))
+        .map(str::to_owned)
+        .collect();
+    ParentImage {
+        strata_parent: PARENT_FORMAT,
+        config: serde_json::json!({ "config": plan.config, "history": history }),
+        layers: plan.layers.clone(),
+        store_paths,
+    }
+}
+
+/// The build directory (`NIX_BUILD_TOP`), or the temporary directory outside Nix.
+fn build_top() -> PathBuf {
+    std::env::var_os("NIX_BUILD_TOP")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 #[derive(Deserialize)]

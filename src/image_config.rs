@@ -188,8 +188,8 @@ pub struct ImageConfig<'a> {
     pub config: &'a Value,
     /// Layer digests, bottom to top.
     pub rootfs: RootFs,
-    /// One entry per layer.
-    pub history: Vec<History>,
+    /// One entry per layer (a parent's entries may also describe empty layers).
+    pub history: Vec<Value>,
 }
 
 /// `rootfs` of an image config.

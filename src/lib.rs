@@ -28,6 +28,7 @@ pub mod image_config;
 pub mod layer_tar;
 pub mod layering;
 pub mod nix_attrs;
+pub mod parent_image;
 pub mod plan;
 pub mod progress;
 pub mod record;

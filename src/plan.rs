@@ -12,6 +12,7 @@ use crate::image_config::{
 };
 use crate::layer_tar::{LayerError, LayerSource};
 use crate::layering::{limit_layers, popularity_order, LayeringError};
+use crate::parent_image::ParentImage;
 use crate::progress::Progress;
 use crate::record::{compute_records, LayerRecord, RECORD_VERSION};
 use crate::store_path::hash_part;
@@ -42,7 +43,7 @@ pub enum PlanError {
     )]
     MaxLayers(u64),
     /// The given layers and the customisation layer leave no room for the rest.
-    #[error("`maxLayers` is {max_layers}, but `layers` hold {given} layers and {left} store paths of the closure are in none of them; raise `maxLayers` or put those paths in `layers`")]
+    #[error("`maxLayers` is {max_layers}, but `fromImage` and `layers` bring {given} layers and {left} store paths of the closure are in none of them; raise `maxLayers` or put those paths in `layers`")]
     NoRoom {
         /// The limit.
         max_layers: u64,
@@ -52,7 +53,7 @@ pub enum PlanError {
         left: usize,
     },
     /// The given layers alone exceed the limit.
-    #[error("`maxLayers` is {max_layers}, but `layers` hold {given} layers and the customisation layer needs one more")]
+    #[error("`maxLayers` is {max_layers}, but `fromImage` and `layers` bring {given} layers and the customisation layer needs one more")]
     TooManyGiven {
         /// The limit.
         max_layers: u64,
@@ -173,6 +174,16 @@ pub struct ImagePlan {
     pub config: Value,
     /// Layers, bottom to top.
     pub layers: Vec<PlannedLayer>,
+    /// How many of `layers`, from the bottom, come from the parent image (`fromImage`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parent_layers: usize,
+    /// The parent image's `history` entries, written before those of the other layers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_history: Vec<Value>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Owner and mtime arguments shared by images and `buildLayer`.
@@ -243,6 +254,42 @@ pub struct ImageSettings {
     /// Closure paths that are not image content (the config file).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// An imported parent image (`fromImage`): a directory holding `parent.json`.
+    #[serde(default)]
+    pub parent: Option<PathBuf>,
+}
+
+/// `config` on top of the parent's runtime config `base`, as nixpkgs does it: only `Env` is
+/// inherited, parent entries first, and a variable both set keeps the child's value once.
+pub fn inherit_env(base: &Value, config: Value) -> Value {
+    let Some(base_env) = base.get("Env").and_then(Value::as_array) else {
+        return config;
+    };
+    let mut config = match config {
+        Value::Object(o) => o,
+        _ => Default::default(),
+    };
+    let key = |v: &Value| {
+        let text = v.as_str().unwrap_or_default();
+        text.split_once('=').map_or(text, |(k, _)| k).to_owned()
+    };
+    let child: Vec<Value> = config
+        .get("Env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let child_keys: BTreeSet<String> = child.iter().map(key).collect();
+    let mut env: Vec<Value> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for v in base_env {
+        let k = key(v);
+        if !child_keys.contains(&k) && seen.insert(k) {
+            env.push(v.clone());
+        }
+    }
+    env.extend(child);
+    config.insert("Env".to_owned(), Value::Array(env));
+    Value::Object(config)
 }
 
 /// Builds the layers of popularity-ordered `groups` with their records.
@@ -281,11 +328,19 @@ impl ImageSettings {
     pub fn automatic_groups(
         &self,
         closure: &Closure,
+        parent: Option<&ParentImage>,
     ) -> Result<(Vec<PlannedLayer>, Vec<Vec<String>>), PlanError> {
         if self.max_layers < 2 {
             return Err(PlanError::MaxLayers(self.max_layers));
         }
         let mut layers = Vec::new();
+        let mut exclude: BTreeSet<String> = self.exclude.iter().cloned().collect();
+        if let Some(parent) = parent {
+            layers.extend(parent.layers.iter().cloned());
+            // The parent's copy of a store path is the same path: no need to ship it twice.
+            exclude.extend(parent.store_paths.iter().map(|n| format!("/nix/store/{n}")));
+        }
+        let parent_layers = layers.len();
         for file in &self.layers {
             layers.extend(LayerSet::read(file)?.layers);
         }
@@ -296,10 +351,9 @@ impl ImageSettings {
                 given,
             });
         }
-        let mut exclude: BTreeSet<String> = self.exclude.iter().cloned().collect();
         exclude.insert(self.customisation_layer.clone());
         let mut holder: std::collections::HashMap<&str, usize> = Default::default();
-        for (i, layer) in layers.iter().enumerate() {
+        for (i, layer) in layers.iter().enumerate().skip(parent_layers) {
             for path in layer.content.store_paths() {
                 if let Some(first) = holder.insert(path, i) {
                     return Err(PlanError::Overlap {
@@ -355,7 +409,15 @@ impl ImagePlan {
             None => hash_part(&out.to_string_lossy()).to_owned(),
         };
 
-        let (mut layers, groups) = settings.automatic_groups(closure)?;
+        let parent = match &settings.parent {
+            Some(dir) => Some(ParentImage::read(&dir.join("parent.json"))?),
+            None => None,
+        };
+        let config = match &parent {
+            Some(p) => inherit_env(&p.runtime_config(), config),
+            None => config,
+        };
+        let (mut layers, groups) = settings.automatic_groups(closure, parent.as_ref())?;
         let given = layers.len();
         let progress = if report {
             Progress::start("records", None, groups.len())
@@ -379,6 +441,8 @@ impl ImagePlan {
             created,
             config,
             layers,
+            parent_layers: parent.as_ref().map_or(0, |p| p.layers.len()),
+            parent_history: parent.as_ref().map_or_else(Vec::new, ParentImage::history),
         })
     }
 
@@ -508,7 +572,7 @@ impl LayerContent {
     pub fn describe(&self) -> String {
         match self {
             LayerContent::StorePaths { paths, .. } => format!("store paths: {}", paths.join(" ")),
-            LayerContent::Tarball { path } => format!("customisation layer: {path}"),
+            LayerContent::Tarball { path } => format!("layer tar: {path}"),
         }
     }
 

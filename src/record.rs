@@ -9,7 +9,9 @@
 
 use crate::compress::{Codec, CompressThread, BATCH};
 use crate::digest::{Blob, Digest, HashingWriter};
-use crate::layer_tar::{write_layer, BufferSink, LayerError, LayerSource, Shipper};
+use crate::layer_tar::{
+    write_layer, BufferSink, CopyError, LayerError, LayerSink, LayerSource, Shipper,
+};
 use crate::progress::Progress;
 use crate::tar_header::Stamp;
 use serde::{Deserialize, Serialize};
@@ -50,28 +52,61 @@ pub fn compute_record<'a>(
     copy: Option<&'a mut dyn Write>,
     progress: &'a Progress,
 ) -> Result<LayerRecord, LayerError> {
-    let (returns, reusable) = mpsc::channel();
-    let spawn = |codec| {
-        CompressThread::spawn_with(
-            codec,
-            HashingWriter::new(io::sink()),
-            None,
-            Some(returns.clone()),
-        )
-    };
-    let shipper = RecordShipper {
-        diff: Sha256::new(),
-        size: 0,
-        gzip: spawn(Codec::Gzip),
-        zstd: spawn(Codec::Zstd),
-        reusable,
-        copy,
-        progress,
-    };
-    let mut sink = BufferSink::new(BATCH, shipper);
+    let mut sink = RecordSink::new(copy, progress);
     write_layer(source, stamp, &mut sink)?;
-    sink.flush().map_err(LayerError::Write)?;
-    sink.shipper.finish().map_err(LayerError::Write)
+    sink.finish().map_err(LayerError::Write)
+}
+
+/// A [`LayerSink`] that computes the record of the layer bytes put into it (and copies them
+/// to `copy` when given): for layers that come from elsewhere than [`write_layer`], such
+/// as a parent image's.
+pub struct RecordSink<'a>(BufferSink<RecordShipper<'a>>);
+
+impl std::fmt::Debug for RecordSink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordSink")
+    }
+}
+
+impl<'a> RecordSink<'a> {
+    /// A sink whose record [`RecordSink::finish`] returns.
+    pub fn new(copy: Option<&'a mut dyn Write>, progress: &'a Progress) -> RecordSink<'a> {
+        let (returns, reusable) = mpsc::channel();
+        let spawn = |codec| {
+            CompressThread::spawn_with(
+                codec,
+                HashingWriter::new(io::sink()),
+                None,
+                Some(returns.clone()),
+            )
+        };
+        let shipper = RecordShipper {
+            diff: Sha256::new(),
+            size: 0,
+            gzip: spawn(Codec::Gzip),
+            zstd: spawn(Codec::Zstd),
+            reusable,
+            copy,
+            progress,
+        };
+        RecordSink(BufferSink::new(BATCH, shipper))
+    }
+
+    /// The record of everything put so far.
+    pub fn finish(mut self) -> io::Result<LayerRecord> {
+        self.0.flush()?;
+        self.0.shipper.finish()
+    }
+}
+
+impl LayerSink for RecordSink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.put(bytes)
+    }
+
+    fn put_from(&mut self, file: &mut std::fs::File, len: u64) -> Result<u64, CopyError> {
+        self.0.put_from(file, len)
+    }
 }
 
 /// Computes the records of `sources` (each with its stamp), [`RECORD_WORKERS`] layers at a

@@ -57,6 +57,19 @@ in
     config.Cmd = [ "${hello}/bin/hello" ];
   };
 
+  # A layered image on top of a layered image (nixpkgs' layered-on-top-layered), with Env
+  # inherited and overridden.
+  layeredOnTop = strata.streamLayeredImage {
+    name = "strata-layered-on-top";
+    fromImage = strata.buildLayeredImage {
+      name = "env-parent";
+      contents = tools;
+      config.Env = [ "FROM_PARENT=true" "LAST_LAYER=parent" ];
+    };
+    config.Env = [ "FROM_CHILD=true" "LAST_LAYER=child" ];
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "tools-check; env | sort" ];
+  };
+
   layeredZstd = strata.buildLayeredImage {
     name = "strata-layered-zstd";
     compressor = "zstd";

@@ -1,0 +1,25 @@
+# A parent image (`fromImage`) imported for building on: the archive is read once and
+# checked (a hostile archive cannot write outside the build), and its chosen image's layers
+# are kept as plain tars with their records, next to its config, in `parent.json`. A strata
+# image as parent is not read at all: its plan already records every layer.
+{ lib, helper, system }:
+
+{
+  # Store name of the import.
+  name,
+  # A docker-archive or OCI layout archive (plain, gzip or zstd), a strata image, or a
+  # streamLayeredImage result.
+  fromImage,
+  # With fromImageTag, picks one image of a multi-image archive; otherwise the first.
+  fromImageName ? null,
+  # With fromImageName, picks one image of a multi-image archive.
+  fromImageTag ? null,
+}:
+derivation {
+  inherit name system fromImageName fromImageTag;
+  # buildLayeredImage results carry their plan: reading it is free, unpacking the archive not.
+  fromImage = fromImage.stream or fromImage;
+  builder = "${helper}/bin/strata";
+  args = [ "import-parent" ];
+  __structuredAttrs = true;
+}

@@ -1,0 +1,315 @@
+use super::*;
+use crate::compress::Compressor;
+
+/// A raw ustar header: tests need names and links the `tar` crate's builder refuses.
+fn header(name: &[u8], typeflag: u8, link: &[u8], size: usize) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name);
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[136..148].copy_from_slice(b"00000000001\0");
+    h[148..156].copy_from_slice(b"        ");
+    h[156] = typeflag;
+    h[157..157 + link.len()].copy_from_slice(link);
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+/// A tar of `(name, typeflag, link, data)` entries.
+fn tar_of(entries: &[(&[u8], u8, &[u8], &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, flag, link, data) in entries {
+        out.extend(header(name, *flag, link, data.len()));
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend([0u8; 1024]);
+    out
+}
+
+fn good_layer() -> Vec<u8> {
+    tar_of(&[
+        (b"nix/", b'5', b"", b""),
+        (b"nix/store/", b'5', b"", b""),
+        (b"nix/store/aaaa-hello/", b'5', b"", b""),
+        (b"nix/store/aaaa-hello/hi", b'0', b"", b"hello\n"),
+        (
+            b"nix/store/aaaa-hello/same",
+            b'1',
+            b"nix/store/aaaa-hello/hi",
+            b"",
+        ),
+        (b"bin", b'2', b"/nix/store/aaaa-hello", b""),
+        (b"etc/up", b'2', b"../bin", b""),
+    ])
+}
+
+fn config_for(layers: &[&[u8]]) -> Vec<u8> {
+    let ids: Vec<String> = layers.iter().map(|l| Digest::of(l).to_string()).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin", "FROM_PARENT=true"]},
+        "rootfs": {"type": "layers", "diff_ids": ids},
+        "history": [{"created": "1970-01-01T00:00:01Z"}],
+    }))
+    .unwrap()
+}
+
+/// A docker-archive holding `layers` (as `<i>/layer.tar`) and `extra` members.
+fn docker_archive(layers: &[&[u8]], config: &[u8], extra: &[(&[u8], u8, &[u8], &[u8])]) -> Vec<u8> {
+    let names: Vec<String> = (0..layers.len())
+        .map(|i| format!("{i}/layer.tar"))
+        .collect();
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": "config.json", "RepoTags": ["parent:1"], "Layers": names,
+    }]))
+    .unwrap();
+    let mut entries: Vec<(&[u8], u8, &[u8], &[u8])> = Vec::new();
+    for (name, layer) in names.iter().zip(layers) {
+        entries.push((name.as_bytes(), b'0', b"", layer));
+    }
+    entries.push((b"config.json", b'0', b"", config));
+    entries.extend_from_slice(extra);
+    entries.push((b"manifest.json", b'0', b"", &manifest));
+    tar_of(&entries)
+}
+
+fn import_bytes(
+    archive: &[u8],
+    pick: Option<&str>,
+) -> (tempfile::TempDir, Result<ParentImage, ParentError>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let result = import(
+        archive,
+        pick,
+        &out,
+        &dir.path().join("scratch"),
+        &Progress::quiet(),
+    );
+    (dir, result)
+}
+
+fn error_of(archive: &[u8]) -> String {
+    let (dir, result) = import_bytes(archive, None);
+    let err = result.expect_err("the archive must be refused").to_string();
+    // Nothing is ever written outside the output and scratch directories.
+    let mut names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert!(
+        names.iter().all(|n| n == "out" || n == "scratch"),
+        "{names:?}"
+    );
+    err
+}
+
+#[test]
+fn docker_archive_imports_layers_as_they_are() {
+    let layer = good_layer();
+    let config = config_for(&[&layer]);
+    for compressor in [Compressor::None, Compressor::Gz, Compressor::Zstd] {
+        let mut e = compressor.encoder(Vec::new());
+        e.write_all(&docker_archive(&[&layer], &config, &[]))
+            .unwrap();
+        let archive = e.finish().unwrap();
+        let (_dir, result) = import_bytes(&archive, None);
+        let parent = result.unwrap();
+        assert_eq!(parent.layers.len(), 1);
+        assert_eq!(parent.layers[0].record.diff_id, Digest::of(&layer));
+        let LayerContent::Tarball { path } = &parent.layers[0].content else {
+            panic!()
+        };
+        assert_eq!(fs::read(path).unwrap(), layer, "{compressor:?}");
+        assert_eq!(
+            parent.store_paths.iter().collect::<Vec<_>>(),
+            ["aaaa-hello"]
+        );
+        assert_eq!(parent.runtime_config()["Env"][1], "FROM_PARENT=true");
+    }
+}
+
+#[test]
+fn images_are_picked_by_name_and_tag() {
+    let layer = good_layer();
+    let archive = docker_archive(&[&layer], &config_for(&[&layer]), &[]);
+    assert!(import_bytes(&archive, Some("parent:1")).1.is_ok());
+    assert!(import_bytes(&archive, Some("docker.io/library/parent:1"))
+        .1
+        .is_ok());
+    let err = import_bytes(&archive, Some("parent:2"))
+        .1
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("parent:2") && err.contains("parent:1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn oci_layout_with_compressed_layers_imports() {
+    let layer = good_layer();
+    let mut e = Compressor::Gz.encoder(Vec::new());
+    e.write_all(&layer).unwrap();
+    let gz = e.finish().unwrap();
+    let config = config_for(&[&layer]);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(&config).to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": Digest::of(&gz).to_string(), "size": gz.len()}],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::of(&manifest).to_string(), "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "1"}}],
+    }))
+    .unwrap();
+    let blob = |b: &[u8]| format!("blobs/sha256/{}", Digest::of(b).hex());
+    let (m, c, l) = (blob(&manifest), blob(&config), blob(&gz));
+    let archive = tar_of(&[
+        (
+            b"oci-layout",
+            b'0',
+            b"",
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        ),
+        (b"index.json", b'0', b"", &index),
+        (m.as_bytes(), b'0', b"", &manifest),
+        (c.as_bytes(), b'0', b"", &config),
+        (l.as_bytes(), b'0', b"", &gz),
+    ]);
+    let parent = import_bytes(&archive, Some("parent:1")).1.unwrap();
+    assert_eq!(parent.layers[0].record.diff_id, Digest::of(&layer));
+
+    // A blob whose bytes do not match its digest.
+    let mut bad = gz.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let archive = tar_of(&[
+        (b"index.json", b'0', b"", &index),
+        (m.as_bytes(), b'0', b"", &manifest),
+        (c.as_bytes(), b'0', b"", &config),
+        (l.as_bytes(), b'0', b"", &bad),
+    ]);
+    let err = error_of(&archive);
+    assert!(err.contains(&l), "{err}");
+}
+
+#[test]
+fn hostile_layers_are_refused_naming_the_member() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (tar_of(&[(b"../evil", b'0', b"", b"x")]), "`..`"),
+        (tar_of(&[(b"/etc/passwd", b'0', b"", b"x")]), "absolute"),
+        (
+            tar_of(&[(b"a/b", b'2', b"../../../etc", b"")]),
+            "points out",
+        ),
+        (tar_of(&[(b"h", b'1', b"../outside", b"")]), "hard link"),
+        (tar_of(&[(b"h", b'1', b"nowhere", b"")]), "hard link"),
+        (tar_of(&[(b"dev/sda", b'4', b"", b"")]), "device node"),
+        (tar_of(&[(b"dev/null", b'3', b"", b"")]), "device node"),
+        (
+            tar_of(&[(b"f", b'0', b"", b"1"), (b"./f", b'0', b"", b"2")]),
+            "twice",
+        ),
+    ];
+    for (layer, why) in cases {
+        let archive = docker_archive(&[&layer], &config_for(&[&layer]), &[]);
+        let err = error_of(&archive);
+        assert!(
+            err.contains("0/layer.tar: ") && err.contains(why),
+            "{why}: {err}"
+        );
+    }
+}
+
+#[test]
+fn lying_archives_are_refused() {
+    let layer = good_layer();
+    let config = config_for(&[&layer]);
+
+    // The manifest names a layer the archive lacks.
+    let manifest = br#"[{"Config":"config.json","Layers":["missing.tar"]}]"#;
+    let archive = tar_of(&[
+        (b"config.json", b'0', b"", &config),
+        (b"manifest.json", b'0', b"", manifest),
+    ]);
+    let err = error_of(&archive);
+    assert!(
+        err.contains("missing.tar") && err.contains("not in the archive"),
+        "{err}"
+    );
+
+    // A diff_id that does not match.
+    let other = tar_of(&[(b"f", b'0', b"", b"other")]);
+    let err = error_of(&docker_archive(&[&layer], &config_for(&[&other]), &[]));
+    assert!(
+        err.contains("0/layer.tar") && err.contains("diff_ids"),
+        "{err}"
+    );
+
+    // A member whose size says more than the archive holds.
+    let mut archive = docker_archive(&[&layer], &config, &[]);
+    archive.truncate(512 + 100);
+    let err = error_of(&archive);
+    assert!(!err.is_empty());
+
+    // A layer entry whose size lies (truncated layer).
+    let mut short = good_layer();
+    short.truncate(512 * 4 + 3);
+    let err = error_of(&docker_archive(&[&short], &config_for(&[&short]), &[]));
+    assert!(err.contains("0/layer.tar"), "{err}");
+
+    // Archive members with escaping names.
+    for name in [&b"../x"[..], b"/abs"] {
+        let err = error_of(&docker_archive(
+            &[&layer],
+            &config,
+            &[(name, b'0', b"", b"x")],
+        ));
+        assert!(err.contains(&*String::from_utf8_lossy(name)), "{err}");
+    }
+    let err = error_of(&docker_archive(
+        &[&layer],
+        &config,
+        &[(b"l", b'2', b"../../x", b"")],
+    ));
+    assert!(err.contains("`l`"), "{err}");
+    let err = error_of(&docker_archive(
+        &[&layer],
+        &config,
+        &[(b"config.json", b'0', b"", b"{}")],
+    ));
+    assert!(err.contains("twice"), "{err}");
+    let err = error_of(&docker_archive(
+        &[&layer],
+        &config,
+        &[(b"null", b'3', b"", b"")],
+    ));
+    assert!(err.contains("`null`"), "{err}");
+}
+
+#[test]
+fn layers_named_twice_through_links_import() {
+    // nixpkgs #214434: a manifest listing one layer twice, via symlinked members.
+    let layer = good_layer();
+    let config = config_for(&[&layer, &layer]);
+    let manifest = br#"[{"Config":"config.json","Layers":["a/layer.tar","b/layer.tar"]}]"#;
+    let archive = tar_of(&[
+        (b"a/layer.tar", b'0', b"", &layer),
+        (b"b/layer.tar", b'2', b"../a/layer.tar", b""),
+        (b"config.json", b'0', b"", &config),
+        (b"manifest.json", b'0', b"", manifest),
+    ]);
+    let parent = import_bytes(&archive, None).1.unwrap();
+    assert_eq!(parent.layers.len(), 2);
+}
