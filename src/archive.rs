@@ -316,6 +316,8 @@ mod tests {
             created: When::parse("created", "1970-01-01T00:00:01Z").unwrap(),
             config: json!({"Cmd": ["/bin/true"]}),
             layers: plan_store_layers(groups, &stamp, 0, &Progress::quiet()).unwrap(),
+            parent_layers: 0,
+            parent_history: vec![],
         }
     }
 

@@ -660,6 +660,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn env_is_inherited_parent_first_child_wins() {
+        let base = json!({"Env": ["PATH=/bin", "A=parent", "B=1"], "Cmd": ["parent"]});
+        let merged = inherit_env(&base, json!({"Env": ["A=child", "C=2"]}));
+        assert_eq!(merged, json!({"Env": ["PATH=/bin", "B=1", "A=child", "C=2"]}));
+        let merged = inherit_env(&base, json!({}));
+        assert_eq!(merged, json!({"Env": ["PATH=/bin", "A=parent", "B=1"]}));
+        assert_eq!(inherit_env(&json!({}), json!({"Cmd": ["x"]})), json!({"Cmd": ["x"]}));
+    }
+
     fn settings(max_layers: u64, f: &Fixture) -> ImageSettings {
         ImageSettings {
             image_name: "Hello".into(),
@@ -681,6 +691,7 @@ mod tests {
             customisation_layer: f.custom.clone(),
             layers: vec![],
             exclude: vec![],
+            parent: None,
         }
     }
 
