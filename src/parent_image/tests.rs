@@ -1,6 +1,9 @@
 use super::*;
 use crate::compress::Compressor;
 
+/// A tar entry: name, typeflag, link target, data.
+type Raw<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
+
 /// A raw ustar header: tests need names and links the `tar` crate's builder refuses.
 fn header(name: &[u8], typeflag: u8, link: &[u8], size: usize) -> Vec<u8> {
     let mut h = vec![0u8; 512];
@@ -21,7 +24,7 @@ fn header(name: &[u8], typeflag: u8, link: &[u8], size: usize) -> Vec<u8> {
 }
 
 /// A tar of `(name, typeflag, link, data)` entries.
-fn tar_of(entries: &[(&[u8], u8, &[u8], &[u8])]) -> Vec<u8> {
+fn tar_of(entries: &[Raw<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, flag, link, data) in entries {
         out.extend(header(name, *flag, link, data.len()));
@@ -61,7 +64,7 @@ fn config_for(layers: &[&[u8]]) -> Vec<u8> {
 }
 
 /// A docker-archive holding `layers` (as `<i>/layer.tar`) and `extra` members.
-fn docker_archive(layers: &[&[u8]], config: &[u8], extra: &[(&[u8], u8, &[u8], &[u8])]) -> Vec<u8> {
+fn docker_archive(layers: &[&[u8]], config: &[u8], extra: &[Raw<'_>]) -> Vec<u8> {
     let names: Vec<String> = (0..layers.len())
         .map(|i| format!("{i}/layer.tar"))
         .collect();
@@ -69,7 +72,7 @@ fn docker_archive(layers: &[&[u8]], config: &[u8], extra: &[(&[u8], u8, &[u8], &
         "Config": "config.json", "RepoTags": ["parent:1"], "Layers": names,
     }]))
     .unwrap();
-    let mut entries: Vec<(&[u8], u8, &[u8], &[u8])> = Vec::new();
+    let mut entries: Vec<Raw<'_>> = Vec::new();
     for (name, layer) in names.iter().zip(layers) {
         entries.push((name.as_bytes(), b'0', b"", layer));
     }
