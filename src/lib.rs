@@ -32,5 +32,6 @@ pub mod parent_image;
 pub mod plan;
 pub mod progress;
 pub mod record;
+pub mod root_shell;
 pub mod store_path;
 pub mod tar_header;
