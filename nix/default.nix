@@ -28,6 +28,7 @@ lib.makeScope (self: {
   helper = lib.asStorePath helper;
   toolbox = lib.asStorePath toolbox;
 
+  buildImage = self.callFunction ./buildImage.nix { };
   buildLayer = self.callFunction ./buildLayer.nix { };
   buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };

@@ -16,9 +16,14 @@
   mtime,
   # Whether the layer carries `nix/` and `nix/store/` (only when store paths are in the image).
   includeStorePaths,
+  # Shell commands run as root after extraCommands; owners they set are kept.
+  fakeRootCommands ? "",
+  # Whether fakeRootCommands see the layer's root as `/`.
+  enableFakechroot ? false,
 }:
 derivation {
   inherit name system contents extraCommands mtime includeStorePaths toolbox;
+  inherit fakeRootCommands enableFakechroot;
   builder = "${helper}/bin/strata";
   args = [ "customisation-layer" ];
   __structuredAttrs = true;

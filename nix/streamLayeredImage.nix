@@ -68,9 +68,11 @@
   fromImageName ? null,
   # With fromImageName, picks one image of a multi-image fromImage.
   fromImageTag ? null,
-  # Not supported yet (see fromImage).
+  # Shell commands run as root in the image root after extraCommands, in a user namespace:
+  # owners they set (`chown 1000:1000 home/alice`) and modes show in the image.
   fakeRootCommands ? "",
-  # Not supported yet (see fromImage).
+  # Whether fakeRootCommands see the image root as `/` (with the build's /nix/store mounted
+  # in), so absolute paths (`mkdir /home`) land in the image.
   enableFakechroot ? false,
   # Not supported yet (see fromImage).
   includeNixDB ? false,
@@ -89,7 +91,7 @@ let
     name = "${baseName}-customisation-layer";
     contents = lib.toList contents;
     mtime = if mtime == "now" then "1970-01-01T00:00:01Z" else mtime;
-    inherit extraCommands includeStorePaths;
+    inherit extraCommands includeStorePaths fakeRootCommands enableFakechroot;
   };
 
   parent = if fromImage == null then null else internalParentImage {
@@ -158,8 +160,6 @@ assert lib.assertMsg (builtins.isAttrs config)
   "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
 assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
   "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
-assert unsupported "fakeRootCommands" (fakeRootCommands != "");
-assert unsupported "enableFakechroot" enableFakechroot;
 assert unsupported "includeNixDB" includeNixDB;
 assert unsupported "layeringPipeline" (layeringPipeline != null);
 plan // {

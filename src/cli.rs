@@ -6,7 +6,9 @@
 use crate::archive::write_docker_archive;
 use crate::closure::Closure;
 use crate::compress::Compressor;
-use crate::customisation::{merge_contents, run_extra_commands, write_customisation_tar};
+use crate::customisation::{
+    merge_contents, run_extra_commands, write_customisation_tar, write_layer_file,
+};
 use crate::image_config::{mtime_seconds, When};
 use crate::layering::{limit_layers, popularity_order};
 use crate::nix_attrs::Attrs;
@@ -16,6 +18,8 @@ use crate::plan::{
 };
 use crate::progress::Progress;
 use crate::record::RECORD_VERSION;
+use crate::rootfs::Rootfs;
+use crate::tar_header::Stamp;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
@@ -92,6 +96,13 @@ enum Command {
     /// Nix builder: import a parent image (`fromImage`) for building on: check it, and keep
     /// its layers as plain tars with their records and its config.
     ImportParent {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder: `buildImage`'s layer (contents, runAsRoot over the parent, extraCommands,
+    /// the closure the parent lacks).
+    RootLayer {
         /// Structured attributes file (default: the one Nix provides).
         #[arg(long)]
         attrs: Option<PathBuf>,
@@ -178,6 +189,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::PlanLayering { attrs } => plan_layering_builder(attrs.as_deref()),
         Command::WriteFile { attrs } => write_file_builder(attrs.as_deref()),
         Command::ImportParent { attrs } => import_parent_builder(attrs.as_deref()),
+        Command::RootLayer { attrs } => root_layer_builder(attrs.as_deref()),
         Command::Layers {
             closure,
             max_layers,
@@ -297,6 +309,161 @@ struct CustomisationAttrs {
     toolbox: PathBuf,
     mtime: String,
     include_store_paths: bool,
+    #[serde(default)]
+    fake_root_commands: String,
+    #[serde(default)]
+    enable_fakechroot: bool,
+}
+
+/// The environment scripts run with: the toolbox on PATH, the build directory as TMPDIR.
+fn script_env(toolbox: &Path) -> Vec<(String, String)> {
+    let top = build_top().to_string_lossy().into_owned();
+    vec![
+        (
+            "PATH".into(),
+            toolbox.join("bin").to_string_lossy().into_owned(),
+        ),
+        ("HOME".into(), "/homeless-shelter".into()),
+        ("NIX_BUILD_TOP".into(), top.clone()),
+        ("TMPDIR".into(), top),
+        (
+            "NIX_BUILD_CORES".into(),
+            std::env::var("NIX_BUILD_CORES").unwrap_or_else(|_| "1".into()),
+        ),
+    ]
+}
+
+/// Runs `script` as root (see [`crate::root_shell`]) in `dir`, or with `dir` as `/`.
+fn run_as_root(
+    what: &'static str,
+    script: &str,
+    toolbox: &Path,
+    dir: &Path,
+    chroot: bool,
+) -> Result<Option<crate::root_shell::Owners>> {
+    if script.trim().is_empty() {
+        return Ok(None);
+    }
+    let shell = toolbox.join("bin/sh");
+    let owners = crate::root_shell::RootShell {
+        what,
+        shell: &shell,
+        script,
+        dir,
+        chroot,
+        env: script_env(toolbox),
+    }
+    .run()?;
+    Ok(Some(owners))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RootLayerAttrs {
+    #[serde(default)]
+    parent: Option<PathBuf>,
+    #[serde(default)]
+    contents: Vec<PathBuf>,
+    #[serde(default)]
+    extra_commands: String,
+    #[serde(default)]
+    run_as_root: String,
+    toolbox: PathBuf,
+    mtime: String,
+    uid: u64,
+    gid: u64,
+    #[serde(default)]
+    exclude: Vec<String>,
+}
+
+/// `buildImage`'s layer: contents, runAsRoot over the unpacked parent, extraCommands, and the
+/// closure's store paths the parent lacks; only what changed goes in.
+fn root_layer_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: RootLayerAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let mtime = match When::parse("mtime", &a.mtime)? {
+        When::At(t) => mtime_seconds(t, &a.mtime)?,
+        When::Now => bail!("the image layer needs a fixed `mtime`, got \"now\""),
+    };
+    let parent = match &a.parent {
+        Some(dir) => Some(ParentImage::read(&dir.join("parent.json"))?),
+        None => None,
+    };
+    let root = build_top().join("root");
+    fs::create_dir(&root).with_context(|| format!("cannot create `{}`", root.display()))?;
+    let mut rootfs = match (&parent, a.run_as_root.trim().is_empty()) {
+        // runAsRoot sees the parent's files; without it, nothing needs unpacking.
+        (Some(p), false) => {
+            let tars: Vec<PathBuf> = p
+                .layers
+                .iter()
+                .map(|l| match l.content.source() {
+                    crate::layer_tar::LayerSource::Tarball(t) => Ok(t),
+                    _ => bail!("parent layers must be tars"),
+                })
+                .collect::<Result<_>>()?;
+            Rootfs::unpack(&tars, &root).context("fromImage")?
+        }
+        _ => Rootfs::default(),
+    };
+    merge_contents(&a.contents, &root)?;
+    if let Some(owners) = run_as_root("runAsRoot", &a.run_as_root, &a.toolbox, &root, true)? {
+        rootfs.add_script_owners(owners);
+    }
+    let env = script_env(&a.toolbox);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let bin = a.toolbox.join("bin");
+    run_extra_commands(
+        &a.extra_commands,
+        &bin.join("sh"),
+        &bin.to_string_lossy(),
+        &root,
+        &env[2..],
+    )?;
+
+    let mut exclude: BTreeSet<String> = a.exclude.iter().cloned().collect();
+    if let Some(p) = &parent {
+        exclude.extend(p.store_paths.iter().map(|n| format!("/nix/store/{n}")));
+    }
+    let store_paths: Vec<PathBuf> = closure_of(&attrs)?
+        .entries()
+        .iter()
+        .map(|e| e.path.clone())
+        .filter(|p| !exclude.contains(p))
+        .map(PathBuf::from)
+        .collect();
+    let listed = rootfs.changes(&root, &store_paths, false)?;
+    let stamp = Stamp {
+        mtime,
+        uid: a.uid,
+        gid: a.gid,
+        uname: if a.uid == 0 {
+            "root".into()
+        } else {
+            String::new()
+        },
+        gname: if a.gid == 0 {
+            "root".into()
+        } else {
+            String::new()
+        },
+    };
+    fs::create_dir(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
+    let progress = Progress::start("image layer", None, 1);
+    let record = write_layer_file(
+        &crate::layer_tar::LayerSource::Listed(std::sync::Arc::new(listed)),
+        &stamp,
+        &out.join("layer.tar"),
+        &progress,
+    )?;
+    progress.layer_done();
+    progress.finish();
+    write_file(
+        &out.join("record.json"),
+        &serde_json::to_vec_pretty(&record)?,
+        0o444,
+    )
 }
 
 fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
@@ -333,7 +500,21 @@ fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
     fs::create_dir(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let progress = Progress::start("customisation layer", None, 1);
     let layer = out.join("layer.tar");
-    let record = write_customisation_tar(&root, a.include_store_paths, mtime, &layer, &progress)?;
+    let owners = run_as_root(
+        "fakeRootCommands",
+        &a.fake_root_commands,
+        &a.toolbox,
+        &root,
+        a.enable_fakechroot,
+    )?;
+    let record = write_customisation_tar(
+        &root,
+        a.include_store_paths,
+        owners,
+        mtime,
+        &layer,
+        &progress,
+    )?;
     progress.layer_done();
     progress.finish();
     write_file(

@@ -129,11 +129,28 @@ pub fn run_extra_commands(
     Ok(())
 }
 
-/// Tars `root` as the customisation layer into `out` (owner root, the given mtime) and
+/// Writes `source` (owner `stamp`'s but where `owners` say otherwise) into `out` and returns
+/// the layer's record, computed in the same pass.
+pub fn write_layer_file(
+    source: &LayerSource,
+    stamp: &Stamp,
+    out: &Path,
+    progress: &Progress,
+) -> Result<LayerRecord, CustomisationError> {
+    let file = fs::File::create(out).map_err(io_err(out))?;
+    let mut file = io::BufWriter::with_capacity(1 << 20, file);
+    let record = compute_record(source, stamp, Some(&mut file), progress)?;
+    file.flush().map_err(io_err(out))?;
+    Ok(record)
+}
+
+/// Tars `root` as the customisation layer into `out` (owner root unless a root script gave
+/// files other owners, the given mtime) and
 /// returns the layer's record, computed in the same pass.
 pub fn write_customisation_tar(
     root: &Path,
     store_dirs: bool,
+    owners: Option<crate::root_shell::Owners>,
     mtime: u64,
     out: &Path,
     progress: &Progress,
@@ -143,6 +160,7 @@ pub fn write_customisation_tar(
     let source = LayerSource::Tree {
         root: root.to_owned(),
         store_dirs,
+        owners: owners.map(std::sync::Arc::new),
     };
     let record = compute_record(&source, &Stamp::root(mtime), Some(&mut file), progress)?;
     file.flush().map_err(io_err(out))?;

@@ -10,6 +10,7 @@
 //! [`write_layer`] reads each file once and checks that it still has the size the walk saw
 //! when it wrote the file's header.
 
+use crate::root_shell::Owners;
 use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -17,6 +18,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Mode of the `nix` and `nix/store` directories in every layer.
 pub const STORE_DIR_MODE: u32 = 0o755;
@@ -73,9 +75,44 @@ pub enum LayerSource {
         root: PathBuf,
         /// Whether to add `nix/` and `nix/store/` (false for an image without store paths).
         store_dirs: bool,
+        /// Owners a root script gave files, overriding the stamp's.
+        owners: Option<Arc<Owners>>,
     },
+    /// Exactly the listed entries, in order (a layer of changes, `buildImage`'s layer).
+    Listed(Arc<Listed>),
     /// A tar already written by strata, streamed as it is.
     Tarball(PathBuf),
+}
+
+/// Entries of a [`LayerSource::Listed`] layer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listed {
+    /// The entries, parents before children.
+    pub entries: Vec<ListedEntry>,
+    /// Owners overriding the stamp's, by device and inode.
+    pub owners: Owners,
+}
+
+/// One entry of a [`Listed`] layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedEntry {
+    /// Name in the layer.
+    pub name: Vec<u8>,
+    /// Where it comes from.
+    pub kind: ListedKind,
+}
+
+/// What a [`ListedEntry`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListedKind {
+    /// The file, directory or symlink at this path; a directory without its children.
+    Single(PathBuf),
+    /// The path with everything below it (a store path).
+    Subtree(PathBuf),
+    /// `nix` or `nix/store`: a directory, mode 0755.
+    StoreDir,
+    /// An empty file marking a deletion (`.wh.<name>`).
+    Whiteout,
 }
 
 /// Receives a layer's bytes in order. File data is handed over as a reader so a sink can read
@@ -200,6 +237,8 @@ pub fn read_retrying(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 
 /// One entry as the walk sees it.
 struct Entry<'a> {
+    /// Device and inode, for owner overrides ((0, 0) for made-up entries).
+    id: (u64, u64),
     name: &'a [u8],
     kind: Kind,
     mode: u32,
@@ -286,6 +325,7 @@ fn walk(source: &LayerSource, stamp: &Stamp, visit: &mut Visit<'_>) -> Result<()
     let store_dir = |name: &[u8], visit: &mut Visit<'_>| {
         visit(
             &Entry {
+                id: (0, 0),
                 name,
                 kind: Kind::Directory,
                 mode: STORE_DIR_MODE,
@@ -316,15 +356,55 @@ fn walk(source: &LayerSource, stamp: &Stamp, visit: &mut Visit<'_>) -> Result<()
             }
             Ok(())
         }
-        LayerSource::Tree { root, store_dirs } => {
+        LayerSource::Tree {
+            root,
+            store_dirs,
+            owners,
+        } => {
+            let mut owned = |e: &Entry<'_>, stamp: &Stamp| match owners.as_deref() {
+                Some(owners) => visit(e, &owned_stamp(owners, e.id, stamp)),
+                None => visit(e, stamp),
+            };
             if *store_dirs {
-                store_dir(b"nix", visit)?;
-                store_dir(b"nix/store", visit)?;
+                store_dir(b"nix", &mut owned)?;
+                store_dir(b"nix/store", &mut owned)?;
             }
             let mut fs_path = root.clone();
             let mut name = Vec::with_capacity(512);
             let skip = if *store_dirs { Skip::Nix } else { Skip::None };
-            walk_children(&mut fs_path, &mut name, stamp, visit, skip)
+            walk_children(&mut fs_path, &mut name, stamp, &mut owned, skip)
+        }
+        LayerSource::Listed(listed) => {
+            let mut owned =
+                |e: &Entry<'_>, stamp: &Stamp| visit(e, &owned_stamp(&listed.owners, e.id, stamp));
+            for entry in &listed.entries {
+                let mut name = entry.name.clone();
+                match &entry.kind {
+                    ListedKind::StoreDir => store_dir(&entry.name, &mut owned)?,
+                    ListedKind::Whiteout => owned(
+                        &Entry {
+                            id: (0, 0),
+                            name: &entry.name,
+                            kind: Kind::File(0),
+                            mode: 0o644,
+                            link: b"",
+                            path: Path::new("/dev/null"),
+                        },
+                        stamp,
+                    )?,
+                    ListedKind::Single(path) => walk_path(
+                        &mut path.clone(),
+                        &mut name,
+                        stamp,
+                        &mut owned,
+                        Skip::Children,
+                    )?,
+                    ListedKind::Subtree(path) => {
+                        walk_path(&mut path.clone(), &mut name, stamp, &mut owned, Skip::None)?
+                    }
+                }
+            }
+            Ok(())
         }
         LayerSource::Tarball(_) => unreachable!("tarballs are streamed, not walked"),
     }
@@ -338,6 +418,34 @@ enum Skip {
     Nix,
     /// Inside `nix`: `store` was written first.
     Store,
+    /// Write this entry but not a directory's children.
+    Children,
+}
+
+/// `stamp` with the owner a root script gave the file `id`, if any.
+fn owned_stamp(owners: &Owners, id: (u64, u64), stamp: &Stamp) -> Stamp {
+    match owners.get(&id) {
+        None => stamp.clone(),
+        Some(&(uid, gid)) => {
+            let uid = uid.map_or(stamp.uid, u64::from);
+            let gid = gid.map_or(stamp.gid, u64::from);
+            Stamp {
+                mtime: stamp.mtime,
+                uid,
+                gid,
+                uname: if uid == stamp.uid {
+                    stamp.uname.clone()
+                } else {
+                    String::new()
+                },
+                gname: if gid == stamp.gid {
+                    stamp.gname.clone()
+                } else {
+                    String::new()
+                },
+            }
+        }
+    }
 }
 
 /// Visits the entry at `fs_path` (archive name `name`) and, for a directory, its subtree.
@@ -354,15 +462,16 @@ fn walk_path(
     })?;
     let ft = meta.file_type();
     let mode = meta.mode() & 0o7777;
-    if skip_self != Skip::None && !ft.is_dir() {
+    if matches!(skip_self, Skip::Nix | Skip::Store) && !ft.is_dir() {
         return Err(LayerError::StoreDirNotDirectory {
             path: fs_path.clone(),
         });
     }
     if ft.is_dir() {
-        if skip_self == Skip::None {
+        if matches!(skip_self, Skip::None | Skip::Children) {
             visit(
                 &Entry {
+                    id: (meta.dev(), meta.ino()),
                     name,
                     kind: Kind::Directory,
                     mode,
@@ -372,15 +481,16 @@ fn walk_path(
                 stamp,
             )?;
         }
-        let child_skip = if skip_self == Skip::Nix {
-            Skip::Store
-        } else {
-            Skip::None
+        let child_skip = match skip_self {
+            Skip::Children => return Ok(()),
+            Skip::Nix => Skip::Store,
+            _ => Skip::None,
         };
         walk_children(fs_path, name, stamp, visit, child_skip)
     } else if ft.is_file() {
         visit(
             &Entry {
+                id: (meta.dev(), meta.ino()),
                 name,
                 kind: Kind::File(meta.len()),
                 mode,
@@ -396,6 +506,7 @@ fn walk_path(
         })?;
         visit(
             &Entry {
+                id: (meta.dev(), meta.ino()),
                 name,
                 kind: Kind::Symlink,
                 mode,
@@ -570,6 +681,7 @@ mod tests {
         let l = listing(&build(&LayerSource::Tree {
             root: root.clone(),
             store_dirs: true,
+            owners: None,
         }));
         let names: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
@@ -589,6 +701,7 @@ mod tests {
         let l = listing(&build(&LayerSource::Tree {
             root,
             store_dirs: false,
+            owners: None,
         }));
         assert_eq!(l[0].0, "bin");
         assert!(
@@ -605,6 +718,7 @@ mod tests {
         let err = try_build(&LayerSource::Tree {
             root: dir.path().into(),
             store_dirs: true,
+            owners: None,
         })
         .unwrap_err();
         assert!(

@@ -33,5 +33,6 @@ pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod root_shell;
+pub mod rootfs;
 pub mod store_path;
 pub mod tar_header;

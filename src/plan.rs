@@ -626,6 +626,7 @@ mod tests {
             &LayerSource::Tree {
                 root,
                 store_dirs: true,
+                owners: None,
             },
             &Stamp::root(1),
             Some(&mut tar),
@@ -664,10 +665,16 @@ mod tests {
     fn env_is_inherited_parent_first_child_wins() {
         let base = json!({"Env": ["PATH=/bin", "A=parent", "B=1"], "Cmd": ["parent"]});
         let merged = inherit_env(&base, json!({"Env": ["A=child", "C=2"]}));
-        assert_eq!(merged, json!({"Env": ["PATH=/bin", "B=1", "A=child", "C=2"]}));
+        assert_eq!(
+            merged,
+            json!({"Env": ["PATH=/bin", "B=1", "A=child", "C=2"]})
+        );
         let merged = inherit_env(&base, json!({}));
         assert_eq!(merged, json!({"Env": ["PATH=/bin", "A=parent", "B=1"]}));
-        assert_eq!(inherit_env(&json!({}), json!({"Cmd": ["x"]})), json!({"Cmd": ["x"]}));
+        assert_eq!(
+            inherit_env(&json!({}), json!({"Cmd": ["x"]})),
+            json!({"Cmd": ["x"]})
+        );
     }
 
     fn settings(max_layers: u64, f: &Fixture) -> ImageSettings {

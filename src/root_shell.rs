@@ -178,11 +178,19 @@ impl RootShell<'_> {
         if self.chroot {
             for (src, required) in [("/nix/store", true), ("/proc", false), ("/dev", false)] {
                 let dst = root.join(&src[1..]);
-                if fs::symlink_metadata(&dst).is_err() {
-                    fs::create_dir_all(&dst)?;
-                    created.push(dst.clone());
+                let mut missing = Vec::new();
+                let mut at = dst.clone();
+                while fs::symlink_metadata(&at).is_err() && at != root {
+                    missing.push(at.clone());
+                    at.pop();
                 }
-                binds.push((CString::new(src).map_err(io::Error::other)?, cstring(&dst)?, required));
+                fs::create_dir_all(&dst)?;
+                created.extend(missing.into_iter().rev());
+                binds.push((
+                    CString::new(src).map_err(io::Error::other)?,
+                    cstring(&dst)?,
+                    required,
+                ));
             }
         }
         let prog = filter();
@@ -198,7 +206,8 @@ impl RootShell<'_> {
             )
         } as libc::c_long)?;
         // SAFETY: socketpair returned two fresh descriptors we now own.
-        let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (ours, theirs) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let theirs_raw = theirs.as_raw_fd();
         let chroot = self.chroot;
 
@@ -277,7 +286,9 @@ impl RootShell<'_> {
         };
         let status = child.wait();
         done.store(true, Ordering::Relaxed);
-        let served = serve.join().unwrap_or_else(|_| Err(io::Error::other("supervisor panicked")));
+        let served = serve
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("supervisor panicked")));
         for dir in created.iter().rev() {
             let _ = fs::remove_dir(dir);
         }
@@ -367,7 +378,13 @@ fn serve(
         // SAFETY: the kernel fills the zeroed notification.
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
         // SAFETY: a valid listener fd and a notification buffer of the right type.
-        let r = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
+        let r = unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_RECV,
+                &mut req,
+            )
+        };
         if r < 0 {
             // The calling process may have died in between (ENOENT): nothing to answer.
             continue;
@@ -383,7 +400,13 @@ fn serve(
             flags: 0,
         };
         // SAFETY: answering the notification just received.
-        unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &mut resp,
+            )
+        };
     }
 }
 
@@ -409,7 +432,11 @@ fn read_string(pid: u32, addr: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Resolves the file a chown call names and records the owner it asks for.
-fn record_chown(req: &libc::seccomp_notif, root: Option<&Path>, owners: &Mutex<Owners>) -> io::Result<()> {
+fn record_chown(
+    req: &libc::seccomp_notif,
+    root: Option<&Path>,
+    owners: &Mutex<Owners>,
+) -> io::Result<()> {
     let pid = req.pid;
     let args = req.data.args;
     let nr = i64::from(req.data.nr);
@@ -449,7 +476,9 @@ fn record_chown(req: &libc::seccomp_notif, root: Option<&Path>, owners: &Mutex<O
                     path.to_owned()
                 } else {
                     let here = fs::read_link(&base)?;
-                    Path::new("/").join(here.strip_prefix(root).unwrap_or(&here)).join(path)
+                    Path::new("/")
+                        .join(here.strip_prefix(root).unwrap_or(&here))
+                        .join(path)
                 };
                 return record(owners, &stat_in_root(root, &inside, follow)?, uid, gid);
             }
@@ -539,7 +568,10 @@ mod tests {
         };
         assert_eq!(owners[&key("home/alice")], (Some(1000), Some(1000)));
         assert_eq!(owners[&key("f")], (Some(5), Some(7)));
-        assert_eq!(fs::read_to_string(dir.path().join("uid")).unwrap().trim(), "0");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("uid")).unwrap().trim(),
+            "0"
+        );
         let tmp = fs::metadata(dir.path().join("tmp")).unwrap();
         assert_eq!(tmp.mode() & 0o7777, 0o1777);
 

@@ -70,6 +70,75 @@ in
     config.Cmd = [ "${toolbox}/bin/sh" "-c" "tools-check; env | sort" ];
   };
 
+  # The seeds' example: buildImage on top of a buildLayeredImage (nixpkgs' layered-on-top).
+  onTopOfLayered = strata.buildImage {
+    name = "strata-on-top";
+    tag = "latest";
+    fromImage = strata.buildLayeredImage {
+      name = "strata-base";
+      contents = toolbox;
+      config.Env = [ "FROM_PARENT=true" "LAST_LAYER=parent" ];
+    };
+    extraCommands = ''
+      mkdir ./example-output
+      chmod 777 ./example-output
+    '';
+    config = {
+      Env = [ "PATH=${toolbox}/bin" "LAST_LAYER=child" ];
+      WorkingDir = "/example-output";
+      Cmd = [ "${toolbox}/bin/sh" "-c" "echo hello > foo; cat foo; env | sort | grep -E 'LAYER|FROM'" ];
+    };
+  };
+
+  # Three images chained with fromImage, each writing /tmp/layerN (nixpkgs' layersOrder),
+  # the top one with runAsRoot appending to a file every layer wrote (layersUnpackOrder).
+  chain3 =
+    let
+      step = n: parent: strata.buildImage {
+        name = "strata-chain-${toString n}";
+        tag = "latest";
+        fromImage = parent;
+        copyToRoot = if n == 1 then toolbox else null;
+        runAsRoot = ''
+          mkdir -p /tmp
+          echo layer${toString n} > /tmp/layer${toString n}
+          echo layer${toString n} > /tmp/top
+          printf ${toString n} >> /layer-order
+        '';
+        config.Cmd = [ "${toolbox}/bin/sh" "-c" "cat /tmp/layer1 /tmp/layer2 /tmp/layer3 /tmp/top /layer-order" ];
+      };
+    in
+    step 3 (step 2 (step 1 null));
+
+  # Root-owned changes without a VM: runAsRoot over a parent, and fakeRootCommands.
+  rootOwned = strata.buildImage {
+    name = "strata-root-owned";
+    tag = "latest";
+    fromImage = strata.buildImage { name = "strata-root-base"; tag = "latest"; copyToRoot = toolbox; };
+    runAsRoot = ''
+      mkdir -p /home/alice /tmp
+      chown 1000:1000 /home/alice
+      chmod 1777 /tmp
+      echo 'alice:x:1000:1000::/home/alice:/bin/sh' >> /etc-passwd-test
+      chown 12345:54321 /etc-passwd-test
+    '';
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "stat -c '%n %u:%g %a' /home/alice /tmp /etc-passwd-test" ];
+  };
+
+  fakeRoot = strata.streamLayeredImage {
+    name = "strata-fake-root";
+    tag = "latest";
+    contents = toolbox;
+    enableFakechroot = true;
+    fakeRootCommands = ''
+      mkdir -p /home/alice /data
+      chown 1000:1000 /home/alice
+      chown -R 12345:12345 /data
+      chmod 1777 /data
+    '';
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "stat -c '%n %u:%g %a' /home/alice /data" ];
+  };
+
   layeredZstd = strata.buildLayeredImage {
     name = "strata-layered-zstd";
     compressor = "zstd";

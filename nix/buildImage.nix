@@ -1,0 +1,131 @@
+# buildImage: one new layer, on top of an optional parent image, as a compressed docker-archive.
+#
+#   docker load < $(nix-build -A image)
+#
+# The layer holds `copyToRoot` merged at the root, what `runAsRoot` and `extraCommands` changed,
+# and the closure of `copyToRoot` and `config` that the parent lacks. `runAsRoot` runs as root
+# over the unpacked parent inside the ordinary sandboxed build (a user namespace; no VM, no
+# KVM); owners it sets with chown are kept. Arguments and defaults are nixpkgs'.
+{ lib, helper, toolbox, system, imageSystem, internalParentImage, internalWriteFile }:
+
+{
+  # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix.
+  name,
+  # Image tag. null derives it from the hash of the image's plan, so it changes exactly when
+  # the image does.
+  tag ? null,
+  # An image to build on: a docker-archive or OCI layout archive (plain, gzip or zstd), or a
+  # strata image. Its layers come first, unchanged; its `Env` is inherited.
+  fromImage ? null,
+  # With fromImageTag, picks one image of a multi-image fromImage; otherwise the first.
+  fromImageName ? null,
+  # With fromImageName, picks one image of a multi-image fromImage.
+  fromImageTag ? null,
+  # Packages (or a list of them) merged at the image root, like symlinkJoin.
+  copyToRoot ? null,
+  # Deprecated name of copyToRoot (warns).
+  contents ? null,
+  # Accepted for compatibility: contents are merged as symlinks to their store paths, so a
+  # parent's directory symlinks are never replaced by directories.
+  keepContentsDirlinks ? false,
+  # The runtime config (Cmd, Env, WorkingDir, User, ...). Store paths it names are put in
+  # the image with their closure.
+  config ? null,
+  # Image architecture as GOARCH; null derives it from the system.
+  architecture ? null,
+  # Shell commands run in the image root after runAsRoot, not as root.
+  extraCommands ? "",
+  # Numeric owner of the layer's files (root's by default).
+  uid ? 0,
+  # Numeric group of the layer's files.
+  gid ? 0,
+  # Shell commands run as root with the image root (the parent's files plus copyToRoot) as
+  # `/` and the build's /nix/store mounted in: chown, chmod, useradd, ... show in the image.
+  runAsRoot ? null,
+  # Accepted for compatibility (nixpkgs' VM disk size); no VM is used.
+  diskSize ? 1024,
+  # Accepted for compatibility (nixpkgs' VM memory); no VM is used.
+  buildVMMemorySize ? 512,
+  # Image creation date, RFC 3339, or "now" (the build time).
+  created ? "1970-01-01T00:00:01Z",
+  # How the archive is compressed: "none", "gz" or "zstd".
+  compressor ? "gz",
+  # Not supported yet; accepted so that moving from nixpkgs fails with a clear message.
+  includeNixDB ? false,
+  # Attributes added to the result.
+  passthru ? { },
+}:
+let
+  baseName = lib.imageBaseName name;
+  imageName = lib.toLower name;
+  extensions = { none = ""; gz = ".gz"; zstd = ".zst"; };
+  rootContents =
+    if copyToRoot != null then lib.toList copyToRoot
+    else if contents != null then builtins.trace "buildImage: `contents` is deprecated; use `copyToRoot`" (lib.toList contents)
+    else [ ];
+
+  parent = if fromImage == null then null else internalParentImage {
+    name = "${baseName}-parent";
+    inherit fromImage fromImageName fromImageTag;
+  };
+
+  configFile = internalWriteFile {
+    name = "${baseName}-config.json";
+    text = builtins.toJSON (if config == null then { } else config);
+  };
+
+  layer = derivation {
+    name = "${baseName}-layer";
+    inherit system parent toolbox uid gid extraCommands;
+    contents = rootContents;
+    runAsRoot = if runAsRoot == null then "" else runAsRoot;
+    mtime = "1970-01-01T00:00:01Z";
+    exclude = [ configFile ];
+    builder = "${helper}/bin/strata";
+    args = [ "root-layer" ];
+    __structuredAttrs = true;
+    exportReferencesGraph.closure = rootContents ++ [ configFile ];
+  };
+
+  plan = derivation {
+    name = "stream-${baseName}";
+    inherit system imageName tag architecture imageSystem created uid gid configFile parent;
+    mtime = "1970-01-01T00:00:01Z";
+    uname = "root";
+    gname = "root";
+    maxLayers = 1000;
+    includeStorePaths = false;
+    customisationLayer = layer;
+    builder = "${helper}/bin/strata";
+    args = [ "plan" ];
+    helperBin = "${helper}/bin/strata";
+    __structuredAttrs = true;
+    exportReferencesGraph.closure = [ ];
+  };
+
+  archive = derivation {
+    name = "docker-image-${baseName}.tar${extensions.${compressor}}";
+    inherit system compressor plan;
+    builder = "${helper}/bin/strata";
+    args = [ "archive" ];
+    __structuredAttrs = true;
+  };
+
+  imageTag = if tag != null then tag else lib.hashPart plan.outPath;
+in
+assert lib.assertMsg (builtins.isString name && name != "")
+  "buildImage: `name` must be a non-empty string, got ${lib.show name}";
+assert lib.assertMsg (copyToRoot == null || contents == null)
+  "buildImage: give `copyToRoot` or the deprecated `contents`, not both";
+assert lib.assertMsg (builtins.isString compressor && extensions ? ${compressor})
+  "buildImage: `compressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show compressor}";
+assert lib.assertMsg (lib.isTime created)
+  "buildImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show created}";
+assert lib.assertMsg (config == null || builtins.isAttrs config)
+  "buildImage: `config` must be an attribute set, got ${lib.show config}";
+assert lib.assertMsg (!includeNixDB) "buildImage: `includeNixDB` is not supported by strata yet";
+archive // {
+  inherit imageName imageTag layer;
+  stream = plan;
+  passthru = passthru // { inherit imageName imageTag layer; stream = plan; };
+} // passthru

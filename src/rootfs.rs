@@ -1,0 +1,339 @@
+//! A root filesystem to change: a parent image unpacked for `runAsRoot`, and the layer of
+//! what changed in it.
+//!
+//! Unpacking never follows a symlink the layers made and refuses names that leave the root,
+//! so a hostile parent cannot write outside it. Owners cannot be set without privileges, so
+//! they are kept by device and inode, like the owners a root script sets
+//! ([`crate::root_shell`]). After the scripts ran, every entry whose inode or change time
+//! differs from the snapshot taken after unpacking, or whose owner a script set, goes into the
+//! layer, with whiteouts for what was deleted.
+
+use crate::layer_tar::{Listed, ListedEntry, ListedKind};
+use crate::parent_image::clean_name;
+use crate::root_shell::Owners;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Why a parent could not be unpacked or the changes listed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RootfsError {
+    /// A file operation failed.
+    #[error("cannot {what} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A layer entry is refused.
+    #[error("layer `{layer}`, entry `{entry}`: {reason}")]
+    Entry {
+        /// The layer tar.
+        layer: PathBuf,
+        /// The entry.
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> RootfsError + 'p {
+    move |source| RootfsError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What an entry looked like after unpacking: inode and change time.
+type Snapshot = HashMap<PathBuf, (u64, i64, i64)>;
+
+/// An unpacked root and what is known about its entries.
+#[derive(Debug, Default)]
+pub struct Rootfs {
+    /// Owners from the parent's layers and the scripts, by device and inode.
+    pub owners: Owners,
+    snapshot: Snapshot,
+    /// Entries whose owner a script set: they changed even if nothing else did.
+    script_owned: HashSet<(u64, u64)>,
+}
+
+impl Rootfs {
+    /// Unpacks the layer tars `layers`, bottom first, into the empty directory `root`.
+    pub fn unpack(layers: &[PathBuf], root: &Path) -> Result<Rootfs, RootfsError> {
+        let mut fs_state = Rootfs::default();
+        for layer in layers {
+            fs_state.unpack_layer(layer, root)?;
+        }
+        fs_state.snapshot = snapshot(root)?;
+        Ok(fs_state)
+    }
+
+    fn unpack_layer(&mut self, layer: &Path, root: &Path) -> Result<(), RootfsError> {
+        let file = File::open(layer).map_err(io_err("open", layer))?;
+        let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
+        let refuse = |entry: &str, reason: &str| RootfsError::Entry {
+            layer: layer.to_owned(),
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
+        let entries = archive.entries().map_err(io_err("read", layer))?;
+        for entry in entries {
+            let mut entry = entry.map_err(io_err("read", layer))?;
+            let raw = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            let name = clean_name(&raw).map_err(|r| refuse(&shown, &r))?;
+            if name.is_empty() {
+                continue;
+            }
+            let target = root.join(&name);
+            let parent = target.parent().unwrap_or(root);
+            ensure_real_dirs(root, parent).map_err(|r| refuse(&shown, &r))?;
+            let base = name.rsplit('/').next().unwrap_or(&name);
+            if base == ".wh..wh..opq" {
+                clear_dir(parent)?;
+                continue;
+            }
+            if let Some(hidden) = base.strip_prefix(".wh.") {
+                remove_any(&parent.join(hidden))?;
+                continue;
+            }
+            let header = entry.header();
+            let mode = header.mode().unwrap_or(0o644) & 0o7777;
+            let (uid, gid) = (
+                header.uid().unwrap_or(0) as u32,
+                header.gid().unwrap_or(0) as u32,
+            );
+            use tar::EntryType as T;
+            let kind = header.entry_type();
+            let existing = fs::symlink_metadata(&target).ok();
+            if kind != T::Directory || existing.as_ref().is_some_and(|m| !m.is_dir()) {
+                remove_any(&target)?;
+            }
+            match kind {
+                T::Directory => {
+                    if fs::symlink_metadata(&target).is_err() {
+                        fs::create_dir(&target).map_err(io_err("create", &target))?;
+                    }
+                    fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                        .map_err(io_err("chmod", &target))?;
+                    dir_modes.push((target.clone(), mode));
+                }
+                T::Regular | T::Continuous => {
+                    let mut out = File::create(&target).map_err(io_err("create", &target))?;
+                    io::copy(&mut entry, &mut out).map_err(io_err("write", &target))?;
+                    // The sandbox forbids setuid and setgid bits.
+                    fs::set_permissions(&target, fs::Permissions::from_mode(mode & 0o1777))
+                        .map_err(io_err("chmod", &target))?;
+                }
+                T::Symlink => {
+                    let link = entry.link_name_bytes().unwrap_or_default().into_owned();
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), &target)
+                        .map_err(io_err("create", &target))?;
+                }
+                T::Link => {
+                    let link = entry.link_name_bytes().unwrap_or_default().into_owned();
+                    let link = clean_name(&link).map_err(|r| refuse(&shown, &r))?;
+                    let source = root.join(&link);
+                    ensure_real_dirs(root, source.parent().unwrap_or(root))
+                        .map_err(|r| refuse(&shown, &r))?;
+                    if !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
+                        return Err(refuse(&shown, "hard link to a file that is not there"));
+                    }
+                    fs::hard_link(&source, &target).map_err(io_err("link", &target))?;
+                }
+                T::Char | T::Block => return Err(refuse(&shown, "device node")),
+                _ => continue, // fifos and metadata entries: nothing to unpack
+            }
+            if uid != 0 || gid != 0 {
+                let m = fs::symlink_metadata(&target).map_err(io_err("stat", &target))?;
+                self.owners
+                    .insert((m.dev(), m.ino()), (Some(uid), Some(gid)));
+            }
+        }
+        for (dir, mode) in dir_modes.into_iter().rev() {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode & 0o1777))
+                .map_err(io_err("chmod", &dir))?;
+        }
+        Ok(())
+    }
+
+    /// The layer of what changed in `root` since it was unpacked (everything, for a root that
+    /// was never unpacked), plus `store_paths` below `nix/store/` (with `nix` and `nix/store`
+    /// themselves when there are any or `store_dirs` asks for them).
+    pub fn changes(
+        &self,
+        root: &Path,
+        store_paths: &[PathBuf],
+        store_dirs: bool,
+    ) -> Result<Listed, RootfsError> {
+        let now = snapshot(root)?;
+        let mut entries: BTreeMap<Vec<u8>, ListedKind> = BTreeMap::new();
+        for (rel, &(ino, ctime, ctime_ns)) in &now {
+            let changed = match self.snapshot.get(rel) {
+                Some(&(i, c, n)) => i != ino || c != ctime || n != ctime_ns,
+                None => true,
+            };
+            let full = root.join(rel);
+            let owned = fs::symlink_metadata(&full)
+                .map(|m| self.owners_set_by_script(m.dev(), m.ino()))
+                .unwrap_or(false);
+            if changed || owned {
+                entries.insert(
+                    rel.as_os_str().as_bytes().to_vec(),
+                    ListedKind::Single(full),
+                );
+                // Parents go in too (as they are now), so the entry has a place.
+                let mut up = rel.parent();
+                while let Some(p) = up.filter(|p| !p.as_os_str().is_empty()) {
+                    entries
+                        .entry(p.as_os_str().as_bytes().to_vec())
+                        .or_insert_with(|| ListedKind::Single(root.join(p)));
+                    up = p.parent();
+                }
+            }
+        }
+        // Deleted: one whiteout at the topmost deleted entry.
+        let gone: BTreeSet<&PathBuf> = self
+            .snapshot
+            .keys()
+            .filter(|p| !now.contains_key(*p))
+            .collect();
+        for rel in &gone {
+            if rel
+                .parent()
+                .is_some_and(|p| gone.contains(&p.to_path_buf()))
+            {
+                continue;
+            }
+            let mut name = Vec::new();
+            if let Some(p) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                name.extend_from_slice(p.as_os_str().as_bytes());
+                name.push(b'/');
+            }
+            name.extend_from_slice(b".wh.");
+            name.extend_from_slice(rel.file_name().unwrap_or_default().as_bytes());
+            entries.insert(name, ListedKind::Whiteout);
+        }
+        if store_dirs || !store_paths.is_empty() {
+            entries.insert(b"nix".to_vec(), ListedKind::StoreDir);
+            entries.insert(b"nix/store".to_vec(), ListedKind::StoreDir);
+        }
+        for path in store_paths {
+            let mut name = b"nix/store/".to_vec();
+            name.extend_from_slice(path.file_name().unwrap_or_default().as_bytes());
+            entries.insert(name, ListedKind::Subtree(path.clone()));
+        }
+        Ok(Listed {
+            entries: entries
+                .into_iter()
+                .map(|(name, kind)| ListedEntry { name, kind })
+                .collect(),
+            owners: self.owners.clone(),
+        })
+    }
+
+    fn owners_set_by_script(&self, dev: u64, ino: u64) -> bool {
+        self.script_owned.contains(&(dev, ino))
+    }
+
+    /// Takes in the owners a root script set.
+    pub fn add_script_owners(&mut self, owners: Owners) {
+        for (key, (uid, gid)) in owners {
+            let entry = self.owners.entry(key).or_insert((None, None));
+            entry.0 = uid.or(entry.0);
+            entry.1 = gid.or(entry.1);
+            self.script_owned.insert(key);
+        }
+    }
+}
+
+/// Makes sure every directory from `root` down to `dir` is a real directory (creating missing
+/// ones), never a symlink: writing through a link could leave the root.
+fn ensure_real_dirs(root: &Path, dir: &Path) -> Result<(), String> {
+    let rel = dir
+        .strip_prefix(root)
+        .map_err(|_| "outside the root".to_owned())?;
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "goes through the symlink `{}`",
+                    at.strip_prefix(root).unwrap_or(&at).display()
+                ))
+            }
+            Ok(_) => {
+                return Err(format!(
+                    "`{}` is not a directory",
+                    at.strip_prefix(root).unwrap_or(&at).display()
+                ))
+            }
+            Err(_) => {
+                fs::create_dir(&at)
+                    .map_err(|e| format!("cannot create `{}`: {e}", at.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_any(path: &Path) -> Result<(), RootfsError> {
+    match fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() => {
+            make_writable(path);
+            fs::remove_dir_all(path).map_err(io_err("remove", path))
+        }
+        Ok(_) => fs::remove_file(path).map_err(io_err("remove", path)),
+    }
+}
+
+fn make_writable(dir: &Path) {
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                make_writable(&e.path());
+            }
+        }
+    }
+}
+
+fn clear_dir(dir: &Path) -> Result<(), RootfsError> {
+    for e in fs::read_dir(dir).map_err(io_err("read", dir))?.flatten() {
+        remove_any(&e.path())?;
+    }
+    Ok(())
+}
+
+/// Inode and change time of every entry below `root` (relative paths), not descending into
+/// `nix/store` (the host's store is mounted there while scripts run).
+fn snapshot(root: &Path) -> Result<Snapshot, RootfsError> {
+    let mut out = Snapshot::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for e in fs::read_dir(&dir).map_err(io_err("read", &dir))? {
+            let e = e.map_err(io_err("read", &dir))?;
+            let child = rel.join(e.file_name());
+            let m = fs::symlink_metadata(root.join(&child)).map_err(io_err("stat", &child))?;
+            out.insert(child.clone(), (m.ino(), m.ctime(), m.ctime_nsec()));
+            if m.is_dir() && child != Path::new("nix/store") {
+                stack.push(child);
+            }
+        }
+    }
+    Ok(out)
+}
