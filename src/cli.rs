@@ -12,7 +12,7 @@ use crate::customisation::{
 use crate::image_config::{mtime_seconds, When};
 use crate::layering::{limit_layers, popularity_order};
 use crate::nix_attrs::Attrs;
-use crate::parent_image::{import, ParentImage, PARENT_FORMAT};
+use crate::parent_image::{import, store_paths_of_tar, ParentImage, PARENT_FORMAT};
 use crate::plan::{
     plan_store_layers, tarball_layer, ImagePlan, ImageSettings, LayerSet, StoreStamp,
 };
@@ -601,7 +601,7 @@ fn import_parent_builder(attrs: Option<&Path>) -> Result<()> {
     };
     let parent = if is_plan(&a.from_image) {
         // A strata image: its plan already has every layer with its record.
-        parent_of_plan(&ImagePlan::read(&a.from_image)?)
+        parent_of_plan(&ImagePlan::read(&a.from_image)?)?
     } else {
         let file = fs::File::open(&a.from_image)
             .with_context(|| format!("fromImage: cannot open `{shown}`"))?;
@@ -630,7 +630,7 @@ fn is_plan(path: &Path) -> bool {
 }
 
 /// A strata image, described as a parent: its layers and records as planned.
-fn parent_of_plan(plan: &ImagePlan) -> ParentImage {
+fn parent_of_plan(plan: &ImagePlan) -> Result<ParentImage> {
     let created = match plan.created {
         When::At(t) => crate::image_config::format_time(t),
         When::Now => "1970-01-01T00:00:01Z".to_owned(),
@@ -644,19 +644,27 @@ fn parent_of_plan(plan: &ImagePlan) -> ParentImage {
     history.extend(plan.layers[own.min(plan.layers.len())..].iter().map(|l| {
         serde_json::json!({"created": created, "created_by": "strata", "comment": l.content.describe()})
     }));
-    let store_paths = plan
+    let mut store_paths: BTreeSet<String> = plan
         .layers
         .iter()
         .flat_map(|l| l.content.store_paths())
         .filter_map(|p| p.strip_prefix("/nix/store/"))
         .map(str::to_owned)
         .collect();
-    ParentImage {
+    for layer in &plan.layers {
+        if let crate::plan::LayerContent::Tarball { path } = &layer.content {
+            store_paths.extend(
+                store_paths_of_tar(Path::new(path))
+                    .with_context(|| format!("cannot read the parent layer `{path}`"))?,
+            );
+        }
+    }
+    Ok(ParentImage {
         strata_parent: PARENT_FORMAT,
         config: serde_json::json!({ "config": plan.config, "history": history }),
         layers: plan.layers.clone(),
         store_paths,
-    }
+    })
 }
 
 /// The build directory (`NIX_BUILD_TOP`), or the temporary directory outside Nix.

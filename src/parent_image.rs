@@ -254,6 +254,24 @@ pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), 
     Ok((reader, facts))
 }
 
+/// Names of the store paths a layer tar written by strata holds, from its headers alone
+/// (the reader seeks over file data).
+pub fn store_paths_of_tar(path: &Path) -> io::Result<BTreeSet<String>> {
+    let mut archive = tar::Archive::new(File::open(path)?);
+    let mut names = BTreeSet::new();
+    for entry in archive.entries_with_seek()? {
+        let entry = entry?;
+        let raw = entry.path_bytes();
+        if let Some(rest) = raw.strip_prefix(b"nix/store/") {
+            let base = rest.split(|&b| b == b'/').next().unwrap_or(rest);
+            if !base.is_empty() {
+                names.insert(String::from_utf8_lossy(base).into_owned());
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// A member of the archive: a scratch file, or a link to another member.
 #[derive(Debug)]
 enum Member {

@@ -406,6 +406,15 @@ fn main() {
             "noStore.customisationLayer",
             "arm",
             "empty",
+            "onTopOfLayered",
+            "onTopOfLayered.layer",
+            "chain3",
+            "chain3.layer",
+            "rootOwned",
+            "rootOwned.layer",
+            "fakeRoot",
+            "fakeRoot.customisationLayer",
+            "layeredOnTop",
         ] {
             nix.check_reproducible(attr)
                 .map_err(|e| format!("{attr}: {e}"))?;
@@ -874,6 +883,166 @@ fn main() {
         Ok(())
     });
 
+    suite.check("build_image_on_top_of_layered_docker_and_podman", || {
+        // The seeds' example: buildImage over a buildLayeredImage, Env inherited and deduped.
+        let archive = nix.build("onTopOfLayered")?;
+        let expected = "hello\nFROM_PARENT=true\nLAST_LAYER=child\n";
+        feed(&archive, docker.cmd().arg("load"))?;
+        let out = docker.run("strata-on-top:latest", &[])?;
+        ensure(out == expected, || format!("docker run printed {out:?}"))?;
+        load_into_podman(&podman, &archive)?;
+        let out = podman.run("localhost/strata-on-top:latest", &[])?;
+        ensure(out == expected, || format!("podman run printed {out:?}"))?;
+        let image = open_image(&archive)?;
+        let env = &image.config["config"]["Env"];
+        ensure(
+            env.as_array().is_some_and(|e| {
+                e.iter()
+                    .filter(|v| v.as_str().unwrap_or("").starts_with("LAST_LAYER="))
+                    .count()
+                    == 1
+            }),
+            || format!("Env not deduplicated: {env}"),
+        )
+    });
+
+    suite.check("three_chained_images_upper_layers_win", || {
+        let archive = nix.build("chain3")?;
+        let expected = "layer1\nlayer2\nlayer3\nlayer3\n123";
+        feed(&archive, docker.cmd().arg("load"))?;
+        let out = docker.run("strata-chain-3:latest", &[])?;
+        ensure(out == expected, || format!("docker run printed {out:?}"))?;
+        load_into_podman(&podman, &archive)?;
+        let out = podman.run("localhost/strata-chain-3:latest", &[])?;
+        ensure(out == expected, || format!("podman run printed {out:?}"))?;
+        let image = open_image(&archive)?;
+        let history = image.config["history"].as_array().map_or(0, Vec::len);
+        ensure(image.layers.len() == 3 && history == 3, || {
+            format!("{} layers, {history} history entries", image.layers.len())
+        })?;
+        // The upper layers hold only what their runAsRoot changed: the parent's store paths
+        // are not repeated.
+        for layer in &image.layers[1..] {
+            ensure(
+                store_paths_in(layer).is_empty() && layer.len() < 16384,
+                || {
+                    format!(
+                        "upper layer of {} bytes with {:?}",
+                        layer.len(),
+                        store_paths_in(layer)
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    });
+
+    suite.check(
+        "run_as_root_and_fake_root_owners_show_in_the_container",
+        || {
+            let archive = nix.build("rootOwned")?;
+            let expected =
+                "/home/alice 1000:1000 755\n/tmp 0:0 1777\n/etc-passwd-test 12345:54321 644\n";
+            feed(&archive, docker.cmd().arg("load"))?;
+            let out = docker.run("strata-root-owned:latest", &[])?;
+            ensure(out == expected, || format!("docker run printed {out:?}"))?;
+            load_into_podman(&podman, &archive)?;
+            let out = podman.run("localhost/strata-root-owned:latest", &[])?;
+            ensure(out == expected, || format!("podman run printed {out:?}"))?;
+
+            let plan = nix.build("fakeRoot")?;
+            let expected = "/home/alice 1000:1000 755\n/data 12345:12345 1777\n";
+            pipe(&plan, docker.cmd().arg("load"))?;
+            let out = docker.run("strata-fake-root:latest", &[])?;
+            ensure(out == expected, || format!("docker run printed {out:?}"))?;
+            pipe(&plan, podman.cmd().arg("load"))?;
+            let out = podman.run("localhost/strata-fake-root:latest", &[])?;
+            ensure(out == expected, || format!("podman run printed {out:?}"))
+        },
+    );
+
+    suite.check("layered_on_top_inherits_env_and_skips_parent_paths", || {
+        let plan = nix.build("layeredOnTop")?;
+        let image = streamed_image(&plan, &dir.join("on-top.tar"))?;
+        // Parent: toolbox, tools, customisation; child: its customisation layer only.
+        ensure(image.layers.len() == 4, || {
+            format!("{} layers", image.layers.len())
+        })?;
+        pipe(&plan, docker.cmd().arg("load"))?;
+        let tag = image_tag(&nix, "layeredOnTop")?;
+        let out = docker.run(&format!("strata-layered-on-top:{tag}"), &[])?;
+        ensure(
+            out.starts_with("tools ok\n")
+                && out.contains("FROM_PARENT=true\n")
+                && out.contains("FROM_CHILD=true\n")
+                && out.contains("LAST_LAYER=child\n")
+                && !out.contains("LAST_LAYER=parent"),
+            || format!("docker run printed {out:?}"),
+        )
+    });
+
+    suite.check("parent_from_docker_save_and_hostile_parents", || {
+        // A parent written by `docker save` (a strata image loaded into docker).
+        let layered = nix.build("layered")?;
+        feed(&layered, docker.cmd().arg("load"))?;
+        let saved = dir.join("saved.tar");
+        ok(docker
+            .cmd()
+            .args(["save", "-o"])
+            .arg(&saved)
+            .arg("strata-layered:v1"))?;
+        let build_on = |archive: &Path| {
+            run(Command::new("nix-build")
+                .current_dir(repo())
+                .arg("tests/nix/images.nix")
+                .args(nix.args())
+                .arg("--argstr")
+                .arg("parentArchive")
+                .arg(archive)
+                .args([
+                    "--option",
+                    "sandbox",
+                    "true",
+                    "--no-out-link",
+                    "-A",
+                    "onArchive",
+                ]))
+        };
+        let out = build_on(&saved)?;
+        ensure(out.status.success(), || {
+            format!(
+                "build on docker save failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        let plan = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        pipe(&plan, podman.cmd().arg("load"))?;
+        let out = podman.run("localhost/strata-on-archive:latest", &["/bin/tools-check"])?;
+        ensure(out.trim() == "tools ok", || {
+            format!("podman run printed {out:?}")
+        })?;
+
+        // A hostile parent: a layer entry climbing out of the root.
+        let evil = dir.join("evil.tar");
+        bash(&format!(
+            "set -e; d=$(mktemp -d); cd $d; mkdir -p l; echo x > x; \
+             tar --transform 's,^x,../../escape,' -cf l/layer.tar x; \
+             id=sha256:$(sha256sum l/layer.tar | cut -d' ' -f1); \
+             printf '{{\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}}}' $id > c.json; \
+             printf '[{{\"Config\":\"c.json\",\"Layers\":[\"l/layer.tar\"]}}]' > manifest.json; \
+             tar -cf {} l/layer.tar c.json manifest.json",
+            evil.display()
+        ))?;
+        let out = build_on(&evil)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure(
+            !out.status.success()
+                && err
+                    .contains("member `l/layer.tar: ../../escape`: the name has a `..` component"),
+            || format!("hostile parent: {err}"),
+        )
+    });
+
     suite.check("flake_overlay_with_stand_in_nixpkgs", || flake_check(&dir));
 
     let passed = suite.finish();
@@ -881,6 +1050,15 @@ fn main() {
     drop(podman);
     drop(scratch);
     std::process::exit(if passed { 0 } else { 1 });
+}
+
+/// Loads a gzipped archive into podman (Debian 12's podman cannot read gzip; see above).
+fn load_into_podman(podman: &Podman, archive: &Path) -> Check {
+    pipe_cmd(
+        Command::new("gzip").arg("-dc").arg(archive),
+        podman.cmd().arg("load"),
+    )
+    .map(drop)
 }
 
 fn docker_load_run(docker: &Dockerd, plan: &Path, image: &str) -> Result<String, String> {

@@ -1,6 +1,7 @@
 # The images the end-to-end tests build, in the no-nixpkgs form of the library.
 # `appVersion2` names the changed application of the rebuild test.
-{ helper, toolbox, system ? builtins.currentSystem, appVersion2 ? "2" }:
+# `parentArchive` is an archive file (docker save, or a crafted hostile one) for `onArchive`.
+{ helper, toolbox, system ? builtins.currentSystem, appVersion2 ? "2", parentArchive ? null }:
 let
   strata = import ../../nix { inherit helper toolbox system; };
   pkgs = import ./packages.nix { inherit toolbox system; };
@@ -137,6 +138,15 @@ in
       chmod 1777 /data
     '';
     config.Cmd = [ "${toolbox}/bin/sh" "-c" "stat -c '%n %u:%g %a' /home/alice /data" ];
+  };
+
+  # A streamLayeredImage on an archive given on the command line (from docker save, or a
+  # hostile one).
+  onArchive = strata.streamLayeredImage {
+    name = "strata-on-archive";
+    tag = "latest";
+    fromImage = builtins.path { path = parentArchive; name = "parent.tar"; };
+    config.Cmd = [ "${hello}/bin/hello" ];
   };
 
   layeredZstd = strata.buildLayeredImage {
