@@ -395,14 +395,16 @@ fn root_layer_builder(attrs: Option<&Path>) -> Result<()> {
     let mut rootfs = match (&parent, a.run_as_root.trim().is_empty()) {
         // runAsRoot sees the parent's files; without it, nothing needs unpacking.
         (Some(p), false) => {
+            // Store path layers need no unpacking: the build's /nix/store, which holds them
+            // (they are inputs of this build), is mounted over the root's while it runs.
             let tars: Vec<PathBuf> = p
                 .layers
                 .iter()
-                .map(|l| match l.content.source() {
-                    crate::layer_tar::LayerSource::Tarball(t) => Ok(t),
-                    _ => bail!("parent layers must be tars"),
+                .filter_map(|l| match l.content.source() {
+                    crate::layer_tar::LayerSource::Tarball(t) => Some(t),
+                    _ => None,
                 })
-                .collect::<Result<_>>()?;
+                .collect();
             Rootfs::unpack(&tars, &root).context("fromImage")?
         }
         _ => Rootfs::default(),
