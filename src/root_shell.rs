@@ -98,8 +98,8 @@ fn filter() -> Vec<libc::sock_filter> {
         jf,
         k,
     };
-    let load = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
-    let ret = (libc::BPF_RET | libc::BPF_K) as u32;
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
     let n = CHOWN_CALLS.len() as u8;
     let mut prog = vec![
         stmt(load, 4), // seccomp_data.arch
