@@ -333,6 +333,19 @@ fn script_env(toolbox: &Path) -> Vec<(String, String)> {
     ]
 }
 
+/// Runs `extraCommands` in `root` with the toolbox's sh, not as root.
+fn extra_commands(script: &str, toolbox: &Path, root: &Path) -> Result<()> {
+    let env = script_env(toolbox);
+    // PATH and HOME are set by run_extra_commands itself.
+    let env: Vec<(&str, &str)> = env[2..]
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let bin = toolbox.join("bin");
+    run_extra_commands(script, &bin.join("sh"), &bin.to_string_lossy(), root, &env)?;
+    Ok(())
+}
+
 /// Runs `script` as root (see [`crate::root_shell`]) in `dir`, or with `dir` as `/`.
 fn run_as_root(
     what: &'static str,
@@ -382,10 +395,7 @@ fn root_layer_builder(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
     let a: RootLayerAttrs = attrs.parse()?;
     let out = attrs.output("out")?;
-    let mtime = match When::parse("mtime", &a.mtime)? {
-        When::At(t) => mtime_seconds(t, &a.mtime)?,
-        When::Now => bail!("the image layer needs a fixed `mtime`, got \"now\""),
-    };
+    let mtime = fixed_mtime("image layer", &a.mtime)?;
     let parent = match &a.parent {
         Some(dir) => Some(ParentImage::read(&dir.join("parent.json"))?),
         None => None,
@@ -413,16 +423,7 @@ fn root_layer_builder(attrs: Option<&Path>) -> Result<()> {
     if let Some(owners) = run_as_root("runAsRoot", &a.run_as_root, &a.toolbox, &root, true)? {
         rootfs.add_script_owners(owners);
     }
-    let env = script_env(&a.toolbox);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let bin = a.toolbox.join("bin");
-    run_extra_commands(
-        &a.extra_commands,
-        &bin.join("sh"),
-        &bin.to_string_lossy(),
-        &root,
-        &env[2..],
-    )?;
+    extra_commands(&a.extra_commands, &a.toolbox, &root)?;
 
     let mut exclude: BTreeSet<String> = a.exclude.iter().cloned().collect();
     if let Some(p) = &parent {
@@ -472,33 +473,11 @@ fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
     let a: CustomisationAttrs = attrs.parse()?;
     let out = attrs.output("out")?;
-    // The customisation layer is built once; "now" would make it differ on every rebuild.
-    let mtime = match When::parse("mtime", &a.mtime)? {
-        When::At(t) => mtime_seconds(t, &a.mtime)?,
-        When::Now => bail!("the customisation layer needs a fixed `mtime`, got \"now\""),
-    };
-    let top = std::env::var_os("NIX_BUILD_TOP")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let root = top.join("customisation-root");
+    let mtime = fixed_mtime("customisation layer", &a.mtime)?;
+    let root = build_top().join("customisation-root");
     fs::create_dir(&root).with_context(|| format!("cannot create `{}`", root.display()))?;
     merge_contents(&a.contents, &root)?;
-    let bin = a.toolbox.join("bin");
-    let top_str = top.to_string_lossy().into_owned();
-    run_extra_commands(
-        &a.extra_commands,
-        &bin.join("sh"),
-        &bin.to_string_lossy(),
-        &root,
-        &[
-            ("NIX_BUILD_TOP", &top_str),
-            ("TMPDIR", &top_str),
-            (
-                "NIX_BUILD_CORES",
-                &std::env::var("NIX_BUILD_CORES").unwrap_or_else(|_| "1".into()),
-            ),
-        ],
-    )?;
+    extra_commands(&a.extra_commands, &a.toolbox, &root)?;
     fs::create_dir(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let progress = Progress::start("customisation layer", None, 1);
     let layer = out.join("layer.tar");
@@ -667,6 +646,14 @@ fn parent_of_plan(plan: &ImagePlan) -> Result<ParentImage> {
         layers: plan.layers.clone(),
         store_paths,
     })
+}
+
+/// A layer built once takes a fixed `mtime`: "now" would make it differ on every rebuild.
+fn fixed_mtime(layer: &str, value: &str) -> Result<u64> {
+    match When::parse("mtime", value)? {
+        When::At(t) => Ok(mtime_seconds(t, value)?),
+        When::Now => bail!("the {layer} needs a fixed `mtime`, got \"now\""),
+    }
 }
 
 /// The build directory (`NIX_BUILD_TOP`), or the temporary directory outside Nix.

@@ -155,16 +155,12 @@ pub fn write_customisation_tar(
     out: &Path,
     progress: &Progress,
 ) -> Result<LayerRecord, CustomisationError> {
-    let file = fs::File::create(out).map_err(io_err(out))?;
-    let mut file = io::BufWriter::with_capacity(1 << 20, file);
     let source = LayerSource::Tree {
         root: root.to_owned(),
         store_dirs,
         owners: owners.map(std::sync::Arc::new),
     };
-    let record = compute_record(&source, &Stamp::root(mtime), Some(&mut file), progress)?;
-    file.flush().map_err(io_err(out))?;
-    Ok(record)
+    write_layer_file(&source, &Stamp::root(mtime), out, progress)
 }
 
 #[cfg(test)]

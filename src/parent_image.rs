@@ -381,25 +381,25 @@ impl Members {
         self.members.contains_key(name)
     }
 
-    /// Member `name` parsed as JSON.
-    fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, ParentError> {
+    /// Member `name`'s bytes.
+    fn bytes(&self, name: &str) -> Result<Vec<u8>, ParentError> {
         let (path, _) = self.file(name)?;
-        let bytes = fs::read(&path).map_err(|source| ParentError::Io {
+        fs::read(&path).map_err(|source| ParentError::Io {
             what: "read",
             path,
             source,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| member_error(name, format!("malformed: {e}")))
+        })
+    }
+
+    /// Member `name` parsed as JSON.
+    fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, ParentError> {
+        serde_json::from_slice(&self.bytes(name)?)
+            .map_err(|e| member_error(name, format!("malformed: {e}")))
     }
 
     /// Member `name`'s bytes, checked against `digest`.
     fn verified(&self, name: &str, digest: &Digest) -> Result<Vec<u8>, ParentError> {
-        let (path, _) = self.file(name)?;
-        let bytes = fs::read(&path).map_err(|source| ParentError::Io {
-            what: "read",
-            path,
-            source,
-        })?;
+        let bytes = self.bytes(name)?;
         let found = Digest::of(&bytes);
         if found != *digest {
             return Err(member_error(
