@@ -50,7 +50,9 @@
   created ? "1970-01-01T00:00:01Z",
   # How the archive is compressed: "none", "gz" or "zstd".
   compressor ? "gz",
-  # Not supported yet; accepted so that moving from nixpkgs fails with a clear message.
+  # Whether the image carries a Nix database registering every store path of the closure of
+  # copyToRoot and config (references, NAR hash and size) and a GC root per copyToRoot
+  # package, so `nix-store` works in the container. No Nix is needed at build time.
   includeNixDB ? false,
   # Attributes added to the result.
   passthru ? { },
@@ -76,7 +78,7 @@ let
 
   layer = derivation {
     name = "${baseName}-layer";
-    inherit system parent toolbox uid gid extraCommands;
+    inherit system parent toolbox uid gid extraCommands includeNixDB;
     contents = rootContents;
     runAsRoot = if runAsRoot == null then "" else runAsRoot;
     mtime = "1970-01-01T00:00:01Z";
@@ -123,7 +125,6 @@ assert lib.assertMsg (lib.isTime created)
   "buildImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show created}";
 assert lib.assertMsg (config == null || builtins.isAttrs config)
   "buildImage: `config` must be an attribute set, got ${lib.show config}";
-assert lib.assertMsg (!includeNixDB) "buildImage: `includeNixDB` is not supported by strata yet";
 archive // {
   inherit imageName imageTag layer;
   stream = plan;

@@ -24,16 +24,25 @@ let
   lib = import ./internalLib.nix;
 in
 lib.makeScope (self: {
-  inherit lib system imageSystem;
+  inherit lib system imageSystem pkgs;
   helper = lib.asStorePath helper;
   toolbox = lib.asStorePath toolbox;
 
+  binSh = lib.makeOverridable (self.callFunction ./binSh.nix { }) { };
   buildImage = self.callFunction ./buildImage.nix { };
+  buildImageWithNixDb = self.callFunction ./buildImageWithNixDb.nix { };
   buildLayer = self.callFunction ./buildLayer.nix { };
   buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
+  buildLayeredImageWithNixDb = self.callFunction ./buildLayeredImageWithNixDb.nix { };
+  caCertificates = lib.makeOverridable (self.callFunction ./caCertificates.nix { }) { };
+  exportImage = self.callFunction ./exportImage.nix { };
+  fakeNss = lib.makeOverridable (self.callFunction ./fakeNss.nix { }) { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
   internalExactLayer = self.callFunction ./internalExactLayer.nix { };
   internalParentImage = self.callFunction ./internalParentImage.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
+  mergeImages = self.callFunction ./mergeImages.nix { };
+  shadowSetup = self.callFunction ./shadowSetup.nix { };
   streamLayeredImage = self.callFunction ./streamLayeredImage.nix { };
+  usrBinEnv = lib.makeOverridable (self.callFunction ./usrBinEnv.nix { }) { };
 })

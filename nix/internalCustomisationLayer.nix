@@ -20,11 +20,18 @@
   fakeRootCommands ? "",
   # Whether fakeRootCommands see the layer's root as `/`.
   enableFakechroot ? false,
+  # null, or `{ roots; configFile; }`: register the closure of roots and the config file's
+  # references (not the file itself, which is not in the image) in a Nix database.
+  nixDb ? null,
 }:
-derivation {
+derivation ({
   inherit name system contents extraCommands mtime includeStorePaths toolbox;
   inherit fakeRootCommands enableFakechroot;
   builder = "${helper}/bin/strata";
   args = [ "customisation-layer" ];
   __structuredAttrs = true;
-}
+} // (if nixDb == null then { } else {
+  includeNixDB = true;
+  exclude = [ nixDb.configFile ];
+  exportReferencesGraph.nixDb = nixDb.roots ++ [ nixDb.configFile ];
+}))

@@ -55,6 +55,9 @@ rec {
   # `x` as a list (nixpkgs accepts a single package for `contents`).
   toList = x: if builtins.isList x then x else [ x ];
 
+  # `f args` with `.override newArgs` giving `f (args // newArgs)`, as nixpkgs' packages have.
+  makeOverridable = f: args: f args // { override = newArgs: makeOverridable f (args // newArgs); };
+
   # A package scope: `f self` gives the attributes; `self.callFunction file extra` imports
   # `file` (a function) and passes it the scope attributes it names, plus `extra`.
   makeScope = f:

@@ -74,7 +74,9 @@
   # Whether fakeRootCommands see the image root as `/` (with the build's /nix/store mounted
   # in), so absolute paths (`mkdir /home`) land in the image.
   enableFakechroot ? false,
-  # Not supported yet (see fromImage).
+  # Whether the image carries a Nix database registering every store path of its closure
+  # (references, NAR hash and size) and a GC root per `contents` package, so `nix-store`
+  # works in the container. Written by the helper; no Nix is needed at build time.
   includeNixDB ? false,
   # Not supported: strata's layering is the popularity contest with maxLayers.
   layeringPipeline ? null,
@@ -92,6 +94,7 @@ let
     contents = lib.toList contents;
     mtime = if mtime == "now" then "1970-01-01T00:00:01Z" else mtime;
     inherit extraCommands includeStorePaths fakeRootCommands enableFakechroot;
+    nixDb = if includeNixDB then { roots = lib.toList contents; inherit configFile; } else null;
   };
 
   parent = if fromImage == null then null else internalParentImage {
@@ -160,7 +163,6 @@ assert lib.assertMsg (builtins.isAttrs config)
   "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
 assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
   "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
-assert unsupported "includeNixDB" includeNixDB;
 assert unsupported "layeringPipeline" (layeringPipeline != null);
 plan // {
   inherit imageName imageTag customisationLayer configFile;

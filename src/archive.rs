@@ -83,19 +83,49 @@ pub fn write_docker_archive(
     out: &mut dyn Write,
     progress: &Progress,
 ) -> Result<ArchiveSummary, ArchiveError> {
-    let created = plan.created_at(time::OffsetDateTime::now_utc());
-    let sources: Vec<_> = plan
-        .layers
+    let mut summaries = write_docker_archive_of(&[(plan, repo_tag)], out, progress)?;
+    Ok(summaries.remove(0))
+}
+
+/// Writes several images to `out` as one docker-archive (`mergeImages`), each with its
+/// `name:tag` (the plan's when `None`). A layer an earlier image already wrote is not
+/// written again: its manifest entry names the earlier member.
+pub fn write_docker_archive_of(
+    images: &[(&ImagePlan, Option<&str>)],
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<Vec<ArchiveSummary>, ArchiveError> {
+    // Layers to write, in order, and for each image the positions of its layers among them.
+    let mut unique: Vec<&crate::plan::PlannedLayer> = Vec::new();
+    let mut positions: Vec<Vec<usize>> = Vec::with_capacity(images.len());
+    for (plan, _) in images {
+        let earlier = unique.len();
+        let mine = plan
+            .layers
+            .iter()
+            .map(|layer| {
+                unique[..earlier]
+                    .iter()
+                    .position(|u| u.record == layer.record)
+                    .unwrap_or_else(|| {
+                        unique.push(layer);
+                        unique.len() - 1
+                    })
+            })
+            .collect();
+        positions.push(mine);
+    }
+    let sources: Vec<_> = unique
         .iter()
         .map(|l| (l.content.source(), l.content.stamp()))
         .collect();
     let layer_error = |index: usize, source: LayerError| ArchiveError::Layer {
         index: index + 1,
-        what: plan.layers[index].content.describe_short(),
+        what: unique[index].content.describe_short(),
         source,
     };
     let mismatch = |index: usize, found: String| {
-        let layer = &plan.layers[index];
+        let layer = unique[index];
         ArchiveError::RecordMismatch {
             index: index + 1,
             what: layer.content.describe_at_most(10),
@@ -104,7 +134,7 @@ pub fn write_docker_archive(
         }
     };
     // Outer members carry the mtime of the bottom layer: fixed, like everything else.
-    let outer = Stamp::root(plan.layers.first().map_or(1, |l| l.content.stamp().mtime));
+    let outer = Stamp::root(unique.first().map_or(1, |l| l.content.stamp().mtime));
     let mut out = Counted {
         inner: out,
         bytes: 0,
@@ -140,7 +170,7 @@ pub fn write_docker_archive(
             }
         });
 
-        for (i, layer) in plan.layers.iter().enumerate() {
+        for (i, layer) in unique.iter().enumerate() {
             let size = layer.record.size;
             let name = format!("layers/{i}.tar");
             header.clear();
@@ -186,46 +216,45 @@ pub fn write_docker_archive(
         Ok(())
     })?;
 
-    let diff_ids: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
-    // A parent's own history describes its layers; without one, every layer gets an entry.
-    let own = if plan.parent_history.is_empty() {
-        &plan.layers[..]
-    } else {
-        &plan.layers[plan.parent_layers.min(plan.layers.len())..]
-    };
-    let mut history = plan.parent_history.clone();
-    history.extend(own.iter().map(|l| {
-        serde_json::to_value(History {
-            created: created.clone(),
-            created_by: "strata".to_owned(),
-            comment: l.content.describe(),
-        })
-        .expect("history serialisation cannot fail")
-    }));
-    let config = ImageConfig {
-        created: &created,
-        architecture: &plan.architecture,
-        variant: plan.variant.as_deref(),
-        os: &plan.os,
-        config: &plan.config,
-        rootfs: RootFs::new(&diff_ids),
-        history,
+    let mut summaries = Vec::with_capacity(images.len());
+    let mut manifest = Vec::with_capacity(images.len());
+    let mut configs = Vec::with_capacity(images.len());
+    for ((plan, repo_tag), positions) in images.iter().zip(&positions) {
+        let blobs: Vec<Blob> = positions.iter().map(|&p| blobs[p]).collect();
+        let layers: Vec<String> = positions.iter().map(|&p| layer_names[p].clone()).collect();
+        let config = image_config(plan, &blobs);
+        let config_digest = Digest::of(&config);
+        manifest.push((
+            format!("{}.json", config_digest.hex()),
+            repo_tag.unwrap_or(&plan.repo_tag).to_owned(),
+            layers,
+        ));
+        configs.push(config);
+        summaries.push(ArchiveSummary {
+            layers: blobs,
+            config: config_digest,
+            bytes: 0,
+        });
     }
-    .to_bytes();
-    let config_digest = Digest::of(&config);
-    let config_name = format!("{}.json", config_digest.hex());
-    let repo_tag = repo_tag.unwrap_or(&plan.repo_tag);
-    let manifest = serde_json::to_vec(&[ManifestEntry {
-        config: &config_name,
-        repo_tags: vec![repo_tag],
-        layers: &layer_names,
-    }])
-    .expect("manifest serialisation cannot fail");
-
-    for (name, bytes) in [
-        (config_name.as_str(), &config),
-        ("manifest.json", &manifest),
-    ] {
+    let entries: Vec<ManifestEntry> = manifest
+        .iter()
+        .map(|(config, tag, layers)| ManifestEntry {
+            config,
+            // An image that came without a name stays without one.
+            repo_tags: if tag.is_empty() { vec![] } else { vec![tag] },
+            layers,
+        })
+        .collect();
+    let manifest_bytes = serde_json::to_vec(&entries).expect("manifest serialisation cannot fail");
+    let mut members: Vec<(&str, &Vec<u8>)> = Vec::new();
+    for ((name, _, _), config) in manifest.iter().zip(&configs) {
+        // Two images with the same config (the same image under two tags) share the member.
+        if !members.iter().any(|(n, _)| *n == name.as_str()) {
+            members.push((name, config));
+        }
+    }
+    members.push(("manifest.json", &manifest_bytes));
+    for (name, bytes) in members {
         header.clear();
         encode_header(
             &mut header,
@@ -243,11 +272,41 @@ pub fn write_docker_archive(
     out.write_all(&END_OF_ARCHIVE)
         .map_err(ArchiveError::Write)?;
     out.flush().map_err(ArchiveError::Write)?;
-    Ok(ArchiveSummary {
-        layers: blobs,
-        config: config_digest,
-        bytes: out.bytes,
-    })
+    for s in &mut summaries {
+        s.bytes = out.bytes;
+    }
+    Ok(summaries)
+}
+
+/// The image config of `plan` whose layers hash to `blobs`.
+fn image_config(plan: &ImagePlan, blobs: &[Blob]) -> Vec<u8> {
+    let created = plan.created_at(time::OffsetDateTime::now_utc());
+    let diff_ids: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
+    // A parent's own history describes its layers; without one, every layer gets an entry.
+    let own = if plan.parent_history.is_empty() {
+        &plan.layers[..]
+    } else {
+        &plan.layers[plan.parent_layers.min(plan.layers.len())..]
+    };
+    let mut history = plan.parent_history.clone();
+    history.extend(own.iter().map(|l| {
+        serde_json::to_value(History {
+            created: created.clone(),
+            created_by: "strata".to_owned(),
+            comment: l.content.describe(),
+        })
+        .expect("history serialisation cannot fail")
+    }));
+    ImageConfig {
+        created: &created,
+        architecture: &plan.architecture,
+        variant: plan.variant.as_deref(),
+        os: &plan.os,
+        config: &plan.config,
+        rootfs: RootFs::new(&diff_ids),
+        history,
+    }
+    .to_bytes()
 }
 
 enum Message {

@@ -3,7 +3,7 @@
 //! Builder subcommands read the derivation's structured attributes (`.attrs.json`); every
 //! other input comes from arguments. Data goes to stdout, messages to stderr.
 
-use crate::archive::write_docker_archive;
+use crate::archive::{write_docker_archive, write_docker_archive_of};
 use crate::closure::Closure;
 use crate::compress::Compressor;
 use crate::customisation::{
@@ -31,6 +31,8 @@ use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+mod whole_images;
 
 /// strata: builds Docker/OCI images out of Nix store closures.
 #[derive(Debug, Parser)]
@@ -103,6 +105,19 @@ enum Command {
     /// Nix builder: `buildImage`'s layer (contents, runAsRoot over the parent, extraCommands,
     /// the closure the parent lacks).
     RootLayer {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder for `exportImage`: an image's root filesystem, its layers flattened, as
+    /// one tar.
+    ExportImage {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder for `mergeImages`: several images in one docker-archive.
+    MergeImages {
         /// Structured attributes file (default: the one Nix provides).
         #[arg(long)]
         attrs: Option<PathBuf>,
@@ -190,6 +205,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::WriteFile { attrs } => write_file_builder(attrs.as_deref()),
         Command::ImportParent { attrs } => import_parent_builder(attrs.as_deref()),
         Command::RootLayer { attrs } => root_layer_builder(attrs.as_deref()),
+        Command::ExportImage { attrs } => whole_images::export_image_builder(attrs.as_deref()),
+        Command::MergeImages { attrs } => whole_images::merge_images_builder(attrs.as_deref()),
         Command::Layers {
             closure,
             max_layers,
@@ -213,14 +230,32 @@ fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
 }
 
 fn archive(plan_path: &Path, output: &Path, compressor: &str) -> Result<()> {
-    let compressor: Compressor = compressor.parse()?;
     let plan = ImagePlan::read(plan_path)?;
+    write_archive_file(&[(&plan, None)], output, compressor)
+}
+
+/// Writes `images` to `output` as one docker-archive compressed with `compressor`.
+fn write_archive_file(
+    images: &[(&ImagePlan, Option<&str>)],
+    output: &Path,
+    compressor: &str,
+) -> Result<()> {
+    let compressor: Compressor = compressor.parse()?;
     let file = fs::File::create(output)
         .with_context(|| format!("cannot create `{}`", output.display()))?;
     let written = (|| -> Result<()> {
         let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file));
-        let progress = stream_progress("archive", &plan);
-        write_docker_archive(&plan, None, &mut encoder, &progress)?;
+        // Layers several images share are written once.
+        let mut unique: Vec<&crate::record::LayerRecord> = Vec::new();
+        for layer in images.iter().flat_map(|(p, _)| &p.layers) {
+            if !unique.contains(&&layer.record) {
+                unique.push(&layer.record);
+            }
+        }
+        let total = unique.iter().map(|r| r.size).sum();
+        let count = unique.len();
+        let progress = Progress::start("archive", Some(total), count);
+        write_docker_archive_of(images, &mut encoder, &progress)?;
         encoder
             .finish()?
             .flush()
@@ -313,6 +348,36 @@ struct CustomisationAttrs {
     fake_root_commands: String,
     #[serde(default)]
     enable_fakechroot: bool,
+    #[serde(default, rename = "includeNixDB")]
+    include_nix_db: bool,
+    /// Left out of the Nix database (the config file, which is not in the image).
+    #[serde(default)]
+    exclude: Vec<String>,
+}
+
+/// With `includeNixDB`, registers the closure `exportReferencesGraph` gave (minus `exclude`)
+/// in a Nix database under `root`, GC roots for `roots`.
+fn include_nix_db(
+    attrs: &Attrs,
+    root: &Path,
+    roots: &[PathBuf],
+    exclude: &[String],
+    registered: u64,
+) -> Result<()> {
+    let closure = Closure::from_entries(
+        closure_of(attrs)?
+            .entries()
+            .iter()
+            .filter(|e| !exclude.contains(&e.path))
+            .cloned(),
+    );
+    let roots: Vec<String> = roots
+        .iter()
+        .map(|r| r.to_string_lossy().into_owned())
+        .filter(|r| r.starts_with("/nix/store/") && !exclude.contains(r))
+        .collect();
+    crate::nix_db::write_nix_db(root, &closure, &roots, registered).context("includeNixDB")?;
+    Ok(())
 }
 
 /// The environment scripts run with: the toolbox on PATH, the build directory as TMPDIR.
@@ -387,6 +452,8 @@ struct RootLayerAttrs {
     gid: u64,
     #[serde(default)]
     exclude: Vec<String>,
+    #[serde(default, rename = "includeNixDB")]
+    include_nix_db: bool,
 }
 
 /// `buildImage`'s layer: contents, runAsRoot over the unpacked parent, extraCommands, and the
@@ -420,6 +487,9 @@ fn root_layer_builder(attrs: Option<&Path>) -> Result<()> {
         _ => Rootfs::default(),
     };
     merge_contents(&a.contents, &root)?;
+    if a.include_nix_db {
+        include_nix_db(&attrs, &root, &a.contents, &a.exclude, mtime)?;
+    }
     if let Some(owners) = run_as_root("runAsRoot", &a.run_as_root, &a.toolbox, &root, true)? {
         rootfs.add_script_owners(owners);
     }
@@ -477,6 +547,9 @@ fn customisation_builder(attrs: Option<&Path>) -> Result<()> {
     let root = build_top().join("customisation-root");
     fs::create_dir(&root).with_context(|| format!("cannot create `{}`", root.display()))?;
     merge_contents(&a.contents, &root)?;
+    if a.include_nix_db {
+        include_nix_db(&attrs, &root, &a.contents, &a.exclude, mtime)?;
+    }
     extra_commands(&a.extra_commands, &a.toolbox, &root)?;
     fs::create_dir(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let progress = Progress::start("customisation layer", None, 1);
@@ -645,6 +718,7 @@ fn parent_of_plan(plan: &ImagePlan) -> Result<ParentImage> {
         config: serde_json::json!({ "config": plan.config, "history": history }),
         layers: plan.layers.clone(),
         store_paths,
+        repo_tags: vec![plan.repo_tag.clone()],
     })
 }
 

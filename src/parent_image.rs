@@ -73,6 +73,9 @@ pub struct ParentImage {
     pub layers: Vec<PlannedLayer>,
     /// Names (`<hash>-<name>`) of the store paths the parent's layers hold.
     pub store_paths: BTreeSet<String>,
+    /// The image's `name:tag` references in the archive it came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_tags: Vec<String>,
 }
 
 impl ParentImage {
@@ -504,11 +507,67 @@ pub fn import(
     fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
     let reader = decompressed(reader).map_err(io_err("read", Path::new("the archive")))?;
     let members = Members::read(reader, scratch)?;
+    let image = import_image(&members, pick, 0, out, progress)?;
+    let _ = fs::remove_dir_all(scratch);
+    Ok(image)
+}
 
-    let (config, to_import) = if members.has("manifest.json") {
-        docker_layers(&members, pick)?
+/// Imports every image of the archive read from `reader` (`mergeImages`): image `k` into
+/// `out/<k>/`, as [`import`] does for one.
+pub fn import_all(
+    reader: impl Read,
+    out: &Path,
+    scratch: &Path,
+    progress: &Progress,
+) -> Result<Vec<ParentImage>, ParentError> {
+    fs::create_dir_all(scratch).map_err(|source| ParentError::Io {
+        what: "create",
+        path: scratch.to_owned(),
+        source,
+    })?;
+    let reader = decompressed(reader).map_err(|source| ParentError::Io {
+        what: "read",
+        path: "the archive".into(),
+        source,
+    })?;
+    let members = Members::read(reader, scratch)?;
+    let count = if members.has("manifest.json") {
+        members.json::<Vec<Value>>("manifest.json")?.len()
     } else if members.has("index.json") {
-        oci_layers(&members, pick)?
+        members.json::<OciIndex>("index.json")?.manifests.len()
+    } else {
+        0
+    };
+    let mut images = Vec::with_capacity(count);
+    for k in 0..count.max(1) {
+        images.push(import_image(
+            &members,
+            None,
+            k,
+            &out.join(k.to_string()),
+            progress,
+        )?);
+    }
+    let _ = fs::remove_dir_all(scratch);
+    Ok(images)
+}
+
+/// Imports image `pick` (or the `at`th image) of the archive's `members` into `out`.
+fn import_image(
+    members: &Members,
+    pick: Option<&str>,
+    at: usize,
+    out: &Path,
+    progress: &Progress,
+) -> Result<ParentImage, ParentError> {
+    let io_err = |what, path: &Path| {
+        let path = path.to_owned();
+        move |source| ParentError::Io { what, path, source }
+    };
+    let (config, to_import, repo_tags) = if members.has("manifest.json") {
+        docker_layers(members, pick, at)?
+    } else if members.has("index.json") {
+        oci_layers(members, pick, at)?
     } else {
         return Err(ParentError::Image(
             "neither `manifest.json` (docker-archive) nor `index.json` (OCI layout) is in the archive"
@@ -561,12 +620,12 @@ pub fn import(
             record,
         });
     }
-    let _ = fs::remove_dir_all(scratch);
     Ok(ParentImage {
         strata_parent: PARENT_FORMAT,
         config,
         layers,
         store_paths,
+        repo_tags,
     })
 }
 
@@ -612,13 +671,13 @@ fn import_layer(
     Ok((record, facts, raw.finish()))
 }
 
-fn docker_layers(
-    members: &Members,
-    pick: Option<&str>,
-) -> Result<(Value, Vec<LayerToImport>), ParentError> {
+/// An image's config, its layers to import and its `name:tag` references.
+type Chosen = (Value, Vec<LayerToImport>, Vec<String>);
+
+fn docker_layers(members: &Members, pick: Option<&str>, at: usize) -> Result<Chosen, ParentError> {
     let manifest: Vec<DockerManifestEntry> = members.json("manifest.json")?;
     let entry = match pick {
-        None => manifest.first(),
+        None => manifest.get(at),
         Some(reference) => manifest.iter().find(|e| {
             e.repo_tags
                 .iter()
@@ -661,7 +720,7 @@ fn docker_layers(
             blob: None,
         })
         .collect();
-    Ok((config, layers))
+    Ok((config, layers, entry.repo_tags.clone().unwrap_or_default()))
 }
 
 fn diff_ids(member: &str, config: &Value) -> Result<Vec<Digest>, ParentError> {
@@ -674,14 +733,11 @@ fn diff_ids(member: &str, config: &Value) -> Result<Vec<Digest>, ParentError> {
         .collect()
 }
 
-fn oci_layers(
-    members: &Members,
-    pick: Option<&str>,
-) -> Result<(Value, Vec<LayerToImport>), ParentError> {
+fn oci_layers(members: &Members, pick: Option<&str>, at: usize) -> Result<Chosen, ParentError> {
     let index: OciIndex = members.json("index.json")?;
     let wanted = pick.map(normal_reference);
     let chosen = match wanted {
-        None => index.manifests.first(),
+        None => index.manifests.get(at),
         Some(reference) => index.manifests.iter().find(|d| {
             let tag = reference.rsplit_once(':').map_or(reference, |(_, t)| t);
             d.annotations.iter().any(|(k, v)| match k.as_str() {
@@ -734,7 +790,13 @@ fn oci_layers(
             }),
         });
     }
-    Ok((config, layers))
+    let repo_tags = chosen
+        .annotations
+        .get("io.containerd.image.name")
+        .cloned()
+        .into_iter()
+        .collect();
+    Ok((config, layers, repo_tags))
 }
 
 /// Hashes and counts what is read through it.

@@ -43,10 +43,23 @@ fn every_argument_has_a_comment_above_it() {
         // The user-facing argument set opens with a `{` on a line of its own; the
         // dependencies the library passes in are a one-line pattern above it.
         let lines: Vec<&str> = text.lines().collect();
-        let start = lines
-            .iter()
-            .position(|l| l.trim() == "{")
-            .expect("argument set");
+        let Some(start) = lines.iter().position(|l| l.trim() == "{") else {
+            // A function of one formal (`images: ...`, `args: buildImage (args // ...)`)
+            // documents it right above; a value (shadowSetup) has no formal.
+            let formal = lines.iter().position(|l| {
+                l.strip_suffix(':')
+                    .is_some_and(|id| !id.is_empty() && id.chars().all(char::is_alphanumeric))
+                    || l.starts_with("args: ")
+            });
+            if let Some(formal) = formal {
+                assert!(
+                    lines[formal - 1].trim().starts_with('#'),
+                    "nix/{name}.nix: `{}` has no comment right above it",
+                    lines[formal]
+                );
+            }
+            continue;
+        };
         let end = lines[start..]
             .iter()
             .position(|l| l.starts_with('}'))

@@ -415,6 +415,15 @@ fn main() {
             "fakeRoot",
             "fakeRoot.customisationLayer",
             "layeredOnTop",
+            "nixDbLayered",
+            "nixDbLayered.stream.customisationLayer",
+            "nixDbImage",
+            "nixDbImage.layer",
+            "nixDbLayeredRootfs",
+            "chain3Rootfs",
+            "merged",
+            "family",
+            "family.layer",
         ] {
             nix.check_reproducible(attr)
                 .map_err(|e| format!("{attr}: {e}"))?;
@@ -991,7 +1000,7 @@ fn main() {
             .args(["save", "-o"])
             .arg(&saved)
             .arg("strata-layered:v1"))?;
-        let build_on = |archive: &Path| {
+        let build_on = |archive: &Path, attr: &str| {
             run(Command::new("nix-build")
                 .current_dir(repo())
                 .arg("tests/nix/images.nix")
@@ -999,16 +1008,9 @@ fn main() {
                 .arg("--argstr")
                 .arg("parentArchive")
                 .arg(archive)
-                .args([
-                    "--option",
-                    "sandbox",
-                    "true",
-                    "--no-out-link",
-                    "-A",
-                    "onArchive",
-                ]))
+                .args(["--option", "sandbox", "true", "--no-out-link", "-A", attr]))
         };
-        let out = build_on(&saved)?;
+        let out = build_on(&saved, "onArchive")?;
         ensure(out.status.success(), || {
             format!(
                 "build on docker save failed: {}",
@@ -1033,7 +1035,28 @@ fn main() {
              tar -cf {} l/layer.tar c.json manifest.json",
             evil.display()
         ))?;
-        let out = build_on(&evil)?;
+        // exportImage and mergeImages of the docker save archive.
+        let built = |attr: &str| -> Result<PathBuf, String> {
+            let out = build_on(&saved, attr)?;
+            ensure(out.status.success(), || {
+                format!("{attr}: {}", String::from_utf8_lossy(&out.stderr))
+            })?;
+            Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        };
+        let rootfs = std::fs::read(built("onArchiveRootfs")?).map_err(|e| e.to_string())?;
+        let names: BTreeSet<String> = entries(&rootfs).into_iter().map(|e| e.0).collect();
+        ensure(
+            names.contains("bin/tools-check") && names.contains("etc/tools.conf"),
+            || format!("export of a docker save archive: {names:?}"),
+        )?;
+        let merged = built("mergedArchive")?;
+        let loaded = feed(&merged, docker.cmd().arg("load"))?;
+        ensure(
+            loaded.contains("strata-layered:v1") && loaded.contains("strata-hello:"),
+            || format!("docker load of a merged docker save archive said {loaded:?}"),
+        )?;
+
+        let out = build_on(&evil, "onArchive")?;
         let err = String::from_utf8_lossy(&out.stderr);
         ensure(
             !out.status.success()
@@ -1041,6 +1064,199 @@ fn main() {
                     .contains("member `l/layer.tar: ../../escape`: the name has a `..` component"),
             || format!("hostile parent: {err}"),
         )
+    });
+
+    suite.check("nix_db_registers_the_closure", || {
+        // buildLayeredImageWithNixDb and buildImageWithNixDb, read back with the host's Nix
+        // from the exported root filesystem: every store path of the image is registered
+        // with the references and NAR hash the host's database has for it.
+        for (image, rootfs, name) in [
+            (
+                "nixDbLayered",
+                "nixDbLayeredRootfs",
+                "strata-nixdb-layered:latest",
+            ),
+            ("nixDbImage", "nixDbImageRootfs", "strata-nixdb:latest"),
+        ] {
+            let archive = nix.build(image)?;
+            feed(&archive, docker.cmd().arg("load"))?;
+            let out = docker.run(name, &[])?;
+            ensure(out.trim() == HELLO, || {
+                format!("{name}: docker run printed {out:?}")
+            })?;
+            let root = dir.join(rootfs);
+            std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+            ok(Command::new("tar")
+                .arg("-xf")
+                .arg(nix.build(rootfs)?)
+                .arg("-C")
+                .arg(&root))?;
+            let store = format!("local?root={}", root.display());
+            let verify = run(Command::new("nix-store").args([
+                "--store",
+                &store,
+                "--verify",
+                "--check-contents",
+            ]))?;
+            let said = String::from_utf8_lossy(&verify.stderr);
+            ensure(
+                verify.status.success() && !said.contains("modified") && !said.contains("error"),
+                || format!("{image}: nix-store --verify --check-contents said {said}"),
+            )?;
+            let registered = ok(Command::new("nix")
+                .args(["--extra-experimental-features", "nix-command"])
+                .args(["path-info", "--store", &store, "--all"]))?;
+            let registered: BTreeSet<&str> = registered.lines().collect();
+            let present: BTreeSet<String> = std::fs::read_dir(root.join("nix/store"))
+                .map_err(|e| e.to_string())?
+                .map(|e| format!("/nix/store/{}", e.unwrap().file_name().to_string_lossy()))
+                .collect();
+            ensure(
+                registered
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<BTreeSet<_>>()
+                    == present,
+                || format!("{image}: registered {registered:?}, in the image {present:?}"),
+            )?;
+            for path in &present {
+                let refs = |store: Option<&str>| {
+                    let mut c = Command::new("nix-store");
+                    if let Some(s) = store {
+                        c.args(["--store", s]);
+                    }
+                    ok(c.args(["-q", "--references", path]))
+                };
+                let (mine, host) = (refs(Some(&store))?, refs(None)?);
+                ensure(mine == host, || {
+                    format!("{image}: references of {path}: image {mine:?}, host {host:?}")
+                })?;
+            }
+            ensure(
+                root.join("nix/var/nix/db/schema").exists()
+                    && std::fs::read_dir(root.join("nix/var/nix/gcroots/docker"))
+                        .map(|d| d.count() > 0)
+                        .unwrap_or(false),
+                || format!("{image}: no schema file or GC roots"),
+            )?;
+        }
+        Ok(())
+    });
+
+    suite.check("export_image_flattens_layers_like_docker_export", || {
+        // Three chained images: upper layers win. Compared with what docker export of a
+        // container of the same image holds.
+        let rootfs = std::fs::read(nix.build("chain3Rootfs")?).map_err(|e| e.to_string())?;
+        let mut ours: BTreeMap<String, String> = BTreeMap::new();
+        let mut archive = tar::Archive::new(&rootfs[..]);
+        for entry in archive.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            let name = entry
+                .path()
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_owned();
+            let mut text = String::new();
+            if entry.header().entry_type().is_file() {
+                std::io::Read::read_to_string(&mut entry, &mut text).map_err(|e| e.to_string())?;
+            }
+            ours.insert(name, text);
+        }
+        for (file, want) in [
+            ("tmp/layer1", "layer1\n"),
+            ("tmp/layer2", "layer2\n"),
+            ("tmp/layer3", "layer3\n"),
+            ("tmp/top", "layer3\n"),
+            ("layer-order", "123"),
+        ] {
+            ensure(ours.get(file).map(String::as_str) == Some(want), || {
+                format!("exported {file}: {:?}", ours.get(file))
+            })?;
+        }
+        feed(&nix.build("chain3")?, docker.cmd().arg("load"))?;
+        let id = ok(docker.cmd().args(["create", "strata-chain-3:latest"]))?;
+        let exported = dir.join("chain3-export.tar");
+        ok(docker
+            .cmd()
+            .args(["export", "-o"])
+            .arg(&exported)
+            .arg(id.trim()))?;
+        let _ = run(docker.cmd().args(["rm", id.trim()]));
+        let theirs: BTreeSet<String> =
+            entries(&std::fs::read(&exported).map_err(|e| e.to_string())?)
+                .into_iter()
+                .map(|e| e.0.trim_end_matches('/').to_owned())
+                .filter(|n| {
+                    !n.is_empty()
+                        && !n.starts_with("dev")
+                        && !n.starts_with("proc")
+                        && !n.starts_with("sys")
+                        && !n.starts_with("etc/")
+                        && n != "etc"
+                        && n != ".dockerenv"
+                })
+                .collect();
+        let ours: BTreeSet<String> = ours
+            .into_keys()
+            .filter(|n| !n.starts_with("etc/") && n != "etc")
+            .collect();
+        ensure(ours == theirs, || {
+            format!(
+                "exportImage and docker export differ: only ours {:?}, only docker's {:?}",
+                ours.difference(&theirs).collect::<Vec<_>>(),
+                theirs.difference(&ours).collect::<Vec<_>>()
+            )
+        })
+    });
+
+    suite.check("merge_images_loads_every_image", || {
+        let merged = nix.build("merged")?;
+        let loaded = feed(&merged, docker.cmd().arg("load"))?;
+        for image in ["strata-layered:v1", "strata-layered-zstd:", "strata-on-top:latest"] {
+            ensure(loaded.contains(image), || format!("docker load said {loaded:?}"))?;
+        }
+        let out = docker.run("strata-layered:v1", &[])?;
+        ensure(out.trim() == HELLO, || format!("docker run printed {out:?}"))?;
+        let out = docker.run("strata-on-top:latest", &[])?;
+        ensure(out.starts_with("hello\n"), || format!("docker run printed {out:?}"))?;
+        load_into_podman(&podman, &merged)?;
+        let out = podman.run("localhost/strata-on-top:latest", &[])?;
+        ensure(out.starts_with("hello\n"), || format!("podman run printed {out:?}"))?;
+        // The two layered images share their store layers: each is stored once.
+        let image_layers: usize = ["layered", "layeredZstd", "onTopOfLayered"]
+            .iter()
+            .map(|a| open_image(&nix.build(a)?).map(|i| i.layers.len()))
+            .sum::<Result<usize, String>>()?;
+        let listing = pipe_cmd(
+            Command::new("gzip").arg("-dc").arg(&merged),
+            Command::new("tar").arg("-t"),
+        )?;
+        let files = listing.lines().filter(|l| l.starts_with("layers/")).count();
+        ensure(files < image_layers, || {
+            format!("{files} layer files for {image_layers} image layers: shared layers not deduplicated")
+        })
+    });
+
+    suite.check("family_packages_without_nixpkgs", || {
+        // binSh, usrBinEnv, caCertificates, fakeNss (overridden) and a useradd through
+        // shadowSetup in runAsRoot, under docker and podman.
+        let archive = nix.build("family")?;
+        let expected = "root:x:0:0:root user:/var/empty:/bin/sh\n\
+                        bob:x:1001:1001::/var/empty:/bin/sh\n\
+                        alice:x:1000:1000::/home/alice:/bin/sh\n\
+                        staff:x:2000:alice\n\
+                        alice:x:1000:\n\
+                        /home/alice 1000:1000 755\n\
+                        env ok\n\
+                        certs ok\n\
+                        hosts: files dns\n";
+        feed(&archive, docker.cmd().arg("load"))?;
+        let out = docker.run("strata-family:latest", &[])?;
+        ensure(out == expected, || format!("docker run printed {out:?}"))?;
+        load_into_podman(&podman, &archive)?;
+        let out = podman.run("localhost/strata-family:latest", &[])?;
+        ensure(out == expected, || format!("podman run printed {out:?}"))
     });
 
     suite.check("flake_overlay_with_stand_in_nixpkgs", || flake_check(&dir));

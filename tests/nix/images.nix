@@ -34,7 +34,7 @@ let
       config.Cmd = [ "${app}/bin/app" ];
     } // { inherit app appLayer; };
 in
-{
+rec {
   inherit strata pkgs;
   # The toolbox's store path (interpolation copies it into the store).
   toolboxPath = "${toolbox}";
@@ -138,6 +138,59 @@ in
       chmod 1777 /data
     '';
     config.Cmd = [ "${toolbox}/bin/sh" "-c" "stat -c '%n %u:%g %a' /home/alice /data" ];
+  };
+
+  # includeNixDB: the closure registered in a Nix database, read back by the tests with the
+  # host's nix-store from the exported root filesystem.
+  nixDbLayered = strata.buildLayeredImageWithNixDb {
+    name = "strata-nixdb-layered";
+    tag = "latest";
+    contents = tools;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  nixDbImage = strata.buildImageWithNixDb {
+    name = "strata-nixdb";
+    tag = "latest";
+    copyToRoot = toolbox;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  nixDbLayeredRootfs = strata.exportImage { fromImage = nixDbLayered; name = "nixdb-layered-rootfs.tar"; };
+  nixDbImageRootfs = strata.exportImage { fromImage = nixDbImage; name = "nixdb-rootfs.tar"; };
+
+  # exportImage of three chained buildImages (read from their plans) and of a docker-archive.
+  chain3Rootfs = strata.exportImage { fromImage = chain3; };
+  onArchiveRootfs = strata.exportImage {
+    fromImage = builtins.path { path = parentArchive; name = "parent.tar"; };
+    name = "on-archive-rootfs.tar";
+  };
+
+  # Three images in one archive: two share their store layers.
+  merged = strata.mergeImages [ layered layeredZstd onTopOfLayered ];
+  # A foreign archive (every image of it) merged with a strata image.
+  mergedArchive = strata.mergeImages [
+    (builtins.path { path = parentArchive; name = "parent.tar"; })
+    stream
+  ];
+
+  # The no-nixpkgs family: /bin/sh, /usr/bin/env, fakeNss, CA certificates, and a useradd
+  # through shadowSetup in runAsRoot.
+  family = strata.buildImage {
+    name = "strata-family";
+    tag = "latest";
+    copyToRoot = [ strata.binSh strata.usrBinEnv strata.caCertificates
+      (strata.fakeNss.override { extraPasswdLines = [ "bob:x:1001:1001::/var/empty:/bin/sh" ]; }) ];
+    runAsRoot = ''
+      ${strata.shadowSetup}
+      groupadd -g 2000 staff
+      useradd -m -u 1000 -G staff alice
+    '';
+    config.Cmd = [ "/bin/sh" "-c" ''
+      grep -E '^(root|bob|alice):' /etc/passwd; grep -E '^(alice|staff):' /etc/group
+      stat -c '%n %u:%g %a' /home/alice
+      /usr/bin/env printf 'env ok\n'
+      grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt >/dev/null && echo certs ok
+      cat /etc/nsswitch.conf
+    '' ];
   };
 
   # A streamLayeredImage on an archive given on the command line (from docker save, or a

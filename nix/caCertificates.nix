@@ -1,0 +1,30 @@
+# caCertificates: the CA bundle where TLS clients look for it (`/etc/ssl/certs/ca-bundle.crt`,
+# `ca-certificates.crt`, `/etc/pki/tls/certs/ca-bundle.crt`), as nixpkgs' caCertificates:
+# nixpkgs' cacert, or without nixpkgs the build machine's bundle, copied into the store.
+{ lib, system, toolbox, pkgs }:
+let
+  machineBundle =
+    if builtins.pathExists /etc/ssl/certs/ca-certificates.crt then /etc/ssl/certs/ca-certificates.crt
+    else if builtins.pathExists /etc/pki/tls/certs/ca-bundle.crt then /etc/pki/tls/certs/ca-bundle.crt
+    else throw "caCertificates: no CA bundle on this machine; pass `caBundle` (a PEM file) with .override";
+in
+{
+  # The PEM bundle: nixpkgs' cacert, else the build machine's (Debian, Ubuntu, Arch:
+  # /etc/ssl/certs/ca-certificates.crt; Fedora: /etc/pki/tls/certs/ca-bundle.crt).
+  caBundle ? if pkgs != null then "${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt" else machineBundle,
+}:
+let
+  bundle = if builtins.isPath caBundle then builtins.path { path = caBundle; name = "ca-bundle.crt"; } else caBundle;
+in
+derivation {
+  name = "ca-certificates";
+  inherit system;
+  builder = "${toolbox}/bin/sh";
+  args = [ "-ec" ''
+    mkdir -p $out/etc/ssl/certs $out/etc/pki/tls/certs
+    ln -s ${bundle} $out/etc/ssl/certs/ca-bundle.crt
+    ln -s ${bundle} $out/etc/ssl/certs/ca-certificates.crt
+    ln -s ${bundle} $out/etc/pki/tls/certs/ca-bundle.crt
+  '' ];
+  PATH = "${toolbox}/bin";
+}

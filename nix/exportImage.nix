@@ -1,0 +1,31 @@
+# exportImage: an image's root filesystem as one tar, its layers flattened (upper layers win,
+# whiteouts delete), as nixpkgs' exportImage gives, without its VM. Owners, modes (setuid
+# included) and mtimes are those of the layers; the output is the tar itself.
+#
+#   tar -tf $(nix-build -A rootfs)
+{ lib, helper, system, internalParentImage }:
+
+{
+  # The image: a strata image (read from its plan, never unpacked) or a docker-archive or
+  # OCI layout archive (plain, gzip or zstd).
+  fromImage,
+  # With fromImageTag, picks one image of a multi-image fromImage; otherwise the first.
+  fromImageName ? null,
+  # With fromImageName, picks one image of a multi-image fromImage.
+  fromImageTag ? null,
+  # Store name of the tar. nixpkgs defaults to fromImage's name, which for an image archive
+  # ends in `.tar.gz` although the export is a plain tar: strata names it after the image.
+  name ? "${lib.imageBaseName (fromImage.imageName or fromImage.name or "image")}-rootfs.tar",
+  # Accepted for compatibility (nixpkgs' VM disk size); no VM is used.
+  diskSize ? 1024,
+}:
+derivation {
+  inherit name system;
+  parent = internalParentImage {
+    name = "${lib.imageBaseName name}-image";
+    inherit fromImage fromImageName fromImageTag;
+  };
+  builder = "${helper}/bin/strata";
+  args = [ "export-image" ];
+  __structuredAttrs = true;
+}
