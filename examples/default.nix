@@ -1,4 +1,5 @@
-# The examples without nixpkgs, on the helper and toolbox scripts/bootstrap prepares.
+# The examples without nixpkgs, on the helper and toolbox scripts/bootstrap prepares; one
+# per dockerTools function, each built and run by the end-to-end tests.
 #   nix-build examples -A hello && ./result | docker load && docker run --rm hello:latest
 { helper ? ../build/bootstrap/helper
 , toolbox ? ../build/bootstrap/toolbox
@@ -18,8 +19,19 @@ let
     '' ];
     PATH = "${toolbox}/bin";
   };
+  # The toolbox's busybox as a package (nixpkgs' busybox has the same layout).
+  busybox = toolbox;
+  sharedLayers = import ./buildLayer.nix { inherit dockerTools hello busybox; };
+  app = import ./buildImage.nix { inherit dockerTools hello busybox; };
+  helloLayered = import ./hello.nix { inherit dockerTools hello; layered = true; };
 in
 {
+  inherit app helloLayered;
   hello = import ./hello.nix { inherit dockerTools hello; };
-  helloLayered = import ./hello.nix { inherit dockerTools hello; layered = true; };
+  sharedOne = sharedLayers.one;
+  sharedTwo = sharedLayers.two;
+  withNixDb = import ./withNixDb.nix { inherit dockerTools hello; };
+  rootfs = import ./exportImage.nix { inherit dockerTools; image = app; };
+  merged = import ./mergeImages.nix { inherit dockerTools; images = [ helloLayered app ]; };
+  basics = import ./basics.nix { inherit dockerTools; };
 }

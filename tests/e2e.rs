@@ -1267,6 +1267,52 @@ fn main() {
         ensure(out == expected, || format!("podman run printed {out:?}"))
     });
 
+    suite.check("examples_build_and_run", || {
+        // One example per function (examples/default.nix), as README and docs show them.
+        const WORLD: &str = "Hello, world!";
+        let runs = [
+            ("examples.hello", "hello:latest", WORLD.to_owned()),
+            ("examples.helloLayered", "hello:latest", WORLD.to_owned()),
+            (
+                "examples.app",
+                "hello-app:latest",
+                format!("{WORLD}\nI am alice in /home/alice"),
+            ),
+            ("examples.sharedOne", "shared-one:latest", "one".to_owned()),
+            ("examples.sharedTwo", "shared-two:latest", WORLD.to_owned()),
+            ("examples.withNixDb", "hello-nixdb:latest", WORLD.to_owned()),
+            (
+                "examples.basics",
+                "basics:latest",
+                "root\nnobody".to_owned(),
+            ),
+        ];
+        for (attr, image, want) in runs {
+            let built = nix.build(attr)?;
+            if is_executable(&built) {
+                pipe(&built, docker.cmd().arg("load"))?;
+            } else {
+                feed(&built, docker.cmd().arg("load"))?;
+            }
+            let out = docker.run(image, &[])?;
+            ensure(out.trim() == want, || {
+                format!("{attr}: docker run printed {out:?}")
+            })?;
+        }
+        let merged = nix.build("examples.merged")?;
+        let loaded = feed(&merged, docker.cmd().arg("load"))?;
+        ensure(
+            loaded.contains("hello:latest") && loaded.contains("hello-app:latest"),
+            || format!("examples.merged: docker load said {loaded:?}"),
+        )?;
+        let rootfs = std::fs::read(nix.build("examples.rootfs")?).map_err(|e| e.to_string())?;
+        let names: BTreeSet<String> = entries(&rootfs).into_iter().map(|e| e.0).collect();
+        ensure(
+            names.contains("bin/hello") && names.contains("home/alice/"),
+            || format!("examples.rootfs holds {names:?}"),
+        )
+    });
+
     suite.check("flake_overlay_with_stand_in_nixpkgs", || flake_check(&dir));
 
     let passed = suite.finish();
@@ -1361,4 +1407,10 @@ fn flake_check(scratch: &Path) -> Check {
     ensure(archive.to_string_lossy().ends_with("-hello.tar.gz"), || {
         format!("exampleLayered: {}", archive.display())
     })
+}
+
+/// Whether `path` is an executable file (a streamLayeredImage) rather than an archive.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }

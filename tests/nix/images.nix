@@ -36,6 +36,9 @@ let
 in
 rec {
   inherit strata pkgs;
+  # Every example of examples/, on the same helper and toolbox.
+  examples = import ../../examples { inherit helper toolbox system; };
+
   # The toolbox's store path (interpolation copies it into the store).
   toolboxPath = "${toolbox}";
 
