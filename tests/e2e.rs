@@ -424,6 +424,13 @@ fn main() {
             "merged",
             "family",
             "family.layer",
+            "bulkOnBase",
+            "runAsRootExtraCommands",
+            "examples.app",
+            "examples.withNixDb",
+            "examples.rootfs",
+            "examples.merged",
+            "examples.basics",
         ] {
             nix.check_reproducible(attr)
                 .map_err(|e| format!("{attr}: {e}"))?;
@@ -1267,6 +1274,61 @@ fn main() {
         ensure(out == expected, || format!("podman run printed {out:?}"))
     });
 
+    suite.check(
+        "nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers",
+        || {
+            // layered-bulk-layer: maxLayers = 4 on a maxLayers = 2 parent gives 4 layers.
+            let bulk = nix.build("bulkOnBase")?;
+            let layers = open_image(&bulk)?.layers.len();
+            ensure(layers == 4, || {
+                format!("bulkOnBase has {layers} layers, not 4")
+            })?;
+            feed(&bulk, docker.cmd().arg("load"))?;
+            let out = docker.run("strata-bulk-on-base:latest", &[])?;
+            ensure(out.trim() == HELLO, || {
+                format!("bulkOnBase printed {out:?}")
+            })?;
+            // #34779: runAsRoot and extraCommands both ran.
+            let both = nix.build("runAsRootExtraCommands")?;
+            feed(&both, docker.cmd().arg("load"))?;
+            let out = docker.run("strata-run-as-root-extra:latest", &[])?;
+            ensure(out == "(runAsRoot)\n(extraCommand)\n", || {
+                format!("runAsRootExtraCommands printed {out:?}")
+            })?;
+            // #214434: a base whose manifest lists one layer twice, the second time through a
+            // symlink member (as docker save writes identical layers), under runAsRoot.
+            let base = dir.join("repeated-layers.tar");
+            repeat_bottom_layer(&nix.build("layered")?, &base)?;
+            let out = run(Command::new("nix-build")
+                .current_dir(repo())
+                .arg("tests/nix/images.nix")
+                .args(nix.args())
+                .arg("--argstr")
+                .arg("parentArchive")
+                .arg(&base)
+                .args([
+                    "--option",
+                    "sandbox",
+                    "true",
+                    "--no-out-link",
+                    "-A",
+                    "runAsRootOnArchive",
+                ]))?;
+            ensure(out.status.success(), || {
+                format!(
+                    "runAsRoot on repeated layers: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?;
+            let archive = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            feed(&archive, docker.cmd().arg("load"))?;
+            let out = docker.run("strata-root-on-archive:latest", &[])?;
+            ensure(out == "ran\n", || {
+                format!("runAsRootOnArchive printed {out:?}")
+            })
+        },
+    );
+
     suite.check("examples_build_and_run", || {
         // One example per function (examples/default.nix), as README and docs show them.
         const WORLD: &str = "Hello, world!";
@@ -1413,4 +1475,71 @@ fn flake_check(scratch: &Path) -> Check {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// Copies the gzipped docker-archive `from` to the plain archive `to` with its bottom layer
+/// listed once more on top, through a symlink member (nixpkgs #214434).
+fn repeat_bottom_layer(from: &Path, to: &Path) -> Check {
+    let gz = std::fs::File::open(from).map_err(|e| e.to_string())?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let name = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        members.push((name, bytes));
+    }
+    let find = |members: &[(String, Vec<u8>)], name: &str| {
+        members
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or(format!("no {name}"))
+    };
+    let m = find(&members, "manifest.json")?;
+    let mut manifest: Value = serde_json::from_slice(&members[m].1).map_err(|e| e.to_string())?;
+    let bottom = manifest[0]["Layers"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    manifest[0]["Layers"]
+        .as_array_mut()
+        .ok_or("no Layers")?
+        .push("dup/layer.tar".into());
+    let config_name = manifest[0]["Config"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    members[m].1 = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+    let c = find(&members, &config_name)?;
+    let mut config: Value = serde_json::from_slice(&members[c].1).map_err(|e| e.to_string())?;
+    let first = config["rootfs"]["diff_ids"][0].clone();
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .ok_or("no diff_ids")?
+        .push(first);
+    members[c].1 = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
+
+    let out = std::fs::File::create(to).map_err(|e| e.to_string())?;
+    let mut builder = tar::Builder::new(out);
+    for (name, bytes) in &members {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        builder
+            .append_data(&mut h, name, &bytes[..])
+            .map_err(|e| e.to_string())?;
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    builder
+        .append_link(&mut h, "dup/layer.tar", format!("../{bottom}"))
+        .map_err(|e| e.to_string())?;
+    builder.finish().map_err(|e| e.to_string())
 }

@@ -196,6 +196,41 @@ rec {
     '' ];
   };
 
+  # nixpkgs' layered-bulk-layer: a maxLayers = 4 image on a maxLayers = 2 parent has 4 layers.
+  bulkOnBase = strata.buildLayeredImage {
+    name = "strata-bulk-on-base";
+    tag = "latest";
+    fromImage = strata.buildLayeredImage {
+      name = "strata-two-layered";
+      tag = "latest";
+      contents = [ tools ];
+      maxLayers = 2;
+    };
+    contents = [ hello ];
+    maxLayers = 4;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+
+  # nixpkgs #34779: runAsRoot and extraCommands both run, in that order, quoting intact.
+  runAsRootExtraCommands = strata.buildImage {
+    name = "strata-run-as-root-extra";
+    tag = "latest";
+    copyToRoot = toolbox;
+    runAsRoot = ''echo "(runAsRoot)" > runAsRoot'';
+    extraCommands = ''echo "(extraCommand)" > extraCommands'';
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "cat /runAsRoot /extraCommands" ];
+  };
+
+  # runAsRoot on an archive given on the command line (nixpkgs #214434: a base whose
+  # manifest lists the same layer twice).
+  runAsRootOnArchive = strata.buildImage {
+    name = "strata-root-on-archive";
+    tag = "latest";
+    fromImage = builtins.path { path = parentArchive; name = "parent.tar"; };
+    runAsRoot = "echo ran > /ran";
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "cat /ran; exit 0" ];
+  };
+
   # A streamLayeredImage on an archive given on the command line (from docker save, or a
   # hostile one).
   onArchive = strata.streamLayeredImage {
