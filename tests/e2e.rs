@@ -1480,20 +1480,7 @@ fn is_executable(path: &Path) -> bool {
 /// Copies the gzipped docker-archive `from` to the plain archive `to` with its bottom layer
 /// listed once more on top, through a symlink member (nixpkgs #214434).
 fn repeat_bottom_layer(from: &Path, to: &Path) -> Check {
-    let gz = std::fs::File::open(from).map_err(|e| e.to_string())?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
-    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        let name = entry
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-        members.push((name, bytes));
-    }
+    let mut members = members(from)?;
     let find = |members: &[(String, Vec<u8>)], name: &str| {
         members
             .iter()
