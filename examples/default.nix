@@ -31,6 +31,7 @@ in
   sharedOne = sharedLayers.one;
   sharedTwo = sharedLayers.two;
   withNixDb = import ./withNixDb.nix { inherit dockerTools hello; };
+  withNixDbSingle = import ./withNixDb.nix { inherit dockerTools hello; layered = false; };
   rootfs = import ./exportImage.nix { inherit dockerTools; image = app; };
   merged = import ./mergeImages.nix { inherit dockerTools; images = [ helloLayered app ]; };
   basics = import ./basics.nix { inherit dockerTools; };

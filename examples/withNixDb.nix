@@ -1,11 +1,11 @@
-# buildLayeredImageWithNixDb: an image whose Nix database registers its closure, so a Nix
-# inside the container knows what its store holds.
+# buildLayeredImageWithNixDb and buildImageWithNixDb: an image whose Nix database registers
+# its closure, so a Nix inside the container knows what its store holds.
 #   nix-build examples -A withNixDb && docker load < result
-{ dockerTools, hello }:
+{ dockerTools, hello, layered ? true }:
 
-dockerTools.buildLayeredImageWithNixDb {
-  name = "hello-nixdb";
+(if layered then dockerTools.buildLayeredImageWithNixDb else dockerTools.buildImageWithNixDb) {
+  name = if layered then "hello-nixdb" else "hello-nixdb-single";
   tag = "latest";
-  contents = hello;
+  ${if layered then "contents" else "copyToRoot"} = hello;
   config.Cmd = [ "/bin/hello" ];
 }

@@ -426,6 +426,11 @@ fn main() {
             "family.layer",
             "bulkOnBase",
             "runAsRootExtraCommands",
+            "examples.hello",
+            "examples.helloLayered",
+            "examples.sharedOne",
+            "examples.sharedTwo",
+            "examples.withNixDbSingle",
             "examples.app",
             "examples.withNixDb",
             "examples.rootfs",
@@ -1007,16 +1012,7 @@ fn main() {
             .args(["save", "-o"])
             .arg(&saved)
             .arg("strata-layered:v1"))?;
-        let build_on = |archive: &Path, attr: &str| {
-            run(Command::new("nix-build")
-                .current_dir(repo())
-                .arg("tests/nix/images.nix")
-                .args(nix.args())
-                .arg("--argstr")
-                .arg("parentArchive")
-                .arg(archive)
-                .args(["--option", "sandbox", "true", "--no-out-link", "-A", attr]))
-        };
+        let build_on = |archive: &Path, attr: &str| nix_build_on(&nix, archive, attr, false);
         let out = build_on(&saved, "onArchive")?;
         ensure(out.status.success(), || {
             format!(
@@ -1062,6 +1058,16 @@ fn main() {
             loaded.contains("strata-layered:v1") && loaded.contains("strata-hello:"),
             || format!("docker load of a merged docker save archive said {loaded:?}"),
         )?;
+
+        for attr in ["onArchive", "onArchiveRootfs", "mergedArchive"] {
+            let again = nix_build_on(&nix, &saved, attr, true)?;
+            ensure(again.status.success(), || {
+                format!(
+                    "{attr} is not reproducible: {}",
+                    String::from_utf8_lossy(&again.stderr)
+                )
+            })?;
+        }
 
         let out = build_on(&evil, "onArchive")?;
         let err = String::from_utf8_lossy(&out.stderr);
@@ -1299,21 +1305,7 @@ fn main() {
             // symlink member (as docker save writes identical layers), under runAsRoot.
             let base = dir.join("repeated-layers.tar");
             repeat_bottom_layer(&nix.build("layered")?, &base)?;
-            let out = run(Command::new("nix-build")
-                .current_dir(repo())
-                .arg("tests/nix/images.nix")
-                .args(nix.args())
-                .arg("--argstr")
-                .arg("parentArchive")
-                .arg(&base)
-                .args([
-                    "--option",
-                    "sandbox",
-                    "true",
-                    "--no-out-link",
-                    "-A",
-                    "runAsRootOnArchive",
-                ]))?;
+            let out = nix_build_on(&nix, &base, "runAsRootOnArchive", false)?;
             ensure(out.status.success(), || {
                 format!(
                     "runAsRoot on repeated layers: {}",
@@ -1321,6 +1313,13 @@ fn main() {
                 )
             })?;
             let archive = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            let again = nix_build_on(&nix, &base, "runAsRootOnArchive", true)?;
+            ensure(again.status.success(), || {
+                format!(
+                    "runAsRootOnArchive is not reproducible: {}",
+                    String::from_utf8_lossy(&again.stderr)
+                )
+            })?;
             feed(&archive, docker.cmd().arg("load"))?;
             let out = docker.run("strata-root-on-archive:latest", &[])?;
             ensure(out == "ran\n", || {
@@ -1343,6 +1342,11 @@ fn main() {
             ("examples.sharedOne", "shared-one:latest", "one".to_owned()),
             ("examples.sharedTwo", "shared-two:latest", WORLD.to_owned()),
             ("examples.withNixDb", "hello-nixdb:latest", WORLD.to_owned()),
+            (
+                "examples.withNixDbSingle",
+                "hello-nixdb-single:latest",
+                WORLD.to_owned(),
+            ),
             (
                 "examples.basics",
                 "basics:latest",
@@ -1529,4 +1533,26 @@ fn repeat_bottom_layer(from: &Path, to: &Path) -> Check {
         .append_link(&mut h, "dup/layer.tar", format!("../{bottom}"))
         .map_err(|e| e.to_string())?;
     builder.finish().map_err(|e| e.to_string())
+}
+
+/// `nix-build -A attr` (with `--check`: rebuilt and compared) of an image whose
+/// `parentArchive` is `archive`.
+fn nix_build_on(
+    nix: &Nix,
+    archive: &Path,
+    attr: &str,
+    check: bool,
+) -> Result<std::process::Output, String> {
+    let mut c = Command::new("nix-build");
+    c.current_dir(repo())
+        .arg("tests/nix/images.nix")
+        .args(nix.args())
+        .arg("--argstr")
+        .arg("parentArchive")
+        .arg(archive)
+        .args(["--option", "sandbox", "true", "--no-out-link", "-A", attr]);
+    if check {
+        c.arg("--check");
+    }
+    run(&mut c)
 }
