@@ -128,6 +128,12 @@ enum Command {
         #[arg(long)]
         attrs: Option<PathBuf>,
     },
+    /// Print the tarsum (Docker's legacy layer checksum) of the tar read from stdin.
+    Tarsum {
+        /// Which tarsum: v0, v1 (what Docker's legacy `json` files carry), dev, or all.
+        #[arg(long = "tarsum-version", default_value = "v1")]
+        version: String,
+    },
     /// Print the popularity layering of a closure as JSON (a list of layers, bottom first,
     /// each a list of store paths).
     Layers {
@@ -207,6 +213,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::RootLayer { attrs } => root_layer_builder(attrs.as_deref()),
         Command::ExportImage { attrs } => whole_images::export_image_builder(attrs.as_deref()),
         Command::MergeImages { attrs } => whole_images::merge_images_builder(attrs.as_deref()),
+        Command::Tarsum { version } => tarsum_of_stdin(&version),
         Command::Layers {
             closure,
             max_layers,
@@ -740,6 +747,31 @@ fn build_top() -> PathBuf {
 #[derive(Deserialize)]
 struct WriteFileAttrs {
     text: String,
+}
+
+fn tarsum_of_stdin(version: &str) -> Result<()> {
+    let mut hasher = crate::tarsum::TarsumHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut stdin = io::stdin().lock();
+    loop {
+        let n = match io::Read::read(&mut stdin, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("cannot read stdin"),
+        };
+        hasher.update(&buf[..n]);
+    }
+    let sums = hasher.finish()?;
+    let text = match version {
+        "v0" => sums.v0,
+        "v1" => sums.v1,
+        "dev" => sums.dev,
+        "all" => format!("{}\n{}\n{}", sums.v0, sums.v1, sums.dev),
+        other => bail!("`--tarsum-version` must be v0, v1, dev or all, got {other:?}"),
+    };
+    println!("{text}");
+    Ok(())
 }
 
 fn write_file_builder(attrs: Option<&Path>) -> Result<()> {

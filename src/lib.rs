@@ -38,3 +38,4 @@ pub mod root_shell;
 pub mod rootfs;
 pub mod store_path;
 pub mod tar_header;
+pub mod tarsum;

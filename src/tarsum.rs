@@ -1,0 +1,461 @@
+//! Docker's legacy layer checksum, tarsum (Version0, Version1 and Dev), computed from a tar
+//! stream as it goes by, so a layer's writer can feed it the bytes it writes instead of
+//! reading the layer again. docs/tarsum-notes.md describes the algorithm this follows: per
+//! entry, a sha256 of selected header fields (decimal numbers, names blanked, mtime only in
+//! Version0, xattrs only in Version1) and the file's content; the archive's sum is the sha256
+//! of the sorted per-entry hex digests. Dev is Version1 under another label.
+
+use sha2::{Digest as _, Sha256};
+
+/// The tarsums of one tar stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tarsums {
+    /// `tarsum+sha256:<hex>`.
+    pub v0: String,
+    /// `tarsum.v1+sha256:<hex>`.
+    pub v1: String,
+    /// `tarsum.dev+sha256:<hex>`.
+    pub dev: String,
+}
+
+/// Why a stream is not a tar tarsum can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a tar archive tarsum can read: {0}")]
+pub struct TarsumError(String);
+
+/// Where the parser is in the stream.
+#[derive(Debug)]
+enum State {
+    /// Collecting a 512-byte header.
+    Header,
+    /// Collecting an extension record's data (PAX `x`, GNU `L`/`K`), then its padding.
+    Extension { kind: u8, left: u64, pad: u64 },
+    /// An entry's content (hashed when `hashed`), then its padding.
+    Content { left: u64, pad: u64, hashed: bool },
+    /// After the end-of-archive block: nothing more counts.
+    Done,
+}
+
+/// Computes tarsums from tar bytes given in any chunks.
+#[derive(Debug)]
+pub struct TarsumHasher {
+    state: State,
+    block: Vec<u8>,
+    extension: Vec<u8>,
+    pax: Vec<(Vec<u8>, Vec<u8>)>,
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    entry: Option<(Sha256, Sha256)>,
+    sums_v0: Vec<String>,
+    sums_v1: Vec<String>,
+    error: Option<TarsumError>,
+}
+
+impl Default for TarsumHasher {
+    fn default() -> Self {
+        TarsumHasher {
+            state: State::Header,
+            block: Vec::with_capacity(512),
+            extension: Vec::new(),
+            pax: Vec::new(),
+            long_name: None,
+            long_link: None,
+            entry: None,
+            sums_v0: Vec::new(),
+            sums_v1: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+impl TarsumHasher {
+    /// A hasher at the start of a tar stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next bytes of the stream.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.error.is_none() {
+            match &mut self.state {
+                State::Done => return,
+                State::Header => {
+                    let take = (512 - self.block.len()).min(bytes.len());
+                    self.block.extend_from_slice(&bytes[..take]);
+                    bytes = &bytes[take..];
+                    if self.block.len() == 512 {
+                        let block = std::mem::take(&mut self.block);
+                        if let Err(e) = self.header(&block) {
+                            self.error = Some(e);
+                        }
+                        self.block = block;
+                        self.block.clear();
+                    }
+                }
+                State::Extension { kind, left, pad } => {
+                    let take = (*left).min(bytes.len() as u64) as usize;
+                    self.extension.extend_from_slice(&bytes[..take]);
+                    *left -= take as u64;
+                    bytes = &bytes[take..];
+                    if *left == 0 {
+                        let skip = (*pad).min(bytes.len() as u64) as usize;
+                        *pad -= skip as u64;
+                        bytes = &bytes[skip..];
+                        if *pad == 0 {
+                            let kind = *kind;
+                            self.extension_done(kind);
+                            self.state = State::Header;
+                        }
+                    }
+                }
+                State::Content { left, pad, hashed } => {
+                    let take = (*left).min(bytes.len() as u64) as usize;
+                    if *hashed {
+                        if let Some((a, b)) = &mut self.entry {
+                            a.update(&bytes[..take]);
+                            b.update(&bytes[..take]);
+                        }
+                    }
+                    *left -= take as u64;
+                    bytes = &bytes[take..];
+                    if *left == 0 {
+                        let skip = (*pad).min(bytes.len() as u64) as usize;
+                        *pad -= skip as u64;
+                        bytes = &bytes[skip..];
+                        if *pad == 0 {
+                            self.entry_done();
+                            self.state = State::Header;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sums of everything given so far (a stream that ended early counts what it had).
+    pub fn finish(mut self) -> Result<Tarsums, TarsumError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let State::Content { .. } | State::Extension { .. } = self.state {
+            return Err(TarsumError("the archive ends inside an entry".into()));
+        }
+        self.entry_done();
+        let combine = |sums: &mut Vec<String>| {
+            sums.sort();
+            let mut h = Sha256::new();
+            for s in sums.iter() {
+                h.update(s.as_bytes());
+            }
+            hex(&h.finalize())
+        };
+        let v0 = combine(&mut self.sums_v0);
+        let v1 = combine(&mut self.sums_v1);
+        Ok(Tarsums {
+            v0: format!("tarsum+sha256:{v0}"),
+            dev: format!("tarsum.dev+sha256:{v1}"),
+            v1: format!("tarsum.v1+sha256:{v1}"),
+        })
+    }
+
+    fn header(&mut self, block: &[u8]) -> Result<(), TarsumError> {
+        if block.iter().all(|&b| b == 0) {
+            self.state = State::Done;
+            return Ok(());
+        }
+        let size = number(&block[124..136])?;
+        let pad = (512 - size % 512) % 512;
+        let kind = block[156];
+        match kind {
+            b'x' | b'L' | b'K' => {
+                self.extension.clear();
+                self.state = State::Extension {
+                    kind,
+                    left: size,
+                    pad,
+                };
+                if size == 0 {
+                    self.extension_done(kind);
+                    self.state = State::Header;
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let pax = std::mem::take(&mut self.pax);
+        let record = |key: &[u8]| {
+            pax.iter()
+                .rev()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let pax_number = |key: &[u8]| -> Option<i64> {
+            let text = String::from_utf8(record(key)?).ok()?;
+            match text.split_once('.') {
+                // mtime with a fraction: whole seconds, rounded down.
+                Some((secs, frac)) => {
+                    let s: i64 = secs.parse().ok()?;
+                    let below = text.starts_with('-') && frac.bytes().any(|b| b != b'0');
+                    Some(if below { s - 1 } else { s })
+                }
+                None => text.parse().ok(),
+            }
+        };
+        let field = |range: std::ops::Range<usize>| {
+            let f = &block[range];
+            f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())].to_vec()
+        };
+        let ustar = &block[257..263] == b"ustar\0";
+        let mut name = field(0..100);
+        if ustar {
+            let prefix = field(345..500);
+            if !prefix.is_empty() {
+                name = [prefix, b"/".to_vec(), name].concat();
+            }
+        }
+        if kind == b'g' {
+            // Go hands a global header over as an entry with only its name.
+            self.start_entry(&name, 0, 0, 0, 0, -62135596800, b'g', b"", 0, 0, &[]);
+            self.state = State::Content {
+                left: size,
+                pad,
+                hashed: false,
+            };
+            return Ok(());
+        }
+        if let Some(long) = self.long_name.take() {
+            name = long;
+        }
+        if let Some(path) = record(b"path") {
+            name = path;
+        }
+        let mut link = field(157..257);
+        if let Some(long) = self.long_link.take() {
+            link = long;
+        }
+        if let Some(path) = record(b"linkpath") {
+            link = path;
+        }
+        let num = |r: std::ops::Range<usize>| number(&block[r]).map(|n| n as i64);
+        let mode = num(100..108)?;
+        let uid = pax_number(b"uid").map_or_else(|| num(108..116), Ok)?;
+        let gid = pax_number(b"gid").map_or_else(|| num(116..124), Ok)?;
+        let size = pax_number(b"size").map_or(size, |s| s as u64);
+        let mtime = pax_number(b"mtime").map_or_else(|| num(136..148), Ok)?;
+        let (major, minor) = if ustar || &block[257..263] == b"ustar " {
+            (num(329..337)?, num(337..345)?)
+        } else {
+            (0, 0)
+        };
+        let kind = match kind {
+            0 if name.ends_with(b"/") => b'5',
+            0 => b'0',
+            k => k,
+        };
+        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = pax
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(b"SCHILY.xattr.")?.to_vec(), v.clone())))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        xattrs.sort();
+        xattrs.dedup_by(|a, b| a.0 == b.0);
+        self.start_entry(
+            &name, mode, uid, gid, size, mtime, kind, &link, major, minor, &xattrs,
+        );
+        let hashed = matches!(kind, b'0' | b'7');
+        let stored = if matches!(kind, b'1' | b'2' | b'3' | b'4' | b'5' | b'6') {
+            0
+        } else {
+            size
+        };
+        self.state = State::Content {
+            left: stored,
+            pad: (512 - stored % 512) % 512,
+            hashed,
+        };
+        if stored == 0 {
+            self.entry_done();
+            self.state = State::Header;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_entry(
+        &mut self,
+        name: &[u8],
+        mode: i64,
+        uid: i64,
+        gid: i64,
+        size: u64,
+        mtime: i64,
+        kind: u8,
+        link: &[u8],
+        major: i64,
+        minor: i64,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+    ) {
+        self.entry_done();
+        let (mut v0, mut v1) = (Sha256::new(), Sha256::new());
+        let both = |v0: &mut Sha256, v1: &mut Sha256, key: &[u8], value: &[u8]| {
+            for h in [v0, v1] {
+                h.update(key);
+                h.update(value);
+            }
+        };
+        both(&mut v0, &mut v1, b"name", name);
+        both(&mut v0, &mut v1, b"mode", mode.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"uid", uid.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"gid", gid.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"size", size.to_string().as_bytes());
+        v0.update(b"mtime");
+        v0.update(mtime.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"typeflag", &[kind]);
+        both(&mut v0, &mut v1, b"linkname", link);
+        both(&mut v0, &mut v1, b"uname", b"");
+        both(&mut v0, &mut v1, b"gname", b"");
+        both(&mut v0, &mut v1, b"devmajor", major.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"devminor", minor.to_string().as_bytes());
+        for (k, v) in xattrs {
+            v1.update(k);
+            v1.update(v);
+        }
+        self.entry = Some((v0, v1));
+    }
+
+    fn entry_done(&mut self) {
+        if let Some((v0, v1)) = self.entry.take() {
+            self.sums_v0.push(hex(&v0.finalize()));
+            self.sums_v1.push(hex(&v1.finalize()));
+        }
+    }
+
+    fn extension_done(&mut self, kind: u8) {
+        let data = std::mem::take(&mut self.extension);
+        let cut = |d: &[u8]| d[..d.iter().position(|&b| b == 0).unwrap_or(d.len())].to_vec();
+        match kind {
+            b'L' => self.long_name = Some(cut(&data)),
+            b'K' => self.long_link = Some(cut(&data)),
+            _ => self.pax.extend(pax_records(&data)),
+        }
+    }
+}
+
+/// `"<len> <key>=<value>\n"` records.
+fn pax_records(mut data: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Some(space) = data.iter().position(|&b| b == b' ') {
+        let Some(len) = std::str::from_utf8(&data[..space])
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok())
+        else {
+            break;
+        };
+        if len <= space + 1 || len > data.len() {
+            break;
+        }
+        let record = &data[space + 1..len - 1];
+        if let Some(eq) = record.iter().position(|&b| b == b'=') {
+            out.push((record[..eq].to_vec(), record[eq + 1..].to_vec()));
+        }
+        data = &data[len..];
+    }
+    out
+}
+
+/// A tar numeric field: octal text, or base-256 when the top bit is set.
+fn number(field: &[u8]) -> Result<u64, TarsumError> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut n: u64 = u64::from(field[0] & 0x7f);
+        for &b in &field[1..] {
+            n = n
+                .checked_mul(256)
+                .and_then(|n| n.checked_add(u64::from(b)))
+                .ok_or_else(|| TarsumError("a numeric field overflows".into()))?;
+        }
+        return Ok(n);
+    }
+    let text: Vec<u8> = field
+        .iter()
+        .copied()
+        .take_while(|&b| b != 0)
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(&text).unwrap_or("x"), 8).map_err(|_| {
+        TarsumError(format!(
+            "bad numeric field {:?}",
+            String::from_utf8_lossy(field)
+        ))
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sums(tar: &[u8], chunk: usize) -> Tarsums {
+        let mut h = TarsumHasher::new();
+        for c in tar.chunks(chunk.max(1)) {
+            h.update(c);
+        }
+        h.finish().unwrap()
+    }
+
+    fn single_file() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        h.set_size(4);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "file.txt", &b"test"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn matches_dockers_sums_for_a_single_file() {
+        // Docker's Go tarsum on this archive (docs/tarsum-notes.md, vector single-file).
+        for chunk in [1, 7, 512, 1 << 20] {
+            let s = sums(&single_file(), chunk);
+            assert_eq!(
+                s.v0,
+                "tarsum+sha256:33f00575e3a71639d9cdeb6e26683d2ba9a35bcd762ce342a5583b13bf066265"
+            );
+            assert_eq!(
+                s.v1,
+                "tarsum.v1+sha256:272085101fc101db2af04f997d170ebdcbcd9ef1f750a12fa896b4ec6192b856"
+            );
+            assert_eq!(
+                s.dev,
+                "tarsum.dev+sha256:272085101fc101db2af04f997d170ebdcbcd9ef1f750a12fa896b4ec6192b856"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_archive_has_the_fixed_sum() {
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        for tar in [vec![], vec![0u8; 1024], vec![0u8; 10240]] {
+            let s = sums(&tar, 512);
+            assert_eq!(s.v0, format!("tarsum+sha256:{empty}"));
+            assert_eq!(s.v1, format!("tarsum.v1+sha256:{empty}"));
+        }
+    }
+
+    #[test]
+    fn truncated_archive_is_an_error() {
+        let tar = single_file();
+        let mut h = TarsumHasher::new();
+        h.update(&tar[..600]);
+        assert!(h.finish().is_err());
+    }
+}
