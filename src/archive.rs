@@ -95,26 +95,7 @@ pub fn write_docker_archive_of(
     out: &mut dyn Write,
     progress: &Progress,
 ) -> Result<Vec<ArchiveSummary>, ArchiveError> {
-    // Layers to write, in order, and for each image the positions of its layers among them.
-    let mut unique: Vec<&crate::plan::PlannedLayer> = Vec::new();
-    let mut positions: Vec<Vec<usize>> = Vec::with_capacity(images.len());
-    for (plan, _) in images {
-        let earlier = unique.len();
-        let mine = plan
-            .layers
-            .iter()
-            .map(|layer| {
-                unique[..earlier]
-                    .iter()
-                    .position(|u| u.record == layer.record)
-                    .unwrap_or_else(|| {
-                        unique.push(layer);
-                        unique.len() - 1
-                    })
-            })
-            .collect();
-        positions.push(mine);
-    }
+    let (unique, positions) = layers_to_write(images);
     let sources: Vec<_> = unique
         .iter()
         .map(|l| (l.content.source(), l.content.stamp()))
@@ -276,6 +257,33 @@ pub fn write_docker_archive_of(
         s.bytes = out.bytes;
     }
     Ok(summaries)
+}
+
+/// The layers an archive of `images` holds, in order (a layer an earlier image has is not
+/// written again), and for each image the positions of its layers among them.
+pub fn layers_to_write<'p>(
+    images: &[(&'p ImagePlan, Option<&str>)],
+) -> (Vec<&'p crate::plan::PlannedLayer>, Vec<Vec<usize>>) {
+    let mut unique: Vec<&crate::plan::PlannedLayer> = Vec::new();
+    let mut positions: Vec<Vec<usize>> = Vec::with_capacity(images.len());
+    for (plan, _) in images {
+        let earlier = unique.len();
+        let mine = plan
+            .layers
+            .iter()
+            .map(|layer| {
+                unique[..earlier]
+                    .iter()
+                    .position(|u| u.record == layer.record)
+                    .unwrap_or_else(|| {
+                        unique.push(layer);
+                        unique.len() - 1
+                    })
+            })
+            .collect();
+        positions.push(mine);
+    }
+    (unique, positions)
 }
 
 /// The image config of `plan` whose layers hash to `blobs`.

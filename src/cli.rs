@@ -252,14 +252,8 @@ fn write_archive_file(
         .with_context(|| format!("cannot create `{}`", output.display()))?;
     let written = (|| -> Result<()> {
         let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file));
-        // Layers several images share are written once.
-        let mut unique: Vec<&crate::record::LayerRecord> = Vec::new();
-        for layer in images.iter().flat_map(|(p, _)| &p.layers) {
-            if !unique.contains(&&layer.record) {
-                unique.push(&layer.record);
-            }
-        }
-        let total = unique.iter().map(|r| r.size).sum();
+        let (unique, _) = crate::archive::layers_to_write(images);
+        let total = unique.iter().map(|l| l.record.size).sum();
         let count = unique.len();
         let progress = Progress::start("archive", Some(total), count);
         write_docker_archive_of(images, &mut encoder, &progress)?;

@@ -500,13 +500,7 @@ pub fn import(
     scratch: &Path,
     progress: &Progress,
 ) -> Result<ParentImage, ParentError> {
-    let io_err = |what, path: &Path| {
-        let path = path.to_owned();
-        move |source| ParentError::Io { what, path, source }
-    };
-    fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
-    let reader = decompressed(reader).map_err(io_err("read", Path::new("the archive")))?;
-    let members = Members::read(reader, scratch)?;
+    let members = read_members(reader, scratch)?;
     let image = import_image(&members, pick, 0, out, progress)?;
     let _ = fs::remove_dir_all(scratch);
     Ok(image)
@@ -520,17 +514,7 @@ pub fn import_all(
     scratch: &Path,
     progress: &Progress,
 ) -> Result<Vec<ParentImage>, ParentError> {
-    fs::create_dir_all(scratch).map_err(|source| ParentError::Io {
-        what: "create",
-        path: scratch.to_owned(),
-        source,
-    })?;
-    let reader = decompressed(reader).map_err(|source| ParentError::Io {
-        what: "read",
-        path: "the archive".into(),
-        source,
-    })?;
-    let members = Members::read(reader, scratch)?;
+    let members = read_members(reader, scratch)?;
     let count = if members.has("manifest.json") {
         members.json::<Vec<Value>>("manifest.json")?.len()
     } else if members.has("index.json") {
@@ -552,6 +536,19 @@ pub fn import_all(
     Ok(images)
 }
 
+/// Reads the (possibly compressed) archive from `reader` into scratch files under `scratch`.
+fn read_members(reader: impl Read, scratch: &Path) -> Result<Members, ParentError> {
+    fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
+    let reader = decompressed(reader).map_err(io_err("read", Path::new("the archive")))?;
+    Members::read(reader, scratch)
+}
+
+/// An I/O error doing `what` on `path`.
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ParentError {
+    let path = path.to_owned();
+    move |source| ParentError::Io { what, path, source }
+}
+
 /// Imports image `pick` (or the `at`th image) of the archive's `members` into `out`.
 fn import_image(
     members: &Members,
@@ -560,10 +557,6 @@ fn import_image(
     out: &Path,
     progress: &Progress,
 ) -> Result<ParentImage, ParentError> {
-    let io_err = |what, path: &Path| {
-        let path = path.to_owned();
-        move |source| ParentError::Io { what, path, source }
-    };
     let (config, to_import, repo_tags) = if members.has("manifest.json") {
         docker_layers(members, pick, at)?
     } else if members.has("index.json") {

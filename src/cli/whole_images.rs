@@ -2,10 +2,9 @@
 //! and `mergeImages` (several images in one archive).
 
 use super::{build_top, is_plan, write_archive_file};
-use crate::customisation::write_layer_file;
 use crate::flatten::flatten;
 use crate::image_config::When;
-use crate::layer_tar::LayerSource;
+use crate::layer_tar::{write_layer_to, LayerSource};
 use crate::nix_attrs::Attrs;
 use crate::parent_image::{import_all, ParentImage};
 use crate::plan::{ImagePlan, PLAN_VERSION};
@@ -30,7 +29,13 @@ pub(super) fn export_image_builder(attrs: Option<&Path>) -> Result<()> {
     let out = attrs.output("out")?;
     let image = ParentImage::read(&a.parent.join("parent.json"))?;
     let scratch = build_top().join("store-layers");
-    let progress = Progress::start("store layers", None, image.layers.len());
+    let total = image
+        .layers
+        .iter()
+        .filter(|l| !matches!(l.content.source(), LayerSource::Tarball(_)))
+        .map(|l| l.record.size)
+        .sum();
+    let progress = Progress::start("store layers", Some(total), image.layers.len());
     let mut tars = Vec::with_capacity(image.layers.len());
     for (i, layer) in image.layers.iter().enumerate() {
         match layer.content.source() {
@@ -39,8 +44,20 @@ pub(super) fn export_image_builder(attrs: Option<&Path>) -> Result<()> {
             source => {
                 fs::create_dir_all(&scratch)
                     .with_context(|| format!("cannot create `{}`", scratch.display()))?;
+                // Only the tar is needed: no record (its compressed digests cost compressing).
                 let path = scratch.join(format!("{i}.tar"));
-                write_layer_file(&source, &layer.content.stamp(), &path, &progress)?;
+                let file = fs::File::create(&path)
+                    .with_context(|| format!("cannot create `{}`", path.display()))?;
+                let file = write_layer_to(
+                    &source,
+                    &layer.content.stamp(),
+                    io::BufWriter::with_capacity(1 << 20, file),
+                )
+                .with_context(|| format!("layer {}: {}", i + 1, layer.content.describe_short()))?;
+                file.into_inner()
+                    .map_err(|e| e.into_error())
+                    .with_context(|| format!("cannot write `{}`", path.display()))?;
+                progress.add(layer.record.size);
                 tars.push(path);
             }
         }
