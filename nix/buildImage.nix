@@ -97,6 +97,9 @@ let
     gname = "root";
     maxLayers = 1000;
     includeStorePaths = false;
+    # Docker's v1.0 layout (a directory per layer with `json` and its tarsum) beside
+    # manifest.json, as nixpkgs' buildImage writes it.
+    legacyLayout = true;
     customisationLayer = layer;
     builder = "${helper}/bin/strata";
     args = [ "plan" ];

@@ -11,6 +11,7 @@
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::image_config::{History, ImageConfig, RootFs};
 use crate::layer_tar::{write_layer, BufferSink, LayerError, Shipper};
+use crate::legacy_layout::{legacy_layers, repositories, LegacyLayer, VERSION};
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
@@ -96,6 +97,14 @@ pub fn write_docker_archive_of(
     progress: &Progress,
 ) -> Result<Vec<ArchiveSummary>, ArchiveError> {
     let (unique, positions) = layers_to_write(images);
+    let now = time::OffsetDateTime::now_utc();
+    let created: Vec<String> = images.iter().map(|(p, _)| p.created_at(now)).collect();
+    let legacy: Vec<Option<Vec<LegacyLayer>>> = images
+        .iter()
+        .zip(&created)
+        .map(|((plan, _), created)| plan.legacy_layout.then(|| legacy_layers(plan, created)))
+        .collect();
+    let layer_names = member_names(unique.len(), &positions, &legacy);
     let sources: Vec<_> = unique
         .iter()
         .map(|l| (l.content.source(), l.content.stamp()))
@@ -121,7 +130,6 @@ pub fn write_docker_archive_of(
         bytes: 0,
     };
     let mut header = Vec::with_capacity(1024);
-    let mut layer_names = Vec::with_capacity(sources.len());
     let mut blobs = Vec::with_capacity(sources.len());
 
     let (tx, rx) = mpsc::sync_channel::<Message>(IN_FLIGHT);
@@ -153,7 +161,7 @@ pub fn write_docker_archive_of(
 
         for (i, layer) in unique.iter().enumerate() {
             let size = layer.record.size;
-            let name = format!("layers/{i}.tar");
+            let name = &layer_names[i];
             header.clear();
             encode_header(
                 &mut header,
@@ -192,7 +200,6 @@ pub fn write_docker_archive_of(
                 .map_err(ArchiveError::Write)?;
             progress.layer_done();
             blobs.push(blob);
-            layer_names.push(name);
         }
         Ok(())
     })?;
@@ -200,10 +207,10 @@ pub fn write_docker_archive_of(
     let mut summaries = Vec::with_capacity(images.len());
     let mut manifest = Vec::with_capacity(images.len());
     let mut configs = Vec::with_capacity(images.len());
-    for ((plan, repo_tag), positions) in images.iter().zip(&positions) {
+    for (((plan, repo_tag), positions), created) in images.iter().zip(&positions).zip(&created) {
         let blobs: Vec<Blob> = positions.iter().map(|&p| blobs[p]).collect();
         let layers: Vec<String> = positions.iter().map(|&p| layer_names[p].clone()).collect();
-        let config = image_config(plan, &blobs);
+        let config = image_config(plan, created, &blobs);
         let config_digest = Digest::of(&config);
         manifest.push((
             format!("{}.json", config_digest.hex()),
@@ -227,7 +234,51 @@ pub fn write_docker_archive_of(
         })
         .collect();
     let manifest_bytes = serde_json::to_vec(&entries).expect("manifest serialisation cannot fail");
-    let mut members: Vec<(&str, &Vec<u8>)> = Vec::new();
+    let mut members: Vec<(&str, &[u8])> = Vec::new();
+    let mut legacy_tops = Vec::new();
+    let mut links = Vec::new();
+    for ((layers, positions), (plan, repo_tag)) in legacy.iter().zip(&positions).zip(images) {
+        let Some(layers) = layers else { continue };
+        if let Some(top) = layers.last() {
+            legacy_tops.push((repo_tag.unwrap_or(&plan.repo_tag), top.id.as_str()));
+        }
+        for (layer, &p) in layers.iter().zip(positions) {
+            // Layers an earlier image wrote under another id are linked to, as `docker save`
+            // does for a layer two of its images share.
+            let own = format!("{}/layer.tar", layer.id);
+            if layer_names[p] != own && !links.iter().any(|(name, _)| *name == own) {
+                links.push((own, format!("../{}", layer_names[p])));
+            }
+        }
+    }
+    for (name, target) in &links {
+        header.clear();
+        encode_header(
+            &mut header,
+            name.as_bytes(),
+            Kind::Symlink,
+            0o777,
+            target.as_bytes(),
+            &outer,
+        );
+        out.write_all(&header).map_err(ArchiveError::Write)?;
+    }
+    let legacy_files: Vec<(String, String)> = legacy
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|l| (format!("{}/VERSION", l.id), format!("{}/json", l.id)))
+        .collect();
+    for (layer, (version, json)) in legacy.iter().flatten().flatten().zip(&legacy_files) {
+        if !members.iter().any(|(n, _)| *n == json.as_str()) {
+            members.push((version, VERSION));
+            members.push((json, &layer.json));
+        }
+    }
+    let repositories_bytes = repositories(legacy_tops);
+    if legacy.iter().any(Option::is_some) {
+        members.push(("repositories", &repositories_bytes));
+    }
     for ((name, _, _), config) in manifest.iter().zip(&configs) {
         // Two images with the same config (the same image under two tags) share the member.
         if !members.iter().any(|(n, _)| *n == name.as_str()) {
@@ -286,9 +337,32 @@ pub fn layers_to_write<'p>(
     (unique, positions)
 }
 
-/// The image config of `plan` whose layers hash to `blobs`.
-fn image_config(plan: &ImagePlan, blobs: &[Blob]) -> Vec<u8> {
-    let created = plan.created_at(time::OffsetDateTime::now_utc());
+/// The member name of each of the `count` layers an archive holds: its legacy directory's
+/// `layer.tar` in the first image that has it, when that image has a legacy layout, else its
+/// position.
+fn member_names(
+    count: usize,
+    positions: &[Vec<usize>],
+    legacy: &[Option<Vec<LegacyLayer>>],
+) -> Vec<String> {
+    let mut names: Vec<Option<String>> = vec![None; count];
+    for (positions, legacy) in positions.iter().zip(legacy) {
+        for (k, &p) in positions.iter().enumerate() {
+            names[p].get_or_insert_with(|| match legacy {
+                Some(layers) => format!("{}/layer.tar", layers[k].id),
+                None => format!("layers/{p}.tar"),
+            });
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| n.expect("every layer belongs to an image"))
+        .collect()
+}
+
+/// The image config of `plan`, created at `created`, whose layers hash to `blobs`.
+fn image_config(plan: &ImagePlan, created: &str, blobs: &[Blob]) -> Vec<u8> {
+    let created = created.to_owned();
     let diff_ids: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
     // A parent's own history describes its layers; without one, every layer gets an entry.
     let own = if plan.parent_history.is_empty() {
@@ -385,6 +459,7 @@ mod tests {
             layers: plan_store_layers(groups, &stamp, 0, &Progress::quiet()).unwrap(),
             parent_layers: 0,
             parent_history: vec![],
+            legacy_layout: false,
         }
     }
 
@@ -411,14 +486,7 @@ mod tests {
         let summary = write_docker_archive(&plan, None, &mut bytes, &Progress::quiet()).unwrap();
         assert_eq!(summary.bytes, bytes.len() as u64);
 
-        let mut archive = tar::Archive::new(&bytes[..]);
-        let mut members = Vec::new();
-        for e in archive.entries().unwrap() {
-            let mut e = e.unwrap();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            members.push((e.path().unwrap().to_string_lossy().into_owned(), data));
-        }
+        let members = members(&bytes);
         let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
         let config_name = format!("{}.json", summary.config.hex());
         assert_eq!(
@@ -454,6 +522,93 @@ mod tests {
             json!([{"Config": config_name, "RepoTags": ["test:latest"], "Layers": ["layers/0.tar", "layers/1.tar"]}])
         );
         assert_eq!(stream(&plan).unwrap(), bytes, "reproducible");
+    }
+
+    fn members(bytes: &[u8]) -> Vec<(String, Vec<u8>, Option<String>)> {
+        let mut archive = tar::Archive::new(bytes);
+        let mut members = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
+            members.push((e.path().unwrap().to_string_lossy().into_owned(), data, link));
+        }
+        members
+    }
+
+    #[test]
+    fn legacy_layout_beside_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = fake_path(dir.path(), "aaa-a", 3 * CHUNK + 17);
+        let b = fake_path(dir.path(), "bbb-b", 5);
+        let mut legacy = plan(vec![vec![a.clone()], vec![b]]);
+        legacy.legacy_layout = true;
+        let bytes = stream(&legacy).unwrap();
+        let members = members(&bytes);
+        let file = |name: &str| {
+            let m = members.iter().find(|m| m.0 == name);
+            m.unwrap_or_else(|| panic!("no {name}")).1.clone()
+        };
+        let manifest: serde_json::Value = serde_json::from_slice(&file("manifest.json")).unwrap();
+        let layers: Vec<String> = manifest[0]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_owned())
+            .collect();
+        let mut parent: Option<String> = None;
+        for (i, name) in layers.iter().enumerate() {
+            let (id, rest) = name.split_once('/').unwrap();
+            assert_eq!(rest, "layer.tar");
+            assert_eq!(file(&format!("{id}/VERSION")), b"1.0");
+            let json: serde_json::Value =
+                serde_json::from_slice(&file(&format!("{id}/json"))).unwrap();
+            assert_eq!(json["id"], id);
+            assert_eq!(json["parent"].as_str(), parent.as_deref(), "layer {i}");
+            assert_eq!(json["config"], legacy.config);
+            assert_eq!(json["created"], "1970-01-01T00:00:01Z");
+            let mut tarsum = crate::tarsum::TarsumHasher::new();
+            tarsum.update(&file(name));
+            assert_eq!(json["checksum"], tarsum.finish().unwrap().v1);
+            assert_eq!(json["checksum"], legacy.layers[i].record.tarsum);
+            parent = Some(id.to_owned());
+        }
+        let repositories: serde_json::Value =
+            serde_json::from_slice(&file("repositories")).unwrap();
+        assert_eq!(repositories, json!({"test": {"latest": parent.unwrap()}}));
+        assert_eq!(stream(&legacy).unwrap(), bytes, "reproducible");
+
+        // Merged with an image whose bottom layer is the same bytes but has another id: the
+        // layer is written once; the second image's directory links to it.
+        let mut other = plan(vec![vec![a]]);
+        other.legacy_layout = true;
+        other.repo_tag = "other:1".into();
+        other.config = json!({"Cmd": ["/bin/other"]});
+        let mut merged = Vec::new();
+        write_docker_archive_of(
+            &[(&legacy, None), (&other, None)],
+            &mut merged,
+            &Progress::quiet(),
+        )
+        .unwrap();
+        let merged = super::tests::members(&merged);
+        let tars: Vec<_> = merged
+            .iter()
+            .filter(|m| m.0.ends_with("layer.tar"))
+            .collect();
+        assert_eq!(tars.len(), 3, "two files and a link");
+        let link = tars.iter().find(|m| m.2.is_some()).unwrap();
+        assert_eq!(
+            link.2.as_deref(),
+            Some(format!("../{}", layers[0]).as_str())
+        );
+        let repositories = &merged.iter().find(|m| m.0 == "repositories").unwrap().1;
+        let repositories: serde_json::Value = serde_json::from_slice(repositories).unwrap();
+        assert_eq!(repositories["other"]["1"].as_str().unwrap(), &link.0[..64]);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!                                       ▼    │
 //! customisation (build time) ──────► layer_tar ◄── tar_header
 //!                                       │
-//!                      archive (+ digest, progress) ─► compress ─► docker-archive
+//!        archive (+ digest, progress, legacy_layout) ─► compress ─► docker-archive
 //! ```
 //!
 //! At build time the Nix library runs the helper to tar the customisation layer and to write
@@ -28,6 +28,7 @@ pub mod flatten;
 pub mod image_config;
 pub mod layer_tar;
 pub mod layering;
+pub mod legacy_layout;
 pub mod nix_attrs;
 pub mod nix_db;
 pub mod parent_image;

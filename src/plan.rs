@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 /// Version of the plan format; a helper refuses plans of another version.
-pub const PLAN_VERSION: u32 = 2;
+pub const PLAN_VERSION: u32 = 3;
 
 /// Why a plan could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +180,10 @@ pub struct ImagePlan {
     /// The parent image's `history` entries, written before those of the other layers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parent_history: Vec<Value>,
+    /// Whether archives of the image also carry Docker's v1.0 layout
+    /// ([`crate::legacy_layout`]), as `buildImage`'s do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_layout: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -257,6 +261,9 @@ pub struct ImageSettings {
     /// An imported parent image (`fromImage`): a directory holding `parent.json`.
     #[serde(default)]
     pub parent: Option<PathBuf>,
+    /// Whether archives also carry Docker's v1.0 layout (`buildImage`).
+    #[serde(default)]
+    pub legacy_layout: bool,
 }
 
 /// `config` on top of the parent's runtime config `base`, as nixpkgs does it: only `Env` is
@@ -443,6 +450,7 @@ impl ImagePlan {
             layers,
             parent_layers: parent.as_ref().map_or(0, |p| p.layers.len()),
             parent_history: parent.as_ref().map_or_else(Vec::new, ParentImage::history),
+            legacy_layout: settings.legacy_layout,
         })
     }
 
@@ -699,6 +707,7 @@ mod tests {
             layers: vec![],
             exclude: vec![],
             parent: None,
+            legacy_layout: false,
         }
     }
 

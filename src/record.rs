@@ -14,16 +14,18 @@ use crate::layer_tar::{
 };
 use crate::progress::Progress;
 use crate::tar_header::Stamp;
+use crate::tarsum::{TarsumError, TarsumHasher, Tarsums};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Version of the record format and of the compression parameters behind its digests.
 /// Records of another version are refused: their compressed digests would not match what
 /// this helper produces.
-pub const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 2;
 
 /// Layers whose records are computed at once. Two keep both cores of a small builder busy
 /// (one layer reads while the other's batches compress) and bound memory to about 45 MiB;
@@ -31,7 +33,7 @@ pub const RECORD_VERSION: u32 = 1;
 pub const RECORD_WORKERS: usize = 2;
 
 /// The facts about one layer that images and registries need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerRecord {
     /// Bytes of the uncompressed layer tar.
@@ -42,6 +44,9 @@ pub struct LayerRecord {
     pub gzip: Blob,
     /// The layer compressed with strata's zstd.
     pub zstd: Blob,
+    /// Docker's legacy checksum of the layer, `tarsum.v1+sha256:<hex>` ([`crate::tarsum`]),
+    /// for the `json` files of the v1.0 archive layout.
+    pub tarsum: String,
 }
 
 /// Computes the record of the layer `source` describes, reading every file once. When
@@ -85,6 +90,7 @@ impl<'a> RecordSink<'a> {
             size: 0,
             gzip: spawn(Codec::Gzip),
             zstd: spawn(Codec::Zstd),
+            tarsum: TarsumThread::spawn(returns.clone()),
             reusable,
             copy,
             progress,
@@ -159,6 +165,7 @@ struct RecordShipper<'a> {
     size: u64,
     gzip: CompressThread<HashingWriter<io::Sink>>,
     zstd: CompressThread<HashingWriter<io::Sink>>,
+    tarsum: TarsumThread,
     reusable: Receiver<Arc<Vec<u8>>>,
     copy: Option<&'a mut dyn Write>,
     progress: &'a Progress,
@@ -166,8 +173,8 @@ struct RecordShipper<'a> {
 
 impl Shipper for RecordShipper<'_> {
     fn ship(&mut self, buf: &mut Vec<u8>, filled: usize) -> io::Result<()> {
-        // A batch is free again once both threads sent it back; the first return finds the
-        // other still holding it.
+        // A batch is free again once all three threads sent it back; the earlier returns
+        // find another still holding it.
         let next = loop {
             match self.reusable.try_recv() {
                 Ok(batch) => {
@@ -187,6 +194,7 @@ impl Shipper for RecordShipper<'_> {
         }
         let batch = Arc::new(batch);
         self.gzip.send(Arc::clone(&batch))?;
+        self.tarsum.send(Arc::clone(&batch))?;
         self.zstd.send(batch)?;
         self.size += filled as u64;
         self.progress.add(filled as u64);
@@ -201,7 +209,59 @@ impl RecordShipper<'_> {
             diff_id: Digest(self.diff.finalize().into()),
             gzip: self.gzip.finish()?.finish().1,
             zstd: self.zstd.finish()?.finish().1,
+            tarsum: self.tarsum.finish()?,
         })
+    }
+}
+
+/// Computes a layer's Version1 tarsum on a thread of its own, off the reading thread: the
+/// per-file sha256 costs about as much as the `diff_id`'s.
+struct TarsumThread {
+    tx: Option<SyncSender<Arc<Vec<u8>>>>,
+    handle: Option<JoinHandle<Result<Tarsums, TarsumError>>>,
+}
+
+impl TarsumThread {
+    fn spawn(returns: Sender<Arc<Vec<u8>>>) -> TarsumThread {
+        let (tx, rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(0);
+        let handle = std::thread::spawn(move || {
+            let mut hasher = TarsumHasher::new();
+            for batch in rx {
+                hasher.update(&batch);
+                let _ = returns.send(batch);
+            }
+            hasher.finish()
+        });
+        TarsumThread {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    fn send(&mut self, batch: Arc<Vec<u8>>) -> io::Result<()> {
+        let tx = self.tx.as_ref().expect("sending after finish");
+        tx.send(batch)
+            .map_err(|_| io::Error::other("the tarsum thread stopped"))
+    }
+
+    fn finish(mut self) -> io::Result<String> {
+        drop(self.tx.take());
+        let handle = self.handle.take().expect("finished once");
+        match handle.join() {
+            Ok(Ok(sums)) => Ok(sums.v1),
+            // The writer wrote a tar; anything else is a bug worth reporting as an error.
+            Ok(Err(e)) => Err(io::Error::other(e)),
+            Err(_) => Err(io::Error::other("the tarsum thread panicked")),
+        }
+    }
+}
+
+impl Drop for TarsumThread {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 
@@ -233,6 +293,9 @@ mod tests {
         assert_eq!(copy, plain, "the copy is the layer");
         assert_eq!(record.size, plain.len() as u64);
         assert_eq!(record.diff_id, Digest::of(&plain));
+        let mut tarsum = crate::tarsum::TarsumHasher::new();
+        tarsum.update(&plain);
+        assert_eq!(record.tarsum, tarsum.finish().unwrap().v1);
         for (c, blob) in [
             (Compressor::Gz, record.gzip),
             (Compressor::Zstd, record.zstd),

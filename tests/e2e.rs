@@ -130,6 +130,58 @@ fn image_tag(nix: &Nix, attr: &str) -> Result<String, String> {
         .to_owned())
 }
 
+/// Every image (and layer derivation) the tests build.
+const BUILT: &[&str] = &[
+    "sharedDeps",
+    "appV1",
+    "appV1.appLayer",
+    "sharedOther",
+    "splitLayer",
+    "perLayer",
+    "nowDated",
+    "stream",
+    "stream.customisationLayer",
+    "stream.configFile",
+    "layered",
+    "layeredZstd",
+    "capped",
+    "nonRoot",
+    "noStore",
+    "noStore.customisationLayer",
+    "arm",
+    "empty",
+    "onTopOfLayered",
+    "onTopOfLayered.layer",
+    "chain3",
+    "chain3.layer",
+    "rootOwned",
+    "rootOwned.layer",
+    "fakeRoot",
+    "fakeRoot.customisationLayer",
+    "layeredOnTop",
+    "nixDbLayered",
+    "nixDbLayered.stream.customisationLayer",
+    "nixDbImage",
+    "nixDbImage.layer",
+    "nixDbLayeredRootfs",
+    "chain3Rootfs",
+    "merged",
+    "family",
+    "family.layer",
+    "bulkOnBase",
+    "runAsRootExtraCommands",
+    "examples.hello",
+    "examples.helloLayered",
+    "examples.sharedOne",
+    "examples.sharedTwo",
+    "examples.withNixDbSingle",
+    "examples.app",
+    "examples.withNixDb",
+    "examples.rootfs",
+    "examples.merged",
+    "examples.basics",
+];
+
 fn main() {
     let required = std::env::var("STRATA_E2E").is_ok_and(|v| v == "1");
     let missing: Vec<&str> = [
@@ -384,59 +436,149 @@ fn main() {
         })
     });
 
+    suite.check("tarsum_matches_dockers_go_code", || {
+        let go = go_tarsum_reference(&dir)?;
+        let ours = repo().join("build/bootstrap/helper/bin/strata");
+        let mut tars: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
+        for attr in BUILT {
+            let out = nix.build(attr)?;
+            for (what, tar) in tars_of(&out, &dir)? {
+                tars.entry(sha256_hex(&tar))
+                    .or_insert((format!("{attr}: {what}"), tar));
+            }
+        }
+        let layers = tars.len();
+        for (name, tar) in tarsum_vectors() {
+            tars.insert(name.to_owned(), (name.to_owned(), tar));
+        }
+        let file = dir.join("tarsum-input.tar");
+        for (what, tar) in tars.values() {
+            std::fs::write(&file, tar).map_err(|e| e.to_string())?;
+            let go_sums: Vec<String> = feed(&file, &mut Command::new(&go))?
+                .lines()
+                .map(|l| l.split_once(": ").map_or(l, |(_, sum)| sum).to_owned())
+                .collect();
+            let our_sums: Vec<String> = feed(
+                &file,
+                Command::new(&ours).args(["tarsum", "--tarsum-version", "all"]),
+            )?
+            .lines()
+            .map(str::to_owned)
+            .collect();
+            ensure(go_sums.len() == 3 && our_sums == go_sums, || {
+                format!("{what}: strata {our_sums:?}, Docker {go_sums:?}")
+            })?;
+        }
+        println!(
+            "    {layers} distinct tars from the built images and {} crafted ones agree",
+            tars.len() - layers
+        );
+        Ok(())
+    });
+
+    suite.check("build_image_legacy_layout_docker_and_podman", || {
+        // chain3: three buildImages on top of each other, so three legacy layers.
+        let archive = nix.build("chain3")?;
+        let m: BTreeMap<String, Vec<u8>> = members(&archive)?.into_iter().collect();
+        let image = open_image(&archive)?;
+        let go = go_tarsum_reference(&dir)?;
+        let file = dir.join("legacy-layer.tar");
+        let mut parent: Option<String> = None;
+        let layers = image.manifest[0]["Layers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ensure(layers.len() == 3, || format!("layers {layers:?}"))?;
+        for (i, layer) in layers.iter().enumerate() {
+            let name = layer.as_str().unwrap_or_default();
+            let id = name
+                .strip_suffix("/layer.tar")
+                .ok_or(format!("layer member {name} is not <id>/layer.tar"))?;
+            ensure(
+                m.get(&format!("{id}/VERSION")).map(Vec::as_slice) == Some(b"1.0"),
+                || format!("{id}/VERSION missing or not 1.0"),
+            )?;
+            let json: Value = serde_json::from_slice(
+                m.get(&format!("{id}/json"))
+                    .ok_or(format!("{id}/json missing"))?,
+            )
+            .map_err(|e| e.to_string())?;
+            ensure(
+                json["id"] == id && json["parent"].as_str() == parent.as_deref(),
+                || format!("layer {i}: json {json}, expected parent {parent:?}"),
+            )?;
+            ensure(
+                json["config"] == image.config["config"]
+                    && json["created"] == image.config["created"],
+                || format!("layer {i}: json {json} does not carry the image config"),
+            )?;
+            std::fs::write(&file, &m[name]).map_err(|e| e.to_string())?;
+            let docker_sum = feed(&file, &mut Command::new(&go))?;
+            let v1 = docker_sum
+                .lines()
+                .find_map(|l| l.strip_prefix("Version1: "))
+                .ok_or(format!("no Version1 in {docker_sum}"))?;
+            ensure(json["checksum"] == v1, || {
+                format!(
+                    "layer {i}: checksum {} but Docker's tarsum is {v1}",
+                    json["checksum"]
+                )
+            })?;
+            parent = Some(id.to_owned());
+        }
+        let repositories: Value =
+            serde_json::from_slice(m.get("repositories").ok_or("no repositories")?)
+                .map_err(|e| e.to_string())?;
+        ensure(
+            repositories == serde_json::json!({"strata-chain-3": {"latest": parent}}),
+            || format!("repositories {repositories}"),
+        )?;
+
+        // Docker reads the legacy layout alone when there is no manifest.json.
+        let legacy_only = dir.join("legacy-only.tar");
+        let mut builder =
+            tar::Builder::new(std::fs::File::create(&legacy_only).map_err(|e| e.to_string())?);
+        for (name, bytes) in &m {
+            let bytes: &[u8] = match name.as_str() {
+                "manifest.json" => continue,
+                "repositories" => br#"{"strata-legacy-only":{"v1":"TOP"}}"#,
+                _ => bytes,
+            };
+            let replaced;
+            let bytes = if name == "repositories" {
+                replaced = String::from_utf8_lossy(bytes)
+                    .replace("TOP", parent.as_deref().unwrap_or_default());
+                replaced.as_bytes()
+            } else {
+                bytes
+            };
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            builder
+                .append_data(&mut h, name, bytes)
+                .map_err(|e| e.to_string())?;
+        }
+        builder.into_inner().map_err(|e| e.to_string())?;
+        feed(&legacy_only, docker.cmd().arg("load"))?;
+        let expected = "layer1\nlayer2\nlayer3\nlayer3\n123";
+        let out = docker.run("strata-legacy-only:v1", &[])?;
+        ensure(out == expected, || {
+            format!("docker run (legacy layout) printed {out:?}")
+        })?;
+        // And the whole archive, manifest.json first, under docker and podman.
+        feed(&archive, docker.cmd().arg("load"))?;
+        let out = docker.run("strata-chain-3:latest", &[])?;
+        ensure(out == expected, || format!("docker run printed {out:?}"))?;
+        load_into_podman(&podman, &archive)?;
+        let out = podman.run("localhost/strata-chain-3:latest", &[])?;
+        ensure(out == expected, || format!("podman run printed {out:?}"))
+    });
+
     suite.check("nix_build_check_reproducible", || {
         // Every image the tests build; nowDated too, since "now" is resolved when the image
         // is streamed, not in the plan.
-        for attr in [
-            "sharedDeps",
-            "appV1",
-            "appV1.appLayer",
-            "sharedOther",
-            "splitLayer",
-            "perLayer",
-            "nowDated",
-            "stream",
-            "stream.customisationLayer",
-            "stream.configFile",
-            "layered",
-            "layeredZstd",
-            "capped",
-            "nonRoot",
-            "noStore",
-            "noStore.customisationLayer",
-            "arm",
-            "empty",
-            "onTopOfLayered",
-            "onTopOfLayered.layer",
-            "chain3",
-            "chain3.layer",
-            "rootOwned",
-            "rootOwned.layer",
-            "fakeRoot",
-            "fakeRoot.customisationLayer",
-            "layeredOnTop",
-            "nixDbLayered",
-            "nixDbLayered.stream.customisationLayer",
-            "nixDbImage",
-            "nixDbImage.layer",
-            "nixDbLayeredRootfs",
-            "chain3Rootfs",
-            "merged",
-            "family",
-            "family.layer",
-            "bulkOnBase",
-            "runAsRootExtraCommands",
-            "examples.hello",
-            "examples.helloLayered",
-            "examples.sharedOne",
-            "examples.sharedTwo",
-            "examples.withNixDbSingle",
-            "examples.app",
-            "examples.withNixDb",
-            "examples.rootfs",
-            "examples.merged",
-            "examples.basics",
-        ] {
+        for attr in BUILT {
             nix.check_reproducible(attr)
                 .map_err(|e| format!("{attr}: {e}"))?;
         }
@@ -1476,6 +1618,167 @@ fn flake_check(scratch: &Path) -> Check {
 }
 
 /// Whether `path` is an executable file (a streamLayeredImage) rather than an archive.
+/// Builds a tarsum reference from Docker's own Go sources (Debian's
+/// golang-github-docker-docker-dev) in GOPATH mode, once per run.
+fn go_tarsum_reference(scratch: &Path) -> Result<PathBuf, String> {
+    let root = scratch.join("tarsumref");
+    let bin = root.join("tarsumref");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let src = root.join("gopath/src/tarsumref");
+    std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+    std::fs::copy(repo().join("tests/tarsum_ref/main.go"), src.join("main.go"))
+        .map_err(|e| e.to_string())?;
+    ok(Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("tarsumref")
+        .env("GO111MODULE", "off")
+        .env(
+            "GOPATH",
+            format!("{}:/usr/share/gocode", root.join("gopath").display()),
+        )
+        .env("GOCACHE", root.join("cache"))
+        .env("HOME", &root))
+    .map_err(|e| {
+        format!("building Docker's tarsum (golang-go, golang-github-docker-docker-dev): {e}")
+    })?;
+    Ok(bin)
+}
+
+/// The tars a build output holds: each layer of an image (a plan is streamed first), an
+/// exported root file system, a layer directory's `layer.tar`.
+fn tars_of(out: &Path, scratch: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    if out.is_dir() {
+        let mut tars = Vec::new();
+        for e in std::fs::read_dir(out).map_err(|e| e.to_string())? {
+            let p = e.map_err(|e| e.to_string())?.path();
+            if p.extension().is_some_and(|x| x == "tar") {
+                let bytes = std::fs::read(&p).map_err(|e| e.to_string())?;
+                tars.push((p.display().to_string(), bytes));
+            }
+        }
+        return Ok(tars);
+    }
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    let file = if is_executable(out) {
+        let file = scratch.join("streamed.tar");
+        save(out, &file)?;
+        file
+    } else if name.contains(".tar") {
+        out.to_path_buf()
+    } else {
+        return Ok(vec![]);
+    };
+    let raw = std::fs::read(&file).map_err(|e| e.to_string())?;
+    let bytes = if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::decode_all(&raw[..]).map_err(|e| e.to_string())?
+    } else if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| e.to_string())?;
+        out
+    } else {
+        raw
+    };
+    let plain = scratch.join("plain.tar");
+    std::fs::write(&plain, &bytes).map_err(|e| e.to_string())?;
+    let m = members(&plain)?;
+    let Some((_, manifest)) = m.iter().find(|(n, _)| n == "manifest.json") else {
+        return Ok(vec![(name.into_owned(), bytes)]);
+    };
+    let manifest: Value = serde_json::from_slice(manifest).map_err(|e| e.to_string())?;
+    let layers: BTreeSet<&str> = manifest
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["Layers"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    Ok(m.into_iter()
+        .filter(|(n, _)| layers.contains(n.as_str()))
+        .map(|(n, b)| (format!("{name} {n}"), b))
+        .collect())
+}
+
+/// Tars that exercise what tarsum reads: long names (GNU and PAX), ustar prefixes,
+/// symlinks, hard links, empty files, directories only, xattrs, the empty archive.
+fn tarsum_vectors() -> Vec<(&'static str, Vec<u8>)> {
+    let long = format!("d/{}/{}.txt", "x".repeat(60), "y".repeat(70));
+    let entry = |b: &mut tar::Builder<Vec<u8>>,
+                 kind: tar::EntryType,
+                 name: &str,
+                 link: &str,
+                 data: &[u8],
+                 gnu: bool| {
+        let mut h = if gnu {
+            tar::Header::new_gnu()
+        } else {
+            tar::Header::new_ustar()
+        };
+        h.set_entry_type(kind);
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_mtime(1);
+        h.set_size(data.len() as u64);
+        h.set_username("root").unwrap();
+        if kind.is_symlink() || kind.is_hard_link() {
+            b.append_link(&mut h, name, link).unwrap();
+        } else {
+            b.append_data(&mut h, name, data).unwrap();
+        }
+    };
+    let mut vectors = Vec::new();
+    for gnu in [true, false] {
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, tar::EntryType::Directory, "d/", "", b"", gnu);
+        entry(&mut b, tar::EntryType::Regular, "d/f", "", b"hello\n", gnu);
+        entry(&mut b, tar::EntryType::Regular, "d/empty", "", b"", gnu);
+        entry(&mut b, tar::EntryType::Symlink, "d/l", "f", b"", gnu);
+        entry(&mut b, tar::EntryType::Link, "d/h", "d/f", b"", gnu);
+        entry(&mut b, tar::EntryType::Regular, &long, "", b"long\n", gnu);
+        entry(
+            &mut b,
+            tar::EntryType::Symlink,
+            "d/long-link",
+            &long,
+            b"",
+            gnu,
+        );
+        vectors.push((
+            if gnu {
+                "long names, links, empty file (GNU)"
+            } else {
+                "long names, links, empty file (PAX/ustar prefix)"
+            },
+            b.into_inner().unwrap(),
+        ));
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    for d in ["a/", "a/b/", "c/"] {
+        entry(&mut b, tar::EntryType::Directory, d, "", b"", true);
+    }
+    vectors.push(("directories only", b.into_inner().unwrap()));
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.zz", &b"2"[..]),
+        ("SCHILY.xattr.user.aa", &b"1"[..]),
+        ("SCHILY.xattr.security.capability", &b"\x01\x00"[..]),
+    ])
+    .unwrap();
+    entry(&mut b, tar::EntryType::Regular, "f", "", b"x", false);
+    entry(&mut b, tar::EntryType::Regular, "g", "", b"y", false);
+    vectors.push(("xattrs", b.into_inner().unwrap()));
+    vectors.push(("the empty archive", vec![0; 1024]));
+    vectors.push(("no bytes at all", vec![]));
+    vectors
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)

@@ -136,6 +136,7 @@ fn plan_of_image(image: ParentImage) -> ImagePlan {
         parent_layers: image.layers.len(),
         parent_history: image.history(),
         layers: image.layers,
+        legacy_layout: false,
     }
 }
 
