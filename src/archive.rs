@@ -456,7 +456,7 @@ mod tests {
             os: "linux".into(),
             created: When::parse("created", "1970-01-01T00:00:01Z").unwrap(),
             config: json!({"Cmd": ["/bin/true"]}),
-            layers: plan_store_layers(groups, &stamp, 0, &Progress::quiet()).unwrap(),
+            layers: plan_store_layers(groups, &stamp, 0, true, &Progress::quiet()).unwrap(),
             parent_layers: 0,
             parent_history: vec![],
             legacy_layout: false,
@@ -574,7 +574,10 @@ mod tests {
             let mut tarsum = crate::tarsum::TarsumHasher::new();
             tarsum.update(&file(name));
             assert_eq!(json["checksum"], tarsum.finish().unwrap().v1);
-            assert_eq!(json["checksum"], legacy.layers[i].record.tarsum);
+            assert_eq!(
+                json["checksum"].as_str(),
+                legacy.layers[i].record.tarsum.as_deref()
+            );
             parent = Some(id.to_owned());
         }
         let repositories: serde_json::Value =

@@ -619,7 +619,7 @@ fn build_layer_builder(attrs: Option<&Path>) -> Result<()> {
         );
     }
     let progress = Progress::start("records", None, groups.len());
-    let mut layers = plan_store_layers(groups, &a.stamp, 0, &progress)?;
+    let mut layers = plan_store_layers(groups, &a.stamp, 0, false, &progress)?;
     progress.finish();
     if let Some(c) = &a.contents_layer {
         layers.push(tarball_layer(c)?);

@@ -139,7 +139,7 @@ pub fn write_layer_file(
 ) -> Result<LayerRecord, CustomisationError> {
     let file = fs::File::create(out).map_err(io_err(out))?;
     let mut file = io::BufWriter::with_capacity(1 << 20, file);
-    let record = compute_record(source, stamp, Some(&mut file), progress)?;
+    let record = compute_record(source, stamp, true, Some(&mut file), progress)?;
     file.flush().map_err(io_err(out))?;
     Ok(record)
 }

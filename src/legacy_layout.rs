@@ -40,7 +40,8 @@ struct LayerJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<&'a str>,
     os: &'a str,
-    checksum: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum: Option<&'a str>,
 }
 
 /// The legacy directories of `plan`'s layers, bottom to top, for an image created at
@@ -56,7 +57,7 @@ pub fn legacy_layers(plan: &ImagePlan, created: &str) -> Vec<LegacyLayer> {
             architecture: &plan.architecture,
             variant: plan.variant.as_deref(),
             os: &plan.os,
-            checksum: &layer.record.tarsum,
+            checksum: layer.record.tarsum.as_deref(),
         };
         let id = Digest::of(&to_bytes(&json)).hex();
         json.id = Some(&id);

@@ -643,7 +643,7 @@ fn import_layer(
     let mut out = io::BufWriter::with_capacity(1 << 20, out);
     let mut raw = HashingReader::new(file);
     let (record, facts) = {
-        let mut sink = RecordSink::new(Some(&mut out), progress);
+        let mut sink = RecordSink::new(true, Some(&mut out), progress);
         let layer = decompressed(&mut raw)
             .map_err(|e| member_error(member, format!("cannot read it: {e}")))?;
         let tee = Tee {

@@ -299,11 +299,47 @@ pub fn inherit_env(base: &Value, config: Value) -> Value {
     Value::Object(config)
 }
 
-/// Builds the layers of popularity-ordered `groups` with their records.
+/// Computes the tarsums that the records of `layers` lack (a parent's store layers,
+/// planned without them), tarring those layers once.
+fn add_missing_tarsums(layers: &mut [PlannedLayer], report: bool) -> Result<(), PlanError> {
+    let missing = layers.iter().filter(|l| l.record.tarsum.is_none()).count();
+    if missing == 0 {
+        return Ok(());
+    }
+    let progress = if report {
+        Progress::start("tarsums", None, missing)
+    } else {
+        Progress::quiet()
+    };
+    for (i, layer) in layers.iter_mut().enumerate() {
+        if layer.record.tarsum.is_none() {
+            let content = &layer.content;
+            let sum = crate::record::compute_tarsum(
+                &content.source(),
+                &content.stamp(),
+                &layer.record,
+                &progress,
+            )
+            .map_err(|source| PlanError::Layer {
+                index: i + 1,
+                what: content.describe_short(),
+                source,
+            })?;
+            layer.record.tarsum = Some(sum);
+            progress.layer_done();
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// Builds the layers of popularity-ordered `groups` with their records (and tarsums when
+/// `tarsum`).
 pub fn plan_store_layers(
     groups: Vec<Vec<String>>,
     stamp: &StoreStamp,
     first_index: usize,
+    tarsum: bool,
     progress: &Progress,
 ) -> Result<Vec<PlannedLayer>, PlanError> {
     let (owner, mtime) = stamp.resolve()?;
@@ -317,11 +353,12 @@ pub fn plan_store_layers(
         .collect();
     let sources: Vec<(LayerSource, Stamp)> =
         contents.iter().map(|c| (c.source(), c.stamp())).collect();
-    let records = compute_records(&sources, progress).map_err(|(i, source)| PlanError::Layer {
-        index: first_index + i + 1,
-        what: contents[i].describe_short(),
-        source,
-    })?;
+    let records =
+        compute_records(&sources, tarsum, progress).map_err(|(i, source)| PlanError::Layer {
+            index: first_index + i + 1,
+            what: contents[i].describe_short(),
+            source,
+        })?;
     Ok(contents
         .into_iter()
         .zip(records)
@@ -435,9 +472,13 @@ impl ImagePlan {
             groups,
             &settings.stamp,
             given,
+            settings.legacy_layout,
             &progress,
         )?);
         progress.finish();
+        if settings.legacy_layout {
+            add_missing_tarsums(&mut layers[..given], report)?;
+        }
         layers.push(tarball_layer(Path::new(&settings.customisation_layer))?);
         Ok(ImagePlan {
             strata_plan: PLAN_VERSION,
@@ -637,6 +678,7 @@ mod tests {
                 owners: None,
             },
             &Stamp::root(1),
+            true,
             Some(&mut tar),
             &Progress::quiet(),
         )
@@ -766,8 +808,14 @@ mod tests {
             .collect();
         let set = LayerSet {
             strata_layers: RECORD_VERSION,
-            layers: plan_store_layers(vec![given_paths.clone()], &settings(3, &f).stamp, 0, &q)
-                .unwrap(),
+            layers: plan_store_layers(
+                vec![given_paths.clone()],
+                &settings(3, &f).stamp,
+                0,
+                false,
+                &q,
+            )
+            .unwrap(),
         };
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("layers.json");
@@ -783,6 +831,22 @@ mod tests {
             .flat_map(|l| l.content.store_paths())
             .collect();
         assert_eq!(held.len(), 10, "every path once");
+        assert!(plan.layers[1..9].iter().all(|l| l.record.tarsum.is_none()));
+        // With the legacy layout, every layer gets a tarsum, the given one's computed now.
+        let mut legacy = with_layers.clone();
+        legacy.legacy_layout = true;
+        let plan = ImagePlan::new(&legacy, Value::Null, &f.closure, out, false).unwrap();
+        for layer in &plan.layers {
+            let bytes = crate::layer_tar::write_layer_to(
+                &layer.content.source(),
+                &layer.content.stamp(),
+                Vec::new(),
+            )
+            .unwrap();
+            let mut sum = crate::tarsum::TarsumHasher::new();
+            sum.update(&bytes);
+            assert_eq!(layer.record.tarsum, Some(sum.finish().unwrap().v1));
+        }
         with_layers.max_layers = 2;
         let err = ImagePlan::new(&with_layers, Value::Null, &f.closure, out, false).unwrap_err();
         assert!(

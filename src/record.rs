@@ -45,19 +45,24 @@ pub struct LayerRecord {
     /// The layer compressed with strata's zstd.
     pub zstd: Blob,
     /// Docker's legacy checksum of the layer, `tarsum.v1+sha256:<hex>` ([`crate::tarsum`]),
-    /// for the `json` files of the v1.0 archive layout.
-    pub tarsum: String,
+    /// for the `json` files of the v1.0 archive layout. Computed for the layers of images
+    /// that write that layout (it costs one more sha256 of every file), for customisation
+    /// layers and for imported parent layers; absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tarsum: Option<String>,
 }
 
-/// Computes the record of the layer `source` describes, reading every file once. When
-/// `copy` is given the tar is also written there (for layers stored as tars).
+/// Computes the record of the layer `source` describes, with its tarsum when `tarsum`,
+/// reading every file once. When `copy` is given the tar is also written there (for layers
+/// stored as tars).
 pub fn compute_record<'a>(
     source: &LayerSource,
     stamp: &Stamp,
+    tarsum: bool,
     copy: Option<&'a mut dyn Write>,
     progress: &'a Progress,
 ) -> Result<LayerRecord, LayerError> {
-    let mut sink = RecordSink::new(copy, progress);
+    let mut sink = RecordSink::new(tarsum, copy, progress);
     write_layer(source, stamp, &mut sink)?;
     sink.finish().map_err(LayerError::Write)
 }
@@ -74,8 +79,12 @@ impl std::fmt::Debug for RecordSink<'_> {
 }
 
 impl<'a> RecordSink<'a> {
-    /// A sink whose record [`RecordSink::finish`] returns.
-    pub fn new(copy: Option<&'a mut dyn Write>, progress: &'a Progress) -> RecordSink<'a> {
+    /// A sink whose record (with its tarsum when `tarsum`) [`RecordSink::finish`] returns.
+    pub fn new(
+        tarsum: bool,
+        copy: Option<&'a mut dyn Write>,
+        progress: &'a Progress,
+    ) -> RecordSink<'a> {
         let (returns, reusable) = mpsc::channel();
         let spawn = |codec| {
             CompressThread::spawn_with(
@@ -90,7 +99,7 @@ impl<'a> RecordSink<'a> {
             size: 0,
             gzip: spawn(Codec::Gzip),
             zstd: spawn(Codec::Zstd),
-            tarsum: TarsumThread::spawn(returns.clone()),
+            tarsum: tarsum.then(|| TarsumThread::spawn(returns.clone())),
             reusable,
             copy,
             progress,
@@ -115,12 +124,13 @@ impl LayerSink for RecordSink<'_> {
     }
 }
 
-/// Computes the records of `sources` (each with its stamp), [`RECORD_WORKERS`] layers at a
-/// time, and reports progress. Each worker holds a few batches, so memory is bounded
+/// Computes the records of `sources` (each with its stamp; with tarsums when `tarsum`),
+/// [`RECORD_WORKERS`] layers at a time, and reports progress. Each worker holds a few batches, so memory is bounded
 /// whatever the number of layers or cores; the compression inside each layer runs on the
 /// whole rayon pool. On failure returns the index of the first failed layer.
 pub fn compute_records(
     sources: &[(LayerSource, Stamp)],
+    tarsum: bool,
     progress: &Progress,
 ) -> Result<Vec<LayerRecord>, (usize, LayerError)> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -138,7 +148,7 @@ pub fn compute_records(
                     return;
                 }
                 let (source, stamp) = &sources[i];
-                let result = compute_record(source, stamp, None, progress);
+                let result = compute_record(source, stamp, tarsum, None, progress);
                 failed.fetch_or(result.is_err(), Ordering::Relaxed);
                 progress.layer_done();
                 *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
@@ -165,7 +175,7 @@ struct RecordShipper<'a> {
     size: u64,
     gzip: CompressThread<HashingWriter<io::Sink>>,
     zstd: CompressThread<HashingWriter<io::Sink>>,
-    tarsum: TarsumThread,
+    tarsum: Option<TarsumThread>,
     reusable: Receiver<Arc<Vec<u8>>>,
     copy: Option<&'a mut dyn Write>,
     progress: &'a Progress,
@@ -173,8 +183,8 @@ struct RecordShipper<'a> {
 
 impl Shipper for RecordShipper<'_> {
     fn ship(&mut self, buf: &mut Vec<u8>, filled: usize) -> io::Result<()> {
-        // A batch is free again once all three threads sent it back; the earlier returns
-        // find another still holding it.
+        // A batch is free again once every thread sent it back; the earlier returns find
+        // another still holding it.
         let next = loop {
             match self.reusable.try_recv() {
                 Ok(batch) => {
@@ -194,7 +204,9 @@ impl Shipper for RecordShipper<'_> {
         }
         let batch = Arc::new(batch);
         self.gzip.send(Arc::clone(&batch))?;
-        self.tarsum.send(Arc::clone(&batch))?;
+        if let Some(tarsum) = &mut self.tarsum {
+            tarsum.send(Arc::clone(&batch))?;
+        }
         self.zstd.send(batch)?;
         self.size += filled as u64;
         self.progress.add(filled as u64);
@@ -209,9 +221,60 @@ impl RecordShipper<'_> {
             diff_id: Digest(self.diff.finalize().into()),
             gzip: self.gzip.finish()?.finish().1,
             zstd: self.zstd.finish()?.finish().1,
-            tarsum: self.tarsum.finish()?,
+            tarsum: self.tarsum.map(TarsumThread::finish).transpose()?,
         })
     }
+}
+
+/// Tars the layer `source` describes to compute its tarsum alone, for a layer whose record
+/// has none (a parent image's store layer, planned without one). Checks the bytes against
+/// `record` on the way, so the tarsum is that of the recorded layer.
+pub fn compute_tarsum(
+    source: &LayerSource,
+    stamp: &Stamp,
+    record: &LayerRecord,
+    progress: &Progress,
+) -> Result<String, LayerError> {
+    struct TarsumShipper<'a> {
+        diff: Sha256,
+        size: u64,
+        tarsum: TarsumHasher,
+        progress: &'a Progress,
+    }
+    impl Shipper for TarsumShipper<'_> {
+        fn ship(&mut self, buf: &mut Vec<u8>, filled: usize) -> io::Result<()> {
+            self.diff.update(&buf[..filled]);
+            self.tarsum.update(&buf[..filled]);
+            self.size += filled as u64;
+            self.progress.add(filled as u64);
+            Ok(())
+        }
+    }
+    let mut sink = BufferSink::new(
+        1 << 20,
+        TarsumShipper {
+            diff: Sha256::new(),
+            size: 0,
+            tarsum: TarsumHasher::new(),
+            progress,
+        },
+    );
+    write_layer(source, stamp, &mut sink)?;
+    sink.flush().map_err(LayerError::Write)?;
+    let TarsumShipper {
+        diff, size, tarsum, ..
+    } = sink.shipper;
+    let diff_id = Digest(diff.finalize().into());
+    if diff_id != record.diff_id || size != record.size {
+        return Err(LayerError::Write(io::Error::other(format!(
+            "its content changed since it was recorded (now {diff_id}, {size} bytes; recorded {}, {} bytes)",
+            record.diff_id, record.size
+        ))));
+    }
+    tarsum
+        .finish()
+        .map(|sums| sums.v1)
+        .map_err(|e| LayerError::Write(io::Error::other(e)))
 }
 
 /// Computes a layer's Version1 tarsum on a thread of its own, off the reading thread: the
@@ -287,7 +350,8 @@ mod tests {
         let source = LayerSource::StorePaths(vec![p]);
         let stamp = Stamp::root(1);
         let mut copy = Vec::new();
-        let record = compute_record(&source, &stamp, Some(&mut copy), &Progress::quiet()).unwrap();
+        let record =
+            compute_record(&source, &stamp, true, Some(&mut copy), &Progress::quiet()).unwrap();
 
         let plain = write_layer_to(&source, &stamp, Vec::new()).unwrap();
         assert_eq!(copy, plain, "the copy is the layer");
@@ -295,7 +359,7 @@ mod tests {
         assert_eq!(record.diff_id, Digest::of(&plain));
         let mut tarsum = crate::tarsum::TarsumHasher::new();
         tarsum.update(&plain);
-        assert_eq!(record.tarsum, tarsum.finish().unwrap().v1);
+        assert_eq!(record.tarsum, Some(tarsum.finish().unwrap().v1));
         for (c, blob) in [
             (Compressor::Gz, record.gzip),
             (Compressor::Zstd, record.zstd),
