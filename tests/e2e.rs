@@ -479,60 +479,13 @@ fn main() {
     suite.check("build_image_legacy_layout_docker_and_podman", || {
         // chain3: three buildImages on top of each other, so three legacy layers.
         let archive = nix.build("chain3")?;
-        let m: BTreeMap<String, Vec<u8>> = members(&archive)?.into_iter().collect();
-        let image = open_image(&archive)?;
         let go = go_tarsum_reference(&dir)?;
-        let file = dir.join("legacy-layer.tar");
-        let mut parent: Option<String> = None;
-        let layers = image.manifest[0]["Layers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        ensure(layers.len() == 3, || format!("layers {layers:?}"))?;
-        for (i, layer) in layers.iter().enumerate() {
-            let name = layer.as_str().unwrap_or_default();
-            let id = name
-                .strip_suffix("/layer.tar")
-                .ok_or(format!("layer member {name} is not <id>/layer.tar"))?;
-            ensure(
-                m.get(&format!("{id}/VERSION")).map(Vec::as_slice) == Some(b"1.0"),
-                || format!("{id}/VERSION missing or not 1.0"),
-            )?;
-            let json: Value = serde_json::from_slice(
-                m.get(&format!("{id}/json"))
-                    .ok_or(format!("{id}/json missing"))?,
-            )
-            .map_err(|e| e.to_string())?;
-            ensure(
-                json["id"] == id && json["parent"].as_str() == parent.as_deref(),
-                || format!("layer {i}: json {json}, expected parent {parent:?}"),
-            )?;
-            ensure(
-                json["config"] == image.config["config"]
-                    && json["created"] == image.config["created"],
-                || format!("layer {i}: json {json} does not carry the image config"),
-            )?;
-            std::fs::write(&file, &m[name]).map_err(|e| e.to_string())?;
-            let docker_sum = feed(&file, &mut Command::new(&go))?;
-            let v1 = docker_sum
-                .lines()
-                .find_map(|l| l.strip_prefix("Version1: "))
-                .ok_or(format!("no Version1 in {docker_sum}"))?;
-            ensure(json["checksum"] == v1, || {
-                format!(
-                    "layer {i}: checksum {} but Docker's tarsum is {v1}",
-                    json["checksum"]
-                )
-            })?;
-            parent = Some(id.to_owned());
-        }
-        let repositories: Value =
-            serde_json::from_slice(m.get("repositories").ok_or("no repositories")?)
-                .map_err(|e| e.to_string())?;
-        ensure(
-            repositories == serde_json::json!({"strata-chain-3": {"latest": parent}}),
-            || format!("repositories {repositories}"),
-        )?;
+        let (m, top) = check_legacy_layout(&archive, &go, &dir, "strata-chain-3", 3)?;
+        // buildImage over buildLayeredImage: the parent's store layers were planned without
+        // tarsums, which the child's plan computes.
+        let on_layered = nix.build("onTopOfLayered")?;
+        check_legacy_layout(&on_layered, &go, &dir, "strata-on-top", 0)?;
+        let parent = Some(top);
 
         // Docker reads the legacy layout alone when there is no manifest.json.
         let legacy_only = dir.join("legacy-only.tar");
@@ -1618,6 +1571,74 @@ fn flake_check(scratch: &Path) -> Check {
 }
 
 /// Whether `path` is an executable file (a streamLayeredImage) rather than an archive.
+/// Checks the v1.0 layout of a buildImage archive: each manifest layer is `<id>/layer.tar`
+/// beside `VERSION` and a `json` whose parent is the layer below and whose checksum is
+/// Docker's tarsum of the layer; `repositories` names the top layer. `count` layers unless
+/// 0. Returns the members and the top layer's id.
+fn check_legacy_layout(
+    archive: &Path,
+    go: &Path,
+    scratch: &Path,
+    name: &str,
+    count: usize,
+) -> Result<(BTreeMap<String, Vec<u8>>, String), String> {
+    let m: BTreeMap<String, Vec<u8>> = members(archive)?.into_iter().collect();
+    let image = open_image(archive)?;
+    let file = scratch.join("legacy-layer.tar");
+    let mut parent: Option<String> = None;
+    let layers = image.manifest[0]["Layers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure(count == 0 || layers.len() == count, || {
+        format!("layers {layers:?}")
+    })?;
+    for (i, layer) in layers.iter().enumerate() {
+        let member = layer.as_str().unwrap_or_default();
+        let id = member
+            .strip_suffix("/layer.tar")
+            .ok_or(format!("layer member {member} is not <id>/layer.tar"))?;
+        ensure(
+            m.get(&format!("{id}/VERSION")).map(Vec::as_slice) == Some(b"1.0"),
+            || format!("{id}/VERSION missing or not 1.0"),
+        )?;
+        let json: Value = serde_json::from_slice(
+            m.get(&format!("{id}/json"))
+                .ok_or(format!("{id}/json missing"))?,
+        )
+        .map_err(|e| e.to_string())?;
+        ensure(
+            json["id"] == id && json["parent"].as_str() == parent.as_deref(),
+            || format!("layer {i}: json {json}, expected parent {parent:?}"),
+        )?;
+        ensure(
+            json["config"] == image.config["config"] && json["created"] == image.config["created"],
+            || format!("layer {i}: json {json} does not carry the image config"),
+        )?;
+        std::fs::write(&file, &m[member]).map_err(|e| e.to_string())?;
+        let docker_sum = feed(&file, &mut Command::new(go))?;
+        let v1 = docker_sum
+            .lines()
+            .find_map(|l| l.strip_prefix("Version1: "))
+            .ok_or(format!("no Version1 in {docker_sum}"))?;
+        ensure(json["checksum"] == v1, || {
+            format!(
+                "layer {i}: checksum {} but Docker's tarsum is {v1}",
+                json["checksum"]
+            )
+        })?;
+        parent = Some(id.to_owned());
+    }
+    let repositories: Value =
+        serde_json::from_slice(m.get("repositories").ok_or("no repositories")?)
+            .map_err(|e| e.to_string())?;
+    ensure(
+        repositories == serde_json::json!({name: {"latest": parent}}),
+        || format!("{name}: repositories {repositories}"),
+    )?;
+    Ok((m, parent.unwrap_or_default()))
+}
+
 /// Builds a tarsum reference from Docker's own Go sources (Debian's
 /// golang-github-docker-docker-dev) in GOPATH mode, once per run.
 fn go_tarsum_reference(scratch: &Path) -> Result<PathBuf, String> {
