@@ -10,6 +10,7 @@
 //! the same ids, and images that share a chain of layers share their directories.
 
 use crate::digest::Digest;
+use crate::oci_layout::split_tag;
 use crate::plan::ImagePlan;
 use serde::Serialize;
 use serde_json::Value;
@@ -72,20 +73,11 @@ pub fn legacy_layers(plan: &ImagePlan, created: &str) -> Vec<LegacyLayer> {
 pub fn repositories<'a>(images: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
     let mut repos: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
     for (repo_tag, top) in images {
-        if let Some((name, tag)) = split_repo_tag(repo_tag) {
+        if let Some((name, tag)) = split_tag(repo_tag) {
             repos.entry(name).or_default().insert(tag, top);
         }
     }
     serde_json::to_vec(&repos).expect("repositories serialisation cannot fail")
-}
-
-/// `name:tag` split at the tag's colon (a registry port's colon is followed by a `/`).
-fn split_repo_tag(repo_tag: &str) -> Option<(&str, &str)> {
-    match repo_tag.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') && !name.is_empty() => Some((name, tag)),
-        _ if repo_tag.is_empty() => None,
-        _ => Some((repo_tag, "latest")),
-    }
 }
 
 fn to_bytes(json: &LayerJson) -> Vec<u8> {
@@ -97,17 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_and_tags_split_at_the_tag() {
-        assert_eq!(split_repo_tag("hello:1"), Some(("hello", "1")));
-        assert_eq!(
-            split_repo_tag("localhost:5000/a/b:v2"),
-            Some(("localhost:5000/a/b", "v2"))
-        );
-        assert_eq!(
-            split_repo_tag("localhost:5000/a"),
-            Some(("localhost:5000/a", "latest"))
-        );
-        assert_eq!(split_repo_tag(""), None);
+    fn repositories_by_name_then_tag() {
         assert_eq!(
             String::from_utf8(repositories([
                 ("b:2", "y"),

@@ -9,7 +9,8 @@
 //!                                       ▼    │
 //! customisation (build time) ──────► layer_tar ◄── tar_header
 //!                                       │
-//!        archive (+ digest, progress, legacy_layout) ─► compress ─► docker-archive
+//!  archive (+ digest, progress, oci_layout, legacy_layout) ─► compress ─► docker-archive
+//!                                                                     and OCI layout
 //! ```
 //!
 //! At build time the Nix library runs the helper to tar the customisation layer and to write
@@ -31,6 +32,7 @@ pub mod layering;
 pub mod legacy_layout;
 pub mod nix_attrs;
 pub mod nix_db;
+pub mod oci_layout;
 pub mod parent_image;
 pub mod plan;
 pub mod progress;

@@ -18,6 +18,17 @@ const HELLO: &str = "Hello from strata!";
 
 /// Members of a docker-archive, in order: (name, bytes).
 fn members(archive: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    Ok(members_and_links(archive)?
+        .into_iter()
+        .map(|(name, bytes, _)| (name, bytes))
+        .collect())
+}
+
+/// An archive member: name, bytes, symlink target.
+type Member = (String, Vec<u8>, Option<String>);
+
+/// Members of a (possibly gzipped) archive, in order.
+fn members_and_links(archive: &Path) -> Result<Vec<Member>, String> {
     let bytes = std::fs::read(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
@@ -37,9 +48,13 @@ fn members(archive: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
             .map_err(|e| e.to_string())?
             .to_string_lossy()
             .into_owned();
+        let link = e
+            .link_name()
+            .map_err(|e| e.to_string())?
+            .map(|l| l.to_string_lossy().into_owned());
         let mut data = Vec::new();
         e.read_to_end(&mut data).map_err(|e| e.to_string())?;
-        out.push((name, data));
+        out.push((name, data, link));
     }
     Ok(out)
 }
@@ -480,36 +495,31 @@ fn main() {
         // chain3: three buildImages on top of each other, so three legacy layers.
         let archive = nix.build("chain3")?;
         let go = go_tarsum_reference(&dir)?;
-        let (m, top) = check_legacy_layout(&archive, &go, &dir, "strata-chain-3", 3)?;
+        let legacy = check_legacy_layout(&archive, &go, &dir, "strata-chain-3", 3)?;
         // buildImage over buildLayeredImage: the parent's store layers were planned without
         // tarsums, which the child's plan computes.
         let on_layered = nix.build("onTopOfLayered")?;
         check_legacy_layout(&on_layered, &go, &dir, "strata-on-top", 0)?;
-        let parent = Some(top);
 
-        // Docker reads the legacy layout alone when there is no manifest.json.
+        // Docker reads the legacy layout alone when there is no manifest.json (nor OCI
+        // index): layer directories and `repositories`.
         let legacy_only = dir.join("legacy-only.tar");
         let mut builder =
             tar::Builder::new(std::fs::File::create(&legacy_only).map_err(|e| e.to_string())?);
-        for (name, bytes) in &m {
-            let bytes: &[u8] = match name.as_str() {
-                "manifest.json" => continue,
-                "repositories" => br#"{"strata-legacy-only":{"v1":"TOP"}}"#,
-                _ => bytes,
-            };
-            let replaced;
-            let bytes = if name == "repositories" {
-                replaced = String::from_utf8_lossy(bytes)
-                    .replace("TOP", parent.as_deref().unwrap_or_default());
-                replaced.as_bytes()
-            } else {
-                bytes
-            };
+        let top = legacy.last().map_or("", |(id, _, _)| id.as_str());
+        let repositories = format!(r#"{{"strata-legacy-only":{{"v1":"{top}"}}}}"#);
+        let mut files = vec![("repositories".to_owned(), repositories.into_bytes())];
+        for (id, json, layer) in legacy {
+            files.push((format!("{id}/VERSION"), b"1.0".to_vec()));
+            files.push((format!("{id}/json"), json));
+            files.push((format!("{id}/layer.tar"), layer));
+        }
+        for (name, bytes) in &files {
             let mut h = tar::Header::new_gnu();
             h.set_size(bytes.len() as u64);
             h.set_mode(0o644);
             builder
-                .append_data(&mut h, name, bytes)
+                .append_data(&mut h, name, &bytes[..])
                 .map_err(|e| e.to_string())?;
         }
         builder.into_inner().map_err(|e| e.to_string())?;
@@ -1571,72 +1581,97 @@ fn flake_check(scratch: &Path) -> Check {
 }
 
 /// Whether `path` is an executable file (a streamLayeredImage) rather than an archive.
-/// Checks the v1.0 layout of a buildImage archive: each manifest layer is `<id>/layer.tar`
-/// beside `VERSION` and a `json` whose parent is the layer below and whose checksum is
-/// Docker's tarsum of the layer; `repositories` names the top layer. `count` layers unless
-/// 0. Returns the members and the top layer's id.
+/// A legacy layer: id, `json` and the layer tar.
+type LegacyLayer = (String, Vec<u8>, Vec<u8>);
+
+/// Checks the v1.0 layout of a buildImage archive: `repositories` names the top layer; each
+/// layer's directory holds `VERSION`, a `json` whose parent is the layer below and whose
+/// checksum is Docker's tarsum of the layer, and `layer.tar`, a link to the layer's blob
+/// (the one `manifest.json` lists at that position). `count` layers unless 0. Returns each
+/// layer's id, json and bytes, bottom to top.
 fn check_legacy_layout(
     archive: &Path,
     go: &Path,
     scratch: &Path,
     name: &str,
     count: usize,
-) -> Result<(BTreeMap<String, Vec<u8>>, String), String> {
-    let m: BTreeMap<String, Vec<u8>> = members(archive)?.into_iter().collect();
+) -> Result<Vec<LegacyLayer>, String> {
+    let all = members_and_links(archive)?;
+    let file = |member: &str| {
+        all.iter()
+            .find(|(n, _, _)| n == member)
+            .map(|(_, bytes, _)| bytes.clone())
+            .ok_or(format!("{member} missing"))
+    };
     let image = open_image(archive)?;
-    let file = scratch.join("legacy-layer.tar");
-    let mut parent: Option<String> = None;
-    let layers = image.manifest[0]["Layers"]
+    let layers: Vec<String> = image.manifest[0]["Layers"]
         .as_array()
-        .cloned()
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_owned))
+        .collect();
     ensure(count == 0 || layers.len() == count, || {
         format!("layers {layers:?}")
     })?;
-    for (i, layer) in layers.iter().enumerate() {
-        let member = layer.as_str().unwrap_or_default();
-        let id = member
-            .strip_suffix("/layer.tar")
-            .ok_or(format!("layer member {member} is not <id>/layer.tar"))?;
-        ensure(
-            m.get(&format!("{id}/VERSION")).map(Vec::as_slice) == Some(b"1.0"),
-            || format!("{id}/VERSION missing or not 1.0"),
-        )?;
-        let json: Value = serde_json::from_slice(
-            m.get(&format!("{id}/json"))
-                .ok_or(format!("{id}/json missing"))?,
+    let repositories: Value =
+        serde_json::from_slice(&file("repositories")?).map_err(|e| e.to_string())?;
+    let top = repositories[name]["latest"]
+        .as_str()
+        .ok_or(format!("{name}: repositories {repositories}"))?;
+    let mut chain = Vec::new();
+    let mut next = Some(top.to_owned());
+    while let Some(id) = next {
+        let json = file(&format!("{id}/json"))?;
+        let parsed: Value = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+        ensure(parsed["id"] == id.as_str(), || {
+            format!("{id}/json: {parsed}")
+        })?;
+        next = parsed["parent"].as_str().map(str::to_owned);
+        chain.push((id, json, parsed));
+    }
+    chain.reverse();
+    ensure(chain.len() == layers.len(), || {
+        format!(
+            "{} layers in the parent chain, {} in manifest.json",
+            chain.len(),
+            layers.len()
         )
-        .map_err(|e| e.to_string())?;
+    })?;
+    let tarsum_file = scratch.join("legacy-layer.tar");
+    let mut out = Vec::new();
+    for (i, ((id, json, parsed), blob)) in chain.into_iter().zip(&layers).enumerate() {
+        ensure(file(&format!("{id}/VERSION"))? == b"1.0", || {
+            format!("{id}/VERSION is not 1.0")
+        })?;
+        let link = all
+            .iter()
+            .find(|(n, _, _)| *n == format!("{id}/layer.tar"))
+            .and_then(|(_, _, link)| link.clone());
         ensure(
-            json["id"] == id && json["parent"].as_str() == parent.as_deref(),
-            || format!("layer {i}: json {json}, expected parent {parent:?}"),
+            link.as_deref() == Some(format!("../{blob}").as_str()),
+            || format!("{id}/layer.tar links to {link:?}, not to layer {i}'s blob {blob}"),
         )?;
         ensure(
-            json["config"] == image.config["config"] && json["created"] == image.config["created"],
-            || format!("layer {i}: json {json} does not carry the image config"),
+            parsed["config"] == image.config["config"]
+                && parsed["created"] == image.config["created"],
+            || format!("layer {i}: json {parsed} does not carry the image config"),
         )?;
-        std::fs::write(&file, &m[member]).map_err(|e| e.to_string())?;
-        let docker_sum = feed(&file, &mut Command::new(go))?;
+        let layer = file(blob)?;
+        std::fs::write(&tarsum_file, &layer).map_err(|e| e.to_string())?;
+        let docker_sum = feed(&tarsum_file, &mut Command::new(go))?;
         let v1 = docker_sum
             .lines()
             .find_map(|l| l.strip_prefix("Version1: "))
             .ok_or(format!("no Version1 in {docker_sum}"))?;
-        ensure(json["checksum"] == v1, || {
+        ensure(parsed["checksum"] == v1, || {
             format!(
                 "layer {i}: checksum {} but Docker's tarsum is {v1}",
-                json["checksum"]
+                parsed["checksum"]
             )
         })?;
-        parent = Some(id.to_owned());
+        out.push((id, json, layer));
     }
-    let repositories: Value =
-        serde_json::from_slice(m.get("repositories").ok_or("no repositories")?)
-            .map_err(|e| e.to_string())?;
-    ensure(
-        repositories == serde_json::json!({name: {"latest": parent}}),
-        || format!("{name}: repositories {repositories}"),
-    )?;
-    Ok((m, parent.unwrap_or_default()))
+    Ok(out)
 }
 
 /// Builds a tarsum reference from Docker's own Go sources (Debian's
