@@ -331,6 +331,74 @@ fn main() {
         )
     });
 
+    suite.check("archive_is_an_oci_layout_skopeo_and_umoci_read_it", || {
+        // The streamed archive and buildImage's (legacy layout too) read both ways by skopeo,
+        // unpacked by umoci; docker and podman load them in the other checks.
+        for (attr, name, tag) in [
+            ("stream", "strata-hello", image_tag(&nix, "stream")?),
+            ("chain3", "strata-chain-3", "latest".to_owned()),
+        ] {
+            let built = nix.build(attr)?;
+            let file = dir.join(format!("{attr}-oci.tar"));
+            if is_executable(&built) {
+                save(&built, &file)?;
+            } else {
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(
+                    std::fs::File::open(&built).map_err(|e| e.to_string())?,
+                )
+                .read_to_end(&mut plain)
+                .map_err(|e| e.to_string())?;
+                std::fs::write(&file, plain).map_err(|e| e.to_string())?;
+            }
+            let inspect = |transport: &str| -> Result<Value, String> {
+                let src = format!("{transport}:{}", file.display());
+                serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", &src]))?)
+                    .map_err(|e| e.to_string())
+            };
+            let (oci, docker_archive) = (inspect("oci-archive")?, inspect("docker-archive")?);
+            ensure(
+                oci["Layers"] == docker_archive["Layers"]
+                    && oci["Architecture"] == "amd64"
+                    && oci["Env"] == docker_archive["Env"],
+                || format!("{attr}: oci-archive {oci}\ndocker-archive {docker_archive}"),
+            )?;
+            let layout = dir.join(format!("{attr}-layout"));
+            let bundle = dir.join(format!("{attr}-bundle"));
+            let _ = std::fs::remove_dir_all(&layout);
+            let _ = std::fs::remove_dir_all(&bundle);
+            std::fs::create_dir_all(&layout).map_err(|e| e.to_string())?;
+            ok(Command::new("tar")
+                .arg("-xf")
+                .arg(&file)
+                .arg("-C")
+                .arg(&layout))?;
+            let index: Value = serde_json::from_slice(
+                &std::fs::read(layout.join("index.json")).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            let annotations = &index["manifests"][0]["annotations"];
+            ensure(
+                annotations["io.containerd.image.name"] == format!("{name}:{tag}").as_str(),
+                || format!("{attr}: index.json {index}"),
+            )?;
+            ok(Command::new("umoci")
+                .args(["unpack", "--image"])
+                .arg(format!("{}:{tag}", layout.display()))
+                .arg(&bundle))?;
+            let config: Value = serde_json::from_slice(
+                &std::fs::read(bundle.join("config.json")).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            let program = config["process"]["args"][0].as_str().unwrap_or_default();
+            let unpacked = bundle.join("rootfs").join(program.trim_start_matches('/'));
+            ensure(!program.is_empty() && unpacked.symlink_metadata().is_ok(), || {
+                format!("{attr}: umoci's bundle lacks the image's program {program:?}")
+            })?;
+        }
+        Ok(())
+    });
+
     suite.check("layers_are_deterministic_relative_and_hashed", || {
         let plan = nix.build("stream")?;
         let (a, b) = (dir.join("a.tar"), dir.join("b.tar"));
