@@ -1594,6 +1594,9 @@ fn flake_check(scratch: &Path) -> Check {
             .args(["--override-input", "nixpkgs"])
             .arg(format!("path:{}", stand_in.display()))
             .args(["--no-write-lock-file", "--option", "sandbox", "true"])
+            // Nix 2.8's evaluation cache sometimes answers "attribute ... unexpectedly
+            // missing" for a fresh copy of the flake; evaluate afresh every time.
+            .args(["--option", "eval-cache", "false"])
             .current_dir(&copy))
     };
     let system = "x86_64-linux";
