@@ -375,7 +375,7 @@ pub fn layers_to_write<'p>(
 }
 
 /// The image config of `plan`, created at `created`, whose layers hash to `blobs`.
-fn image_config(plan: &ImagePlan, created: &str, blobs: &[Blob]) -> Vec<u8> {
+pub(crate) fn image_config(plan: &ImagePlan, created: &str, blobs: &[Blob]) -> Vec<u8> {
     let created = created.to_owned();
     let diff_ids: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
     // A parent's own history describes its layers; without one, every layer gets an entry.

@@ -53,6 +53,20 @@ enum Command {
         #[arg(long, short = 't', value_name = "NAME:TAG")]
         repo_tag: Option<String>,
     },
+    /// Push the image of a plan to a registry, uploading only the blobs it lacks.
+    Push {
+        /// The plan file.
+        plan: PathBuf,
+        /// Where to: `[docker://]HOST[:PORT]/NAME[:TAG]` (the plan's tag when none).
+        target: String,
+        /// Layer compression: gzip or zstd.
+        #[arg(long, default_value = "gzip")]
+        compression: String,
+        /// Use HTTPS with certificate checks (plain HTTP when false; loopback hosts always
+        /// use plain HTTP).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        tls_verify: bool,
+    },
     /// Write the image of a plan to a file, compressed (what `buildLayeredImage` does).
     /// Without arguments, runs as a Nix builder.
     Archive {
@@ -197,6 +211,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
     };
     match cli.command {
         Command::Stream { plan, repo_tag } => stream(&plan, repo_tag.as_deref()),
+        Command::Push {
+            plan,
+            target,
+            compression,
+            tls_verify,
+        } => push(&plan, &target, &compression, tls_verify),
         Command::Archive {
             plan: Some(plan),
             output: Some(output),
@@ -233,6 +253,37 @@ fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
     let progress = stream_progress("stream", &plan);
     write_docker_archive(&plan, repo_tag, &mut out, &progress)?;
     progress.finish();
+    Ok(())
+}
+
+fn push(plan_path: &Path, target: &str, compression: &str, tls_verify: bool) -> Result<()> {
+    let plan = ImagePlan::read(plan_path)?;
+    let compressor = match compression {
+        "gzip" | "gz" => Compressor::Gz,
+        "zstd" => Compressor::Zstd,
+        other => bail!("`--compression` must be gzip or zstd, got {other:?}"),
+    };
+    let last = target.rsplit('/').next().unwrap_or_default();
+    let explicit_tag = last.contains(':') || last.contains('@');
+    let mut target = crate::registry::Reference::parse(target)?;
+    if !explicit_tag {
+        if let Some((_, tag)) = crate::oci_layout::split_tag(&plan.repo_tag) {
+            target.reference = tag.to_owned();
+        }
+    }
+    let mut client = crate::registry::Client::new(&target, tls_verify);
+    let progress = stream_progress("push", &plan);
+    let started = std::time::Instant::now();
+    let report = crate::push::push(&plan, &mut client, &target.reference, compressor, &progress)?;
+    progress.finish();
+    eprintln!(
+        "pushed {target} ({}): {} blobs uploaded, {} already there, {} bytes sent in {:.1} s",
+        report.manifest,
+        report.uploaded,
+        report.skipped,
+        report.bytes_sent,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

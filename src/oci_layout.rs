@@ -60,11 +60,20 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-/// An image manifest (OCI) for `config` and `layers` (bottom to top).
+/// Media type of the manifests [`manifest`] writes.
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// An image manifest (OCI) for `config` and `layers` (bottom to top), all stored as `media`.
 pub fn manifest(config: &Blob, layers: &[Blob], media: LayerMedia) -> Vec<u8> {
+    let layers: Vec<(Blob, LayerMedia)> = layers.iter().map(|l| (*l, media)).collect();
+    manifest_of(config, &layers)
+}
+
+/// An image manifest (OCI) for `config` and `layers` (bottom to top), each with its media.
+pub fn manifest_of(config: &Blob, layers: &[(Blob, LayerMedia)]) -> Vec<u8> {
     let layers = layers
         .iter()
-        .map(|l| descriptor(media.media_type(), l))
+        .map(|(l, media)| descriptor(media.media_type(), l))
         .collect::<Vec<_>>();
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)

@@ -392,9 +392,10 @@ fn main() {
             .map_err(|e| e.to_string())?;
             let program = config["process"]["args"][0].as_str().unwrap_or_default();
             let unpacked = bundle.join("rootfs").join(program.trim_start_matches('/'));
-            ensure(!program.is_empty() && unpacked.symlink_metadata().is_ok(), || {
-                format!("{attr}: umoci's bundle lacks the image's program {program:?}")
-            })?;
+            ensure(
+                !program.is_empty() && unpacked.symlink_metadata().is_ok(),
+                || format!("{attr}: umoci's bundle lacks the image's program {program:?}"),
+            )?;
         }
         Ok(())
     });
@@ -604,6 +605,86 @@ fn main() {
         load_into_podman(&podman, &archive)?;
         let out = podman.run("localhost/strata-chain-3:latest", &[])?;
         ensure(out == expected, || format!("podman run printed {out:?}"))
+    });
+
+    suite.check("push_uploads_only_what_the_registry_lacks", || {
+        let registry = Registry::start(&dir)?;
+        let host = registry.host.clone();
+        let helper = repo().join("build/bootstrap/helper/bin/strata");
+        let push = |plan: &Path, target: &str, extra: &[&str]| -> Result<(usize, usize, String), String> {
+            let out = run(Command::new(&helper)
+                .arg("push")
+                .args(extra)
+                .arg(plan)
+                .arg(target)
+                .env("STRATA_PROGRESS", "none"))?;
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            ensure(out.status.success(), || format!("push {target}: {err}"))?;
+            // "pushed REF (DIGEST): N blobs uploaded, M already there, ..."
+            let number = |label: &str| -> usize {
+                err.split(label).next().and_then(|b| b.split_whitespace().last()).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX)
+            };
+            let digest = err.split('(').nth(1).and_then(|r| r.split(')').next()).unwrap_or_default().to_owned();
+            Ok((number(" blobs uploaded"), number(" already there"), digest))
+        };
+        let v1 = nix.build("appV1")?;
+        let v2 = nix.build("appV2")?;
+        let layers = |plan: &Path| -> Result<usize, String> {
+            let text = std::fs::read_to_string(plan).map_err(|e| e.to_string())?;
+            let json: Value = serde_json::from_str(text.split_once('\n').map_or("", |(_, j)| j))
+                .map_err(|e| e.to_string())?;
+            Ok(json["layers"].as_array().map_or(0, Vec::len))
+        };
+        let n = layers(&v1)?;
+        let (up, skip, digest1) = push(&v1, &format!("{host}/app:v1"), &[])?;
+        ensure(up == n + 1 && skip == 0, || format!("first push of {n} layers: {up} uploaded, {skip} skipped"))?;
+        // v2 changed the application: its layer, the customisation layer and the config go;
+        // the shared dependency layer is already there.
+        let (up, skip, _) = push(&v2, &format!("{host}/app:v2"), &[])?;
+        ensure(up == 3 && skip == layers(&v2)? - 2, || format!("v2: {up} uploaded, {skip} skipped"))?;
+        let (up, _, _) = push(&v2, &format!("{host}/app:v2"), &[])?;
+        ensure(up == 0, || format!("re-push of v2 uploaded {up}"))?;
+        // Same image, another repository: the same manifest digest.
+        let (_, _, again) = push(&v1, &format!("{host}/other:v1"), &[])?;
+        ensure(again == digest1, || format!("{again} != {digest1}"))?;
+        // skopeo reads it, copies it into a docker-archive that docker loads and runs.
+        let inspect: Value = serde_json::from_str(&ok(Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", &format!("docker://{host}/app:v2")]))?)
+        .map_err(|e| e.to_string())?;
+        ensure(inspect["Layers"].as_array().map_or(0, Vec::len) == layers(&v2)?, || format!("{inspect}"))?;
+        let copied = dir.join("pushed-v2.tar");
+        let _ = std::fs::remove_file(&copied);
+        ok(Command::new("skopeo").args(["copy", "--src-tls-verify=false", &format!("docker://{host}/app:v2")])
+            .arg(format!("docker-archive:{}:strata-pushed:v2", copied.display())))?;
+        feed(&copied, docker.cmd().arg("load"))?;
+        let out = docker.run("strata-pushed:v2", &[])?;
+        ensure(out.ends_with("app 2\n"), || format!("docker run printed {out:?}"))?;
+        // zstd layers: skopeo and podman pull and run them.
+        push(&v2, &format!("{host}/app:zstd"), &["--compression", "zstd"])?;
+        let raw: Value = serde_json::from_str(&ok(Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{host}/app:zstd")]))?)
+        .map_err(|e| e.to_string())?;
+        ensure(raw["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd", || format!("{raw}"))?;
+        ok(podman.cmd().args(["pull", "--tls-verify=false", &format!("{host}/app:zstd")]))?;
+        let out = podman.run(&format!("{host}/app:zstd"), &[])?;
+        ensure(out.ends_with("app 2\n"), || format!("podman run printed {out:?}"))?;
+        // A registry that is down, and one that wants credentials we do not have.
+        let down = run(Command::new(&helper).arg("push").arg(&v1).arg("127.0.0.1:1/app:v1"))?;
+        let err = String::from_utf8_lossy(&down.stderr);
+        ensure(!down.status.success() && err.contains("127.0.0.1:1") && err.contains("cannot connect") && err.trim().lines().count() == 1, || format!("registry down: {err}"))?;
+        let locked = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let locked_host = locked.local_addr().map_err(|e| e.to_string())?.to_string();
+        std::thread::spawn(move || {
+            for stream in locked.incoming().flatten() {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        let denied = run(Command::new(&helper).arg("push").arg(&v1).arg(format!("{locked_host}/app:v1")).env("HOME", &dir).env_remove("REGISTRY_AUTH_FILE"))?;
+        let err = String::from_utf8_lossy(&denied.stderr);
+        ensure(!denied.status.success() && err.contains("refused access") && err.contains("no credentials") && err.trim().lines().count() == 1, || format!("401: {err}"))
     });
 
     suite.check("nix_build_check_reproducible", || {

@@ -446,3 +446,62 @@ impl Suite {
         self.failures.is_empty()
     }
 }
+
+/// Debian's `docker-registry` (the distribution registry), listening on 127.0.0.1 only, with
+/// its storage in the scratch directory; stopped when dropped.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl Registry {
+    /// Starts a registry on a free port and waits until it answers.
+    pub fn start(scratch: &Path) -> Result<Registry, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let dir = scratch.join(format!("registry-{port}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("log")).map_err(|e| e.to_string())?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start docker-registry: {e}"))?;
+        let registry = Registry {
+            child,
+            host: format!("127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&registry.host).is_ok() {
+                return Ok(registry);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "docker-registry did not listen on {}",
+            registry.host
+        ))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,282 @@
+//! Pushing an image from its plan straight to a registry, without an image tarball.
+//!
+//! Every layer's compressed digest and size are in its record, so the helper asks the
+//! registry for each blob (HEAD) without reading, compressing or hashing the layer. Before
+//! that, the registry's current manifest for the target tag (and its config) maps `diff_id`s
+//! to blobs the registry already holds, however they were compressed: a layer found there is
+//! neither uploaded nor looked at. A layer the registry lacks is tarred and compressed while
+//! it is sent (the compression spread over all cores), and checked on the way against its
+//! record. The compressed bytes depend only on the layer: strata's own block compressor at a
+//! fixed level, no timestamps or names in the stream ([`crate::compress`]), so pushing the
+//! same image from any machine gives the same blobs and manifest digest.
+
+use crate::archive::image_config;
+use crate::compress::Compressor;
+use crate::digest::{Blob, Digest, HashingWriter};
+use crate::layer_tar::write_layer_to;
+use crate::oci_layout::{self, LayerMedia};
+use crate::plan::{ImagePlan, PlannedLayer};
+use crate::progress::Progress;
+use crate::registry::{Client, RegistryError};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+
+/// Why a push failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A layer's bytes are not what its record says.
+    #[error("layer {index} does not match its record ({found}); its content changed since the image was built: {what}")]
+    Mismatch {
+        /// Position from the bottom, from 1.
+        index: usize,
+        /// The layer's store paths or file.
+        what: String,
+        /// What was produced.
+        found: String,
+    },
+    /// A layer could not be read.
+    #[error("layer {index} ({what}): {source}")]
+    Layer {
+        /// Position from the bottom, from 1.
+        index: usize,
+        /// The layer's store paths or file.
+        what: String,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// Blobs sent (layers and config).
+    pub uploaded: usize,
+    /// Blobs the registry already had.
+    pub skipped: usize,
+    /// Compressed bytes sent.
+    pub bytes_sent: u64,
+    /// Digest of the manifest pushed.
+    pub manifest: Digest,
+}
+
+/// Pushes the image of `plan` to `client`'s repository under `tag`, its layers compressed
+/// with `compressor` (gzip or zstd).
+pub fn push(
+    plan: &ImagePlan,
+    client: &mut Client,
+    tag: &str,
+    compressor: Compressor,
+    progress: &Progress,
+) -> Result<PushReport, PushError> {
+    let media = match compressor {
+        Compressor::Zstd => LayerMedia::Zstd,
+        _ => LayerMedia::Gzip,
+    };
+    let present = blobs_in_current_manifest(client, tag)?;
+    let mut report = PushReport {
+        uploaded: 0,
+        skipped: 0,
+        bytes_sent: 0,
+        manifest: Digest([0; 32]),
+    };
+    let mut layers: Vec<(Blob, LayerMedia)> = Vec::with_capacity(plan.layers.len());
+    let mut done: HashMap<Digest, (Blob, LayerMedia)> = HashMap::new();
+    for (i, layer) in plan.layers.iter().enumerate() {
+        let diff_id = layer.record.diff_id;
+        if let Some(found) = done.get(&diff_id).or_else(|| present.get(&diff_id)) {
+            layers.push(*found);
+            if !done.contains_key(&diff_id) {
+                report.skipped += 1;
+            }
+            done.insert(diff_id, *found);
+            progress.layer_done();
+            continue;
+        }
+        let blob = match media {
+            LayerMedia::Zstd => layer.record.zstd,
+            _ => layer.record.gzip,
+        };
+        if client.has_blob(&blob.digest)? {
+            report.skipped += 1;
+        } else {
+            upload_layer(client, i, layer, blob, compressor, progress)?;
+            report.uploaded += 1;
+            report.bytes_sent += blob.size;
+        }
+        layers.push((blob, media));
+        done.insert(diff_id, (blob, media));
+        progress.layer_done();
+    }
+    let created = plan.created_at(time::OffsetDateTime::now_utc());
+    let diff_ids: Vec<Blob> = plan
+        .layers
+        .iter()
+        .map(|l| Blob {
+            digest: l.record.diff_id,
+            size: l.record.size,
+        })
+        .collect();
+    let config = image_config(plan, &created, &diff_ids);
+    let config_blob = Blob {
+        digest: Digest::of(&config),
+        size: config.len() as u64,
+    };
+    if client.has_blob(&config_blob.digest)? {
+        report.skipped += 1;
+    } else {
+        client.upload_blob(&config_blob.digest, config_blob.size, &mut &config[..])?;
+        report.uploaded += 1;
+        report.bytes_sent += config_blob.size;
+    }
+    let manifest = oci_layout::manifest_of(&config_blob, &layers);
+    report.manifest = client.put_manifest(tag, oci_layout::MANIFEST_MEDIA_TYPE, &manifest)?;
+    Ok(report)
+}
+
+/// `diff_id` → blob of the layers of the manifest the registry holds under `tag`, when it
+/// is an image manifest (OCI or Docker schema 2) with gzip, zstd or plain layers.
+fn blobs_in_current_manifest(
+    client: &mut Client,
+    tag: &str,
+) -> Result<HashMap<Digest, (Blob, LayerMedia)>, PushError> {
+    let mut found = HashMap::new();
+    let Some((_, bytes)) = client.get_manifest(tag)? else {
+        return Ok(found);
+    };
+    let Ok(manifest) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(found);
+    };
+    let digest_of = |v: &Value| v.as_str().and_then(Digest::parse);
+    let Some(config) = digest_of(&manifest["config"]["digest"]) else {
+        return Ok(found);
+    };
+    let config: Value = match client.get_blob(&config) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(_) => return Ok(found),
+    };
+    let diff_ids = config["rootfs"]["diff_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    for (diff_id, layer) in diff_ids.iter().zip(&layers) {
+        let media = match layer["mediaType"].as_str().unwrap_or_default() {
+            m if m.ends_with("gzip") => LayerMedia::Gzip,
+            m if m.ends_with("zstd") => LayerMedia::Zstd,
+            m if m.ends_with(".tar") || m.ends_with("diff.tar") => LayerMedia::Tar,
+            _ => continue,
+        };
+        if let (Some(d), Some(blob), Some(size)) = (
+            digest_of(diff_id),
+            digest_of(&layer["digest"]),
+            layer["size"].as_u64(),
+        ) {
+            found.insert(d, (Blob { digest: blob, size }, media));
+        }
+    }
+    Ok(found)
+}
+
+/// Tars and compresses a layer on a thread while its bytes are uploaded, then checks both
+/// the plain and the compressed digests against the record.
+fn upload_layer(
+    client: &mut Client,
+    index: usize,
+    layer: &PlannedLayer,
+    blob: Blob,
+    compressor: Compressor,
+    progress: &Progress,
+) -> Result<(), PushError> {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+    let source = layer.content.source();
+    let stamp = layer.content.stamp();
+    let produced = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> io::Result<(Blob, Blob)> {
+            let encoder = compressor.encoder(HashingWriter::new(ChannelWriter { tx }));
+            let plain = write_layer_to(&source, &stamp, HashingWriter::new(encoder))
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            let (encoder, plain) = plain.finish();
+            let (_, compressed) = encoder.finish()?.finish();
+            Ok((plain, compressed))
+        });
+        let mut body = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            progress,
+        };
+        let uploaded = client.upload_blob(&blob.digest, blob.size, &mut body);
+        drop(body);
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the layer compressor panicked")));
+        (uploaded, produced)
+    });
+    let (uploaded, produced) = produced;
+    let what = layer.content.describe_at_most(10);
+    let (plain, compressed) = produced.map_err(|source| PushError::Layer {
+        index: index + 1,
+        what: what.clone(),
+        source,
+    })?;
+    if plain.digest != layer.record.diff_id || compressed != blob {
+        return Err(PushError::Mismatch {
+            index: index + 1,
+            what,
+            found: format!("{}, {} bytes", plain.digest, plain.size),
+        });
+    }
+    uploaded?;
+    Ok(())
+}
+
+/// Sends written bytes, in chunks, to a [`ChannelReader`].
+struct ChannelWriter {
+    tx: SyncSender<Vec<u8>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .send(buf.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads what a [`ChannelWriter`] sends, reporting progress.
+struct ChannelReader<'a> {
+    rx: Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+    progress: &'a Progress,
+}
+
+impl Read for ChannelReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        self.progress.add(n as u64);
+        Ok(n)
+    }
+}
