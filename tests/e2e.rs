@@ -638,10 +638,10 @@ fn main() {
         let n = layers(&v1)?;
         let (up, skip, digest1) = push(&v1, &format!("{host}/app:v1"), &[])?;
         ensure(up == n + 1 && skip == 0, || format!("first push of {n} layers: {up} uploaded, {skip} skipped"))?;
-        // v2 changed the application: its layer, the customisation layer and the config go;
-        // the shared dependency layer is already there.
+        // v2 changed the application: its layer and the config go; the shared dependency
+        // layer and the (unchanged) customisation layer are already there.
         let (up, skip, _) = push(&v2, &format!("{host}/app:v2"), &[])?;
-        ensure(up == 3 && skip == layers(&v2)? - 2, || format!("v2: {up} uploaded, {skip} skipped"))?;
+        ensure(up == 2 && skip == layers(&v2)? - 1, || format!("v2: {up} uploaded, {skip} skipped"))?;
         let (up, _, _) = push(&v2, &format!("{host}/app:v2"), &[])?;
         ensure(up == 0, || format!("re-push of v2 uploaded {up}"))?;
         // Same image, another repository: the same manifest digest.
