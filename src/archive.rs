@@ -167,17 +167,14 @@ pub fn write_docker_archive_of(
 
         for (i, layer) in unique.iter().enumerate() {
             let size = layer.record.size;
-            let name = &layer_names[i];
-            header.clear();
-            encode_header(
+            put_header(
+                &mut out,
                 &mut header,
-                name.as_bytes(),
+                &layer_names[i],
                 Kind::File(size),
-                0o444,
-                b"",
+                "",
                 &outer,
-            );
-            out.write_all(&header).map_err(ArchiveError::Write)?;
+            )?;
             let mut hashed = HashingWriter::new(&mut out);
             loop {
                 match rx.recv() {
@@ -308,33 +305,16 @@ pub fn write_docker_archive_of(
         Member::Bytes(manifest_bytes),
     );
     for (name, member) in &members {
-        header.clear();
         match member {
             Member::Bytes(bytes) => {
                 let size = bytes.len() as u64;
-                encode_header(
-                    &mut header,
-                    name.as_bytes(),
-                    Kind::File(size),
-                    0o444,
-                    b"",
-                    &outer,
-                );
-                out.write_all(&header).map_err(ArchiveError::Write)?;
+                put_header(&mut out, &mut header, name, Kind::File(size), "", &outer)?;
                 out.write_all(bytes).map_err(ArchiveError::Write)?;
                 out.write_all(&[0u8; 512][..padding(size)])
                     .map_err(ArchiveError::Write)?;
             }
             Member::Link(target) => {
-                encode_header(
-                    &mut header,
-                    name.as_bytes(),
-                    Kind::Symlink,
-                    0o777,
-                    target.as_bytes(),
-                    &outer,
-                );
-                out.write_all(&header).map_err(ArchiveError::Write)?;
+                put_header(&mut out, &mut header, name, Kind::Symlink, target, &outer)?;
             }
         }
     }
@@ -411,6 +391,26 @@ enum Member {
     Bytes(Vec<u8>),
     /// A symbolic link to this target.
     Link(String),
+}
+
+/// Writes the header of an outer member: root-owned, the archive's mtime, read-only files
+/// (`header` is scratch space reused between members).
+fn put_header(
+    out: &mut dyn Write,
+    header: &mut Vec<u8>,
+    name: &str,
+    kind: Kind,
+    link: &str,
+    stamp: &Stamp,
+) -> Result<(), ArchiveError> {
+    let mode = if matches!(kind, Kind::Symlink) {
+        0o777
+    } else {
+        0o444
+    };
+    header.clear();
+    encode_header(header, name.as_bytes(), kind, mode, link.as_bytes(), stamp);
+    out.write_all(header).map_err(ArchiveError::Write)
 }
 
 /// `bytes` with their digest and size.

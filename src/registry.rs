@@ -237,10 +237,9 @@ impl Client {
         if a.status != 202 {
             return Err(self.status_error(&what, a));
         }
-        let location = a
-            .header("Location")
-            .ok_or_else(|| self.status_error(&format!("{what}: no Location"), a.clone_head()))?
-            .to_owned();
+        let Some(location) = a.header("Location").map(str::to_owned) else {
+            return Err(self.status_error(&format!("{what}: no Location header"), a));
+        };
         let location = self.absolute(&location);
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={digest}");
@@ -495,16 +494,6 @@ impl Client {
             .ok_or_else(|| self.unauthorized(what))?;
         self.token = Some(token.to_owned());
         Ok(())
-    }
-}
-
-impl Answer {
-    fn clone_head(&self) -> Answer {
-        Answer {
-            status: self.status,
-            headers: self.headers.clone(),
-            body: Vec::new(),
-        }
     }
 }
 
