@@ -71,12 +71,13 @@ pub struct ArchiveSummary {
     pub bytes: u64,
 }
 
+/// One image of a docker-archive's `manifest.json`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct ManifestEntry<'a> {
-    config: &'a str,
-    repo_tags: Vec<&'a str>,
-    layers: &'a [String],
+pub(crate) struct ManifestEntry<'a> {
+    pub(crate) config: &'a str,
+    pub(crate) repo_tags: Vec<&'a str>,
+    pub(crate) layers: &'a [String],
 }
 
 /// Writes the image described by `plan` to `out` as a docker-archive, checking every layer
@@ -250,7 +251,7 @@ pub fn write_docker_archive_of(
         let oci_manifest = blob_of(oci_manifest);
         index.push(IndexEntry {
             blob: oci_manifest.0,
-            is_index: false,
+            media_type: oci_spec::image::MediaType::ImageManifest,
             platform: Some(Platform {
                 architecture: plan.architecture.clone(),
                 os: plan.os.clone(),
@@ -395,7 +396,7 @@ enum Member {
 
 /// Writes the header of an outer member: root-owned, the archive's mtime, read-only files
 /// (`header` is scratch space reused between members).
-fn put_header(
+pub(crate) fn put_header(
     out: &mut dyn Write,
     header: &mut Vec<u8>,
     name: &str,

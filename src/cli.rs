@@ -32,6 +32,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+mod registry_commands;
 mod whole_images;
 
 /// strata: builds Docker/OCI images out of Nix store closures.
@@ -66,6 +67,47 @@ enum Command {
         /// use plain HTTP).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         tls_verify: bool,
+    },
+    /// Pull an image from a registry into an archive (what `pullImage` does), each blob
+    /// checked against its digest. Without a reference, runs as `pullImage`'s Nix builder.
+    Pull {
+        /// `[docker://]HOST[:PORT]/NAME[:TAG|@sha256:DIGEST]`.
+        reference: Option<String>,
+        #[command(flatten)]
+        platform: registry_commands::PlatformArgs,
+        /// The `name:tag` the archive gives the image (the reference's by default).
+        #[arg(long, short = 't', value_name = "NAME:TAG")]
+        repo_tag: Option<String>,
+        /// The file to write (stdout when not given).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Use HTTPS with certificate checks (plain HTTP when false; loopback hosts always
+        /// use plain HTTP).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        tls_verify: bool,
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long, conflicts_with = "reference")]
+        attrs: Option<PathBuf>,
+    },
+    /// Print the `pullImage { ... }` expression (digest and hash) that fetches an image,
+    /// like nix-prefetch-docker.
+    Prefetch {
+        /// `[docker://]HOST[:PORT]/NAME[:TAG|@sha256:DIGEST]`.
+        reference: String,
+        #[command(flatten)]
+        platform: registry_commands::PlatformArgs,
+        /// The name the image gets when loaded (the reference's by default).
+        #[arg(long)]
+        final_image_name: Option<String>,
+        /// The tag the image gets when loaded (the reference's tag, else `latest`).
+        #[arg(long)]
+        final_image_tag: Option<String>,
+        /// Use HTTPS with certificate checks (plain HTTP when false).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        tls_verify: bool,
+        /// Print JSON instead of a Nix expression.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the image of a plan to a file, compressed (what `buildLayeredImage` does).
     /// Without arguments, runs as a Nix builder.
@@ -216,7 +258,37 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
             target,
             compression,
             tls_verify,
-        } => push(&plan, &target, &compression, tls_verify),
+        } => registry_commands::push(&plan, &target, &compression, tls_verify),
+        Command::Pull {
+            reference: Some(reference),
+            platform,
+            repo_tag,
+            output,
+            tls_verify,
+            ..
+        } => registry_commands::pull_by_hand(
+            &reference,
+            &platform,
+            repo_tag.as_deref(),
+            output.as_deref(),
+            tls_verify,
+        ),
+        Command::Pull { attrs, .. } => registry_commands::pull_builder(attrs.as_deref()),
+        Command::Prefetch {
+            reference,
+            platform,
+            final_image_name,
+            final_image_tag,
+            tls_verify,
+            json,
+        } => registry_commands::prefetch(
+            &reference,
+            &platform,
+            final_image_name.as_deref(),
+            final_image_tag.as_deref(),
+            tls_verify,
+            json,
+        ),
         Command::Archive {
             plan: Some(plan),
             output: Some(output),
@@ -253,37 +325,6 @@ fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
     let progress = stream_progress("stream", &plan);
     write_docker_archive(&plan, repo_tag, &mut out, &progress)?;
     progress.finish();
-    Ok(())
-}
-
-fn push(plan_path: &Path, target: &str, compression: &str, tls_verify: bool) -> Result<()> {
-    let plan = ImagePlan::read(plan_path)?;
-    let compressor = match compression {
-        "gzip" | "gz" => Compressor::Gz,
-        "zstd" => Compressor::Zstd,
-        other => bail!("`--compression` must be gzip or zstd, got {other:?}"),
-    };
-    let last = target.rsplit('/').next().unwrap_or_default();
-    let explicit_tag = last.contains(':') || last.contains('@');
-    let mut target = crate::registry::Reference::parse(target)?;
-    if !explicit_tag {
-        if let Some((_, tag)) = crate::oci_layout::split_tag(&plan.repo_tag) {
-            target.reference = tag.to_owned();
-        }
-    }
-    let mut client = crate::registry::Client::new(&target, tls_verify);
-    let progress = stream_progress("push", &plan);
-    let started = std::time::Instant::now();
-    let report = crate::push::push(&plan, &mut client, &target.reference, compressor, &progress)?;
-    progress.finish();
-    eprintln!(
-        "pushed {target} ({}): {} blobs uploaded, {} already there, {} bytes sent in {:.1} s",
-        report.manifest,
-        report.uploaded,
-        report.skipped,
-        report.bytes_sent,
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 
@@ -324,7 +365,7 @@ fn write_archive_file(
     written
 }
 
-fn stream_progress(label: &str, plan: &ImagePlan) -> Progress {
+pub(crate) fn stream_progress(label: &str, plan: &ImagePlan) -> Progress {
     let total = plan.layers.iter().map(|l| l.record.size).sum();
     Progress::start(label, Some(total), plan.layers.len())
 }

@@ -36,6 +36,7 @@ pub mod oci_layout;
 pub mod parent_image;
 pub mod plan;
 pub mod progress;
+pub mod pull;
 pub mod push;
 pub mod record;
 pub mod registry;

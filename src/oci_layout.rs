@@ -90,8 +90,9 @@ pub fn manifest_of(config: &Blob, layers: &[(Blob, LayerMedia)]) -> Vec<u8> {
 pub struct IndexEntry {
     /// The manifest blob.
     pub blob: Blob,
-    /// `true` for a nested image index.
-    pub is_index: bool,
+    /// Its media type: an OCI manifest or index, or a Docker schema 2 manifest a registry
+    /// served.
+    pub media_type: MediaType,
     /// The platform of the image, when it has one.
     pub platform: Option<Platform>,
     /// `name:tag`; empty for an image without a name.
@@ -103,12 +104,7 @@ pub fn index(entries: &[IndexEntry]) -> Vec<u8> {
     let manifests = entries
         .iter()
         .map(|e| {
-            let media = if e.is_index {
-                MediaType::ImageIndex
-            } else {
-                MediaType::ImageManifest
-            };
-            let mut d = descriptor(media, &e.blob);
+            let mut d = descriptor(e.media_type.clone(), &e.blob);
             if let Some(p) = &e.platform {
                 let mut platform = PlatformBuilder::default()
                     .architecture(Arch::from(p.architecture.as_str()))
@@ -204,7 +200,7 @@ mod tests {
         );
         let entry = IndexEntry {
             blob: blob(4, 40),
-            is_index: false,
+            media_type: MediaType::ImageManifest,
             platform: Some(Platform {
                 architecture: "arm".into(),
                 os: "linux".into(),

@@ -160,6 +160,21 @@ impl Client {
     /// A client for `reference`'s repository. Plain HTTP for loopback hosts (as Docker
     /// treats them) or when `tls_verify` is off; HTTPS otherwise.
     pub fn new(reference: &Reference, tls_verify: bool) -> Client {
+        Client::with_timeouts(
+            reference,
+            tls_verify,
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        )
+    }
+
+    /// A client whose requests give up after `connect` to connect and `read` without data.
+    pub fn with_timeouts(
+        reference: &Reference,
+        tls_verify: bool,
+        connect: Duration,
+        read: Duration,
+    ) -> Client {
         let host = &reference.host;
         let loopback =
             host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
@@ -169,9 +184,9 @@ impl Client {
             "https"
         };
         let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(60))
-            .timeout_write(Duration::from_secs(60))
+            .timeout_connect(connect)
+            .timeout_read(read)
+            .timeout_write(read)
             .redirects(5)
             .build();
         let (basic, auth_source) = match credentials(host) {
@@ -193,6 +208,11 @@ impl Client {
     /// The repository this client talks to.
     pub fn repository(&self) -> &str {
         &self.repository
+    }
+
+    /// The registry host and the repository, for messages.
+    pub fn location(&self) -> (String, String) {
+        (self.host.clone(), self.repository.clone())
     }
 
     /// Whether the repository has the blob (HEAD).

@@ -1,0 +1,346 @@
+//! Commands that talk to registries: `push`, `pull` (also `pullImage`'s builder) and
+//! `prefetch` (prints a `pullImage` expression).
+
+use super::stream_progress;
+use crate::compress::Compressor;
+use crate::digest::{Digest, HashingWriter};
+use crate::image_config::architecture_of_system;
+use crate::nix_attrs::Attrs;
+use crate::plan::ImagePlan;
+use crate::progress::Progress;
+use crate::pull::{pull, resolve, Pulled, Wanted};
+use crate::registry::{Client, Reference};
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use serde::Deserialize;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// `strata push`.
+pub(super) fn push(
+    plan_path: &Path,
+    target: &str,
+    compression: &str,
+    tls_verify: bool,
+) -> Result<()> {
+    let plan = ImagePlan::read(plan_path)?;
+    let compressor = match compression {
+        "gzip" | "gz" => Compressor::Gz,
+        "zstd" => Compressor::Zstd,
+        other => bail!("`--compression` must be gzip or zstd, got {other:?}"),
+    };
+    let last = target.rsplit('/').next().unwrap_or_default();
+    let explicit_tag = last.contains(':') || last.contains('@');
+    let mut target = Reference::parse(target)?;
+    if !explicit_tag {
+        if let Some((_, tag)) = crate::oci_layout::split_tag(&plan.repo_tag) {
+            target.reference = tag.to_owned();
+        }
+    }
+    let mut client = Client::new(&target, tls_verify);
+    let progress = stream_progress("push", &plan);
+    let started = std::time::Instant::now();
+    let report = crate::push::push(&plan, &mut client, &target.reference, compressor, &progress)?;
+    progress.finish();
+    eprintln!(
+        "pushed {target} ({}): {} blobs uploaded, {} already there, {} bytes sent in {:.1} s",
+        report.manifest,
+        report.uploaded,
+        report.skipped,
+        report.bytes_sent,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Platform options shared by `pull` and `prefetch`.
+#[derive(Debug, clap::Args)]
+pub(super) struct PlatformArgs {
+    /// Operating system of the image to take from a multi-platform index.
+    #[arg(long, default_value = "linux")]
+    os: String,
+    /// Architecture (GOARCH: amd64, arm64, ...) to take from a multi-platform index; this
+    /// machine's by default.
+    #[arg(long)]
+    arch: Option<String>,
+    /// CPU variant (v7, v8, ...); any when not given.
+    #[arg(long)]
+    variant: Option<String>,
+}
+
+impl PlatformArgs {
+    fn wanted(&self) -> Result<Wanted> {
+        let (architecture, variant) = match &self.arch {
+            Some(arch) => (arch.clone(), self.variant.clone()),
+            None => {
+                let (arch, variant) =
+                    architecture_of_system(&format!("{}-linux", std::env::consts::ARCH))?;
+                (arch, self.variant.clone().or(variant))
+            }
+        };
+        Ok(Wanted {
+            os: self.os.clone(),
+            architecture,
+            variant,
+        })
+    }
+}
+
+/// `strata pull REF`: the image to a file (or stdout), as `pullImage` writes it.
+pub(super) fn pull_by_hand(
+    reference: &str,
+    platform: &PlatformArgs,
+    repo_tag: Option<&str>,
+    output: Option<&Path>,
+    tls_verify: bool,
+) -> Result<()> {
+    let parsed = Reference::parse(reference)?;
+    let repo_tag = match repo_tag {
+        Some(t) => t.to_owned(),
+        None => default_repo_tag(reference, &parsed),
+    };
+    let wanted = platform.wanted()?;
+    let mut client = Client::new(&parsed, tls_verify);
+    match output {
+        Some(path) => pull_to_file(&mut client, &parsed.reference, &wanted, &repo_tag, path),
+        None => {
+            let stdout = io::stdout();
+            if io::IsTerminal::is_terminal(&stdout) {
+                bail!("stdout is a terminal; give `--output FILE` or pipe the image into `docker load`");
+            }
+            let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let progress = Progress::start("pull", None, 0);
+            pull(
+                &mut client,
+                &parsed.reference,
+                &wanted,
+                &repo_tag,
+                &mut out,
+                &progress,
+            )?;
+            progress.finish();
+            Ok(())
+        }
+    }
+}
+
+fn pull_to_file(
+    client: &mut Client,
+    reference: &str,
+    wanted: &Wanted,
+    repo_tag: &str,
+    path: &Path,
+) -> Result<()> {
+    let file =
+        fs::File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;
+    let mut out = io::BufWriter::with_capacity(1 << 20, file);
+    let progress = Progress::start("pull", None, 0);
+    let pulled = pull(client, reference, wanted, repo_tag, &mut out, &progress).and_then(|p| {
+        out.flush().map_err(crate::pull::PullError::Write)?;
+        Ok(p)
+    });
+    if pulled.is_err() && fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        let _ = fs::remove_file(path);
+    }
+    let pulled = pulled?;
+    progress.finish();
+    report(&pulled);
+    Ok(())
+}
+
+fn report(p: &Pulled) {
+    eprintln!(
+        "pulled {} (image manifest {}): {} layers, {} bytes",
+        p.digest, p.manifest, p.layers, p.bytes
+    );
+}
+
+/// `name:tag` for an image pulled by hand: the reference as written, digest dropped.
+fn default_repo_tag(written: &str, parsed: &Reference) -> String {
+    let name = name_as_written(written);
+    if parsed.reference.starts_with("sha256:") {
+        format!("{name}:latest")
+    } else {
+        format!("{name}:{}", parsed.reference)
+    }
+}
+
+/// The image name as the user wrote it: no `docker://`, tag or digest.
+fn name_as_written(written: &str) -> String {
+    let s = written.strip_prefix("docker://").unwrap_or(written);
+    let s = s.split('@').next().unwrap_or(s);
+    match s.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name.to_owned(),
+        _ => s.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PullAttrs {
+    image_name: String,
+    image_digest: String,
+    os: String,
+    arch: String,
+    #[serde(default)]
+    variant: Option<String>,
+    final_image_name: String,
+    final_image_tag: String,
+    tls_verify: bool,
+}
+
+/// `pullImage`'s builder (a fixed-output derivation).
+pub(super) fn pull_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: PullAttrs = attrs.parse()?;
+    if !a.image_digest.starts_with("sha256:") {
+        bail!(
+            "`imageDigest` must be a sha256 digest (sha256:...), got {:?}",
+            a.image_digest
+        );
+    }
+    let reference = Reference::parse(&format!("{}@{}", a.image_name, a.image_digest))
+        .with_context(|| "`imageName` or `imageDigest`".to_owned())?;
+    let wanted = Wanted {
+        os: a.os,
+        architecture: a.arch,
+        variant: a.variant,
+    };
+    let mut client = Client::new(&reference, a.tls_verify);
+    let repo_tag = format!("{}:{}", a.final_image_name, a.final_image_tag);
+    pull_to_file(
+        &mut client,
+        &reference.reference,
+        &wanted,
+        &repo_tag,
+        &attrs.output("out")?,
+    )
+}
+
+/// `strata prefetch REF`: pulls the image without keeping it and prints the `pullImage`
+/// expression (digest and hash) that fetches it.
+pub(super) fn prefetch(
+    reference: &str,
+    platform: &PlatformArgs,
+    final_image_name: Option<&str>,
+    final_image_tag: Option<&str>,
+    tls_verify: bool,
+    json: bool,
+) -> Result<()> {
+    let parsed = Reference::parse(reference)?;
+    let image_name = name_as_written(reference);
+    let wanted = platform.wanted()?;
+    let mut client = Client::new(&parsed, tls_verify);
+    let digest: Digest = if parsed.reference.starts_with("sha256:") {
+        Digest::parse(&parsed.reference)
+            .ok_or_else(|| anyhow::anyhow!("`{reference}`: malformed digest"))?
+    } else {
+        resolve(&mut client, &parsed.reference)?
+    };
+    let final_name = final_image_name.unwrap_or(&image_name).to_owned();
+    let final_tag = match final_image_tag {
+        Some(t) => t.to_owned(),
+        None if parsed.reference.starts_with("sha256:") => "latest".to_owned(),
+        None => parsed.reference.clone(),
+    };
+    let mut sink = HashingWriter::new(io::sink());
+    let progress = Progress::start("prefetch", None, 0);
+    let pulled = pull(
+        &mut client,
+        &digest.to_string(),
+        &wanted,
+        &format!("{final_name}:{final_tag}"),
+        &mut sink,
+        &progress,
+    )?;
+    progress.finish();
+    report(&pulled);
+    let (_, archive) = sink.finish();
+    let hash = format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(archive.digest.0)
+    );
+    let mut fields = vec![
+        ("imageName", image_name),
+        ("imageDigest", digest.to_string()),
+        ("hash", hash),
+        ("finalImageName", final_name),
+        ("finalImageTag", final_tag),
+    ];
+    if platform.arch.is_some() {
+        fields.push(("os", wanted.os.clone()));
+        fields.push(("arch", wanted.architecture.clone()));
+    }
+    if let Some(v) = &platform.variant {
+        fields.push(("variant", v.clone()));
+    }
+    if !tls_verify {
+        fields.push(("tlsVerify", "false".to_owned()));
+    }
+    let mut out = io::stdout().lock();
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = fields
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if k == "tlsVerify" {
+                    serde_json::Value::Bool(false)
+                } else {
+                    serde_json::Value::String(v)
+                };
+                (k.to_owned(), v)
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &map)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "pullImage {{")?;
+        for (k, v) in fields {
+            if k == "tlsVerify" {
+                writeln!(out, "  {k} = {v};")?;
+            } else {
+                writeln!(out, "  {k} = {};", nix_string(&v))?;
+            }
+        }
+        writeln!(out, "}}")?;
+    }
+    Ok(())
+}
+
+/// `text` as a Nix string literal.
+fn nix_string(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                s.push('\\');
+                s.push(c);
+            }
+            '$' => s.push_str("\\$"),
+            '\n' => s.push_str("\\n"),
+            _ => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_as_written_lose_tag_and_digest_only() {
+        assert_eq!(
+            name_as_written("docker://localhost:5000/a/b:v1"),
+            "localhost:5000/a/b"
+        );
+        assert_eq!(
+            name_as_written("localhost:5000/a@sha256:00"),
+            "localhost:5000/a"
+        );
+        assert_eq!(name_as_written("hello"), "hello");
+        assert_eq!(nix_string(r#"a"${b}"#), r#""a\"\${b}""#);
+    }
+}

@@ -1,0 +1,478 @@
+//! Pulling an image from a registry into an archive (`pullImage`, `strata prefetch`).
+//!
+//! The reference's manifest is fetched and checked against the digest asked for; an index
+//! (OCI) or manifest list (Docker) is resolved to the wanted os/architecture/variant. The
+//! image's blobs are then streamed into the archive exactly as the registry stores them
+//! (compressed layers stay compressed), each hashed on the way and refused when its bytes
+//! differ from its digest or size. The archive is strata's usual pair of layouts: an OCI
+//! image layout (the registry's manifest, config and layers as blobs) and a docker-archive
+//! (`manifest.json`) naming the same blob files, so `docker load`, `podman load`, skopeo and
+//! `fromImage` all read it. Its bytes depend only on the manifest pulled and the name given:
+//! a fixed-output derivation can pin them.
+
+use crate::archive::{put_header, ManifestEntry};
+use crate::digest::{Blob, Digest};
+use crate::oci_layout::{self, blob_path, IndexEntry, Platform, OCI_LAYOUT};
+use crate::progress::Progress;
+use crate::registry::{Client, RegistryError};
+use crate::tar_header::{padding, Kind, Stamp, END_OF_ARCHIVE};
+use oci_spec::image::MediaType;
+use serde::Deserialize;
+#[cfg(test)]
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use std::io::{self, Read, Write};
+
+/// Why a pull failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PullError {
+    /// The registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The registry has no manifest under the reference.
+    #[error("registry {host}: no manifest `{reference}` in repository `{repository}`")]
+    NotFound {
+        /// host[:port].
+        host: String,
+        /// Repository.
+        repository: String,
+        /// Tag or digest.
+        reference: String,
+    },
+    /// A manifest or index cannot be used.
+    #[error("manifest {digest}: {reason}")]
+    Manifest {
+        /// The manifest's reference or digest.
+        digest: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A blob's bytes are not what its digest says.
+    #[error("{what} {digest}: the registry sent {found}")]
+    BlobMismatch {
+        /// `layer N` or `config`.
+        what: String,
+        /// The digest asked for.
+        digest: Digest,
+        /// What arrived instead.
+        found: String,
+    },
+    /// The index has no image for the platform wanted.
+    #[error("{reference} has no image for {wanted}; it has: {available}")]
+    NoPlatform {
+        /// The reference pulled.
+        reference: String,
+        /// os/architecture[/variant] asked for.
+        wanted: String,
+        /// What the index lists.
+        available: String,
+    },
+    /// Writing the archive failed.
+    #[error("cannot write the archive: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// The platform to resolve an index to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// GOOS name (`linux`).
+    pub os: String,
+    /// GOARCH name (`amd64`, `arm64`).
+    pub architecture: String,
+    /// CPU variant (`v7`, `v8`); any when `None`.
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Wanted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a pull fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// Digest of the manifest the reference named (an index, or the image manifest).
+    pub digest: Digest,
+    /// Digest of the image manifest for the platform.
+    pub manifest: Digest,
+    /// Layers in the image.
+    pub layers: usize,
+    /// Bytes of blobs downloaded.
+    pub bytes: u64,
+}
+
+/// A descriptor as registries write them (OCI and Docker schema 2 alike).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    platform: Option<DescriptorPlatform>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DescriptorPlatform {
+    architecture: String,
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// An image manifest, index or manifest list: the fields pulling needs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnyManifest {
+    schema_version: u32,
+    #[serde(default)]
+    media_type: String,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+impl AnyManifest {
+    fn is_index(&self, served_as: &str) -> bool {
+        let media = if served_as.is_empty() {
+            &self.media_type
+        } else {
+            served_as
+        };
+        media.contains("index") || media.contains("manifest.list") || !self.manifests.is_empty()
+    }
+}
+
+const LAYER_TYPES: &[&str] = &[
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+];
+
+/// Resolves `reference` (tag or digest) in `client`'s repository to the image for `wanted`
+/// and writes it to `out` as an archive naming it `repo_tag`.
+pub fn pull(
+    client: &mut Client,
+    reference: &str,
+    wanted: &Wanted,
+    repo_tag: &str,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<Pulled, PullError> {
+    let (top, mut media, mut bytes) = fetch_manifest(client, reference)?;
+    let mut digest = top;
+    let mut manifest: AnyManifest = parse_manifest(reference, &bytes)?;
+    // An index may name another index; three levels is more than any registry uses.
+    for _ in 0..3 {
+        if !manifest.is_index(&media) {
+            break;
+        }
+        let chosen = choose(client, reference, &manifest, wanted)?;
+        let (d, m, b) = fetch_manifest(client, &chosen)?;
+        (digest, media, bytes) = (d, m, b);
+        manifest = parse_manifest(&chosen, &bytes)?;
+    }
+    let bad = |reason: String| PullError::Manifest {
+        digest: digest.to_string(),
+        reason,
+    };
+    if manifest.schema_version != 2 || manifest.is_index(&media) {
+        return Err(bad(
+            "not an image manifest (only Docker schema 2 and OCI manifests are supported)".into(),
+        ));
+    }
+    let media = if media.is_empty() {
+        manifest.media_type.clone()
+    } else {
+        media
+    };
+    let config = manifest
+        .config
+        .as_ref()
+        .ok_or_else(|| bad("no `config`".into()))?;
+    let config_blob = blob_of_descriptor(config).map_err(bad)?;
+    let mut layers = Vec::with_capacity(manifest.layers.len());
+    for (i, l) in manifest.layers.iter().enumerate() {
+        if !LAYER_TYPES.contains(&l.media_type.as_str()) {
+            return Err(bad(format!(
+                "layer {} has media type `{}`, which strata cannot pull",
+                i + 1,
+                l.media_type
+            )));
+        }
+        layers.push(blob_of_descriptor(l).map_err(bad)?);
+    }
+    let config_bytes = client.get_blob(&config_blob.digest)?;
+    check_whole("config", &config_blob, &config_bytes)?;
+    let platform = platform_of(&config_bytes, layers.len()).map_err(bad)?;
+
+    let total: u64 = layers.iter().map(|l| l.size).sum();
+    let stamp = Stamp::root(1);
+    let mut header = Vec::with_capacity(1536);
+    let mut written: Vec<Digest> = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        if written.contains(&layer.digest) {
+            progress.layer_done();
+            continue;
+        }
+        put_header(
+            out,
+            &mut header,
+            &blob_path(&layer.digest),
+            Kind::File(layer.size),
+            "",
+            &stamp,
+        )
+        .map_err(|e| PullError::Write(io::Error::other(e)))?;
+        copy_blob(client, &format!("layer {}", i + 1), layer, out, progress)?;
+        out.write_all(&[0u8; 512][..padding(layer.size)])
+            .map_err(PullError::Write)?;
+        written.push(layer.digest);
+        progress.layer_done();
+    }
+    let manifest_blob = Blob {
+        digest,
+        size: bytes.len() as u64,
+    };
+    let index = oci_layout::index(&[IndexEntry {
+        blob: manifest_blob,
+        media_type: MediaType::from(media.as_str()),
+        platform: Some(platform),
+        repo_tag: repo_tag.to_owned(),
+    }]);
+    let config_name = blob_path(&config_blob.digest);
+    let layer_names: Vec<String> = layers.iter().map(|l| blob_path(&l.digest)).collect();
+    let docker_manifest = serde_json::to_vec(&[ManifestEntry {
+        config: &config_name,
+        repo_tags: if repo_tag.is_empty() {
+            vec![]
+        } else {
+            vec![repo_tag]
+        },
+        layers: &layer_names,
+    }])
+    .expect("manifest serialisation cannot fail");
+    let mut members: Vec<(String, &[u8])> = vec![(config_name.clone(), &config_bytes)];
+    if manifest_blob.digest != config_blob.digest && !written.contains(&manifest_blob.digest) {
+        members.push((blob_path(&manifest_blob.digest), &bytes));
+    }
+    members.push(("index.json".to_owned(), &index));
+    members.push(("oci-layout".to_owned(), OCI_LAYOUT));
+    members.push(("manifest.json".to_owned(), &docker_manifest));
+    for (name, data) in members {
+        let size = data.len() as u64;
+        put_header(out, &mut header, &name, Kind::File(size), "", &stamp)
+            .map_err(|e| PullError::Write(io::Error::other(e)))?;
+        out.write_all(data).map_err(PullError::Write)?;
+        out.write_all(&[0u8; 512][..padding(size)])
+            .map_err(PullError::Write)?;
+    }
+    out.write_all(&END_OF_ARCHIVE).map_err(PullError::Write)?;
+    out.flush().map_err(PullError::Write)?;
+    Ok(Pulled {
+        digest: top,
+        manifest: digest,
+        layers: layers.len(),
+        bytes: total + config_blob.size,
+    })
+}
+
+/// The digest a reference resolves to now: that of the manifest (or index) under it.
+pub fn resolve(client: &mut Client, reference: &str) -> Result<Digest, PullError> {
+    Ok(fetch_manifest(client, reference)?.0)
+}
+
+/// Fetches the manifest under `reference`, checked against it when it is a digest.
+fn fetch_manifest(
+    client: &mut Client,
+    reference: &str,
+) -> Result<(Digest, String, Vec<u8>), PullError> {
+    let Some((media, bytes)) = client.get_manifest(reference)? else {
+        let (host, repository) = client.location();
+        return Err(PullError::NotFound {
+            host,
+            repository,
+            reference: reference.to_owned(),
+        });
+    };
+    let digest = Digest::of(&bytes);
+    if reference.starts_with("sha256:") && digest.to_string() != reference {
+        return Err(PullError::Manifest {
+            digest: reference.to_owned(),
+            reason: format!("the registry sent bytes whose digest is {digest}"),
+        });
+    }
+    Ok((digest, media, bytes))
+}
+
+fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<AnyManifest, PullError> {
+    serde_json::from_slice(bytes).map_err(|e| PullError::Manifest {
+        digest: reference.to_owned(),
+        reason: format!("not a manifest: {e}"),
+    })
+}
+
+/// The digest of the index entry for `wanted`.
+fn choose(
+    client: &Client,
+    reference: &str,
+    index: &AnyManifest,
+    wanted: &Wanted,
+) -> Result<String, PullError> {
+    let fits = |p: &DescriptorPlatform| {
+        p.os == wanted.os
+            && p.architecture == wanted.architecture
+            && match &wanted.variant {
+                None => true,
+                Some(v) => p.variant.as_deref() == Some(v.as_str()),
+            }
+    };
+    if let Some(d) = index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(fits))
+    {
+        return Ok(d.digest.clone());
+    }
+    let available: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref())
+        .map(|p| match &p.variant {
+            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        })
+        .collect();
+    let (host, repository) = client.location();
+    Err(PullError::NoPlatform {
+        reference: format!("{host}/{repository}@{reference}"),
+        wanted: wanted.to_string(),
+        available: if available.is_empty() {
+            "no platforms".to_owned()
+        } else {
+            available.join(", ")
+        },
+    })
+}
+
+fn blob_of_descriptor(d: &Descriptor) -> Result<Blob, String> {
+    let digest =
+        Digest::parse(&d.digest).ok_or_else(|| format!("`{}` is not a sha256 digest", d.digest))?;
+    Ok(Blob {
+        digest,
+        size: d.size,
+    })
+}
+
+/// The platform the config names; checks it lists as many layers as the manifest.
+fn platform_of(config: &[u8], layers: usize) -> Result<Platform, String> {
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(default)]
+        architecture: String,
+        #[serde(default)]
+        os: String,
+        #[serde(default)]
+        variant: Option<String>,
+        #[serde(default)]
+        rootfs: Option<RootFs>,
+    }
+    #[derive(Deserialize)]
+    struct RootFs {
+        #[serde(default)]
+        diff_ids: Vec<String>,
+    }
+    let c: Config =
+        serde_json::from_slice(config).map_err(|e| format!("its config is not JSON: {e}"))?;
+    let diff_ids = c.rootfs.map_or(0, |r| r.diff_ids.len());
+    if diff_ids != layers {
+        return Err(format!(
+            "it lists {layers} layers but its config {diff_ids} diff_ids"
+        ));
+    }
+    Ok(Platform {
+        architecture: c.architecture,
+        os: c.os,
+        variant: c.variant,
+    })
+}
+
+fn check_whole(what: &str, blob: &Blob, bytes: &[u8]) -> Result<(), PullError> {
+    let found = Digest::of(bytes);
+    if found != blob.digest || bytes.len() as u64 != blob.size {
+        return Err(PullError::BlobMismatch {
+            what: what.to_owned(),
+            digest: blob.digest,
+            found: format!(
+                "{} bytes with digest {found}, not {} bytes",
+                bytes.len(),
+                blob.size
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Streams a blob into `out`, hashing it; refuses it when it is longer, shorter or other
+/// than its descriptor says.
+fn copy_blob(
+    client: &mut Client,
+    what: &str,
+    blob: &Blob,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<(), PullError> {
+    let mut body = client.open_blob(&blob.digest)?.take(blob.size + 1);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut seen = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let (host, _) = client.location();
+                return Err(RegistryError::Unreachable {
+                    host,
+                    message: format!("{what} {}: {e} (timed out or cut off)", blob.digest),
+                }
+                .into());
+            }
+        };
+        seen += n as u64;
+        if seen > blob.size {
+            return Err(PullError::BlobMismatch {
+                what: what.to_owned(),
+                digest: blob.digest,
+                found: format!("more than the {} bytes its manifest gives", blob.size),
+            });
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(PullError::Write)?;
+        progress.add(n as u64);
+    }
+    let found = Digest(hasher.finalize().into());
+    if seen != blob.size || found != blob.digest {
+        return Err(PullError::BlobMismatch {
+            what: what.to_owned(),
+            digest: blob.digest,
+            found: format!("{seen} bytes with digest {found}, not {} bytes", blob.size),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
