@@ -31,7 +31,10 @@ in
 assert lib.assertMsg (builtins.isString compressor && extensions ? ${compressor})
   "buildLayeredImage: `compressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show compressor}";
 archive // {
-  inherit (stream) imageName imageTag;
+  inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman;
   inherit stream;
-  passthru = passthru // { inherit (stream) imageName imageTag; inherit stream; };
+  passthru = passthru // {
+    inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman;
+    inherit stream;
+  };
 } // passthru

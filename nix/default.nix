@@ -34,14 +34,17 @@ lib.makeScope (self: {
   buildLayer = self.callFunction ./buildLayer.nix { };
   buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
   buildLayeredImageWithNixDb = self.callFunction ./buildLayeredImageWithNixDb.nix { };
+  copyCommands = self.callFunction ./copyCommands.nix { };
   caCertificates = lib.makeOverridable (self.callFunction ./caCertificates.nix { }) { };
   exportImage = self.callFunction ./exportImage.nix { };
   fakeNss = lib.makeOverridable (self.callFunction ./fakeNss.nix { }) { };
+  imageIndex = self.callFunction ./imageIndex.nix { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
   internalExactLayer = self.callFunction ./internalExactLayer.nix { };
   internalParentImage = self.callFunction ./internalParentImage.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
   mergeImages = self.callFunction ./mergeImages.nix { };
+  pullImage = self.callFunction ./pullImage.nix { };
   shadowSetup = self.callFunction ./shadowSetup.nix { };
   streamLayeredImage = self.callFunction ./streamLayeredImage.nix { };
   usrBinEnv = lib.makeOverridable (self.callFunction ./usrBinEnv.nix { }) { };

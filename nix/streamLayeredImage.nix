@@ -5,7 +5,7 @@
 # The build decides the layers (the most popular store paths of the closure get a layer each)
 # and writes them into the executable, a plan file run by the helper; no image tarball is
 # stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
-{ lib, helper, system, imageSystem, internalCustomisationLayer, internalExactLayer, internalParentImage, internalWriteFile }:
+{ lib, helper, system, imageSystem, copyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix
@@ -146,6 +146,7 @@ let
   });
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
+  copies = copyCommands (plan // { inherit imageName imageTag; });
 in
 assert lib.assertMsg (builtins.isString name && name != "")
   "streamLayeredImage: `name` must be a non-empty string, got ${lib.show name}";
@@ -164,8 +165,8 @@ assert lib.assertMsg (builtins.isAttrs config)
 assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
   "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
 assert unsupported "layeringPipeline" (layeringPipeline != null);
-plan // {
+plan // copies // {
   inherit imageName imageTag customisationLayer configFile;
   isExe = true;
-  passthru = passthru // { inherit imageName imageTag; };
+  passthru = passthru // copies // { inherit imageName imageTag; };
 } // passthru

@@ -100,6 +100,29 @@ pub fn write_docker_archive_of(
     out: &mut dyn Write,
     progress: &Progress,
 ) -> Result<Vec<ArchiveSummary>, ArchiveError> {
+    write_archive(images, None, out, progress)
+}
+
+/// Writes the images of a multi-platform index (`imageIndex`) to `out`: `index.json` names
+/// one OCI image index, `repo_tag`, whose entries are the images with their platforms;
+/// `manifest.json` names the first image only (`docker load` takes one image per name).
+pub fn write_index_archive(
+    images: &[ImagePlan],
+    repo_tag: &str,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<Vec<ArchiveSummary>, ArchiveError> {
+    let tagged: Vec<(&ImagePlan, Option<&str>)> =
+        images.iter().map(|p| (p, Some(repo_tag))).collect();
+    write_archive(&tagged, Some(repo_tag), out, progress)
+}
+
+fn write_archive(
+    images: &[(&ImagePlan, Option<&str>)],
+    index_tag: Option<&str>,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<Vec<ArchiveSummary>, ArchiveError> {
     let (unique, positions) = layers_to_write(images);
     let now = time::OffsetDateTime::now_utc();
     let created: Vec<String> = images.iter().map(|(p, _)| p.created_at(now)).collect();
@@ -272,6 +295,25 @@ pub fn write_docker_archive_of(
             blob_path(&oci_manifest.0.digest),
             Member::Bytes(oci_manifest.1),
         );
+    }
+    if let Some(tag) = index_tag {
+        // One index of every image, named by the top-level index.json.
+        for entry in &mut index {
+            entry.repo_tag.clear();
+        }
+        let nested = blob_of(oci_layout::index(&index));
+        index = vec![IndexEntry {
+            blob: nested.0,
+            media_type: oci_spec::image::MediaType::ImageIndex,
+            platform: None,
+            repo_tag: tag.to_owned(),
+        }];
+        add(
+            &mut members,
+            blob_path(&nested.0.digest),
+            Member::Bytes(nested.1),
+        );
+        manifest.truncate(1);
     }
     add(
         &mut members,

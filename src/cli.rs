@@ -3,13 +3,14 @@
 //! Builder subcommands read the derivation's structured attributes (`.attrs.json`); every
 //! other input comes from arguments. Data goes to stdout, messages to stderr.
 
-use crate::archive::{write_docker_archive, write_docker_archive_of};
+use crate::archive::{write_docker_archive, write_docker_archive_of, write_index_archive};
 use crate::closure::Closure;
 use crate::compress::Compressor;
 use crate::customisation::{
     merge_contents, run_extra_commands, write_customisation_tar, write_layer_file,
 };
 use crate::image_config::{mtime_seconds, When};
+use crate::image_index::{IndexPlan, INDEX_VERSION};
 use crate::layering::{limit_layers, popularity_order};
 use crate::nix_attrs::Attrs;
 use crate::parent_image::{import, store_paths_of_tar, ParentImage, PARENT_FORMAT};
@@ -32,6 +33,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+mod copy_commands;
 mod registry_commands;
 mod whole_images;
 
@@ -63,6 +65,10 @@ enum Command {
         /// Layer compression: gzip or zstd.
         #[arg(long, default_value = "gzip")]
         compression: String,
+        /// A repository of the same registry to mount missing blobs from instead of
+        /// uploading them (repeatable).
+        #[arg(long, value_name = "REPOSITORY")]
+        mount_from: Vec<String>,
         /// Use HTTPS with certificate checks (plain HTTP when false; loopback hosts always
         /// use plain HTTP).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -127,6 +133,28 @@ enum Command {
     },
     /// Nix builder: decide the layers of an image from its closure and write its plan.
     Plan {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Run a copy script (`copyToRegistry`, `copyToDockerDaemon`, `copyToPodman`): what
+    /// their `#!` line calls.
+    #[command(hide = true)]
+    RunScript {
+        /// The script.
+        script: PathBuf,
+        /// Its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Nix builder: a copy script (`copyToRegistry`, ...) for an image.
+    CopyScript {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
+    /// Nix builder for `imageIndex`: write the plan of a multi-platform index.
+    IndexPlan {
         /// Structured attributes file (default: the one Nix provides).
         #[arg(long)]
         attrs: Option<PathBuf>,
@@ -257,8 +285,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
             plan,
             target,
             compression,
+            mount_from,
             tls_verify,
-        } => registry_commands::push(&plan, &target, &compression, tls_verify),
+        } => registry_commands::push(&plan, &target, &compression, mount_from, tls_verify),
         Command::Pull {
             reference: Some(reference),
             platform,
@@ -297,6 +326,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         } => archive(&plan, &output, &compressor),
         Command::Archive { attrs, .. } => archive_builder(attrs.as_deref()),
         Command::Plan { attrs } => plan_builder(attrs.as_deref()),
+        Command::RunScript { script, args } => copy_commands::run_script(&script, &args),
+        Command::CopyScript { attrs } => copy_commands::copy_script_builder(attrs.as_deref()),
+        Command::IndexPlan { attrs } => index_plan_builder(attrs.as_deref()),
         Command::CustomisationLayer { attrs } => customisation_builder(attrs.as_deref()),
         Command::BuildLayer { attrs } => build_layer_builder(attrs.as_deref()),
         Command::PlanLayering { attrs } => plan_layering_builder(attrs.as_deref()),
@@ -315,15 +347,31 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
 }
 
 fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
-    let plan = ImagePlan::read(plan_path)?;
     let stdout = io::stdout();
     if stdout.is_terminal() {
         bail!("stdout is a terminal; pipe the image into `docker load` or `podman load`, or redirect it to a file");
     }
     // A dup of fd 1 as a File: unbuffered writes of whole chunks, no line buffering.
     let mut out = fs::File::from(stdout.as_fd().try_clone_to_owned()?);
+    stream_to(plan_path, repo_tag, &mut out)
+}
+
+/// Writes the archive of an image plan or index plan to `out`, with progress.
+fn stream_to(plan_path: &Path, repo_tag: Option<&str>, out: &mut dyn Write) -> Result<()> {
+    if let Some(index) = IndexPlan::read(plan_path)? {
+        let plans = index.image_plans()?;
+        let images: Vec<(&ImagePlan, Option<&str>)> = plans.iter().map(|p| (p, None)).collect();
+        let (unique, _) = crate::archive::layers_to_write(&images);
+        let total = unique.iter().map(|l| l.record.size).sum();
+        let progress = Progress::start("stream", Some(total), unique.len());
+        let tag = repo_tag.unwrap_or(&index.repo_tag);
+        write_index_archive(&plans, tag, out, &progress)?;
+        progress.finish();
+        return Ok(());
+    }
+    let plan = ImagePlan::read(plan_path)?;
     let progress = stream_progress("stream", &plan);
-    write_docker_archive(&plan, repo_tag, &mut out, &progress)?;
+    write_docker_archive(&plan, repo_tag, out, &progress)?;
     progress.finish();
     Ok(())
 }
@@ -410,6 +458,33 @@ fn plan_builder(attrs: Option<&Path>) -> Result<()> {
     };
     let plan = ImagePlan::new(&settings, config, &closure_of(&attrs)?, &out, true)?;
     write_file(&out, &plan.to_script(&helper_bin), 0o555)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexPlanAttrs {
+    helper_bin: PathBuf,
+    image_name: String,
+    /// null: the output's hash part.
+    tag: Option<String>,
+    images: Vec<PathBuf>,
+}
+
+fn index_plan_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: IndexPlanAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let tag = match a.tag {
+        Some(tag) => tag,
+        None => crate::store_path::hash_part(&out.to_string_lossy()).to_owned(),
+    };
+    let plan = IndexPlan {
+        strata_index: INDEX_VERSION,
+        repo_tag: format!("{}:{tag}", a.image_name),
+        images: a.images,
+    };
+    plan.image_plans()?;
+    write_file(&out, &plan.to_script(&a.helper_bin), 0o555)
 }
 
 fn plan_layering_builder(attrs: Option<&Path>) -> Result<()> {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::{self, Write};
 
 /// A sha256 digest, shown as `sha256:<64 hex digits>` like every OCI and Docker field that holds one.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Digest(pub [u8; 32]);
 
 impl Digest {

@@ -27,6 +27,7 @@ pub mod customisation;
 pub mod digest;
 pub mod flatten;
 pub mod image_config;
+pub mod image_index;
 pub mod layer_tar;
 pub mod layering;
 pub mod legacy_layout;

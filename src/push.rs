@@ -14,10 +14,11 @@ use crate::archive::image_config;
 use crate::compress::Compressor;
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::layer_tar::write_layer_to;
-use crate::oci_layout::{self, LayerMedia};
+use crate::oci_layout::{self, IndexEntry, LayerMedia, Platform};
 use crate::plan::{ImagePlan, PlannedLayer};
 use crate::progress::Progress;
 use crate::registry::{Client, RegistryError};
+use oci_spec::image::MediaType;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -53,12 +54,14 @@ pub enum PushError {
 }
 
 /// What a push did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PushReport {
     /// Blobs sent (layers and config).
     pub uploaded: usize,
     /// Blobs the registry already had.
     pub skipped: usize,
+    /// Blobs mounted from another repository of the registry.
+    pub mounted: usize,
     /// Compressed bytes sent.
     pub bytes_sent: u64,
     /// Digest of the manifest pushed.
@@ -66,24 +69,92 @@ pub struct PushReport {
 }
 
 /// Pushes the image of `plan` to `client`'s repository under `tag`, its layers compressed
-/// with `compressor` (gzip or zstd).
+/// with `compressor` (gzip or zstd). A missing blob is mounted from one of the repositories
+/// of `mount_from` (same registry) when one has it, uploaded otherwise.
 pub fn push(
     plan: &ImagePlan,
     client: &mut Client,
     tag: &str,
-    compressor: Compressor,
+    options: &PushOptions,
     progress: &Progress,
 ) -> Result<PushReport, PushError> {
+    let present = blobs_in_current_manifest(client, tag)?;
+    let mut report = PushReport::default();
+    let manifest = push_blobs(plan, client, &present, options, &mut report, progress)?;
+    report.manifest = client.put_manifest(tag, oci_layout::MANIFEST_MEDIA_TYPE, &manifest)?;
+    Ok(report)
+}
+
+/// Pushes the images of a multi-platform index: each image's blobs and manifest (by
+/// digest), then the index under `tag`.
+pub fn push_index(
+    plans: &[ImagePlan],
+    client: &mut Client,
+    tag: &str,
+    options: &PushOptions,
+    progress: &Progress,
+) -> Result<PushReport, PushError> {
+    let mut report = PushReport::default();
+    let mut entries = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let manifest = push_blobs(
+            plan,
+            client,
+            &HashMap::new(),
+            options,
+            &mut report,
+            progress,
+        )?;
+        let blob = Blob {
+            digest: Digest::of(&manifest),
+            size: manifest.len() as u64,
+        };
+        client.put_manifest(
+            &blob.digest.to_string(),
+            oci_layout::MANIFEST_MEDIA_TYPE,
+            &manifest,
+        )?;
+        entries.push(IndexEntry {
+            blob,
+            media_type: MediaType::ImageManifest,
+            platform: Some(Platform {
+                architecture: plan.architecture.clone(),
+                os: plan.os.clone(),
+                variant: plan.variant.clone(),
+            }),
+            repo_tag: String::new(),
+        });
+    }
+    let index = oci_layout::index(&entries);
+    report.manifest = client.put_manifest(tag, INDEX_MEDIA_TYPE, &index)?;
+    Ok(report)
+}
+
+/// Media type of the indexes [`push_index`] writes.
+const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+/// How to push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// gzip or zstd.
+    pub compressor: Compressor,
+    /// Repositories of the same registry to mount missing blobs from.
+    pub mount_from: Vec<String>,
+}
+
+/// Sends the layers and config of `plan` that the registry lacks; returns the manifest.
+fn push_blobs(
+    plan: &ImagePlan,
+    client: &mut Client,
+    present: &HashMap<Digest, (Blob, LayerMedia)>,
+    options: &PushOptions,
+    report: &mut PushReport,
+    progress: &Progress,
+) -> Result<Vec<u8>, PushError> {
+    let compressor = options.compressor;
     let media = match compressor {
         Compressor::Zstd => LayerMedia::Zstd,
         _ => LayerMedia::Gzip,
-    };
-    let present = blobs_in_current_manifest(client, tag)?;
-    let mut report = PushReport {
-        uploaded: 0,
-        skipped: 0,
-        bytes_sent: 0,
-        manifest: Digest([0; 32]),
     };
     let mut layers: Vec<(Blob, LayerMedia)> = Vec::with_capacity(plan.layers.len());
     let mut done: HashMap<Digest, (Blob, LayerMedia)> = HashMap::new();
@@ -104,6 +175,8 @@ pub fn push(
         };
         if client.has_blob(&blob.digest)? {
             report.skipped += 1;
+        } else if mount(client, &blob.digest, &options.mount_from)? {
+            report.mounted += 1;
         } else {
             upload_layer(client, i, layer, blob, compressor, progress)?;
             report.uploaded += 1;
@@ -134,9 +207,17 @@ pub fn push(
         report.uploaded += 1;
         report.bytes_sent += config_blob.size;
     }
-    let manifest = oci_layout::manifest_of(&config_blob, &layers);
-    report.manifest = client.put_manifest(tag, oci_layout::MANIFEST_MEDIA_TYPE, &manifest)?;
-    Ok(report)
+    Ok(oci_layout::manifest_of(&config_blob, &layers))
+}
+
+/// Mounts `digest` from the first repository of `from` that has it.
+fn mount(client: &mut Client, digest: &Digest, from: &[String]) -> Result<bool, PushError> {
+    for repository in from {
+        if repository != client.repository() && client.mount_blob(digest, repository)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `diff_id` → blob of the layers of the manifest the registry holds under `tag`, when it

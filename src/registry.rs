@@ -187,8 +187,12 @@ impl Client {
             .timeout_connect(connect)
             .timeout_read(read)
             .timeout_write(read)
-            .redirects(5)
-            .build();
+            .redirects(5);
+        let agent = match proxy_for(scheme, host, loopback) {
+            Some(proxy) => agent.proxy(proxy),
+            None => agent,
+        }
+        .build();
         let (basic, auth_source) = match credentials(host) {
             Some((b, source)) => (Some(b), Some(source)),
             None => (None, None),
@@ -528,10 +532,39 @@ enum Sent {
     Stream(Box<dyn Read + Send>),
 }
 
+/// The proxy the environment names for `scheme` (`https_proxy`, `http_proxy`, `all_proxy`,
+/// either case), unless `host` is loopback or listed in `no_proxy`. Empty variables count as
+/// unset: Nix passes a fixed-output build every proxy variable it lists, set or not.
+fn proxy_for(scheme: &str, host: &str, loopback: bool) -> Option<ureq::Proxy> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .or_else(|_| std::env::var(name.to_uppercase()))
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    };
+    if loopback {
+        return None;
+    }
+    let bare = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let excluded = var("no_proxy").is_some_and(|list| {
+        list.split(',').map(str::trim).any(|n| {
+            n == "*"
+                || (!n.is_empty()
+                    && (bare == n.trim_start_matches('.')
+                        || bare.ends_with(&format!(".{}", n.trim_start_matches('.')))))
+        })
+    });
+    if excluded {
+        return None;
+    }
+    let url = var(&format!("{scheme}_proxy")).or_else(|| var("all_proxy"))?;
+    ureq::Proxy::new(url).ok()
+}
+
 fn transport_message(t: &ureq::Transport) -> String {
     match t.kind() {
         ureq::ErrorKind::ConnectionFailed => "cannot connect (is it running?)".to_owned(),
-        ureq::ErrorKind::Dns => "unknown host".to_owned(),
+        ureq::ErrorKind::Dns => format!("unknown host ({t})"),
         ureq::ErrorKind::Io => format!("{t} (timed out or cut off)"),
         _ => t.to_string(),
     }

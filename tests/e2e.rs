@@ -687,6 +687,98 @@ fn main() {
         ensure(!denied.status.success() && err.contains("refused access") && err.contains("no credentials") && err.trim().lines().count() == 1, || format!("401: {err}"))
     });
 
+    suite.check("pull_image_by_digest_in_nix_build", || {
+        let registry = Registry::start(&dir)?;
+        let host = registry.host.clone();
+        let helper = repo().join("build/bootstrap/helper/bin/strata");
+        // skopeo, not strata, puts the image there (gzip layers, Docker schema 2 manifest).
+        let archive = dir.join("to-pull.tar");
+        save(&nix.build("appV1")?, &archive)?;
+        ok(Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("docker-archive:{}", archive.display()))
+            .arg(format!("docker://{host}/pulled:v1")))?;
+        let inspect: Value = serde_json::from_str(&ok(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{host}/pulled:v1"),
+        ]))?)
+        .map_err(|e| e.to_string())?;
+        let prefetched = ok(Command::new(&helper)
+            .args([
+                "prefetch",
+                "--json",
+                "--tls-verify=false",
+                &format!("{host}/pulled:v1"),
+            ])
+            .env("STRATA_PROGRESS", "none"))?;
+        let mut args: Value =
+            serde_json::from_str(&prefetched).map_err(|e| format!("{e}: {prefetched}"))?;
+        ensure(args["imageDigest"] == inspect["Digest"], || {
+            format!("prefetch {args} vs skopeo {inspect}")
+        })?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        args["name"] = Value::from(format!("pulled-{nonce}.tar"));
+        let build = |args: &Value, attr: &str, check: bool| {
+            let mut c = Command::new("nix-build");
+            c.current_dir(repo())
+                .arg("tests/nix/images.nix")
+                .args(nix.args())
+                .arg("--argstr")
+                .arg("pullArgs")
+                .arg(args.to_string())
+                .args(["--option", "sandbox", "true", "--no-out-link", "-A", attr]);
+            if check {
+                c.arg("--check");
+            }
+            run(&mut c)
+        };
+        let out = build(&args, "pulled", false)?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure(out.status.success(), || format!("pullImage: {err}"))?;
+        let pulled = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let image = format!("{host}/pulled:v1");
+        let loaded = feed(&pulled, docker.cmd().arg("load"))?;
+        ensure(loaded.contains(&image), || format!("docker load: {loaded}"))?;
+        let out = docker.run(&image, &[])?;
+        ensure(out.ends_with("app 1\n"), || {
+            format!("docker run printed {out:?}")
+        })?;
+        feed(&pulled, podman.cmd().arg("load"))?;
+        let out = podman.run(&image, &[])?;
+        ensure(out.ends_with("app 1\n"), || {
+            format!("podman run printed {out:?}")
+        })?;
+        // The fetch is fixed-output: a rebuild gives the same bytes.
+        let again = build(&args, "pulled", true)?;
+        ensure(again.status.success(), || {
+            format!("--check: {}", String::from_utf8_lossy(&again.stderr))
+        })?;
+        // fromImage takes it.
+        let on = build(&args, "onPulled", false)?;
+        ensure(on.status.success(), || {
+            format!("onPulled: {}", String::from_utf8_lossy(&on.stderr))
+        })?;
+        let plan = PathBuf::from(String::from_utf8_lossy(&on.stdout).trim());
+        let out = docker_load_run(&docker, &plan, "strata-on-pulled:latest")?;
+        ensure(
+            out.trim_end() == "tools ok\nHello from strata!\napp 1",
+            || format!("on pulled: {out:?}"),
+        )?;
+        // A wrong hash: Nix's own mismatch message.
+        let mut wrong = args.clone();
+        wrong["hash"] = Value::from("sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        wrong["name"] = Value::from(format!("pulled-wrong-{nonce}.tar"));
+        let bad = build(&wrong, "pulled", false)?;
+        let err = String::from_utf8_lossy(&bad.stderr);
+        ensure(
+            !bad.status.success() && err.contains("hash mismatch"),
+            || format!("wrong hash: {err}"),
+        )
+    });
+
     suite.check("nix_build_check_reproducible", || {
         // Every image the tests build; nowDated too, since "now" is resolved when the image
         // is streamed, not in the plan.

@@ -1,14 +1,15 @@
 //! Commands that talk to registries: `push`, `pull` (also `pullImage`'s builder) and
 //! `prefetch` (prints a `pullImage` expression).
 
-use super::stream_progress;
 use crate::compress::Compressor;
 use crate::digest::{Digest, HashingWriter};
 use crate::image_config::architecture_of_system;
+use crate::image_index::IndexPlan;
 use crate::nix_attrs::Attrs;
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use crate::pull::{pull, resolve, Pulled, Wanted};
+use crate::push::{push_index, PushOptions};
 use crate::registry::{Client, Reference};
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -17,34 +18,67 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// `strata push`.
+/// `strata push`: an image or a multi-platform index.
 pub(super) fn push(
     plan_path: &Path,
     target: &str,
     compression: &str,
+    mount_from: Vec<String>,
     tls_verify: bool,
 ) -> Result<()> {
-    let plan = ImagePlan::read(plan_path)?;
     let compressor = match compression {
         "gzip" | "gz" => Compressor::Gz,
         "zstd" => Compressor::Zstd,
         other => bail!("`--compression` must be gzip or zstd, got {other:?}"),
     };
+    let options = PushOptions {
+        compressor,
+        mount_from,
+    };
+    let index = IndexPlan::read(plan_path)?;
+    let (plans, repo_tag) = match &index {
+        Some(index) => (index.image_plans()?, index.repo_tag.clone()),
+        None => {
+            let plan = ImagePlan::read(plan_path)?;
+            let tag = plan.repo_tag.clone();
+            (vec![plan], tag)
+        }
+    };
     let last = target.rsplit('/').next().unwrap_or_default();
     let explicit_tag = last.contains(':') || last.contains('@');
     let mut target = Reference::parse(target)?;
     if !explicit_tag {
-        if let Some((_, tag)) = crate::oci_layout::split_tag(&plan.repo_tag) {
+        if let Some((_, tag)) = crate::oci_layout::split_tag(&repo_tag) {
             target.reference = tag.to_owned();
         }
     }
     let mut client = Client::new(&target, tls_verify);
-    let progress = stream_progress("push", &plan);
+    let total = plans
+        .iter()
+        .flat_map(|p| &p.layers)
+        .map(|l| l.record.size)
+        .sum();
+    let count = plans.iter().map(|p| p.layers.len()).sum();
+    let progress = Progress::start("push", Some(total), count);
     let started = std::time::Instant::now();
-    let report = crate::push::push(&plan, &mut client, &target.reference, compressor, &progress)?;
+    let report = match index {
+        Some(_) => push_index(&plans, &mut client, &target.reference, &options, &progress)?,
+        None => crate::push::push(
+            &plans[0],
+            &mut client,
+            &target.reference,
+            &options,
+            &progress,
+        )?,
+    };
     progress.finish();
+    let mounted = if report.mounted > 0 {
+        format!(", {} mounted from another repository", report.mounted)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "pushed {target} ({}): {} blobs uploaded, {} already there, {} bytes sent in {:.1} s",
+        "pushed {target} ({}): {} blobs uploaded, {} already there{mounted}, {} bytes sent in {:.1} s",
         report.manifest,
         report.uploaded,
         report.skipped,
@@ -182,8 +216,9 @@ struct PullAttrs {
     image_name: String,
     image_digest: String,
     os: String,
-    arch: String,
-    #[serde(default)]
+    /// null: that of `image_system`.
+    arch: Option<String>,
+    image_system: String,
     variant: Option<String>,
     final_image_name: String,
     final_image_tag: String,
@@ -202,10 +237,17 @@ pub(super) fn pull_builder(attrs: Option<&Path>) -> Result<()> {
     }
     let reference = Reference::parse(&format!("{}@{}", a.image_name, a.image_digest))
         .with_context(|| "`imageName` or `imageDigest`".to_owned())?;
+    let (architecture, variant) = match a.arch {
+        Some(arch) => (arch, a.variant),
+        None => {
+            let (arch, variant) = architecture_of_system(&a.image_system)?;
+            (arch, a.variant.or(variant))
+        }
+    };
     let wanted = Wanted {
         os: a.os,
-        architecture: a.arch,
-        variant: a.variant,
+        architecture,
+        variant,
     };
     let mut client = Client::new(&reference, a.tls_verify);
     let repo_tag = format!("{}:{}", a.final_image_name, a.final_image_tag);

@@ -1,7 +1,8 @@
 # The images the end-to-end tests build, in the no-nixpkgs form of the library.
 # `appVersion2` names the changed application of the rebuild test.
 # `parentArchive` is an archive file (docker save, or a crafted hostile one) for `onArchive`.
-{ helper, toolbox, system ? builtins.currentSystem, appVersion2 ? "2", parentArchive ? null }:
+# `pullArgs` is the JSON of `strata prefetch --json` (plus a unique `name`) for `pulled`.
+{ helper, toolbox, system ? builtins.currentSystem, appVersion2 ? "2", parentArchive ? null, pullArgs ? null }:
 let
   strata = import ../../nix { inherit helper toolbox system; };
   pkgs = import ./packages.nix { inherit toolbox system; };
@@ -338,6 +339,15 @@ rec {
   badCreated = strata.streamLayeredImage { name = "bad"; created = "yesterday"; };
 
   # maxLayers = 1 must fail at evaluation.
+  # An image fetched from the tests' registry by digest, and one built on top of it.
+  pulled = strata.pullImage (builtins.fromJSON pullArgs);
+  onPulled = strata.streamLayeredImage {
+    name = "strata-on-pulled";
+    fromImage = strata.pullImage (builtins.fromJSON pullArgs);
+    contents = tools;
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "tools-check; ${appV1.app}/bin/app" ];
+  };
+
   tooFewLayers = strata.streamLayeredImage {
     name = "bad";
     maxLayers = 1;

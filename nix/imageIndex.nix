@@ -1,0 +1,47 @@
+# imageIndex: one image name for several platforms, as an OCI image index whose entries are
+# per-architecture images (a multi-arch image). The result is an executable like
+# streamLayeredImage's: run, it streams an archive whose index.json names the index (skopeo
+# `oci-archive:` reads every platform; `docker load` takes the first image); `strata push`
+# (or `copyToRegistry`) pushes every image and then the index, so each machine pulls its own.
+#
+#   imageIndex {
+#     name = "registry.example.com/app";
+#     images = [ (streamLayeredImage { ...; architecture = "amd64"; })
+#                (streamLayeredImage { ...; architecture = "arm64"; }) ];
+#   }
+{ lib, helper, system, copyCommands }:
+
+{
+  # Image name, as in `docker run NAME`. Lowercased.
+  name,
+  # Tag of the index. null derives it from the hash of the result's store path.
+  tag ? null,
+  # The images, one per platform (os/architecture/variant): strata images made with
+  # streamLayeredImage or buildLayeredImage. The first is the one `docker load` takes.
+  images,
+  # Attributes added to the result.
+  passthru ? { },
+}:
+let
+  imageName = lib.toLower name;
+  plan = derivation {
+    name = "index-${lib.imageBaseName name}";
+    inherit system imageName tag;
+    images = map (image: image.stream or image) images;
+    helperBin = "${helper}/bin/strata";
+    builder = "${helper}/bin/strata";
+    args = [ "index-plan" ];
+    __structuredAttrs = true;
+  };
+  imageTag = if tag != null then tag else lib.hashPart plan.outPath;
+  copies = copyCommands (plan // { inherit imageName imageTag; });
+in
+assert lib.assertMsg (builtins.isString name && name != "")
+  "imageIndex: `name` must be a non-empty string, got ${lib.show name}";
+assert lib.assertMsg (builtins.isList images && images != [ ] && builtins.all (i: builtins.isAttrs i && (i ? stream || i.isExe or false)) images)
+  "imageIndex: `images` must be a non-empty list of streamLayeredImage or buildLayeredImage results, got ${lib.show images}";
+plan // {
+  inherit imageName imageTag;
+  isExe = true;
+  passthru = passthru // copies // { inherit imageName imageTag; };
+} // copies // passthru

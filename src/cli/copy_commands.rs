@@ -1,0 +1,153 @@
+//! The executables every image carries (`copyToRegistry`, `copyToDockerDaemon`,
+//! `copyToPodman`): small JSON files whose `#!` line runs `strata run-script`, so they need
+//! no shell. Each names its image's plan and what to do with it.
+
+use super::registry_commands;
+use super::{stream_to, write_file};
+use crate::image_index::IndexPlan;
+use crate::nix_attrs::Attrs;
+use crate::plan::ImagePlan;
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Version of the script format.
+const SCRIPT_VERSION: u32 = 1;
+
+/// What a copy script holds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Script {
+    strata_script: u32,
+    /// `copy-to-registry`, `copy-to-docker-daemon` or `copy-to-podman`.
+    action: String,
+    /// The image's (or index's) plan.
+    plan: PathBuf,
+    /// `name:tag` the image is pushed or loaded as by default.
+    repo_tag: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScriptAttrs {
+    helper_bin: PathBuf,
+    action: String,
+    plan: PathBuf,
+    repo_tag: String,
+}
+
+/// Nix builder: writes `$out/bin/<action>`.
+pub(super) fn copy_script_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: ScriptAttrs = attrs.parse()?;
+    let bin = attrs.output("out")?.join("bin");
+    fs::create_dir_all(&bin).with_context(|| format!("cannot create `{}`", bin.display()))?;
+    let script = Script {
+        strata_script: SCRIPT_VERSION,
+        action: a.action.clone(),
+        plan: a.plan,
+        repo_tag: a.repo_tag,
+    };
+    let mut text = format!("#!{} run-script\n", a.helper_bin.display()).into_bytes();
+    serde_json::to_writer_pretty(&mut text, &script)?;
+    text.push(b'\n');
+    write_file(&bin.join(&a.action), &text, 0o555)
+}
+
+/// `copyToRegistry`'s options.
+#[derive(Debug, Parser)]
+#[command(name = "copy-to-registry", about = "Push this image to a registry")]
+struct RegistryArgs {
+    /// Where to: `[docker://]HOST[:PORT]/NAME[:TAG]` (the image's name and tag by default).
+    target: Option<String>,
+    /// Layer compression: gzip or zstd.
+    #[arg(long, default_value = "gzip")]
+    compression: String,
+    /// A repository of the same registry to mount missing blobs from (repeatable).
+    #[arg(long, value_name = "REPOSITORY")]
+    mount_from: Vec<String>,
+    /// Use HTTPS with certificate checks (plain HTTP when false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+}
+
+/// `copyToDockerDaemon`'s and `copyToPodman`'s options.
+#[derive(Debug, Parser)]
+#[command(about = "Load this image into the local engine")]
+struct LoadArgs {
+    /// Load it under this `name:tag` instead of its own.
+    #[arg(long, short = 't', value_name = "NAME:TAG")]
+    repo_tag: Option<String>,
+}
+
+/// `strata run-script SCRIPT ARGS...`: what a copy script's `#!` line runs.
+pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
+    let text = fs::read(script).with_context(|| format!("cannot read `{}`", script.display()))?;
+    let json = text
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(&text[..], |end| &text[end..]);
+    let s: Script = serde_json::from_slice(json)
+        .with_context(|| format!("`{}` is not a strata copy script", script.display()))?;
+    if s.strata_script != SCRIPT_VERSION {
+        bail!(
+            "`{}` is a copy script of format {}, this helper runs format {SCRIPT_VERSION}",
+            script.display(),
+            s.strata_script
+        );
+    }
+    let argv = std::iter::once(s.action.clone()).chain(args.iter().cloned());
+    let usage = |e: clap::Error| -> anyhow::Error {
+        if !e.use_stderr() {
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("invalid arguments");
+        super::UsageError(first.trim_start_matches("error: ").to_owned()).into()
+    };
+    match s.action.as_str() {
+        "copy-to-registry" => {
+            let a = RegistryArgs::try_parse_from(argv).map_err(usage)?;
+            let target = a.target.unwrap_or_else(|| s.repo_tag.clone());
+            registry_commands::push(&s.plan, &target, &a.compression, a.mount_from, a.tls_verify)
+        }
+        "copy-to-docker-daemon" | "copy-to-podman" => {
+            let a = LoadArgs::try_parse_from(argv).map_err(usage)?;
+            let engine = if s.action == "copy-to-podman" {
+                "podman"
+            } else {
+                "docker"
+            };
+            load_into(engine, &s.plan, a.repo_tag.as_deref())
+        }
+        other => bail!("`{}`: unknown action {other:?}", script.display()),
+    }
+}
+
+/// Streams the image into `<engine> load` (found on PATH; `DOCKER_HOST` and podman's own
+/// settings apply as usual).
+fn load_into(engine: &str, plan: &Path, repo_tag: Option<&str>) -> Result<()> {
+    // Read before starting the engine, so a bad plan is reported as such.
+    if IndexPlan::read(plan)?.is_none() {
+        ImagePlan::read(plan)?;
+    }
+    let mut child = Command::new(engine)
+        .arg("load")
+        .stdin(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{engine} load` (is {engine} on PATH?)"))?;
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let streamed = stream_to(plan, repo_tag, &mut stdin);
+    drop(stdin);
+    let status = child
+        .wait()
+        .with_context(|| format!("`{engine} load` did not finish"))?;
+    if !status.success() {
+        bail!("`{engine} load` failed ({status})");
+    }
+    streamed
+}

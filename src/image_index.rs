@@ -1,0 +1,125 @@
+//! Multi-platform images (`imageIndex`): several images of one name, one per platform, behind
+//! one OCI image index. The index plan names the images' plans; streaming it writes an archive
+//! whose `index.json` points at the index (and `manifest.json` at the first image, the one
+//! `docker load` takes), and pushing it pushes every image by digest, then the index under
+//! the tag, so that a pull picks the image for its platform.
+
+use crate::plan::{ImagePlan, PlanError};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Version of the index plan format.
+pub const INDEX_VERSION: u32 = 1;
+
+/// What `imageIndex` builds: the images of an index and its `name:tag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IndexPlan {
+    /// [`INDEX_VERSION`].
+    pub strata_index: u32,
+    /// `name:tag` of the index.
+    pub repo_tag: String,
+    /// Plans of the images, in index order (the first is the default).
+    pub images: Vec<PathBuf>,
+}
+
+impl IndexPlan {
+    /// The plan as an executable: the helper streams it.
+    pub fn to_script(&self, helper: &Path) -> Vec<u8> {
+        let mut out = format!("#!{} stream\n", helper.display()).into_bytes();
+        serde_json::to_writer_pretty(&mut out, self).expect("plan serialisation cannot fail");
+        out.push(b'\n');
+        out
+    }
+
+    /// Reads an index plan, `None` when the file is an image plan instead.
+    pub fn read(path: &Path) -> Result<Option<IndexPlan>, PlanError> {
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let json = match bytes.strip_prefix(b"#!") {
+            Some(rest) => rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&[][..], |end| &rest[end..]),
+            None => &bytes[..],
+        };
+        let value: serde_json::Value = match serde_json::from_slice(json) {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+        if value.get("strataIndex").is_none() {
+            return Ok(None);
+        }
+        let plan: IndexPlan = serde_json::from_value(value).map_err(|e| PlanError::Malformed {
+            path: path.to_owned(),
+            what: "strata index plan",
+            message: e.to_string(),
+        })?;
+        if plan.strata_index != INDEX_VERSION {
+            return Err(PlanError::Malformed {
+                path: path.to_owned(),
+                what: "strata index plan",
+                message: format!(
+                    "format {}, this helper reads format {INDEX_VERSION}; rebuild it",
+                    plan.strata_index
+                ),
+            });
+        }
+        Ok(Some(plan))
+    }
+
+    /// The images' plans, checked to be for different platforms.
+    pub fn image_plans(&self) -> Result<Vec<ImagePlan>, IndexError> {
+        let mut plans: Vec<ImagePlan> = Vec::with_capacity(self.images.len());
+        for path in &self.images {
+            let plan = ImagePlan::read(path)?;
+            if let Some(other) = plans.iter().position(|p| same_platform(p, &plan)) {
+                return Err(IndexError::SamePlatform {
+                    first: self.images[other].clone(),
+                    second: path.clone(),
+                    platform: platform_name(&plan),
+                });
+            }
+            plans.push(plan);
+        }
+        if plans.is_empty() {
+            return Err(IndexError::Empty);
+        }
+        Ok(plans)
+    }
+}
+
+/// Why an index cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// An image plan cannot be read.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Two images are for the same platform: a pull could not choose.
+    #[error("`images`: `{first}` and `{second}` are both for {platform}; an index holds one image per platform (set `architecture`)")]
+    SamePlatform {
+        /// One image.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+        /// os/architecture[/variant].
+        platform: String,
+    },
+    /// No images.
+    #[error("`images` is empty")]
+    Empty,
+}
+
+fn same_platform(a: &ImagePlan, b: &ImagePlan) -> bool {
+    a.os == b.os && a.architecture == b.architecture && a.variant == b.variant
+}
+
+fn platform_name(p: &ImagePlan) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
