@@ -35,4 +35,5 @@ in
   rootfs = import ./exportImage.nix { inherit dockerTools; image = app; };
   merged = import ./mergeImages.nix { inherit dockerTools; images = [ helloLayered app ]; };
   basics = import ./basics.nix { inherit dockerTools; };
+  multiArch = import ./imageIndex.nix { inherit dockerTools hello; };
 }

@@ -202,6 +202,8 @@ fn push_blobs(
     };
     if client.has_blob(&config_blob.digest)? {
         report.skipped += 1;
+    } else if mount(client, &config_blob.digest, &options.mount_from)? {
+        report.mounted += 1;
     } else {
         client.upload_blob(&config_blob.digest, config_blob.size, &mut &config[..])?;
         report.uploaded += 1;

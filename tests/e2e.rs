@@ -195,6 +195,10 @@ const BUILT: &[&str] = &[
     "examples.rootfs",
     "examples.merged",
     "examples.basics",
+    "examples.multiArch",
+    "multiArch",
+    "multiArch.copyToRegistry",
+    "layered.copyToDockerDaemon",
 ];
 
 fn main() {
@@ -647,6 +651,9 @@ fn main() {
         // Same image, another repository: the same manifest digest.
         let (_, _, again) = push(&v1, &format!("{host}/other:v1"), &[])?;
         ensure(again == digest1, || format!("{again} != {digest1}"))?;
+        // Mounted from a repository that has the blobs: nothing is uploaded.
+        let (up, _, again) = push(&v1, &format!("{host}/mounted:v1"), &["--mount-from", "app"])?;
+        ensure(up == 0 && again == digest1, || format!("mounted push: {up} uploaded, {again}"))?;
         // skopeo reads it, copies it into a docker-archive that docker loads and runs.
         let inspect: Value = serde_json::from_str(&ok(Command::new("skopeo")
             .args(["inspect", "--tls-verify=false", &format!("docker://{host}/app:v2")]))?)
@@ -776,6 +783,169 @@ fn main() {
         ensure(
             !bad.status.success() && err.contains("hash mismatch"),
             || format!("wrong hash: {err}"),
+        )
+    });
+
+    suite.check("image_index_multi_arch_and_copy_scripts", || {
+        let registry = Registry::start(&dir)?;
+        let host = registry.host.clone();
+        let index = nix.build("multiArch")?;
+        // The streamed archive: an OCI index of both platforms; docker loads the first.
+        let file = dir.join("multi.tar");
+        save(&index, &file)?;
+        let top: Value = serde_json::from_slice(
+            &members(&file)?
+                .into_iter()
+                .find(|(n, _)| n == "index.json")
+                .map(|(_, b)| b)
+                .unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
+        ensure(
+            top["manifests"][0]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+                && top["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "v1",
+            || format!("index.json: {top}"),
+        )?;
+        let loaded = feed(&file, docker.cmd().arg("load"))?;
+        ensure(loaded.contains("strata-multi:v1"), || {
+            format!("docker load: {loaded}")
+        })?;
+        let out = docker.run("strata-multi:v1", &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("docker run printed {out:?}")
+        })?;
+        // copyToRegistry pushes both images and the index.
+        let to_registry = nix
+            .build("multiArch.copyToRegistry")?
+            .join("bin/copy-to-registry");
+        let out = run(Command::new(&to_registry)
+            .arg(format!("docker://{host}/multi:v1"))
+            .env("STRATA_PROGRESS", "none"))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure(out.status.success() && err.contains("pushed"), || {
+            format!("copy-to-registry: {err}")
+        })?;
+        let raw: Value = serde_json::from_str(&ok(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{host}/multi:v1"),
+        ]))?)
+        .map_err(|e| e.to_string())?;
+        let platforms: Vec<String> = raw["manifests"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|e| {
+                        format!(
+                            "{}/{}",
+                            e["platform"]["os"].as_str().unwrap_or("?"),
+                            e["platform"]["architecture"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ensure(
+            raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
+                && platforms == ["linux/amd64", "linux/arm64"],
+            || format!("skopeo inspect --raw: {raw}"),
+        )?;
+        // podman picks its platform from the index and runs it.
+        ok(podman
+            .cmd()
+            .args(["pull", "--tls-verify=false", &format!("{host}/multi:v1")]))?;
+        let out = podman.run(&format!("{host}/multi:v1"), &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("podman run printed {out:?}")
+        })?;
+        // strata pull resolves the index to another platform.
+        let helper = repo().join("build/bootstrap/helper/bin/strata");
+        let pulled = dir.join("multi-arm64.tar");
+        ok(Command::new(&helper)
+            .args(["pull", "--arch", "arm64", "-o"])
+            .arg(&pulled)
+            .arg(format!("{host}/multi:v1"))
+            .env("STRATA_PROGRESS", "none"))?;
+        let inspect: Value = serde_json::from_str(&ok(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("docker-archive:{}", pulled.display())))?)
+        .map_err(|e| e.to_string())?;
+        ensure(inspect["Architecture"] == "arm64", || {
+            format!("pulled arm64: {inspect}")
+        })?;
+        // copyToDockerDaemon and copyToPodman load the image without a tarball, through the
+        // engines on PATH (here wrappers pointing at the tests' own engines).
+        let bin = dir.join("engines");
+        std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+        let podman_args = podman
+            .cmd()
+            .get_args()
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (name, text) in [
+            (
+                "docker",
+                format!(
+                    "#!/bin/sh\nexec '{}' --host '{}' \"$@\"\n",
+                    ok(Command::new("sh").args(["-c", "command -v docker"]))?.trim(),
+                    docker.host
+                ),
+            ),
+            (
+                "podman",
+                format!("#!/bin/sh\nexec /usr/bin/podman {podman_args} \"$@\"\n"),
+            ),
+        ] {
+            let path = bin.join(name);
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+            ok(Command::new("chmod").arg("755").arg(&path))?;
+        }
+        let path = format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            bin.display()
+        );
+        let to_docker = nix
+            .build("layered.copyToDockerDaemon")?
+            .join("bin/copy-to-docker-daemon");
+        let tag = image_tag(&nix, "layered")?;
+        let out = run(Command::new(&to_docker)
+            .args(["--repo-tag", "strata-copied:docker"])
+            .env("PATH", &path)
+            .env("STRATA_PROGRESS", "none"))?;
+        ensure(out.status.success(), || {
+            format!(
+                "copy-to-docker-daemon: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        let said = docker.run("strata-copied:docker", &[])?;
+        ensure(said.trim() == HELLO, || {
+            format!("docker run printed {said:?} (image tag {tag})")
+        })?;
+        let to_podman = nix
+            .build("layered.copyToPodman")?
+            .join("bin/copy-to-podman");
+        let out = run(Command::new(&to_podman)
+            .args(["--repo-tag", "strata-copied:podman"])
+            .env("PATH", &path)
+            .env("STRATA_PROGRESS", "none"))?;
+        ensure(out.status.success(), || {
+            format!("copy-to-podman: {}", String::from_utf8_lossy(&out.stderr))
+        })?;
+        let said = podman.run("localhost/strata-copied:podman", &[])?;
+        ensure(said.trim() == HELLO, || {
+            format!("podman run printed {said:?}")
+        })?;
+        // A bad option is a one-line usage error.
+        let bad = run(Command::new(&to_registry).arg("--bogus"))?;
+        let err = String::from_utf8_lossy(&bad.stderr);
+        ensure(
+            bad.status.code() == Some(2)
+                && err.contains("--bogus")
+                && err.trim().lines().count() == 1,
+            || format!("bad option: {err}"),
         )
     });
 
@@ -1717,6 +1887,12 @@ fn main() {
             loaded.contains("hello:latest") && loaded.contains("hello-app:latest"),
             || format!("examples.merged: docker load said {loaded:?}"),
         )?;
+        let multi = nix.build("examples.multiArch")?;
+        pipe(&multi, docker.cmd().arg("load"))?;
+        let out = docker.run("hello-multi:latest", &[])?;
+        ensure(out.trim() == "Hello, world!", || {
+            format!("examples.multiArch: docker run printed {out:?}")
+        })?;
         let rootfs = std::fs::read(nix.build("examples.rootfs")?).map_err(|e| e.to_string())?;
         let names: BTreeSet<String> = entries(&rootfs).into_iter().map(|e| e.0).collect();
         ensure(

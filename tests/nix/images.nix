@@ -339,10 +339,22 @@ rec {
   badCreated = strata.streamLayeredImage { name = "bad"; created = "yesterday"; };
 
   # maxLayers = 1 must fail at evaluation.
+  # One name, two platforms: the hello image (amd64, first: what docker load takes) and an
+  # arm64 image.
+  multiArch = strata.imageIndex {
+    name = "strata-multi";
+    tag = "v1";
+    images = [
+      (strata.streamLayeredImage { name = "strata-multi"; config.Cmd = [ "${hello}/bin/hello" ]; })
+      (strata.buildLayeredImage { name = "strata-multi"; architecture = "arm64"; config.Cmd = [ "/bin/true" ]; })
+    ];
+  };
+
   # An image fetched from the tests' registry by digest, and one built on top of it.
   pulled = strata.pullImage (builtins.fromJSON pullArgs);
   onPulled = strata.streamLayeredImage {
     name = "strata-on-pulled";
+    tag = "latest";
     fromImage = strata.pullImage (builtins.fromJSON pullArgs);
     contents = tools;
     config.Cmd = [ "${toolbox}/bin/sh" "-c" "tools-check; ${appV1.app}/bin/app" ];
