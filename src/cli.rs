@@ -62,17 +62,8 @@ enum Command {
         plan: PathBuf,
         /// Where to: `[docker://]HOST[:PORT]/NAME[:TAG]` (the plan's tag when none).
         target: String,
-        /// Layer compression: gzip or zstd.
-        #[arg(long, default_value = "gzip")]
-        compression: String,
-        /// A repository of the same registry to mount missing blobs from instead of
-        /// uploading them (repeatable).
-        #[arg(long, value_name = "REPOSITORY")]
-        mount_from: Vec<String>,
-        /// Use HTTPS with certificate checks (plain HTTP when false; loopback hosts always
-        /// use plain HTTP).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        tls_verify: bool,
+        #[command(flatten)]
+        options: registry_commands::PushArgs,
     },
     /// Pull an image from a registry into an archive (what `pullImage` does), each blob
     /// checked against its digest. Without a reference, runs as `pullImage`'s Nix builder.
@@ -284,10 +275,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
         Command::Push {
             plan,
             target,
-            compression,
-            mount_from,
-            tls_verify,
-        } => registry_commands::push(&plan, &target, &compression, mount_from, tls_verify),
+            options,
+        } => registry_commands::push(&plan, &target, options),
         Command::Pull {
             reference: Some(reference),
             platform,

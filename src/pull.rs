@@ -161,14 +161,15 @@ const LAYER_TYPES: &[&str] = &[
 ];
 
 /// Resolves `reference` (tag or digest) in `client`'s repository to the image for `wanted`
-/// and writes it to `out` as an archive naming it `repo_tag`.
+/// and writes it to `out` as an archive naming it `repo_tag`. Progress is reported by what
+/// `progress` starts once the layers' count and size are known.
 pub fn pull(
     client: &mut Client,
     reference: &str,
     wanted: &Wanted,
     repo_tag: &str,
     out: &mut dyn Write,
-    progress: &Progress,
+    progress: &dyn Fn(u64, usize) -> Progress,
 ) -> Result<Pulled, PullError> {
     let (top, mut media, mut bytes) = fetch_manifest(client, reference)?;
     let mut digest = top;
@@ -218,6 +219,7 @@ pub fn pull(
     let platform = platform_of(&config_bytes, layers.len()).map_err(bad)?;
 
     let total: u64 = layers.iter().map(|l| l.size).sum();
+    let progress = &progress(total, layers.len());
     let stamp = Stamp::root(1);
     let mut header = Vec::with_capacity(1536);
     let mut written: Vec<Digest> = Vec::new();
@@ -280,6 +282,7 @@ pub fn pull(
     }
     out.write_all(&END_OF_ARCHIVE).map_err(PullError::Write)?;
     out.flush().map_err(PullError::Write)?;
+    progress.finish();
     Ok(Pulled {
         digest: top,
         manifest: digest,

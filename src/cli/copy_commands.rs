@@ -63,15 +63,8 @@ pub(super) fn copy_script_builder(attrs: Option<&Path>) -> Result<()> {
 struct RegistryArgs {
     /// Where to: `[docker://]HOST[:PORT]/NAME[:TAG]` (the image's name and tag by default).
     target: Option<String>,
-    /// Layer compression: gzip or zstd.
-    #[arg(long, default_value = "gzip")]
-    compression: String,
-    /// A repository of the same registry to mount missing blobs from (repeatable).
-    #[arg(long, value_name = "REPOSITORY")]
-    mount_from: Vec<String>,
-    /// Use HTTPS with certificate checks (plain HTTP when false).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    tls_verify: bool,
+    #[command(flatten)]
+    options: registry_commands::PushArgs,
 }
 
 /// `copyToDockerDaemon`'s and `copyToPodman`'s options.
@@ -113,7 +106,7 @@ pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
         "copy-to-registry" => {
             let a = RegistryArgs::try_parse_from(argv).map_err(usage)?;
             let target = a.target.unwrap_or_else(|| s.repo_tag.clone());
-            registry_commands::push(&s.plan, &target, &a.compression, a.mount_from, a.tls_verify)
+            registry_commands::push(&s.plan, &target, a.options)
         }
         "copy-to-docker-daemon" | "copy-to-podman" => {
             let a = LoadArgs::try_parse_from(argv).map_err(usage)?;

@@ -18,22 +18,33 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// `strata push`: an image or a multi-platform index.
-pub(super) fn push(
-    plan_path: &Path,
-    target: &str,
-    compression: &str,
+/// Options of `strata push` and `copy-to-registry`.
+#[derive(Debug, clap::Args)]
+pub(super) struct PushArgs {
+    /// Layer compression: gzip or zstd.
+    #[arg(long, default_value = "gzip")]
+    compression: String,
+    /// A repository of the same registry to mount missing blobs from instead of uploading
+    /// them (repeatable).
+    #[arg(long, value_name = "REPOSITORY")]
     mount_from: Vec<String>,
+    /// Use HTTPS with certificate checks (plain HTTP when false; loopback hosts always use
+    /// plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tls_verify: bool,
-) -> Result<()> {
-    let compressor = match compression {
+}
+
+/// `strata push`: an image or a multi-platform index.
+pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()> {
+    let compressor = match args.compression.as_str() {
         "gzip" | "gz" => Compressor::Gz,
         "zstd" => Compressor::Zstd,
         other => bail!("`--compression` must be gzip or zstd, got {other:?}"),
     };
+    let tls_verify = args.tls_verify;
     let options = PushOptions {
         compressor,
-        mount_from,
+        mount_from: args.mount_from,
     };
     let index = IndexPlan::read(plan_path)?;
     let (plans, repo_tag) = match &index {
@@ -144,16 +155,14 @@ pub(super) fn pull_by_hand(
                 bail!("stdout is a terminal; give `--output FILE` or pipe the image into `docker load`");
             }
             let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            let progress = Progress::start("pull", None, 0);
             pull(
                 &mut client,
                 &parsed.reference,
                 &wanted,
                 &repo_tag,
                 &mut out,
-                &progress,
+                &|total, layers| Progress::start("pull", Some(total), layers),
             )?;
-            progress.finish();
             Ok(())
         }
     }
@@ -169,7 +178,7 @@ fn pull_to_file(
     let file =
         fs::File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
-    let progress = Progress::start("pull", None, 0);
+    let progress = |total, layers| Progress::start("pull", Some(total), layers);
     let pulled = pull(client, reference, wanted, repo_tag, &mut out, &progress).and_then(|p| {
         out.flush().map_err(crate::pull::PullError::Write)?;
         Ok(p)
@@ -177,9 +186,7 @@ fn pull_to_file(
     if pulled.is_err() && fs::metadata(path).is_ok_and(|m| m.is_file()) {
         let _ = fs::remove_file(path);
     }
-    let pulled = pulled?;
-    progress.finish();
-    report(&pulled);
+    report(&pulled?);
     Ok(())
 }
 
@@ -287,7 +294,7 @@ pub(super) fn prefetch(
         None => parsed.reference.clone(),
     };
     let mut sink = HashingWriter::new(io::sink());
-    let progress = Progress::start("prefetch", None, 0);
+    let progress = |total, layers| Progress::start("prefetch", Some(total), layers);
     let pulled = pull(
         &mut client,
         &digest.to_string(),
@@ -296,7 +303,6 @@ pub(super) fn prefetch(
         &mut sink,
         &progress,
     )?;
-    progress.finish();
     report(&pulled);
     let (_, archive) = sink.finish();
     let hash = format!(

@@ -171,7 +171,7 @@ fn pull_to_vec(reg: &FakeRegistry, reference: &str, arch: &str) -> Result<Vec<u8
         &linux(arch),
         "example/app:v1",
         &mut out,
-        &Progress::quiet(),
+        &|_, _| Progress::quiet(),
     )?;
     Ok(out)
 }
@@ -299,7 +299,7 @@ fn server_errors_and_stalls_end_with_an_error() {
         &linux("amd64"),
         "",
         &mut Vec::new(),
-        &Progress::quiet(),
+        &|_, _| Progress::quiet(),
     )
     .unwrap_err()
     .to_string();
