@@ -57,6 +57,11 @@
   # changed paths. Needs import-from-derivation (the grouping is built during evaluation),
   # which some evaluators (Hydra, `--no-allow-import-from-derivation`) refuse.
   perLayerDerivations ? false,
+  # How layers are stored in the archive: "none" (plain tars), "gz" or "zstd" (`tar+gzip` /
+  # `tar+zstd` blobs of the OCI layout, as a registry stores them; docker load reads gzip
+  # layers, zstd ones from Docker 23). The compressed bytes are those the layer records
+  # already hash, and are checked against them.
+  layerCompressor ? "none",
   # Attributes added to the result.
   passthru ? { },
   # An image to build on (`FROM`): a docker-archive or OCI layout archive (plain, gzip or
@@ -142,6 +147,7 @@ let
     name = "stream-${baseName}";
     args = [ "plan" ];
     helperBin = "${helper}/bin/strata";
+    inherit layerCompressor;
     layers = layers ++ (if perLayerDerivations then automaticLayers else [ ]);
   });
 
@@ -165,6 +171,8 @@ assert lib.assertMsg (builtins.isAttrs config)
 assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
   "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
 assert unsupported "layeringPipeline" (layeringPipeline != null);
+assert lib.assertMsg (builtins.elem layerCompressor [ "none" "gz" "zstd" ])
+  "streamLayeredImage: `layerCompressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show layerCompressor}";
 plan // copies // {
   inherit imageName imageTag customisationLayer configFile;
   isExe = true;

@@ -10,6 +10,7 @@
 //! checked against its record: a store path whose content changed since the image was built
 //! stops the stream with an error instead of giving a different image.
 
+use crate::compress::{Compressor, Encoder};
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::image_config::{History, ImageConfig, RootFs};
 use crate::layer_tar::{write_layer, BufferSink, LayerError, Shipper};
@@ -19,6 +20,7 @@ use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
@@ -131,10 +133,31 @@ fn write_archive(
         .zip(&created)
         .map(|((plan, _), created)| plan.legacy_layout.then(|| legacy_layers(plan, created)))
         .collect();
-    let layer_names: Vec<String> = unique
+    // Layers are stored compressed when the (first) image asks for it, never beside
+    // Docker's legacy layout, whose `layer.tar` must be a plain tar.
+    let compression = match images.first() {
+        Some((plan, _)) if !legacy.iter().any(Option::is_some) => plan.layer_compressor,
+        _ => Compressor::None,
+    };
+    let media = match compression {
+        Compressor::None => LayerMedia::Tar,
+        Compressor::Gz => LayerMedia::Gzip,
+        Compressor::Zstd => LayerMedia::Zstd,
+    };
+    // The blob each layer is stored as: the plain tar, or its compressed form (whose digest
+    // and size the record holds, so the header is written before the bytes).
+    let stored: Vec<Blob> = unique
         .iter()
-        .map(|l| blob_path(&l.record.diff_id))
+        .map(|l| match compression {
+            Compressor::None => Blob {
+                digest: l.record.diff_id,
+                size: l.record.size,
+            },
+            Compressor::Gz => l.record.gzip,
+            Compressor::Zstd => l.record.zstd,
+        })
         .collect();
+    let layer_names: Vec<String> = stored.iter().map(|b| blob_path(&b.digest)).collect();
     let sources: Vec<_> = unique
         .iter()
         .map(|l| (l.content.source(), l.content.stamp()))
@@ -151,6 +174,17 @@ fn write_archive(
             what: layer.content.describe_at_most(10),
             expected: format!("{}, {} bytes", layer.record.diff_id, layer.record.size),
             found,
+        }
+    };
+    // The plain bytes matched the record but their compression did not: a helper whose
+    // compressor differs from the one that made the record.
+    let compressed_mismatch = |index: usize, written: u64| {
+        let layer = unique[index];
+        ArchiveError::RecordMismatch {
+            index: index + 1,
+            what: layer.content.describe_at_most(10),
+            expected: format!("compressed to {}, {} bytes", stored[index].digest, stored[index].size),
+            found: format!("{written} compressed bytes of another digest; rebuild the image's records with this helper"),
         }
     };
     // Outer members carry the mtime of the bottom layer: fixed, like everything else.
@@ -195,18 +229,32 @@ fn write_archive(
                 &mut out,
                 &mut header,
                 &layer_names[i],
-                Kind::File(size),
+                Kind::File(stored[i].size),
                 "",
                 &outer,
             )?;
             let mut hashed = HashingWriter::new(&mut out);
+            let mut compressing =
+                (compression != Compressor::None).then(|| Compressing::new(compression));
+            let mut plain = Sha256::new();
+            let mut plain_size = 0u64;
             loop {
                 match rx.recv() {
                     Ok(Message::Data(buf, n)) => {
-                        if hashed.size() + n as u64 > size {
+                        if plain_size + n as u64 > size {
                             return Err(mismatch(i, format!("more than {size} bytes")));
                         }
-                        hashed.write_all(&buf[..n]).map_err(ArchiveError::Write)?;
+                        plain_size += n as u64;
+                        match &mut compressing {
+                            None => hashed.write_all(&buf[..n]).map_err(ArchiveError::Write)?,
+                            Some(c) => {
+                                plain.update(&buf[..n]);
+                                c.feed(&buf[..n], &mut hashed)?;
+                                if hashed.size() > stored[i].size {
+                                    return Err(compressed_mismatch(i, hashed.size()));
+                                }
+                            }
+                        }
                         progress.add(n as u64);
                         let _ = pool_tx.send(buf);
                     }
@@ -219,11 +267,24 @@ fn write_archive(
                     }
                 }
             }
-            let (out, blob) = hashed.finish();
+            if let Some(c) = compressing {
+                c.finish(&mut hashed)?;
+            }
+            let (out, written) = hashed.finish();
+            let blob = match compression {
+                Compressor::None => written,
+                _ => Blob {
+                    digest: Digest(plain.finalize().into()),
+                    size: plain_size,
+                },
+            };
             if blob.size != size || blob.digest != layer.record.diff_id {
                 return Err(mismatch(i, format!("{}, {} bytes", blob.digest, blob.size)));
             }
-            out.write_all(&[0u8; 512][..padding(size)])
+            if written != stored[i] {
+                return Err(compressed_mismatch(i, written.size));
+            }
+            out.write_all(&[0u8; 512][..padding(stored[i].size)])
                 .map_err(ArchiveError::Write)?;
             progress.layer_done();
             blobs.push(blob);
@@ -270,7 +331,8 @@ fn write_archive(
         }
         let config = image_config(plan, created, &blobs);
         let config = blob_of(config);
-        let oci_manifest = oci_layout::manifest(&config.0, &blobs, LayerMedia::Tar);
+        let stored_blobs: Vec<Blob> = positions.iter().map(|&p| stored[p]).collect();
+        let oci_manifest = oci_layout::manifest(&config.0, &stored_blobs, media);
         let oci_manifest = blob_of(oci_manifest);
         index.push(IndexEntry {
             blob: oci_manifest.0,
@@ -428,6 +490,58 @@ pub(crate) fn image_config(plan: &ImagePlan, created: &str, blobs: &[Blob]) -> V
     .to_bytes()
 }
 
+/// A layer being compressed into the archive: the encoder compresses on its own threads and
+/// hands the compressed bytes back through a channel, drained into the archive as they come.
+struct Compressing {
+    encoder: Encoder<ChannelWriter>,
+    rx: Receiver<Vec<u8>>,
+}
+
+impl Compressing {
+    fn new(compressor: Compressor) -> Compressing {
+        // Unbounded, but drained after every chunk fed: it holds what the encoder finished
+        // since, at most a batch or two.
+        let (tx, rx) = mpsc::channel();
+        Compressing {
+            encoder: compressor.encoder(ChannelWriter(tx)),
+            rx,
+        }
+    }
+
+    fn feed(&mut self, plain: &[u8], out: &mut dyn Write) -> Result<(), ArchiveError> {
+        self.encoder.write_all(plain).map_err(ArchiveError::Write)?;
+        while let Ok(chunk) = self.rx.try_recv() {
+            out.write_all(&chunk).map_err(ArchiveError::Write)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self, out: &mut dyn Write) -> Result<(), ArchiveError> {
+        // The encoder returns its writer, the channel's last sender, when it is done.
+        drop(self.encoder.finish().map_err(ArchiveError::Write)?);
+        for chunk in self.rx {
+            out.write_all(&chunk).map_err(ArchiveError::Write)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends compressed chunks to the archive writer.
+struct ChannelWriter(mpsc::Sender<Vec<u8>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .send(buf.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the archive writer stopped"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A member written after the layers.
 enum Member {
     /// A file.
@@ -541,6 +655,7 @@ mod tests {
             parent_layers: 0,
             parent_history: vec![],
             legacy_layout: false,
+            layer_compressor: crate::compress::Compressor::None,
         }
     }
 
@@ -555,6 +670,67 @@ mod tests {
     fn stream(plan: &ImagePlan) -> Result<Vec<u8>, ArchiveError> {
         let mut bytes = Vec::new();
         write_docker_archive(plan, None, &mut bytes, &Progress::quiet()).map(|_| bytes)
+    }
+
+    #[test]
+    fn compressed_layers_are_the_records_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = fake_path(dir.path(), "aaa-a", 3 * CHUNK + 17);
+        let b = fake_path(dir.path(), "bbb-b", 5);
+        for (compressor, media) in [
+            (
+                Compressor::Gz,
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            ),
+            (
+                Compressor::Zstd,
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+        ] {
+            let mut plan = plan(vec![vec![a.clone()], vec![b.clone()]]);
+            plan.layer_compressor = compressor;
+            let mut bytes = Vec::new();
+            let summary =
+                write_docker_archive(&plan, None, &mut bytes, &Progress::quiet()).unwrap();
+            let members = members(&bytes);
+            let find = |name: &str| members.iter().find(|m| m.0 == name).map(|m| m.1.clone());
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&find("manifest.json").unwrap()).unwrap();
+            for (i, layer) in plan.layers.iter().enumerate() {
+                let stored = match compressor {
+                    Compressor::Gz => layer.record.gzip,
+                    _ => layer.record.zstd,
+                };
+                let name = format!("blobs/sha256/{}", stored.digest.hex());
+                assert_eq!(manifest[0]["Layers"][i], name.as_str());
+                let blob = find(&name).unwrap();
+                assert_eq!(Digest::of(&blob), stored.digest);
+                let plain = match compressor {
+                    Compressor::Gz => {
+                        let mut out = Vec::new();
+                        flate2::read::MultiGzDecoder::new(&blob[..])
+                            .read_to_end(&mut out)
+                            .unwrap();
+                        out
+                    }
+                    _ => zstd::decode_all(&blob[..]).unwrap(),
+                };
+                assert_eq!(Digest::of(&plain), summary.layers[i].digest);
+            }
+            let config = find(&format!("blobs/sha256/{}", summary.config.hex())).unwrap();
+            let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+            assert_eq!(
+                config["rootfs"]["diff_ids"][0],
+                plan.layers[0].record.diff_id.to_string()
+            );
+            let index: serde_json::Value =
+                serde_json::from_slice(&find("index.json").unwrap()).unwrap();
+            let oci = index["manifests"][0]["digest"].as_str().unwrap();
+            let oci: serde_json::Value =
+                serde_json::from_slice(&find(&format!("blobs/sha256/{}", &oci[7..])).unwrap())
+                    .unwrap();
+            assert_eq!(oci["layers"][1]["mediaType"], media);
+        }
     }
 
     #[test]

@@ -216,9 +216,11 @@ fn zstd_frame(input: &[u8]) -> Vec<u8> {
 }
 
 /// A compressor name as `buildLayeredImage`'s `compressor` argument takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compressor {
     /// No compression.
+    #[default]
     None,
     /// gzip.
     Gz,
@@ -230,6 +232,13 @@ pub enum Compressor {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`compressor` must be one of none, gz, zstd; got {0:?}")]
 pub struct UnknownCompressor(pub String);
+
+impl Compressor {
+    /// Whether this is [`Compressor::None`].
+    pub fn is_none(&self) -> bool {
+        *self == Compressor::None
+    }
+}
 
 impl FromStr for Compressor {
     type Err = UnknownCompressor;

@@ -7,6 +7,7 @@
 //! stored. `buildLayer` writes the same layer entries to a [`LayerSet`] file.
 
 use crate::closure::Closure;
+use crate::compress::Compressor;
 use crate::image_config::{
     architecture_of_system, check_config, format_time, mtime_seconds, SettingError, When,
 };
@@ -184,6 +185,10 @@ pub struct ImagePlan {
     /// ([`crate::legacy_layout`]), as `buildImage`'s do.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy_layout: bool,
+    /// How layers are stored in the image's archives: plain tars, or `tar+gzip` /
+    /// `tar+zstd` blobs.
+    #[serde(default, skip_serializing_if = "Compressor::is_none")]
+    pub layer_compressor: Compressor,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -264,6 +269,9 @@ pub struct ImageSettings {
     /// Whether archives also carry Docker's v1.0 layout (`buildImage`).
     #[serde(default)]
     pub legacy_layout: bool,
+    /// How layers are stored in archives (`layerCompressor`).
+    #[serde(default)]
+    pub layer_compressor: Compressor,
 }
 
 /// `config` on top of the parent's runtime config `base`, as nixpkgs does it: only `Env` is
@@ -492,6 +500,7 @@ impl ImagePlan {
             parent_layers: parent.as_ref().map_or(0, |p| p.layers.len()),
             parent_history: parent.as_ref().map_or_else(Vec::new, ParentImage::history),
             legacy_layout: settings.legacy_layout,
+            layer_compressor: settings.layer_compressor,
         })
     }
 
@@ -750,6 +759,7 @@ mod tests {
             exclude: vec![],
             parent: None,
             legacy_layout: false,
+            layer_compressor: Compressor::None,
         }
     }
 

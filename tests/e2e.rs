@@ -196,6 +196,8 @@ const BUILT: &[&str] = &[
     "examples.merged",
     "examples.basics",
     "examples.multiArch",
+    "gzLayers",
+    "zstdLayers",
     "multiArch",
     "multiArch.copyToRegistry",
     "layered.copyToDockerDaemon",
@@ -332,6 +334,82 @@ fn main() {
         ensure(
             config["history"].as_array().map_or(0, Vec::len) == 6,
             || format!("history: {config}"),
+        )
+    });
+
+    suite.check("compressed_layers_in_archives", || {
+        // tar+gzip layers: docker, podman, skopeo and umoci; tar+zstd: podman and skopeo
+        // (Docker 20.10 cannot read zstd).
+        for (attr, name, media) in [
+            (
+                "gzLayers",
+                "strata-gz-layers:v1",
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            ),
+            (
+                "zstdLayers",
+                "strata-zstd-layers:v1",
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+        ] {
+            let built = nix.build(attr)?;
+            let file = dir.join(format!("{attr}.tar"));
+            if is_executable(&built) {
+                save(&built, &file)?;
+            } else {
+                std::fs::copy(&built, &file).map_err(|e| e.to_string())?;
+            }
+            let raw: Value = serde_json::from_str(&ok(Command::new("skopeo")
+                .args(["inspect", "--raw"])
+                .arg(format!("oci-archive:{}", file.display())))?)
+            .map_err(|e| e.to_string())?;
+            let layers = raw["layers"].as_array().cloned().unwrap_or_default();
+            ensure(
+                !layers.is_empty() && layers.iter().all(|l| l["mediaType"] == media),
+                || format!("{attr}: {raw}"),
+            )?;
+            let docker_archive: Value = serde_json::from_str(&ok(Command::new("skopeo")
+                .arg("inspect")
+                .arg(format!("docker-archive:{}", file.display())))?)
+            .map_err(|e| e.to_string())?;
+            ensure(
+                docker_archive["Layers"].as_array().map_or(0, Vec::len) == layers.len(),
+                || format!("{attr}: {docker_archive}"),
+            )?;
+            feed(&file, podman.cmd().arg("load"))?;
+            let out = podman.run(&format!("localhost/{name}"), &[])?;
+            ensure(out.trim() == HELLO, || {
+                format!("{attr}: podman run printed {out:?}")
+            })?;
+            if attr == "gzLayers" {
+                feed(&file, docker.cmd().arg("load"))?;
+                let out = docker.run(name, &[])?;
+                ensure(out.trim() == HELLO, || {
+                    format!("{attr}: docker run printed {out:?}")
+                })?;
+                let layout = dir.join("gz-layout");
+                let bundle = dir.join("gz-bundle");
+                let _ = std::fs::remove_dir_all(&layout);
+                let _ = std::fs::remove_dir_all(&bundle);
+                std::fs::create_dir_all(&layout).map_err(|e| e.to_string())?;
+                ok(Command::new("tar")
+                    .arg("-xf")
+                    .arg(&file)
+                    .arg("-C")
+                    .arg(&layout))?;
+                ok(Command::new("umoci")
+                    .args(["unpack", "--image"])
+                    .arg(format!("{}:v1", layout.display()))
+                    .arg(&bundle))?;
+                ensure(bundle.join("rootfs/bin/tools-check").exists(), || {
+                    "umoci: no bin/tools-check in the rootfs".to_owned()
+                })?;
+            }
+        }
+        let err = nix.instantiate_fails("badLayerCompressor")?;
+        ensure(
+            err.contains("`layerCompressor`") && err.contains("\"xz\""),
+            || format!("message: {err}"),
         )
     });
 
@@ -2148,17 +2226,7 @@ fn tars_of(out: &Path, scratch: &Path) -> Result<Vec<(String, Vec<u8>)>, String>
         return Ok(vec![]);
     };
     let raw = std::fs::read(&file).map_err(|e| e.to_string())?;
-    let bytes = if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::decode_all(&raw[..]).map_err(|e| e.to_string())?
-    } else if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| e.to_string())?;
-        out
-    } else {
-        raw
-    };
+    let bytes = decompressed(raw)?;
     let plain = scratch.join("plain.tar");
     std::fs::write(&plain, &bytes).map_err(|e| e.to_string())?;
     let m = members(&plain)?;
@@ -2173,10 +2241,26 @@ fn tars_of(out: &Path, scratch: &Path) -> Result<Vec<(String, Vec<u8>)>, String>
         .flat_map(|i| i["Layers"].as_array().into_iter().flatten())
         .filter_map(Value::as_str)
         .collect();
-    Ok(m.into_iter()
+    // Layers stored compressed (layerCompressor) are checked as the tars they hold.
+    m.into_iter()
         .filter(|(n, _)| layers.contains(n.as_str()))
-        .map(|(n, b)| (format!("{name} {n}"), b))
-        .collect())
+        .map(|(n, b)| Ok((format!("{name} {n}"), decompressed(b)?)))
+        .collect()
+}
+
+/// `bytes`, gunzipped or unzstded when they are compressed.
+fn decompressed(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::decode_all(&bytes[..]).map_err(|e| e.to_string())
+    } else if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .map_err(|e| e.to_string())?;
+        Ok(out)
+    } else {
+        Ok(bytes)
+    }
 }
 
 /// Tars that exercise what tarsum reads: long names (GNU and PAX), ustar prefixes,

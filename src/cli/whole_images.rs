@@ -137,6 +137,7 @@ fn plan_of_image(image: ParentImage) -> ImagePlan {
         parent_history: image.history(),
         layers: image.layers,
         legacy_layout: false,
+        layer_compressor: crate::compress::Compressor::None,
     }
 }
 

@@ -339,6 +339,26 @@ rec {
   badCreated = strata.streamLayeredImage { name = "bad"; created = "yesterday"; };
 
   # maxLayers = 1 must fail at evaluation.
+  # Layers stored compressed inside the archive (tar+gzip, tar+zstd blobs).
+  gzLayers = strata.buildLayeredImage {
+    name = "strata-gz-layers";
+    tag = "v1";
+    compressor = "none";
+    layerCompressor = "gz";
+    contents = tools;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  zstdLayers = strata.streamLayeredImage {
+    name = "strata-zstd-layers";
+    tag = "v1";
+    layerCompressor = "zstd";
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  badLayerCompressor = strata.streamLayeredImage {
+    name = "bad";
+    layerCompressor = "xz";
+  };
+
   # One name, two platforms: the hello image (amd64, first: what docker load takes) and an
   # arm64 image.
   multiArch = strata.imageIndex {
