@@ -22,7 +22,9 @@ use oci_spec::image::MediaType;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Mutex;
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +142,8 @@ pub struct PushOptions {
     pub compressor: Compressor,
     /// Repositories of the same registry to mount missing blobs from.
     pub mount_from: Vec<String>,
+    /// Layers uploaded at once.
+    pub parallel: usize,
 }
 
 /// Sends the layers and config of `plan` that the registry lacks; returns the manifest.
@@ -158,6 +162,7 @@ fn push_blobs(
     };
     let mut layers: Vec<(Blob, LayerMedia)> = Vec::with_capacity(plan.layers.len());
     let mut done: HashMap<Digest, (Blob, LayerMedia)> = HashMap::new();
+    let mut missing: Vec<(usize, &PlannedLayer, Blob)> = Vec::new();
     for (i, layer) in plan.layers.iter().enumerate() {
         let diff_id = layer.record.diff_id;
         if let Some(found) = done.get(&diff_id).or_else(|| present.get(&diff_id)) {
@@ -175,17 +180,19 @@ fn push_blobs(
         };
         if client.has_blob(&blob.digest)? {
             report.skipped += 1;
+            progress.layer_done();
         } else if mount(client, &blob.digest, &options.mount_from)? {
             report.mounted += 1;
+            progress.layer_done();
         } else {
-            upload_layer(client, i, layer, blob, compressor, progress)?;
+            missing.push((i, layer, blob));
             report.uploaded += 1;
             report.bytes_sent += blob.size;
         }
         layers.push((blob, media));
         done.insert(diff_id, (blob, media));
-        progress.layer_done();
     }
+    upload_layers(client, &missing, compressor, options.parallel, progress)?;
     let created = plan.created_at(time::OffsetDateTime::now_utc());
     let diff_ids: Vec<Blob> = plan
         .layers
@@ -264,6 +271,46 @@ fn blobs_in_current_manifest(
         }
     }
     Ok(found)
+}
+
+/// Uploads `missing` layers, up to `parallel` at a time, each on a connection of its own
+/// (latency hides behind other uploads; compression shares the cores). Stops at the first
+/// failure, which it returns.
+fn upload_layers(
+    client: &Client,
+    missing: &[(usize, &PlannedLayer, Blob)],
+    compressor: Compressor,
+    parallel: usize,
+    progress: &Progress,
+) -> Result<(), PushError> {
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.clamp(1, missing.len().max(1)) {
+            let mut client = client.clone();
+            let (next, failed) = (&next, &failed);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(i, layer, blob)) = missing.get(k) else {
+                    return;
+                };
+                if let Err(e) = upload_layer(&mut client, i, layer, blob, compressor, progress) {
+                    // Later jobs are not started; those under way finish.
+                    next.store(missing.len(), Ordering::Relaxed);
+                    failed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
+                    return;
+                }
+                progress.layer_done();
+            });
+        }
+    });
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Tars and compresses a layer on a thread while its bytes are uploaded, then checks both

@@ -120,7 +120,9 @@ impl std::fmt::Display for Reference {
     }
 }
 
-/// A connection to one repository of a registry.
+/// A connection to one repository of a registry. A clone shares the connection pool and
+/// the credentials (and token) obtained so far.
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     base: String,

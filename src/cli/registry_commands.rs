@@ -28,6 +28,9 @@ pub(super) struct PushArgs {
     /// them (repeatable).
     #[arg(long, value_name = "REPOSITORY")]
     mount_from: Vec<String>,
+    /// Layers uploaded at once.
+    #[arg(long, default_value_t = 3)]
+    parallel: usize,
     /// Use HTTPS with certificate checks (plain HTTP when false; loopback hosts always use
     /// plain HTTP).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -45,6 +48,7 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
     let options = PushOptions {
         compressor,
         mount_from: args.mount_from,
+        parallel: args.parallel,
     };
     let index = IndexPlan::read(plan_path)?;
     let (plans, repo_tag) = match &index {
