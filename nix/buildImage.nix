@@ -6,7 +6,7 @@
 # and the closure of `copyToRoot` and `config` that the parent lacks. `runAsRoot` runs as root
 # over the unpacked parent inside the ordinary sandboxed build (a user namespace; no VM, no
 # KVM); owners it sets with chown are kept. Arguments and defaults are nixpkgs'.
-{ lib, helper, toolbox, system, imageSystem, copyCommands, internalParentImage, internalWriteFile }:
+{ lib, helper, toolbox, system, imageSystem, internalCopyCommands, internalParentImage, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix.
@@ -117,7 +117,7 @@ let
   };
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
-  copies = copyCommands (plan // { inherit imageName imageTag; });
+  copies = internalCopyCommands (plan // { inherit imageName imageTag; });
 in
 assert lib.assertMsg (builtins.isString name && name != "")
   "buildImage: `name` must be a non-empty string, got ${lib.show name}";

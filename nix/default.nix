@@ -34,11 +34,11 @@ lib.makeScope (self: {
   buildLayer = self.callFunction ./buildLayer.nix { };
   buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
   buildLayeredImageWithNixDb = self.callFunction ./buildLayeredImageWithNixDb.nix { };
-  copyCommands = self.callFunction ./copyCommands.nix { };
   caCertificates = lib.makeOverridable (self.callFunction ./caCertificates.nix { }) { };
   exportImage = self.callFunction ./exportImage.nix { };
   fakeNss = lib.makeOverridable (self.callFunction ./fakeNss.nix { }) { };
   imageIndex = self.callFunction ./imageIndex.nix { };
+  internalCopyCommands = self.callFunction ./internalCopyCommands.nix { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
   internalExactLayer = self.callFunction ./internalExactLayer.nix { };
   internalParentImage = self.callFunction ./internalParentImage.nix { };

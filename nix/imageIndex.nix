@@ -9,7 +9,7 @@
 #     images = [ (streamLayeredImage { ...; architecture = "amd64"; })
 #                (streamLayeredImage { ...; architecture = "arm64"; }) ];
 #   }
-{ lib, helper, system, copyCommands }:
+{ lib, helper, system, internalCopyCommands }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased.
@@ -34,7 +34,7 @@ let
     __structuredAttrs = true;
   };
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
-  copies = copyCommands (plan // { inherit imageName imageTag; });
+  copies = internalCopyCommands (plan // { inherit imageName imageTag; });
 in
 assert lib.assertMsg (builtins.isString name && name != "")
   "imageIndex: `name` must be a non-empty string, got ${lib.show name}";

@@ -5,7 +5,7 @@
 # The build decides the layers (the most popular store paths of the closure get a layer each)
 # and writes them into the executable, a plan file run by the helper; no image tarball is
 # stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
-{ lib, helper, system, imageSystem, copyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalWriteFile }:
+{ lib, helper, system, imageSystem, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix
@@ -152,7 +152,7 @@ let
   });
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
-  copies = copyCommands (plan // { inherit imageName imageTag; });
+  copies = internalCopyCommands (plan // { inherit imageName imageTag; });
 in
 assert lib.assertMsg (builtins.isString name && name != "")
   "streamLayeredImage: `name` must be a non-empty string, got ${lib.show name}";
