@@ -18,7 +18,9 @@
         strata = final.callPackage ./nix/package.nix { };
         dockerTools = (prev.dockerTools or { }) // {
           inherit (import ./nix { pkgs = final; helper = final.buildPackages.strata; })
-            buildLayer buildLayeredImage streamLayeredImage;
+            buildImage buildImageWithNixDb buildLayer buildLayeredImage buildLayeredImageWithNixDb
+            exportImage imageIndex mergeImages pullImage streamLayeredImage
+            binSh caCertificates fakeNss shadowSetup usrBinEnv;
         };
       };
 
