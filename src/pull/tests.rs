@@ -28,10 +28,13 @@ impl Reply {
     }
 }
 
-/// A registry answering GETs of `/v2/app/...` from a table; anything else is a 404.
+/// A registry answering GETs of `/v2/app/...` from a table; anything else is a 404. With
+/// a token set, `/v2/` requests without it get a bearer challenge naming `/token`, which
+/// hands the token out anonymously (as Docker Hub does for public images).
 struct FakeRegistry {
     host: String,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
+    token: Arc<Mutex<Option<String>>>,
 }
 
 impl FakeRegistry {
@@ -39,11 +42,16 @@ impl FakeRegistry {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let token: Arc<Mutex<Option<String>>> = Arc::default();
         let table = Arc::clone(&routes);
+        let wanted = Arc::clone(&token);
+        let realm = format!("http://{host}/token");
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
                 let table = Arc::clone(&table);
+                let wanted = Arc::clone(&wanted);
+                let realm = realm.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut line = String::new();
@@ -53,10 +61,35 @@ impl FakeRegistry {
                     let mut parts = line.split_whitespace();
                     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                     let mut header = String::new();
+                    let mut authorization = String::new();
                     while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                        if let Some((name, value)) = header.split_once(':') {
+                            if name.eq_ignore_ascii_case("authorization") {
+                                authorization = value.trim().to_owned();
+                            }
+                        }
                         header.clear();
                     }
-                    let reply = table.lock().unwrap().get(path).cloned();
+                    let token = wanted.lock().unwrap().clone();
+                    let mut extra = String::new();
+                    let reply = match &token {
+                        Some(t) if path.starts_with("/token?") => Some(Reply::ok(
+                            "application/json",
+                            format!(r#"{{"token":"{t}"}}"#).into_bytes(),
+                        )),
+                        Some(t) if authorization != format!("Bearer {t}") => {
+                            extra = format!(
+                                "WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\",scope=\"repository:app:pull\"\r\n"
+                            );
+                            Some(Reply {
+                                status: 401,
+                                media: "application/json".into(),
+                                body: b"{}".to_vec(),
+                                delay: Duration::ZERO,
+                            })
+                        }
+                        _ => table.lock().unwrap().get(path).cloned(),
+                    };
                     let reply = reply.unwrap_or(Reply {
                         status: 404,
                         media: "text/plain".into(),
@@ -65,7 +98,7 @@ impl FakeRegistry {
                     });
                     std::thread::sleep(reply.delay);
                     let head = format!(
-                        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
                         reply.status,
                         reply.media,
                         reply.body.len()
@@ -77,7 +110,11 @@ impl FakeRegistry {
                 });
             }
         });
-        FakeRegistry { host, routes }
+        FakeRegistry {
+            host,
+            routes,
+            token,
+        }
     }
 
     fn put(&self, path: &str, reply: Reply) {
@@ -210,6 +247,16 @@ fn an_index_resolves_to_the_platform_and_the_archive_holds_its_blobs() {
     let digest = entry["digest"].as_str().unwrap();
     assert!(m.contains_key(&format!("blobs/sha256/{}", &digest[7..])));
     assert!(m.contains_key("oci-layout"));
+}
+
+#[test]
+fn a_bearer_challenge_is_answered_with_an_anonymous_token() {
+    let reg = FakeRegistry::start();
+    let (index, arm_layers) = serve_index(&reg);
+    *reg.token.lock().unwrap() = Some("t0ken".into());
+    let archive = pull_to_vec(&reg, &index.to_string(), "arm64").unwrap();
+    let m = members(&archive);
+    assert!(m.values().any(|b| *b == arm_layers[0]));
 }
 
 #[test]
