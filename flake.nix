@@ -17,9 +17,11 @@
       overlays.default = final: prev: {
         strata = final.callPackage ./nix/package.nix { };
         dockerTools = (prev.dockerTools or { }) // {
+          # pullImage stays nixpkgs' here: its outputs are pinned by hashes of skopeo's
+          # archives, which strata's differ from; take strata's from `lib`.
           inherit (import ./nix { pkgs = final; helper = final.buildPackages.strata; })
             buildImage buildImageWithNixDb buildLayer buildLayeredImage buildLayeredImageWithNixDb
-            exportImage imageIndex mergeImages pullImage streamLayeredImage
+            exportImage imageIndex mergeImages streamLayeredImage
             binSh caCertificates fakeNss shadowSetup usrBinEnv;
         };
       };

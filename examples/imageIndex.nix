@@ -8,7 +8,7 @@ dockerTools.imageIndex {
   name = "hello-multi";
   tag = "latest";
   images = [
-    (dockerTools.streamLayeredImage { name = "hello-multi"; config.Cmd = [ "${hello}/bin/hello" ]; })
+    (dockerTools.streamLayeredImage { name = "hello-multi"; architecture = "amd64"; config.Cmd = [ "${hello}/bin/hello" ]; })
     # Built on this machine but labelled arm64: an arm64 build would use an arm64 `hello`
     # (with nixpkgs, `pkgsCross.aarch64-multiplatform.hello`).
     (dockerTools.streamLayeredImage { name = "hello-multi"; architecture = "arm64"; config.Cmd = [ "/bin/hello" ]; })

@@ -10,7 +10,8 @@
   # Image name, as in `docker run NAME`; see streamLayeredImage.
   name,
   # How the archive is compressed: "none", "gz" or "zstd". docker and podman load all three.
-  compressor ? "gz",
+  # null: "gz", or "none" when `layerCompressor` already compresses the layers.
+  compressor ? null,
   # Attributes added to the result.
   passthru ? { },
   # Every other streamLayeredImage argument, passed on unchanged.
@@ -18,6 +19,10 @@
 }@args:
 let
   extensions = { none = ""; gz = ".gz"; zstd = ".zst"; };
+  compressor =
+    if args.compressor or null != null then args.compressor
+    else if (args.layerCompressor or "none") != "none" then "none"
+    else "gz";
   stream = streamLayeredImage (builtins.removeAttrs args [ "compressor" "passthru" ]);
   archive = derivation {
     name = "${lib.imageBaseName name}.tar${extensions.${compressor}}";

@@ -22,7 +22,9 @@
   imageDigest,
   # Hash of the output archive (SRI, `sha256-...`), as `strata prefetch` prints it.
   hash ? null,
-  # The same as a base-16 or base-32 sha256, for expressions written for nixpkgs.
+  # The same as a base-16 or base-32 sha256 (the older form). The archive is strata's, not
+  # skopeo's: a hash prefetched for nixpkgs' pullImage does not match; take the one
+  # `strata prefetch` prints.
   sha256 ? null,
   # Operating system of the image taken from a multi-platform index.
   os ? "linux",
@@ -52,7 +54,7 @@ let
     __structuredAttrs = true;
     outputHashMode = "flat";
     # Proxies of the machine running the fetch reach the builder.
-    impureEnvVars = [ "http_proxy" "https_proxy" "HTTP_PROXY" "HTTPS_PROXY" "no_proxy" "NO_PROXY" ];
+    impureEnvVars = [ "http_proxy" "https_proxy" "all_proxy" "no_proxy" "HTTP_PROXY" "HTTPS_PROXY" "ALL_PROXY" "NO_PROXY" ];
   } // (if hash != null then { outputHash = hash; } else { outputHash = sha256; outputHashAlgo = "sha256"; }));
 in
 pulled // {

@@ -114,6 +114,14 @@ pub fn write_index_archive(
     out: &mut dyn Write,
     progress: &Progress,
 ) -> Result<Vec<ArchiveSummary>, ArchiveError> {
+    // Docker's legacy layout names one image per tag: not in an index (buildImage results).
+    let images: Vec<ImagePlan> = images
+        .iter()
+        .map(|p| ImagePlan {
+            legacy_layout: false,
+            ..p.clone()
+        })
+        .collect();
     let tagged: Vec<(&ImagePlan, Option<&str>)> =
         images.iter().map(|p| (p, Some(repo_tag))).collect();
     write_archive(&tagged, Some(repo_tag), out, progress)

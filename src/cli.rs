@@ -130,7 +130,7 @@ enum Command {
     },
     /// Run a copy script (`copyToRegistry`, `copyToDockerDaemon`, `copyToPodman`): what
     /// their `#!` line calls.
-    #[command(hide = true)]
+    #[command(hide = true, disable_help_flag = true, disable_version_flag = true)]
     RunScript {
         /// The script.
         script: PathBuf,

@@ -143,12 +143,19 @@ struct AnyManifest {
 }
 
 impl AnyManifest {
-    fn is_index(&self, served_as: &str) -> bool {
-        let media = if served_as.is_empty() {
-            &self.media_type
-        } else {
-            served_as
-        };
+    /// Its media type, from its own bytes (never from the HTTP header, which a mirror may
+    /// set otherwise: the archive must depend on the manifest alone). OCI allows leaving it
+    /// out; the shape then tells.
+    fn media(&self) -> String {
+        match (self.media_type.as_str(), self.manifests.is_empty()) {
+            ("", false) => "application/vnd.oci.image.index.v1+json".to_owned(),
+            ("", true) => "application/vnd.oci.image.manifest.v1+json".to_owned(),
+            (media, _) => media.to_owned(),
+        }
+    }
+
+    fn is_index(&self) -> bool {
+        let media = self.media();
         media.contains("index") || media.contains("manifest.list") || !self.manifests.is_empty()
     }
 }
@@ -171,33 +178,39 @@ pub fn pull(
     out: &mut dyn Write,
     progress: &dyn Fn(u64, usize) -> Progress,
 ) -> Result<Pulled, PullError> {
-    let (top, mut media, mut bytes) = fetch_manifest(client, reference)?;
+    let (top, mut bytes) = fetch_manifest(client, reference)?;
     let mut digest = top;
     let mut manifest: AnyManifest = parse_manifest(reference, &bytes)?;
     // An index may name another index; three levels is more than any registry uses.
     for _ in 0..3 {
-        if !manifest.is_index(&media) {
+        if !manifest.is_index() {
             break;
         }
-        let chosen = choose(client, reference, &manifest, wanted)?;
-        let (d, m, b) = fetch_manifest(client, &chosen)?;
-        (digest, media, bytes) = (d, m, b);
-        manifest = parse_manifest(&chosen, &bytes)?;
+        let chosen = choose(client, &digest, &manifest, wanted)?;
+        let (d, b) = fetch_manifest(client, &chosen.digest.to_string())?;
+        if b.len() as u64 != chosen.size {
+            return Err(PullError::Manifest {
+                digest: chosen.digest.to_string(),
+                reason: format!(
+                    "{} bytes, but the index that names it gives {}",
+                    b.len(),
+                    chosen.size
+                ),
+            });
+        }
+        (digest, bytes) = (d, b);
+        manifest = parse_manifest(&digest.to_string(), &bytes)?;
     }
     let bad = |reason: String| PullError::Manifest {
         digest: digest.to_string(),
         reason,
     };
-    if manifest.schema_version != 2 || manifest.is_index(&media) {
+    if manifest.schema_version != 2 || manifest.is_index() {
         return Err(bad(
             "not an image manifest (only Docker schema 2 and OCI manifests are supported)".into(),
         ));
     }
-    let media = if media.is_empty() {
-        manifest.media_type.clone()
-    } else {
-        media
-    };
+    let media = manifest.media();
     let config = manifest
         .config
         .as_ref()
@@ -218,7 +231,7 @@ pub fn pull(
     check_whole("config", &config_blob, &config_bytes)?;
     let platform = platform_of(&config_bytes, layers.len()).map_err(bad)?;
 
-    let total: u64 = layers.iter().map(|l| l.size).sum();
+    let total: u64 = layers.iter().fold(0u64, |t, l| t.saturating_add(l.size));
     let progress = &progress(total, layers.len());
     let stamp = Stamp::root(1);
     let mut header = Vec::with_capacity(1536);
@@ -265,7 +278,11 @@ pub fn pull(
         layers: &layer_names,
     }])
     .expect("manifest serialisation cannot fail");
-    let mut members: Vec<(String, &[u8])> = vec![(config_name.clone(), &config_bytes)];
+    // Each blob once, even when a registry lists the same bytes in two roles.
+    let mut members: Vec<(String, &[u8])> = Vec::new();
+    if !written.contains(&config_blob.digest) {
+        members.push((config_name.clone(), &config_bytes));
+    }
     if manifest_blob.digest != config_blob.digest && !written.contains(&manifest_blob.digest) {
         members.push((blob_path(&manifest_blob.digest), &bytes));
     }
@@ -287,7 +304,7 @@ pub fn pull(
         digest: top,
         manifest: digest,
         layers: layers.len(),
-        bytes: total + config_blob.size,
+        bytes: total.saturating_add(config_blob.size),
     })
 }
 
@@ -297,11 +314,8 @@ pub fn resolve(client: &mut Client, reference: &str) -> Result<Digest, PullError
 }
 
 /// Fetches the manifest under `reference`, checked against it when it is a digest.
-fn fetch_manifest(
-    client: &mut Client,
-    reference: &str,
-) -> Result<(Digest, String, Vec<u8>), PullError> {
-    let Some((media, bytes)) = client.get_manifest(reference)? else {
+fn fetch_manifest(client: &mut Client, reference: &str) -> Result<(Digest, Vec<u8>), PullError> {
+    let Some((_, bytes)) = client.get_manifest(reference)? else {
         let (host, repository) = client.location();
         return Err(PullError::NotFound {
             host,
@@ -316,7 +330,7 @@ fn fetch_manifest(
             reason: format!("the registry sent bytes whose digest is {digest}"),
         });
     }
-    Ok((digest, media, bytes))
+    Ok((digest, bytes))
 }
 
 fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<AnyManifest, PullError> {
@@ -326,13 +340,13 @@ fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<AnyManifest, PullErro
     })
 }
 
-/// The digest of the index entry for `wanted`.
+/// The manifest the index (`index_digest`) names for `wanted`.
 fn choose(
     client: &Client,
-    reference: &str,
+    index_digest: &Digest,
     index: &AnyManifest,
     wanted: &Wanted,
-) -> Result<String, PullError> {
+) -> Result<Blob, PullError> {
     let fits = |p: &DescriptorPlatform| {
         p.os == wanted.os
             && p.architecture == wanted.architecture
@@ -346,7 +360,10 @@ fn choose(
         .iter()
         .find(|d| d.platform.as_ref().is_some_and(fits))
     {
-        return Ok(d.digest.clone());
+        return blob_of_descriptor(d).map_err(|reason| PullError::Manifest {
+            digest: index_digest.to_string(),
+            reason: format!("its entry for {wanted}: {reason}"),
+        });
     }
     let available: Vec<String> = index
         .manifests
@@ -359,7 +376,7 @@ fn choose(
         .collect();
     let (host, repository) = client.location();
     Err(PullError::NoPlatform {
-        reference: format!("{host}/{repository}@{reference}"),
+        reference: format!("{host}/{repository}@{index_digest}"),
         wanted: wanted.to_string(),
         available: if available.is_empty() {
             "no platforms".to_owned()
@@ -436,7 +453,9 @@ fn copy_blob(
     out: &mut dyn Write,
     progress: &Progress,
 ) -> Result<(), PullError> {
-    let mut body = client.open_blob(&blob.digest)?.take(blob.size + 1);
+    let mut body = client
+        .open_blob(&blob.digest)?
+        .take(blob.size.saturating_add(1));
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut seen = 0u64;

@@ -133,6 +133,8 @@ pub struct Client {
     /// The registry asked for basic credentials: send them with every request.
     send_basic: bool,
     auth_source: Option<PathBuf>,
+    /// Why the proxy the environment names cannot be used.
+    bad_proxy: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -190,11 +192,14 @@ impl Client {
             .timeout_read(read)
             .timeout_write(read)
             .redirects(5);
-        let agent = match proxy_for(scheme, host, loopback) {
-            Some(proxy) => agent.proxy(proxy),
-            None => agent,
-        }
-        .build();
+        // A proxy that cannot be used fails every request, naming it, rather than being
+        // bypassed.
+        let (agent, bad_proxy) = match proxy_for(scheme, host, loopback) {
+            Some(Ok(proxy)) => (agent.proxy(proxy), None),
+            Some(Err(message)) => (agent, Some(message)),
+            None => (agent, None),
+        };
+        let agent = agent.build();
         let (basic, auth_source) = match credentials(host) {
             Some((b, source)) => (Some(b), Some(source)),
             None => (None, None),
@@ -208,6 +213,7 @@ impl Client {
             token: None,
             send_basic: false,
             auth_source,
+            bad_proxy,
         }
     }
 
@@ -245,7 +251,20 @@ impl Client {
         )?;
         match a.status {
             201 => Ok(true),
-            202 => Ok(false),
+            202 => {
+                // The registry opened an ordinary upload instead: close it, unused.
+                if let Some(location) = a.header("Location") {
+                    let url = self.absolute(location);
+                    let _ = self.request(
+                        "DELETE",
+                        &url,
+                        &[],
+                        Body::None,
+                        &format!("cancel of upload {digest}"),
+                    );
+                }
+                Ok(false)
+            }
             _ => Err(self.status_error(&format!("mount blob {digest} from {from}"), a)),
         }
     }
@@ -405,6 +424,12 @@ impl Client {
         what: &str,
         stream: bool,
     ) -> Result<Sent, RegistryError> {
+        if let Some(message) = &self.bad_proxy {
+            return Err(RegistryError::Unreachable {
+                host: self.host.clone(),
+                message: format!("{what}: {message}"),
+            });
+        }
         for attempt in 0..2 {
             let mut req = self.agent.request(method, url);
             for (name, value) in headers {
@@ -537,13 +562,9 @@ enum Sent {
 /// The proxy the environment names for `scheme` (`https_proxy`, `http_proxy`, `all_proxy`,
 /// either case), unless `host` is loopback or listed in `no_proxy`. Empty variables count as
 /// unset: Nix passes a fixed-output build every proxy variable it lists, set or not.
-fn proxy_for(scheme: &str, host: &str, loopback: bool) -> Option<ureq::Proxy> {
-    let var = |name: &str| {
-        std::env::var(name)
-            .or_else(|_| std::env::var(name.to_uppercase()))
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-    };
+fn proxy_for(scheme: &str, host: &str, loopback: bool) -> Option<Result<ureq::Proxy, String>> {
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let var = |name: &str| set(name).or_else(|| set(&name.to_uppercase()));
     if loopback {
         return None;
     }
@@ -560,7 +581,7 @@ fn proxy_for(scheme: &str, host: &str, loopback: bool) -> Option<ureq::Proxy> {
         return None;
     }
     let url = var(&format!("{scheme}_proxy")).or_else(|| var("all_proxy"))?;
-    ureq::Proxy::new(url).ok()
+    Some(ureq::Proxy::new(&url).map_err(|e| format!("proxy `{url}` from the environment: {e}")))
 }
 
 fn transport_message(t: &ureq::Transport) -> String {

@@ -138,9 +138,12 @@ fn load_into(engine: &str, plan: &Path, repo_tag: Option<&str>) -> Result<()> {
     drop(stdin);
     let status = child
         .wait()
-        .with_context(|| format!("`{engine} load` did not finish"))?;
+        .with_context(|| format!("`{engine} load` did not finish"));
+    // The image's own failure first: the engine fails too when the stream stops.
+    streamed?;
+    let status = status?;
     if !status.success() {
         bail!("`{engine} load` failed ({status})");
     }
-    streamed
+    Ok(())
 }

@@ -320,11 +320,10 @@ pub(super) fn prefetch(
         ("finalImageName", final_name),
         ("finalImageTag", final_tag),
     ];
-    if platform.arch.is_some() {
-        fields.push(("os", wanted.os.clone()));
-        fields.push(("arch", wanted.architecture.clone()));
-    }
-    if let Some(v) = &platform.variant {
+    // Always: the hash is that of this platform's image, whatever system evaluates the call.
+    fields.push(("os", wanted.os.clone()));
+    fields.push(("arch", wanted.architecture.clone()));
+    if let Some(v) = &wanted.variant {
         fields.push(("variant", v.clone()));
     }
     if !tls_verify {
