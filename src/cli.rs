@@ -10,7 +10,7 @@ use crate::customisation::{
     merge_contents, run_extra_commands, write_customisation_tar, write_layer_file,
 };
 use crate::image_config::{mtime_seconds, When};
-use crate::image_index::{IndexPlan, INDEX_VERSION};
+use crate::image_index::{AnyPlan, IndexPlan, INDEX_VERSION};
 use crate::layering::{limit_layers, popularity_order};
 use crate::nix_attrs::Attrs;
 use crate::parent_image::{import, store_paths_of_tar, ParentImage, PARENT_FORMAT};
@@ -342,26 +342,27 @@ fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
     }
     // A dup of fd 1 as a File: unbuffered writes of whole chunks, no line buffering.
     let mut out = fs::File::from(stdout.as_fd().try_clone_to_owned()?);
-    stream_to(plan_path, repo_tag, &mut out)
+    stream_to(&AnyPlan::read(plan_path)?, repo_tag, &mut out)
 }
 
 /// Writes the archive of an image plan or index plan to `out`, with progress.
-fn stream_to(plan_path: &Path, repo_tag: Option<&str>, out: &mut dyn Write) -> Result<()> {
-    if let Some(index) = IndexPlan::read(plan_path)? {
-        let plans = index.image_plans()?;
-        let images: Vec<(&ImagePlan, Option<&str>)> = plans.iter().map(|p| (p, None)).collect();
-        let (unique, _) = crate::archive::layers_to_write(&images);
-        let total = unique.iter().map(|l| l.record.size).sum();
-        let progress = Progress::start("stream", Some(total), unique.len());
-        let tag = repo_tag.unwrap_or(&index.repo_tag);
-        write_index_archive(&plans, tag, out, &progress)?;
-        progress.finish();
-        return Ok(());
+fn stream_to(plan: &AnyPlan, repo_tag: Option<&str>, out: &mut dyn Write) -> Result<()> {
+    match plan {
+        AnyPlan::Index(index, plans) => {
+            let images: Vec<(&ImagePlan, Option<&str>)> = plans.iter().map(|p| (p, None)).collect();
+            let (unique, _) = crate::archive::layers_to_write(&images);
+            let total = unique.iter().map(|l| l.record.size).sum();
+            let progress = Progress::start("stream", Some(total), unique.len());
+            let tag = repo_tag.unwrap_or(&index.repo_tag);
+            write_index_archive(plans, tag, out, &progress)?;
+            progress.finish();
+        }
+        AnyPlan::Image(plan) => {
+            let progress = stream_progress("stream", plan);
+            write_docker_archive(plan, repo_tag, out, &progress)?;
+            progress.finish();
+        }
     }
-    let plan = ImagePlan::read(plan_path)?;
-    let progress = stream_progress("stream", &plan);
-    write_docker_archive(&plan, repo_tag, out, &progress)?;
-    progress.finish();
     Ok(())
 }
 

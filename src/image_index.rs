@@ -4,7 +4,7 @@
 //! `docker load` takes), and pushing it pushes every image by digest, then the index under
 //! the tag, so that a pull picks the image for its platform.
 
-use crate::plan::{ImagePlan, PlanError};
+use crate::plan::{read_script, ImagePlan, PlanError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -32,44 +32,6 @@ impl IndexPlan {
         out
     }
 
-    /// Reads an index plan, `None` when the file is an image plan instead.
-    pub fn read(path: &Path) -> Result<Option<IndexPlan>, PlanError> {
-        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let json = match bytes.strip_prefix(b"#!") {
-            Some(rest) => rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(&[][..], |end| &rest[end..]),
-            None => &bytes[..],
-        };
-        let value: serde_json::Value = match serde_json::from_slice(json) {
-            Ok(v) => v,
-            Err(_) => return Ok(None),
-        };
-        if value.get("strataIndex").is_none() {
-            return Ok(None);
-        }
-        let plan: IndexPlan = serde_json::from_value(value).map_err(|e| PlanError::Malformed {
-            path: path.to_owned(),
-            what: "strata index plan",
-            message: e.to_string(),
-        })?;
-        if plan.strata_index != INDEX_VERSION {
-            return Err(PlanError::Malformed {
-                path: path.to_owned(),
-                what: "strata index plan",
-                message: format!(
-                    "format {}, this helper reads format {INDEX_VERSION}; rebuild it",
-                    plan.strata_index
-                ),
-            });
-        }
-        Ok(Some(plan))
-    }
-
     /// The images' plans, checked to be for different platforms.
     pub fn image_plans(&self) -> Result<Vec<ImagePlan>, IndexError> {
         let mut plans: Vec<ImagePlan> = Vec::with_capacity(self.images.len());
@@ -88,6 +50,51 @@ impl IndexPlan {
             return Err(IndexError::Empty);
         }
         Ok(plans)
+    }
+}
+
+/// A plan file of either kind, read once.
+#[derive(Debug, Clone)]
+pub enum AnyPlan {
+    /// An image (streamLayeredImage and the others' `stream`).
+    Image(Box<ImagePlan>),
+    /// A multi-platform index (`imageIndex`) and its images' plans.
+    Index(IndexPlan, Vec<ImagePlan>),
+}
+
+impl AnyPlan {
+    /// Reads the plan file at `path`, and for an index the plans of its images.
+    pub fn read(path: &Path) -> Result<AnyPlan, IndexError> {
+        let value = read_script(path)?;
+        if value.get("strataIndex").is_none() {
+            return Ok(AnyPlan::Image(Box::new(ImagePlan::from_value(
+                path, value,
+            )?)));
+        }
+        let malformed = |message: String| PlanError::Malformed {
+            path: path.to_owned(),
+            what: "strata index plan",
+            message,
+        };
+        let plan: IndexPlan =
+            serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
+        if plan.strata_index != INDEX_VERSION {
+            return Err(malformed(format!(
+                "format {}, this helper reads format {INDEX_VERSION}; rebuild it",
+                plan.strata_index
+            ))
+            .into());
+        }
+        let images = plan.image_plans()?;
+        Ok(AnyPlan::Index(plan, images))
+    }
+
+    /// The images, and the `name:tag` the plan gives them.
+    pub fn images(&self) -> (&[ImagePlan], &str) {
+        match self {
+            AnyPlan::Image(plan) => (std::slice::from_ref(&**plan), &plan.repo_tag),
+            AnyPlan::Index(index, images) => (images, &index.repo_tag),
+        }
     }
 }
 

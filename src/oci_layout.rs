@@ -156,6 +156,30 @@ fn descriptor(media: MediaType, blob: &Blob) -> oci_spec::image::Descriptor {
         .expect("every required descriptor field is set")
 }
 
+/// A descriptor as archives and registries write it (OCI and Docker schema 2 alike), read
+/// leniently: the fields strata looks at.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireDescriptor {
+    #[serde(default)]
+    pub(crate) media_type: String,
+    pub(crate) digest: String,
+    pub(crate) size: u64,
+    #[serde(default)]
+    pub(crate) annotations: HashMap<String, String>,
+    #[serde(default)]
+    pub(crate) platform: Option<WirePlatform>,
+}
+
+/// A descriptor's `platform`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct WirePlatform {
+    pub(crate) architecture: String,
+    pub(crate) os: String,
+    #[serde(default)]
+    pub(crate) variant: Option<String>,
+}
+
 /// Compact JSON with every object's keys sorted, whatever the maps' iteration order.
 fn sorted_json(value: &impl Serialize) -> Vec<u8> {
     fn sort(v: &mut Value) {

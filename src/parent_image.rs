@@ -11,6 +11,7 @@
 
 use crate::digest::{Blob, Digest};
 use crate::layer_tar::LayerSink;
+use crate::oci_layout::WireDescriptor as Descriptor;
 use crate::plan::{LayerContent, PlannedLayer};
 use crate::progress::Progress;
 use crate::record::{RecordSink, RECORD_VERSION};
@@ -437,17 +438,6 @@ struct DockerManifestEntry {
     #[serde(default)]
     repo_tags: Option<Vec<String>>,
     layers: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default)]
-    annotations: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]

@@ -514,25 +514,16 @@ impl ImagePlan {
 
     /// Reads a plan file (with or without the shebang line).
     pub fn read(path: &Path) -> Result<ImagePlan, PlanError> {
-        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let json = if bytes.starts_with(b"#!") {
-            let end = bytes
-                .iter()
-                .position(|&b| b == b'\n')
-                .unwrap_or(bytes.len());
-            &bytes[end..]
-        } else {
-            &bytes[..]
-        };
+        ImagePlan::from_value(path, read_script(path)?)
+    }
+
+    /// The plan in `value`, the JSON of the plan file `path`; refuses other plan formats.
+    pub fn from_value(path: &Path, value: Value) -> Result<ImagePlan, PlanError> {
         let malformed = |message: String| PlanError::Malformed {
             path: path.to_owned(),
             what: "strata image plan",
             message,
         };
-        let value: Value = serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
         match value.get("strataPlan").and_then(Value::as_u64) {
             Some(v) if v == u64::from(PLAN_VERSION) => {}
             Some(v) => {
@@ -567,6 +558,30 @@ impl LayerSet {
         }
         Ok(set)
     }
+}
+
+/// The JSON of an executable plan file: what follows its `#!` line, if it has one.
+pub fn script_json(bytes: &[u8]) -> &[u8] {
+    match bytes.strip_prefix(b"#!") {
+        Some(rest) => rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&[][..], |end| &rest[end..]),
+        None => bytes,
+    }
+}
+
+/// Reads a plan file (image or index, with or without its `#!` line) as JSON.
+pub fn read_script(path: &Path) -> Result<Value, PlanError> {
+    let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(script_json(&bytes)).map_err(|e| PlanError::Malformed {
+        path: path.to_owned(),
+        what: "strata plan",
+        message: e.to_string(),
+    })
 }
 
 /// The layer a directory holding `layer.tar` and its `record.json` stands for (the

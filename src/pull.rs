@@ -12,7 +12,9 @@
 
 use crate::archive::{put_header, ManifestEntry};
 use crate::digest::{Blob, Digest};
-use crate::oci_layout::{self, blob_path, IndexEntry, Platform, OCI_LAYOUT};
+use crate::oci_layout::{
+    self, blob_path, IndexEntry, Platform, WireDescriptor as Descriptor, WirePlatform, OCI_LAYOUT,
+};
 use crate::progress::Progress;
 use crate::registry::{Client, RegistryError};
 use crate::tar_header::{padding, Kind, Stamp, END_OF_ARCHIVE};
@@ -105,26 +107,6 @@ pub struct Pulled {
     pub layers: usize,
     /// Bytes of blobs downloaded.
     pub bytes: u64,
-}
-
-/// A descriptor as registries write them (OCI and Docker schema 2 alike).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default)]
-    platform: Option<DescriptorPlatform>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DescriptorPlatform {
-    architecture: String,
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
 }
 
 /// An image manifest, index or manifest list: the fields pulling needs.
@@ -347,7 +329,7 @@ fn choose(
     index: &AnyManifest,
     wanted: &Wanted,
 ) -> Result<Blob, PullError> {
-    let fits = |p: &DescriptorPlatform| {
+    let fits = |p: &WirePlatform| {
         p.os == wanted.os
             && p.architecture == wanted.architecture
             && match &wanted.variant {

@@ -4,9 +4,9 @@
 
 use super::registry_commands;
 use super::{stream_to, write_file};
-use crate::image_index::IndexPlan;
+use crate::image_index::AnyPlan;
 use crate::nix_attrs::Attrs;
-use crate::plan::ImagePlan;
+use crate::plan::script_json;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
@@ -79,11 +79,7 @@ struct LoadArgs {
 /// `strata run-script SCRIPT ARGS...`: what a copy script's `#!` line runs.
 pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
     let text = fs::read(script).with_context(|| format!("cannot read `{}`", script.display()))?;
-    let json = text
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(&text[..], |end| &text[end..]);
-    let s: Script = serde_json::from_slice(json)
+    let s: Script = serde_json::from_slice(script_json(&text))
         .with_context(|| format!("`{}` is not a strata copy script", script.display()))?;
     if s.strata_script != SCRIPT_VERSION {
         bail!(
@@ -125,16 +121,14 @@ pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
 /// settings apply as usual).
 fn load_into(engine: &str, plan: &Path, repo_tag: Option<&str>) -> Result<()> {
     // Read before starting the engine, so a bad plan is reported as such.
-    if IndexPlan::read(plan)?.is_none() {
-        ImagePlan::read(plan)?;
-    }
+    let plan = AnyPlan::read(plan)?;
     let mut child = Command::new(engine)
         .arg("load")
         .stdin(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run `{engine} load` (is {engine} on PATH?)"))?;
     let mut stdin = child.stdin.take().expect("stdin was piped");
-    let streamed = stream_to(plan, repo_tag, &mut stdin);
+    let streamed = stream_to(&plan, repo_tag, &mut stdin);
     drop(stdin);
     let status = child
         .wait()

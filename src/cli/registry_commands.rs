@@ -4,9 +4,8 @@
 use crate::compress::Compressor;
 use crate::digest::{Digest, HashingWriter};
 use crate::image_config::architecture_of_system;
-use crate::image_index::IndexPlan;
+use crate::image_index::AnyPlan;
 use crate::nix_attrs::Attrs;
-use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use crate::pull::{pull, resolve, Pulled, Wanted};
 use crate::push::{push_index, PushOptions};
@@ -50,20 +49,13 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         mount_from: args.mount_from,
         parallel: args.parallel,
     };
-    let index = IndexPlan::read(plan_path)?;
-    let (plans, repo_tag) = match &index {
-        Some(index) => (index.image_plans()?, index.repo_tag.clone()),
-        None => {
-            let plan = ImagePlan::read(plan_path)?;
-            let tag = plan.repo_tag.clone();
-            (vec![plan], tag)
-        }
-    };
+    let plan = AnyPlan::read(plan_path)?;
+    let (plans, repo_tag) = plan.images();
     let last = target.rsplit('/').next().unwrap_or_default();
     let explicit_tag = last.contains(':') || last.contains('@');
     let mut target = Reference::parse(target)?;
     if !explicit_tag {
-        if let Some((_, tag)) = crate::oci_layout::split_tag(&repo_tag) {
+        if let Some((_, tag)) = crate::oci_layout::split_tag(repo_tag) {
             target.reference = tag.to_owned();
         }
     }
@@ -76,15 +68,13 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
     let count = plans.iter().map(|p| p.layers.len()).sum();
     let progress = Progress::start("push", Some(total), count);
     let started = std::time::Instant::now();
-    let report = match index {
-        Some(_) => push_index(&plans, &mut client, &target.reference, &options, &progress)?,
-        None => crate::push::push(
-            &plans[0],
-            &mut client,
-            &target.reference,
-            &options,
-            &progress,
-        )?,
+    let report = match &plan {
+        AnyPlan::Index(..) => {
+            push_index(plans, &mut client, &target.reference, &options, &progress)?
+        }
+        AnyPlan::Image(image) => {
+            crate::push::push(image, &mut client, &target.reference, &options, &progress)?
+        }
     };
     progress.finish();
     let mounted = if report.mounted > 0 {
