@@ -1,16 +1,15 @@
 //! strata builds Docker/OCI images out of Nix store closures.
 //!
-//! Pipeline, in module order:
+//! The library is cut into areas (docs/ARCHITECTURE.md has the map):
 //!
 //! ```text
-//! nix_attrs ─► closure ─► layering ─► plan ──────────► (plan file, with records, in the store)
-//!                                       │    ▲
-//!                                       │  record ◄── compress (block-parallel gzip, zstd)
-//!                                       ▼    │
-//! customisation (build time) ──────► layer_tar ◄── tar_header
-//!                                       │
-//!  archive (+ digest, progress, oci_layout, legacy_layout) ─► compress ─► docker-archive
-//!                                                                     and OCI layout
+//! store ──► plan (layering decided, records computed) ──► plan file in the Nix store
+//!   │         ▲                ▲
+//!   │       parent           rootfs (customisation layer, buildImage's layer)
+//!   │         ▲
+//!   │      registry (pull) ──────────────┐
+//!   ▼                                    ▼
+//! tar (layer bytes) ──► image (config, OCI layout, archive) ──► stdout / file / registry (push)
 //! ```
 //!
 //! At build time the Nix library runs the helper to tar the customisation layer and to write
@@ -19,30 +18,14 @@
 //! reads the plan and writes the docker-archive in one pass, checking each layer's bytes
 //! against its record as they go.
 
-pub mod archive;
 pub mod cli;
-pub mod closure;
 pub mod compress;
-pub mod customisation;
 pub mod digest;
-pub mod flatten;
-pub mod image_config;
-pub mod image_index;
-pub mod layer_tar;
-pub mod layering;
-pub mod legacy_layout;
-pub mod nix_attrs;
-pub mod nix_db;
-pub mod oci_layout;
-pub mod parent_image;
+pub mod image;
+pub mod parent;
 pub mod plan;
 pub mod progress;
-pub mod pull;
-pub mod push;
-pub mod record;
 pub mod registry;
-pub mod root_shell;
 pub mod rootfs;
-pub mod store_path;
-pub mod tar_header;
-pub mod tarsum;
+pub mod store;
+pub mod tar;

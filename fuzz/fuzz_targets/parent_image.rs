@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
-use strata::parent_image::import;
+use strata::parent::import;
 use strata::progress::Progress;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,9 +4,9 @@
 
 use super::registry_commands;
 use super::{stream_to, write_file};
-use crate::image_index::AnyPlan;
-use crate::nix_attrs::Attrs;
+use crate::plan::index::AnyPlan;
 use crate::plan::script_json;
+use crate::store::attrs::Attrs;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::{Deserialize, Serialize};

@@ -3,13 +3,13 @@
 
 use crate::compress::Compressor;
 use crate::digest::{Digest, HashingWriter};
-use crate::image_config::architecture_of_system;
-use crate::image_index::AnyPlan;
-use crate::nix_attrs::Attrs;
+use crate::image::config::architecture_of_system;
+use crate::plan::index::AnyPlan;
 use crate::progress::Progress;
-use crate::pull::{pull, resolve, Pulled, Wanted};
-use crate::push::{push_index, PushOptions};
-use crate::registry::{Client, Reference};
+use crate::registry::client::{Client, Reference};
+use crate::registry::pull::{pull, resolve, Pulled, Wanted};
+use crate::registry::push::{push_index, PushOptions};
+use crate::store::attrs::Attrs;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -55,7 +55,7 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
     let explicit_tag = last.contains(':') || last.contains('@');
     let mut target = Reference::parse(target)?;
     if !explicit_tag {
-        if let Some((_, tag)) = crate::oci_layout::split_tag(repo_tag) {
+        if let Some((_, tag)) = crate::image::oci_layout::split_tag(repo_tag) {
             target.reference = tag.to_owned();
         }
     }
@@ -73,7 +73,7 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
             push_index(plans, &mut client, &target.reference, &options, &progress)?
         }
         AnyPlan::Image(image) => {
-            crate::push::push(image, &mut client, &target.reference, &options, &progress)?
+            crate::registry::push::push(image, &mut client, &target.reference, &options, &progress)?
         }
     };
     progress.finish();
@@ -174,7 +174,8 @@ fn pull_to_file(
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
     let progress = |total, layers| Progress::start("pull", Some(total), layers);
     let pulled = pull(client, reference, wanted, repo_tag, &mut out, &progress).and_then(|p| {
-        out.flush().map_err(crate::pull::PullError::Write)?;
+        out.flush()
+            .map_err(crate::registry::pull::PullError::Write)?;
         Ok(p)
     });
     if pulled.is_err() && fs::metadata(path).is_ok_and(|m| m.is_file()) {

@@ -2,13 +2,13 @@
 //! and `mergeImages` (several images in one archive).
 
 use super::{build_top, is_plan, write_archive_file};
-use crate::flatten::flatten;
-use crate::image_config::When;
-use crate::layer_tar::{write_layer_to, LayerSource};
-use crate::nix_attrs::Attrs;
-use crate::parent_image::{import_all, ParentImage};
+use crate::image::config::When;
+use crate::parent::{import_all, ParentImage};
 use crate::plan::{ImagePlan, PLAN_VERSION};
 use crate::progress::Progress;
+use crate::store::attrs::Attrs;
+use crate::tar::flatten::flatten;
+use crate::tar::layer::{write_layer_to, LayerSource};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;

@@ -10,14 +10,14 @@
 //! `fromImage` all read it. Its bytes depend only on the manifest pulled and the name given:
 //! a fixed-output derivation can pin them.
 
-use crate::archive::{put_header, ManifestEntry};
 use crate::digest::{Blob, Digest};
-use crate::oci_layout::{
+use crate::image::archive::{put_header, ManifestEntry};
+use crate::image::oci_layout::{
     self, blob_path, IndexEntry, Platform, WireDescriptor as Descriptor, WirePlatform, OCI_LAYOUT,
 };
 use crate::progress::Progress;
-use crate::registry::{Client, RegistryError};
-use crate::tar_header::{padding, Kind, Stamp, END_OF_ARCHIVE};
+use crate::registry::client::{Client, RegistryError};
+use crate::tar::header::{padding, Kind, Stamp, END_OF_ARCHIVE};
 use oci_spec::image::MediaType;
 use serde::Deserialize;
 #[cfg(test)]

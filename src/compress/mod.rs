@@ -16,7 +16,7 @@
 //!   multithreading buffers several megabytes per worker.
 //!
 //! Changing any constant here changes every compressed digest strata has recorded, so they
-//! are part of the record format ([`crate::record::RECORD_VERSION`]).
+//! are part of the record format ([`crate::plan::record::RECORD_VERSION`]).
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 use rayon::prelude::*;

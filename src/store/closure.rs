@@ -9,7 +9,7 @@
 //! - a structured-attributes file (`.attrs.json`): every graph its `exportReferencesGraph`
 //!   names is read and merged.
 
-use crate::store_path::is_store_path;
+use crate::store::path::is_store_path;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -10,11 +10,11 @@
 //! error naming the member.
 
 use crate::digest::{Blob, Digest};
-use crate::layer_tar::LayerSink;
-use crate::oci_layout::WireDescriptor as Descriptor;
+use crate::image::oci_layout::WireDescriptor as Descriptor;
+use crate::plan::record::{RecordSink, RECORD_VERSION};
 use crate::plan::{LayerContent, PlannedLayer};
 use crate::progress::Progress;
-use crate::record::{RecordSink, RECORD_VERSION};
+use crate::tar::layer::LayerSink;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -619,7 +619,7 @@ fn import_layer(
     member: &str,
     tar_path: &Path,
     progress: &Progress,
-) -> Result<(crate::record::LayerRecord, LayerFacts, Blob), ParentError> {
+) -> Result<(crate::plan::record::LayerRecord, LayerFacts, Blob), ParentError> {
     let file = File::open(scratch_file).map_err(|source| ParentError::Io {
         what: "open",
         path: scratch_file.to_owned(),

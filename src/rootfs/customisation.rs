@@ -7,10 +7,10 @@
 //! everything else a symlink to the file in its store path; when two contents hold the same
 //! file, the first one listed wins.
 
-use crate::layer_tar::{LayerError, LayerSource};
+use crate::plan::record::{compute_record, LayerRecord};
 use crate::progress::Progress;
-use crate::record::{compute_record, LayerRecord};
-use crate::tar_header::Stamp;
+use crate::tar::header::Stamp;
+use crate::tar::layer::{LayerError, LayerSource};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -150,7 +150,7 @@ pub fn write_layer_file(
 pub fn write_customisation_tar(
     root: &Path,
     store_dirs: bool,
-    owners: Option<crate::root_shell::Owners>,
+    owners: Option<crate::rootfs::root_shell::Owners>,
     mtime: u64,
     out: &Path,
     progress: &Progress,

@@ -4,13 +4,13 @@
 //! Unpacking never follows a symlink the layers made and refuses names that leave the root,
 //! so a hostile parent cannot write outside it. Owners cannot be set without privileges, so
 //! they are kept by device and inode, like the owners a root script sets
-//! ([`crate::root_shell`]). After the scripts ran, every entry whose inode or change time
+//! ([`crate::rootfs::root_shell`]). After the scripts ran, every entry whose inode or change time
 //! differs from the snapshot taken after unpacking, or whose owner a script set, goes into the
 //! layer, with whiteouts for what was deleted.
 
-use crate::layer_tar::{Listed, ListedEntry, ListedKind};
-use crate::parent_image::clean_name;
-use crate::root_shell::Owners;
+use crate::parent::clean_name;
+use crate::rootfs::root_shell::Owners;
+use crate::tar::layer::{Listed, ListedEntry, ListedKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;

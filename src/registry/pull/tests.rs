@@ -137,7 +137,8 @@ impl FakeRegistry {
     }
 
     fn client(&self, read_timeout: Duration) -> Client {
-        let reference = crate::registry::Reference::parse(&format!("{}/app", self.host)).unwrap();
+        let reference =
+            crate::registry::client::Reference::parse(&format!("{}/app", self.host)).unwrap();
         Client::with_timeouts(&reference, false, Duration::from_secs(2), read_timeout)
     }
 }

@@ -11,8 +11,8 @@
 //! topological order, in O(paths × edges) time and O(paths) memory, instead of materialising
 //! the trees.
 
-use crate::closure::Closure;
-use crate::store_path::package_name_key;
+use crate::store::closure::Closure;
+use crate::store::path::package_name_key;
 use std::collections::{BTreeSet, HashMap};
 
 /// Why a closure could not be layered.
@@ -178,7 +178,7 @@ pub fn limit_layers(ordered: Vec<String>, store_layers: usize) -> Vec<Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::closure::ClosureEntry;
+    use crate::store::closure::ClosureEntry;
 
     fn p(name: &str) -> String {
         // A fixed fake hash per name keeps the tie-break on the name.

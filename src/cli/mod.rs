@@ -3,24 +3,24 @@
 //! Builder subcommands read the derivation's structured attributes (`.attrs.json`); every
 //! other input comes from arguments. Data goes to stdout, messages to stderr.
 
-use crate::archive::{write_docker_archive, write_docker_archive_of, write_index_archive};
-use crate::closure::Closure;
 use crate::compress::Compressor;
-use crate::customisation::{
-    merge_contents, run_extra_commands, write_customisation_tar, write_layer_file,
-};
-use crate::image_config::{mtime_seconds, When};
-use crate::image_index::{AnyPlan, IndexPlan, INDEX_VERSION};
-use crate::layering::{limit_layers, popularity_order};
-use crate::nix_attrs::Attrs;
-use crate::parent_image::{import, store_paths_of_tar, ParentImage, PARENT_FORMAT};
+use crate::image::archive::{write_docker_archive, write_docker_archive_of, write_index_archive};
+use crate::image::config::{mtime_seconds, When};
+use crate::parent::{import, store_paths_of_tar, ParentImage, PARENT_FORMAT};
+use crate::plan::index::{AnyPlan, IndexPlan, INDEX_VERSION};
+use crate::plan::record::RECORD_VERSION;
 use crate::plan::{
     plan_store_layers, tarball_layer, ImagePlan, ImageSettings, LayerSet, StoreStamp,
 };
 use crate::progress::Progress;
-use crate::record::RECORD_VERSION;
-use crate::rootfs::Rootfs;
-use crate::tar_header::Stamp;
+use crate::rootfs::customisation::{
+    merge_contents, run_extra_commands, write_customisation_tar, write_layer_file,
+};
+use crate::rootfs::unpack::Rootfs;
+use crate::store::attrs::Attrs;
+use crate::store::closure::Closure;
+use crate::store::layering::{limit_layers, popularity_order};
+use crate::tar::header::Stamp;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
@@ -350,7 +350,7 @@ fn stream_to(plan: &AnyPlan, repo_tag: Option<&str>, out: &mut dyn Write) -> Res
     match plan {
         AnyPlan::Index(index, plans) => {
             let images: Vec<(&ImagePlan, Option<&str>)> = plans.iter().map(|p| (p, None)).collect();
-            let (unique, _) = crate::archive::layers_to_write(&images);
+            let (unique, _) = crate::image::archive::layers_to_write(&images);
             let total = unique.iter().map(|l| l.record.size).sum();
             let progress = Progress::start("stream", Some(total), unique.len());
             let tag = repo_tag.unwrap_or(&index.repo_tag);
@@ -382,7 +382,7 @@ fn write_archive_file(
         .with_context(|| format!("cannot create `{}`", output.display()))?;
     let written = (|| -> Result<()> {
         let mut encoder = compressor.encoder(io::BufWriter::with_capacity(1 << 20, file));
-        let (unique, _) = crate::archive::layers_to_write(images);
+        let (unique, _) = crate::image::archive::layers_to_write(images);
         let total = unique.iter().map(|l| l.record.size).sum();
         let count = unique.len();
         let progress = Progress::start("archive", Some(total), count);
@@ -466,7 +466,7 @@ fn index_plan_builder(attrs: Option<&Path>) -> Result<()> {
     let out = attrs.output("out")?;
     let tag = match a.tag {
         Some(tag) => tag,
-        None => crate::store_path::hash_part(&out.to_string_lossy()).to_owned(),
+        None => crate::store::path::hash_part(&out.to_string_lossy()).to_owned(),
     };
     let plan = IndexPlan {
         strata_index: INDEX_VERSION,
@@ -534,7 +534,8 @@ fn include_nix_db(
         .map(|r| r.to_string_lossy().into_owned())
         .filter(|r| r.starts_with("/nix/store/") && !exclude.contains(r))
         .collect();
-    crate::nix_db::write_nix_db(root, &closure, &roots, registered).context("includeNixDB")?;
+    crate::store::nix_db::write_nix_db(root, &closure, &roots, registered)
+        .context("includeNixDB")?;
     Ok(())
 }
 
@@ -569,19 +570,19 @@ fn extra_commands(script: &str, toolbox: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `script` as root (see [`crate::root_shell`]) in `dir`, or with `dir` as `/`.
+/// Runs `script` as root (see [`crate::rootfs::root_shell`]) in `dir`, or with `dir` as `/`.
 fn run_as_root(
     what: &'static str,
     script: &str,
     toolbox: &Path,
     dir: &Path,
     chroot: bool,
-) -> Result<Option<crate::root_shell::Owners>> {
+) -> Result<Option<crate::rootfs::root_shell::Owners>> {
     if script.trim().is_empty() {
         return Ok(None);
     }
     let shell = toolbox.join("bin/sh");
-    let owners = crate::root_shell::RootShell {
+    let owners = crate::rootfs::root_shell::RootShell {
         what,
         shell: &shell,
         script,
@@ -636,7 +637,7 @@ fn root_layer_builder(attrs: Option<&Path>) -> Result<()> {
                 .layers
                 .iter()
                 .filter_map(|l| match l.content.source() {
-                    crate::layer_tar::LayerSource::Tarball(t) => Some(t),
+                    crate::tar::layer::LayerSource::Tarball(t) => Some(t),
                     _ => None,
                 })
                 .collect();
@@ -683,7 +684,7 @@ fn root_layer_builder(attrs: Option<&Path>) -> Result<()> {
     fs::create_dir(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let progress = Progress::start("image layer", None, 1);
     let record = write_layer_file(
-        &crate::layer_tar::LayerSource::Listed(std::sync::Arc::new(listed)),
+        &crate::tar::layer::LayerSource::Listed(std::sync::Arc::new(listed)),
         &stamp,
         &out.join("layer.tar"),
         &progress,
@@ -844,7 +845,7 @@ fn is_plan(path: &Path) -> bool {
 /// A strata image, described as a parent: its layers and records as planned.
 fn parent_of_plan(plan: &ImagePlan) -> Result<ParentImage> {
     let created = match plan.created {
-        When::At(t) => crate::image_config::format_time(t),
+        When::At(t) => crate::image::config::format_time(t),
         When::Now => "1970-01-01T00:00:01Z".to_owned(),
     };
     let mut history = plan.parent_history.clone();
@@ -901,7 +902,7 @@ struct WriteFileAttrs {
 }
 
 fn tarsum_of_stdin(version: &str) -> Result<()> {
-    let mut hasher = crate::tarsum::TarsumHasher::new();
+    let mut hasher = crate::tar::tarsum::TarsumHasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut stdin = io::stdin().lock();
     loop {
@@ -993,7 +994,7 @@ mod tests {
     #[test]
     fn causes_are_not_repeated() {
         let io = io::Error::new(io::ErrorKind::NotFound, "No such file or directory");
-        let err = anyhow::Error::new(crate::layer_tar::LayerError::Io {
+        let err = anyhow::Error::new(crate::tar::layer::LayerError::Io {
             path: "/nix/store/x-gone".into(),
             source: io,
         })

@@ -10,8 +10,8 @@
 //! [`write_layer`] reads each file once and checks that it still has the size the walk saw
 //! when it wrote the file's header.
 
-use crate::root_shell::Owners;
-use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
+use crate::rootfs::root_shell::Owners;
+use crate::tar::header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read};

@@ -2,22 +2,25 @@
 //!
 //! `streamLayeredImage` builds a plan file: a `#!<helper> stream` line followed by the plan as
 //! JSON. Running the file runs the helper on it, which streams the image. The plan names the
-//! store paths of every layer with the layer's record ([`crate::record`]), so the file's
+//! store paths of every layer with the layer's record ([`crate::plan::record`]), so the file's
 //! runtime closure is exactly the image's content plus the helper, and no image tarball is
 //! stored. `buildLayer` writes the same layer entries to a [`LayerSet`] file.
 
-use crate::closure::Closure;
+pub mod index;
+pub mod record;
+
 use crate::compress::Compressor;
-use crate::image_config::{
+use crate::image::config::{
     architecture_of_system, check_config, format_time, mtime_seconds, SettingError, When,
 };
-use crate::layer_tar::{LayerError, LayerSource};
-use crate::layering::{limit_layers, popularity_order, LayeringError};
-use crate::parent_image::ParentImage;
+use crate::parent::ParentImage;
+use crate::plan::record::{compute_records, LayerRecord, RECORD_VERSION};
 use crate::progress::Progress;
-use crate::record::{compute_records, LayerRecord, RECORD_VERSION};
-use crate::store_path::hash_part;
-use crate::tar_header::Stamp;
+use crate::store::closure::Closure;
+use crate::store::layering::{limit_layers, popularity_order, LayeringError};
+use crate::store::path::hash_part;
+use crate::tar::header::Stamp;
+use crate::tar::layer::{LayerError, LayerSource};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -182,7 +185,7 @@ pub struct ImagePlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parent_history: Vec<Value>,
     /// Whether archives of the image also carry Docker's v1.0 layout
-    /// ([`crate::legacy_layout`]), as `buildImage`'s do.
+    /// ([`crate::image::legacy_layout`]), as `buildImage`'s do.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy_layout: bool,
     /// How layers are stored in the image's archives: plain tars, or `tar+gzip` /
@@ -322,7 +325,7 @@ fn add_missing_tarsums(layers: &mut [PlannedLayer], report: bool) -> Result<(), 
     for (i, layer) in layers.iter_mut().enumerate() {
         if layer.record.tarsum.is_none() {
             let content = &layer.content;
-            let sum = crate::record::compute_tarsum(
+            let sum = crate::plan::record::compute_tarsum(
                 &content.source(),
                 &content.stamp(),
                 &layer.record,
@@ -670,7 +673,7 @@ impl LayerContent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::closure::ClosureEntry;
+    use crate::store::closure::ClosureEntry;
     use serde_json::json;
 
     /// A store-like directory with `n` paths and a customisation layer, referenced by it.
@@ -695,7 +698,7 @@ mod tests {
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
         let mut tar = std::fs::File::create(custom.join("layer.tar")).unwrap();
-        let record = crate::record::compute_record(
+        let record = crate::plan::record::compute_record(
             &LayerSource::Tree {
                 root,
                 store_dirs: true,
@@ -862,13 +865,13 @@ mod tests {
         legacy.legacy_layout = true;
         let plan = ImagePlan::new(&legacy, Value::Null, &f.closure, out, false).unwrap();
         for layer in &plan.layers {
-            let bytes = crate::layer_tar::write_layer_to(
+            let bytes = crate::tar::layer::write_layer_to(
                 &layer.content.source(),
                 &layer.content.stamp(),
                 Vec::new(),
             )
             .unwrap();
-            let mut sum = crate::tarsum::TarsumHasher::new();
+            let mut sum = crate::tar::tarsum::TarsumHasher::new();
             sum.update(&bytes);
             assert_eq!(layer.record.tarsum, Some(sum.finish().unwrap().v1));
         }

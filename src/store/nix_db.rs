@@ -7,7 +7,7 @@
 //! rows are inserted in path order, `registrationTime` is fixed, and the SQLite library is
 //! the one compiled into the helper.
 
-use crate::closure::Closure;
+use crate::store::closure::Closure;
 use rusqlite::Connection;
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -207,7 +207,7 @@ fn nix32_decode(s: &str, size: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::closure::ClosureEntry;
+    use crate::store::closure::ClosureEntry;
 
     #[test]
     fn nix32_hashes_become_hex() {

@@ -10,14 +10,14 @@
 //! fixed level, no timestamps or names in the stream ([`crate::compress`]), so pushing the
 //! same image from any machine gives the same blobs and manifest digest.
 
-use crate::archive::image_config;
 use crate::compress::Compressor;
 use crate::digest::{Blob, Digest, HashingWriter};
-use crate::layer_tar::write_layer_to;
-use crate::oci_layout::{self, IndexEntry, LayerMedia, Platform};
+use crate::image::archive::image_config;
+use crate::image::oci_layout::{self, IndexEntry, LayerMedia, Platform};
 use crate::plan::{ImagePlan, PlannedLayer};
 use crate::progress::Progress;
-use crate::registry::{Client, RegistryError};
+use crate::registry::client::{Client, RegistryError};
+use crate::tar::layer::write_layer_to;
 use oci_spec::image::MediaType;
 use serde_json::Value;
 use std::collections::HashMap;

@@ -9,12 +9,12 @@
 
 use crate::compress::{Codec, CompressThread, BATCH};
 use crate::digest::{Blob, Digest, HashingWriter};
-use crate::layer_tar::{
+use crate::progress::Progress;
+use crate::tar::header::Stamp;
+use crate::tar::layer::{
     write_layer, BufferSink, CopyError, LayerError, LayerSink, LayerSource, Shipper,
 };
-use crate::progress::Progress;
-use crate::tar_header::Stamp;
-use crate::tarsum::{TarsumError, TarsumHasher, Tarsums};
+use crate::tar::tarsum::{TarsumError, TarsumHasher, Tarsums};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Write};
@@ -44,7 +44,7 @@ pub struct LayerRecord {
     pub gzip: Blob,
     /// The layer compressed with strata's zstd.
     pub zstd: Blob,
-    /// Docker's legacy checksum of the layer, `tarsum.v1+sha256:<hex>` ([`crate::tarsum`]),
+    /// Docker's legacy checksum of the layer, `tarsum.v1+sha256:<hex>` ([`crate::tar::tarsum`]),
     /// for the `json` files of the v1.0 archive layout. Computed for the layers of images
     /// that write that layout (it costs one more sha256 of every file), for customisation
     /// layers and for imported parent layers; absent elsewhere.
@@ -332,7 +332,7 @@ impl Drop for TarsumThread {
 mod tests {
     use super::*;
     use crate::compress::Compressor;
-    use crate::layer_tar::write_layer_to;
+    use crate::tar::layer::write_layer_to;
 
     #[test]
     fn record_matches_the_layer_and_its_compressed_forms() {
@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(copy, plain, "the copy is the layer");
         assert_eq!(record.size, plain.len() as u64);
         assert_eq!(record.diff_id, Digest::of(&plain));
-        let mut tarsum = crate::tarsum::TarsumHasher::new();
+        let mut tarsum = crate::tar::tarsum::TarsumHasher::new();
         tarsum.update(&plain);
         assert_eq!(record.tarsum, Some(tarsum.finish().unwrap().v1));
         for (c, blob) in [

@@ -10,7 +10,7 @@
 //! the same ids, and images that share a chain of layers share their directories.
 
 use crate::digest::Digest;
-use crate::oci_layout::split_tag;
+use crate::image::oci_layout::split_tag;
 use crate::plan::ImagePlan;
 use serde::Serialize;
 use serde_json::Value;

@@ -3,8 +3,8 @@
 //! Each layer's size comes from its record, so its outer tar header is written before its
 //! bytes; layers are blobs named by their digest (`blobs/sha256/<diff_id>`), known from the
 //! record too; the config, the OCI manifest, `index.json`, `oci-layout` and `manifest.json`
-//! come last ([`crate::oci_layout`]), so the archive is a docker-archive and an OCI layout
-//! at once; buildImage's also carry Docker's v1.0 layout ([`crate::legacy_layout`]). One thread reads files into
+//! come last ([`crate::image::oci_layout`]), so the archive is a docker-archive and an OCI layout
+//! at once; buildImage's also carry Docker's v1.0 layout ([`crate::image::legacy_layout`]). One thread reads files into
 //! a few fixed buffers while the calling thread hashes and writes them, so reading and
 //! hashing overlap and memory stays bounded whatever the image size. Every layer's bytes are
 //! checked against its record: a store path whose content changed since the image was built
@@ -12,13 +12,13 @@
 
 use crate::compress::{Compressor, Encoder};
 use crate::digest::{Blob, Digest, HashingWriter};
-use crate::image_config::{History, ImageConfig, RootFs};
-use crate::layer_tar::{write_layer, BufferSink, LayerError, Shipper};
-use crate::legacy_layout::{legacy_layers, repositories, LegacyLayer, VERSION};
-use crate::oci_layout::{self, blob_path, IndexEntry, LayerMedia, Platform, OCI_LAYOUT};
+use crate::image::config::{History, ImageConfig, RootFs};
+use crate::image::legacy_layout::{legacy_layers, repositories, LegacyLayer, VERSION};
+use crate::image::oci_layout::{self, blob_path, IndexEntry, LayerMedia, Platform, OCI_LAYOUT};
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
-use crate::tar_header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
+use crate::tar::header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
+use crate::tar::layer::{write_layer, BufferSink, LayerError, Shipper};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Write};
@@ -638,7 +638,7 @@ impl Shipper for ChunkShipper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image_config::When;
+    use crate::image::config::When;
     use crate::plan::{plan_store_layers, StoreStamp, PLAN_VERSION};
     use serde_json::json;
     use std::io::Read;
@@ -883,7 +883,7 @@ mod tests {
             assert_eq!(json["id"], id.as_str());
             assert_eq!(json["config"], legacy.config);
             assert_eq!(json["created"], "1970-01-01T00:00:01Z");
-            let mut tarsum = crate::tarsum::TarsumHasher::new();
+            let mut tarsum = crate::tar::tarsum::TarsumHasher::new();
             tarsum.update(&file(blob));
             assert_eq!(json["checksum"], tarsum.finish().unwrap().v1);
             assert_eq!(

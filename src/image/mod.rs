@@ -1,0 +1,7 @@
+//! The image as consumers read it: the config, the OCI layout and Docker's legacy layout, and
+//! the archive writer that streams them with the layers in one pass.
+
+pub mod archive;
+pub mod config;
+pub mod legacy_layout;
+pub mod oci_layout;

@@ -1,0 +1,7 @@
+//! Tar, as strata writes and reads it: header encoding, deterministic layer tars from store
+//! paths or trees, entry-name rules, Docker's tarsum, and flattening layers into one tree.
+
+pub mod flatten;
+pub mod header;
+pub mod layer;
+pub mod tarsum;
