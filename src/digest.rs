@@ -1,8 +1,9 @@
-//! sha256 digests and a writer that hashes and counts what passes through it.
+//! sha256 digests, and the one way strata hashes bytes as they go by: a [`Hasher`] (sha256
+//! and a byte count), wrapped as a writer ([`HashingWriter`]) or a reader ([`HashingReader`]).
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 /// A sha256 digest, shown as `sha256:<64 hex digits>` like every OCI and Docker field that holds one.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -78,12 +79,44 @@ pub struct Blob {
     pub size: u64,
 }
 
-/// Feeds everything written through it to sha256 and a byte counter before passing it on.
+/// sha256 and a byte count of everything fed to it.
+#[derive(Debug, Clone, Default)]
+pub struct Hasher {
+    sha256: Sha256,
+    size: u64,
+}
+
+impl Hasher {
+    /// A hasher that has seen nothing.
+    pub fn new() -> Hasher {
+        Hasher::default()
+    }
+
+    /// Takes the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    /// Bytes seen so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The blob of everything seen.
+    pub fn finish(self) -> Blob {
+        Blob {
+            digest: Digest(self.sha256.finalize().into()),
+            size: self.size,
+        }
+    }
+}
+
+/// Feeds everything written through it to a [`Hasher`] before passing it on.
 #[derive(Debug)]
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
-    size: u64,
+    hasher: Hasher,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -91,23 +124,18 @@ impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
-            hasher: Sha256::new(),
-            size: 0,
+            hasher: Hasher::new(),
         }
     }
 
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
-        self.size
+        self.hasher.size()
     }
 
     /// Ends hashing: returns the inner writer and the blob written through it.
     pub fn finish(self) -> (W, Blob) {
-        let blob = Blob {
-            digest: Digest(self.hasher.finalize().into()),
-            size: self.size,
-        };
-        (self.inner, blob)
+        (self.inner, self.hasher.finish())
     }
 }
 
@@ -115,19 +143,52 @@ impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.size += n as u64;
         Ok(n)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.inner.write_all(buf)?;
         self.hasher.update(buf);
-        self.size += buf.len() as u64;
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Feeds everything read through it to a [`Hasher`].
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn size(&self) -> u64 {
+        self.hasher.size()
+    }
+
+    /// Ends hashing: the blob read through it.
+    pub fn finish(self) -> Blob {
+        self.hasher.finish()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -166,5 +227,8 @@ mod tests {
         assert_eq!(bytes, b"hello world");
         assert_eq!(blob.size, 11);
         assert_eq!(blob.digest, Digest::of(b"hello world"));
+        let mut r = HashingReader::new(&b"hello world"[..]);
+        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        assert_eq!(r.finish(), blob);
     }
 }

@@ -29,3 +29,4 @@ pub mod registry;
 pub mod rootfs;
 pub mod store;
 pub mod tar;
+pub mod when;

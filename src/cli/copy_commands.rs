@@ -2,10 +2,11 @@
 //! `copyToPodman`): small JSON files whose `#!` line runs `strata run-script`, so they need
 //! no shell. Each names its image's plan and what to do with it.
 
-use super::registry_commands;
-use super::{stream_to, write_file};
+use super::files::write_file;
+use super::image_commands::stream_to;
+use super::{parse_args, registry_commands};
+use crate::plan::file::{read_script, script_bytes};
 use crate::plan::index::AnyPlan;
-use crate::plan::script_json;
 use crate::store::attrs::Attrs;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -51,9 +52,7 @@ pub(super) fn copy_script_builder(attrs: Option<&Path>) -> Result<()> {
         plan: a.plan,
         repo_tag: a.repo_tag,
     };
-    let mut text = format!("#!{} run-script\n", a.helper_bin.display()).into_bytes();
-    serde_json::to_writer_pretty(&mut text, &script)?;
-    text.push(b'\n');
+    let text = script_bytes(&a.helper_bin, "run-script", &script);
     write_file(&bin.join(&a.action), &text, 0o555)
 }
 
@@ -78,8 +77,7 @@ struct LoadArgs {
 
 /// `strata run-script SCRIPT ARGS...`: what a copy script's `#!` line runs.
 pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
-    let text = fs::read(script).with_context(|| format!("cannot read `{}`", script.display()))?;
-    let s: Script = serde_json::from_slice(script_json(&text))
+    let s: Script = serde_json::from_value(read_script(script)?)
         .with_context(|| format!("`{}` is not a strata copy script", script.display()))?;
     if s.strata_script != SCRIPT_VERSION {
         bail!(
@@ -89,23 +87,18 @@ pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
         );
     }
     let argv = std::iter::once(s.action.clone()).chain(args.iter().cloned());
-    let usage = |e: clap::Error| -> anyhow::Error {
-        if !e.use_stderr() {
-            let _ = e.print();
-            std::process::exit(0);
-        }
-        let text = e.render().to_string();
-        let first = text.lines().next().unwrap_or("invalid arguments");
-        super::UsageError(first.trim_start_matches("error: ").to_owned()).into()
-    };
     match s.action.as_str() {
         "copy-to-registry" => {
-            let a = RegistryArgs::try_parse_from(argv).map_err(usage)?;
+            let Some(a) = parse_args::<RegistryArgs>(argv)? else {
+                return Ok(());
+            };
             let target = a.target.unwrap_or_else(|| s.repo_tag.clone());
             registry_commands::push(&s.plan, &target, a.options)
         }
         "copy-to-docker-daemon" | "copy-to-podman" => {
-            let a = LoadArgs::try_parse_from(argv).map_err(usage)?;
+            let Some(a) = parse_args::<LoadArgs>(argv)? else {
+                return Ok(());
+            };
             let engine = if s.action == "copy-to-podman" {
                 "podman"
             } else {

@@ -1,7 +1,7 @@
 //! Commands that talk to registries: `push`, `pull` (also `pullImage`'s builder) and
 //! `prefetch` (prints a `pullImage` expression).
 
-use crate::compress::Compressor;
+use crate::compress::Compression;
 use crate::digest::{Digest, HashingWriter};
 use crate::image::config::architecture_of_system;
 use crate::plan::index::AnyPlan;
@@ -39,8 +39,8 @@ pub(super) struct PushArgs {
 /// `strata push`: an image or a multi-platform index.
 pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()> {
     let compressor = match args.compression.as_str() {
-        "gzip" | "gz" => Compressor::Gz,
-        "zstd" => Compressor::Zstd,
+        "gzip" | "gz" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
         other => bail!("`--compression` must be gzip or zstd, got {other:?}"),
     };
     let tls_verify = args.tls_verify;

@@ -1,10 +1,10 @@
 //! The image config and the values that go into it: architecture, creation time, history.
 
 use crate::digest::Digest;
+pub use crate::when::BadTime;
 use serde::Serialize;
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use std::collections::BTreeSet;
 
 /// Why an image setting was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -16,16 +16,9 @@ pub enum SettingError {
         /// The Nix system string.
         system: String,
     },
-    /// A time argument is neither "now" nor an RFC 3339 date.
-    #[error(
-        "`{field}` must be \"now\" or an RFC 3339 date such as 1970-01-01T00:00:01Z, got {value:?}"
-    )]
-    BadTime {
-        /// The argument (`created` or `mtime`).
-        field: &'static str,
-        /// The value given.
-        value: String,
-    },
+    /// A time argument is neither "now" nor a date.
+    #[error(transparent)]
+    BadTime(#[from] BadTime),
     /// `config` is not a JSON object.
     #[error("`config` must be an attribute set (a JSON object), got {0}")]
     ConfigNotObject(String),
@@ -59,106 +52,64 @@ pub fn architecture_of_system(system: &str) -> Result<(String, Option<String>), 
     Ok((arch.to_owned(), variant.map(str::to_owned)))
 }
 
-/// A time argument (`created`, `mtime`): a fixed instant, or "now", which is resolved when
-/// the image is written (so a plan with "now" is itself reproducible, as in nixpkgs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
-    /// The moment the image is written.
-    Now,
-    /// A fixed instant, in UTC.
-    At(OffsetDateTime),
-}
-
-impl When {
-    /// Parses "now", RFC 3339, or the shorter ISO 8601 forms nixpkgs accepts
-    /// (`2024-01-01`, `2024-01-01T12:00:00` and `2024-01-01 12:00:00`, read as UTC).
-    pub fn parse(field: &'static str, value: &str) -> Result<When, SettingError> {
-        if value == "now" {
-            return Ok(When::Now);
-        }
-        parse_instant(value)
-            .map(|t| When::At(t.to_offset(time::UtcOffset::UTC)))
-            .ok_or_else(|| SettingError::BadTime {
-                field,
-                value: value.to_owned(),
-            })
-    }
-
-    /// The instant, with `now` standing for [`When::Now`].
-    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
-        match self {
-            When::Now => now,
-            When::At(t) => t,
-        }
-    }
-
-    /// "now" or the RFC 3339 form, as plans store it.
-    pub fn to_text(self) -> String {
-        match self {
-            When::Now => "now".to_owned(),
-            When::At(t) => format_time(t),
-        }
-    }
-}
-
-fn parse_instant(value: &str) -> Option<OffsetDateTime> {
-    use time::macros::format_description;
-    if let Ok(t) = OffsetDateTime::parse(value, &Rfc3339) {
-        return Some(t);
-    }
-    // ISO 8601 without an offset: nixpkgs (Python's fromisoformat) reads these too.
-    let value = match value.as_bytes().get(10) {
-        Some(b' ') => format!("{}T{}", &value[..10], &value[11..]),
-        _ => value.to_owned(),
-    };
-    let full = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-    let fraction = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
-    let date = format_description!("[year]-[month]-[day]");
-    time::PrimitiveDateTime::parse(&value, full)
-        .or_else(|_| time::PrimitiveDateTime::parse(&value, fraction))
-        .map(|t| t.assume_utc())
-        .ok()
-        .or_else(|| {
-            time::Date::parse(&value, date)
-                .ok()
-                .map(|d| d.midnight().assume_utc())
-        })
-}
-
-impl serde::Serialize for When {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_text())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for When {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        When::parse("time", &text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Formats a time as RFC 3339 in UTC (`1970-01-01T00:00:01Z`).
-pub fn format_time(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:01Z".to_owned())
-}
-
-/// Seconds since the epoch for a layer mtime; times before 1970 are refused.
-pub fn mtime_seconds(t: OffsetDateTime, value: &str) -> Result<u64, SettingError> {
-    u64::try_from(t.unix_timestamp()).map_err(|_| SettingError::BadTime {
-        field: "mtime",
-        value: value.to_owned(),
-    })
-}
-
 /// Checks that the user's `config` is an object (or null, meaning empty).
 pub fn check_config(config: &Value) -> Result<(), SettingError> {
     match config {
         Value::Object(_) | Value::Null => Ok(()),
         other => Err(SettingError::ConfigNotObject(other.to_string())),
     }
+}
+
+/// `config` on top of the parent's runtime config `base`, as nixpkgs does it: only `Env` is
+/// inherited, parent entries first, and a variable both set keeps the child's value once.
+pub fn inherit_env(base: &Value, config: Value) -> Value {
+    let Some(base_env) = base.get("Env").and_then(Value::as_array) else {
+        return config;
+    };
+    let mut config = match config {
+        Value::Object(o) => o,
+        _ => Default::default(),
+    };
+    let key = |v: &Value| {
+        let text = v.as_str().unwrap_or_default();
+        text.split_once('=').map_or(text, |(k, _)| k).to_owned()
+    };
+    let child: Vec<Value> = config
+        .get("Env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let child_keys: BTreeSet<String> = child.iter().map(key).collect();
+    let mut env: Vec<Value> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for v in base_env {
+        let k = key(v);
+        if !child_keys.contains(&k) && seen.insert(k) {
+            env.push(v.clone());
+        }
+    }
+    env.extend(child);
+    config.insert("Env".to_owned(), Value::Array(env));
+    Value::Object(config)
+}
+
+/// An image's `history`: the parent's own entries, then one entry per layer comment of
+/// `own`, all created at `created` by strata.
+pub fn history(
+    parent: &[Value],
+    own: impl IntoIterator<Item = String>,
+    created: &str,
+) -> Vec<Value> {
+    let mut history = parent.to_vec();
+    history.extend(own.into_iter().map(|comment| {
+        serde_json::to_value(History {
+            created: created.to_owned(),
+            created_by: "strata".to_owned(),
+            comment,
+        })
+        .expect("history serialisation cannot fail")
+    }));
+    history
 }
 
 /// One `history` entry: when and what made a layer.
@@ -225,6 +176,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn env_is_inherited_parent_first_child_wins() {
+        let base = json!({"Env": ["PATH=/bin", "A=parent", "B=1"], "Cmd": ["parent"]});
+        let merged = inherit_env(&base, json!({"Env": ["A=child", "C=2"]}));
+        assert_eq!(
+            merged,
+            json!({"Env": ["PATH=/bin", "B=1", "A=child", "C=2"]})
+        );
+        let merged = inherit_env(&base, json!({}));
+        assert_eq!(merged, json!({"Env": ["PATH=/bin", "A=parent", "B=1"]}));
+        assert_eq!(
+            inherit_env(&json!({}), json!({"Cmd": ["x"]})),
+            json!({"Cmd": ["x"]})
+        );
+    }
+
+    #[test]
     fn systems_map_to_goarch() {
         assert_eq!(
             architecture_of_system("x86_64-linux").unwrap(),
@@ -241,41 +208,6 @@ mod tests {
         assert_eq!(architecture_of_system("aarch64-darwin").unwrap().0, "arm64");
         let err = architecture_of_system("vax-linux").unwrap_err();
         assert!(err.to_string().contains("`architecture`"), "{err}");
-    }
-
-    fn at(value: &str) -> String {
-        match When::parse("created", value).unwrap() {
-            When::At(t) => format_time(t),
-            When::Now => "now".into(),
-        }
-    }
-
-    #[test]
-    fn times_parse_and_normalise() {
-        assert_eq!(at("1970-01-01T00:00:01Z"), "1970-01-01T00:00:01Z");
-        assert_eq!(at("2024-05-01T12:00:00+02:00"), "2024-05-01T10:00:00Z");
-        assert_eq!(at("2024-05-01"), "2024-05-01T00:00:00Z");
-        assert_eq!(at("2024-05-01T12:30:00"), "2024-05-01T12:30:00Z");
-        assert_eq!(at("2024-05-01 12:30:00.5"), "2024-05-01T12:30:00.5Z");
-        assert_eq!(at("now"), "now");
-        let now = OffsetDateTime::now_utc();
-        assert_eq!(When::Now.resolve(now), now);
-        let err = When::parse("mtime", "yesterday").unwrap_err();
-        assert!(err.to_string().contains("`mtime`"), "{err}");
-        let old = When::parse("mtime", "1960-01-01T00:00:00Z")
-            .unwrap()
-            .resolve(now);
-        assert!(mtime_seconds(old, "1960").is_err());
-        assert_eq!(
-            mtime_seconds(
-                When::parse("mtime", "1970-01-01T00:00:01Z")
-                    .unwrap()
-                    .resolve(now),
-                ""
-            )
-            .unwrap(),
-            1
-        );
     }
 
     #[test]

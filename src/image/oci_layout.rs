@@ -6,6 +6,7 @@
 //! Manifests and indexes are built with `oci-spec`'s types and written with sorted keys:
 //! their annotations are hash maps, and the bytes must not depend on iteration order.
 
+use crate::compress::Compression;
 use crate::digest::{Blob, Digest};
 use oci_spec::image::{
     Arch, DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os,
@@ -28,27 +29,6 @@ pub fn blob_path(digest: &Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
 }
 
-/// How layers are stored in the layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerMedia {
-    /// Plain tar (`diff_id` = blob digest).
-    Tar,
-    /// gzip-compressed tar.
-    Gzip,
-    /// zstd-compressed tar.
-    Zstd,
-}
-
-impl LayerMedia {
-    fn media_type(self) -> MediaType {
-        match self {
-            LayerMedia::Tar => MediaType::ImageLayer,
-            LayerMedia::Gzip => MediaType::ImageLayerGzip,
-            LayerMedia::Zstd => MediaType::ImageLayerZstd,
-        }
-    }
-}
-
 /// The platform an image runs on, for its index entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
@@ -64,16 +44,16 @@ pub struct Platform {
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// An image manifest (OCI) for `config` and `layers` (bottom to top), all stored as `media`.
-pub fn manifest(config: &Blob, layers: &[Blob], media: LayerMedia) -> Vec<u8> {
-    let layers: Vec<(Blob, LayerMedia)> = layers.iter().map(|l| (*l, media)).collect();
+pub fn manifest(config: &Blob, layers: &[Blob], media: Compression) -> Vec<u8> {
+    let layers: Vec<(Blob, Compression)> = layers.iter().map(|l| (*l, media)).collect();
     manifest_of(config, &layers)
 }
 
 /// An image manifest (OCI) for `config` and `layers` (bottom to top), each with its media.
-pub fn manifest_of(config: &Blob, layers: &[(Blob, LayerMedia)]) -> Vec<u8> {
+pub fn manifest_of(config: &Blob, layers: &[(Blob, Compression)]) -> Vec<u8> {
     let layers = layers
         .iter()
-        .map(|(l, media)| descriptor(media.media_type(), l))
+        .map(|(l, media)| descriptor(media.layer_media_type(), l))
         .collect::<Vec<_>>();
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
@@ -210,7 +190,7 @@ mod tests {
 
     #[test]
     fn manifest_and_index_are_sorted_and_stable() {
-        let m = manifest(&blob(1, 10), &[blob(2, 20), blob(3, 30)], LayerMedia::Tar);
+        let m = manifest(&blob(1, 10), &[blob(2, 20), blob(3, 30)], Compression::None);
         let v: Value = serde_json::from_slice(&m).unwrap();
         assert_eq!(v["mediaType"], "application/vnd.oci.image.manifest.v1+json");
         assert_eq!(

@@ -1,5 +1,6 @@
 use super::*;
-use crate::compress::Compressor;
+use crate::compress::Compression;
+use crate::digest::Digest;
 
 /// A tar entry: name, typeflag, link target, data.
 type Raw<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
@@ -118,7 +119,7 @@ fn error_of(archive: &[u8]) -> String {
 fn docker_archive_imports_layers_as_they_are() {
     let layer = good_layer();
     let config = config_for(&[&layer]);
-    for compressor in [Compressor::None, Compressor::Gz, Compressor::Zstd] {
+    for compressor in [Compression::None, Compression::Gzip, Compression::Zstd] {
         let mut e = compressor.encoder(Vec::new());
         e.write_all(&docker_archive(&[&layer], &config, &[]))
             .unwrap();
@@ -160,7 +161,7 @@ fn images_are_picked_by_name_and_tag() {
 #[test]
 fn oci_layout_with_compressed_layers_imports() {
     let layer = good_layer();
-    let mut e = Compressor::Gz.encoder(Vec::new());
+    let mut e = Compression::Gzip.encoder(Vec::new());
     e.write_all(&layer).unwrap();
     let gz = e.finish().unwrap();
     let config = config_for(&[&layer]);

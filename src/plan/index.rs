@@ -4,7 +4,9 @@
 //! `docker load` takes), and pushing it pushes every image by digest, then the index under
 //! the tag, so that a pull picks the image for its platform.
 
-use crate::plan::{read_script, ImagePlan, PlanError};
+use crate::plan::file::{read_script, script_bytes};
+use crate::plan::{ImagePlan, PlanError};
+use crate::store::path::hash_part;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -24,12 +26,30 @@ pub struct IndexPlan {
 }
 
 impl IndexPlan {
+    /// The index of `images` (their plans) named `image_name:tag`, whose plan file will be
+    /// `out` (its hash is the default tag); checks the images' plans.
+    pub fn new(
+        image_name: &str,
+        tag: Option<&str>,
+        images: Vec<PathBuf>,
+        out: &Path,
+    ) -> Result<IndexPlan, IndexError> {
+        let tag = tag.map_or_else(
+            || hash_part(&out.to_string_lossy()).to_owned(),
+            str::to_owned,
+        );
+        let plan = IndexPlan {
+            strata_index: INDEX_VERSION,
+            repo_tag: format!("{image_name}:{tag}"),
+            images,
+        };
+        plan.image_plans()?;
+        Ok(plan)
+    }
+
     /// The plan as an executable: the helper streams it.
     pub fn to_script(&self, helper: &Path) -> Vec<u8> {
-        let mut out = format!("#!{} stream\n", helper.display()).into_bytes();
-        serde_json::to_writer_pretty(&mut out, self).expect("plan serialisation cannot fail");
-        out.push(b'\n');
-        out
+        script_bytes(helper, "stream", self)
     }
 
     /// The images' plans, checked to be for different platforms.

@@ -7,7 +7,7 @@
 //! `diff_id`; the compressed digests are what a registry push needs without compressing
 //! again.
 
-use crate::compress::{Codec, CompressThread, BATCH};
+use crate::compress::{CompressThread, Compression, BATCH};
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::progress::Progress;
 use crate::tar::header::Stamp;
@@ -50,6 +50,21 @@ pub struct LayerRecord {
     /// layers and for imported parent layers; absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tarsum: Option<String>,
+}
+
+impl LayerRecord {
+    /// The blob the layer is stored as with `compression`: the plain tar, or its compressed
+    /// form.
+    pub fn blob(&self, compression: Compression) -> Blob {
+        match compression {
+            Compression::None => Blob {
+                digest: self.diff_id,
+                size: self.size,
+            },
+            Compression::Gzip => self.gzip,
+            Compression::Zstd => self.zstd,
+        }
+    }
 }
 
 /// Computes the record of the layer `source` describes, with its tarsum when `tarsum`,
@@ -97,8 +112,8 @@ impl<'a> RecordSink<'a> {
         let shipper = RecordShipper {
             diff: Sha256::new(),
             size: 0,
-            gzip: spawn(Codec::Gzip),
-            zstd: spawn(Codec::Zstd),
+            gzip: spawn(Compression::Gzip),
+            zstd: spawn(Compression::Zstd),
             tarsum: tarsum.then(|| TarsumThread::spawn(returns.clone())),
             reusable,
             copy,
@@ -331,7 +346,7 @@ impl Drop for TarsumThread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compress::Compressor;
+    use crate::compress::Compression;
     use crate::tar::layer::write_layer_to;
 
     #[test]
@@ -361,8 +376,8 @@ mod tests {
         tarsum.update(&plain);
         assert_eq!(record.tarsum, Some(tarsum.finish().unwrap().v1));
         for (c, blob) in [
-            (Compressor::Gz, record.gzip),
-            (Compressor::Zstd, record.zstd),
+            (Compression::Gzip, record.gzip),
+            (Compression::Zstd, record.zstd),
         ] {
             let mut e = c.encoder(Vec::new());
             e.write_all(&plain).unwrap();

@@ -10,10 +10,10 @@
 //! fixed level, no timestamps or names in the stream ([`crate::compress`]), so pushing the
 //! same image from any machine gives the same blobs and manifest digest.
 
-use crate::compress::Compressor;
+use crate::compress::Compression;
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::image::archive::image_config;
-use crate::image::oci_layout::{self, IndexEntry, LayerMedia, Platform};
+use crate::image::oci_layout::{self, IndexEntry, Platform};
 use crate::plan::{ImagePlan, PlannedLayer};
 use crate::progress::Progress;
 use crate::registry::client::{Client, RegistryError};
@@ -139,7 +139,7 @@ const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 #[derive(Debug, Clone)]
 pub struct PushOptions {
     /// gzip or zstd.
-    pub compressor: Compressor,
+    pub compressor: Compression,
     /// Repositories of the same registry to mount missing blobs from.
     pub mount_from: Vec<String>,
     /// Layers uploaded at once.
@@ -150,18 +150,18 @@ pub struct PushOptions {
 fn push_blobs(
     plan: &ImagePlan,
     client: &mut Client,
-    present: &HashMap<Digest, (Blob, LayerMedia)>,
+    present: &HashMap<Digest, (Blob, Compression)>,
     options: &PushOptions,
     report: &mut PushReport,
     progress: &Progress,
 ) -> Result<Vec<u8>, PushError> {
-    let compressor = options.compressor;
-    let media = match compressor {
-        Compressor::Zstd => LayerMedia::Zstd,
-        _ => LayerMedia::Gzip,
+    // Layers go compressed: a registry serves what it was sent.
+    let compressor = match options.compressor {
+        Compression::Zstd => Compression::Zstd,
+        _ => Compression::Gzip,
     };
-    let mut layers: Vec<(Blob, LayerMedia)> = Vec::with_capacity(plan.layers.len());
-    let mut done: HashMap<Digest, (Blob, LayerMedia)> = HashMap::new();
+    let mut layers: Vec<(Blob, Compression)> = Vec::with_capacity(plan.layers.len());
+    let mut done: HashMap<Digest, (Blob, Compression)> = HashMap::new();
     let mut missing: Vec<(usize, &PlannedLayer, Blob)> = Vec::new();
     for (i, layer) in plan.layers.iter().enumerate() {
         let diff_id = layer.record.diff_id;
@@ -174,10 +174,7 @@ fn push_blobs(
             progress.layer_done();
             continue;
         }
-        let blob = match media {
-            LayerMedia::Zstd => layer.record.zstd,
-            _ => layer.record.gzip,
-        };
+        let blob = layer.record.blob(compressor);
         if client.has_blob(&blob.digest)? {
             report.skipped += 1;
             progress.layer_done();
@@ -189,8 +186,8 @@ fn push_blobs(
             report.uploaded += 1;
             report.bytes_sent += blob.size;
         }
-        layers.push((blob, media));
-        done.insert(diff_id, (blob, media));
+        layers.push((blob, compressor));
+        done.insert(diff_id, (blob, compressor));
     }
     upload_layers(client, &missing, compressor, options.parallel, progress)?;
     let created = plan.created_at(time::OffsetDateTime::now_utc());
@@ -234,7 +231,7 @@ fn mount(client: &mut Client, digest: &Digest, from: &[String]) -> Result<bool, 
 fn blobs_in_current_manifest(
     client: &mut Client,
     tag: &str,
-) -> Result<HashMap<Digest, (Blob, LayerMedia)>, PushError> {
+) -> Result<HashMap<Digest, (Blob, Compression)>, PushError> {
     let mut found = HashMap::new();
     let Some((_, bytes)) = client.get_manifest(tag)? else {
         return Ok(found);
@@ -256,11 +253,10 @@ fn blobs_in_current_manifest(
         .unwrap_or_default();
     let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
     for (diff_id, layer) in diff_ids.iter().zip(&layers) {
-        let media = match layer["mediaType"].as_str().unwrap_or_default() {
-            m if m.ends_with("gzip") => LayerMedia::Gzip,
-            m if m.ends_with("zstd") => LayerMedia::Zstd,
-            m if m.ends_with(".tar") || m.ends_with("diff.tar") => LayerMedia::Tar,
-            _ => continue,
+        let Some(media) =
+            Compression::of_layer_media_type(layer["mediaType"].as_str().unwrap_or_default())
+        else {
+            continue;
         };
         if let (Some(d), Some(blob), Some(size)) = (
             digest_of(diff_id),
@@ -279,7 +275,7 @@ fn blobs_in_current_manifest(
 fn upload_layers(
     client: &Client,
     missing: &[(usize, &PlannedLayer, Blob)],
-    compressor: Compressor,
+    compressor: Compression,
     parallel: usize,
     progress: &Progress,
 ) -> Result<(), PushError> {
@@ -320,7 +316,7 @@ fn upload_layer(
     index: usize,
     layer: &PlannedLayer,
     blob: Blob,
-    compressor: Compressor,
+    compressor: Compression,
     progress: &Progress,
 ) -> Result<(), PushError> {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);

@@ -9,65 +9,29 @@
 
 use crate::plan::record::{compute_record, LayerRecord};
 use crate::progress::Progress;
+use crate::rootfs::scripts::Scripts;
+use crate::rootfs::{io_err, BuildError};
+use crate::store::nix_db::NixDbContents;
 use crate::tar::header::Stamp;
-use crate::tar::layer::{LayerError, LayerSource};
+use crate::tar::layer::{LayerSource, Owners};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-/// Why the customisation layer could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CustomisationError {
-    /// A `contents` entry is not a directory (or a link to one).
-    #[error("`contents` entry `{0}` is not a directory; contents are merged at the image root")]
-    ContentNotDirectory(PathBuf),
-    /// A filesystem operation failed.
-    #[error("`{path}`: {source}")]
-    Io {
-        /// The path involved.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// The shell running `extraCommands` could not be started.
-    #[error("cannot run `extraCommands` with `{shell}`: {source}")]
-    Shell {
-        /// The shell.
-        shell: PathBuf,
-        /// Why it did not start.
-        source: io::Error,
-    },
-    /// `extraCommands` exited with an error.
-    #[error("`extraCommands` failed ({0})")]
-    ExtraCommands(std::process::ExitStatus),
-    /// Tarring the result failed.
-    #[error(transparent)]
-    Layer(#[from] LayerError),
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CustomisationError + '_ {
-    move |source| CustomisationError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
 
 /// Merges `contents` into `root` (which must exist) like `symlinkJoin`.
-pub fn merge_contents(contents: &[PathBuf], root: &Path) -> Result<(), CustomisationError> {
+pub fn merge_contents(contents: &[PathBuf], root: &Path) -> Result<(), BuildError> {
     for content in contents {
         let meta = fs::metadata(content).map_err(io_err(content))?;
         if !meta.is_dir() {
-            return Err(CustomisationError::ContentNotDirectory(content.clone()));
+            return Err(BuildError::ContentNotDirectory(content.clone()));
         }
         link_tree(content, root)?;
     }
     Ok(())
 }
 
-fn link_tree(src: &Path, dst: &Path) -> Result<(), CustomisationError> {
+fn link_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
     let mut children: Vec<_> = fs::read_dir(src)
         .and_then(|rd| {
             rd.map(|e| e.map(|e| e.file_name()))
@@ -97,38 +61,6 @@ fn link_tree(src: &Path, dst: &Path) -> Result<(), CustomisationError> {
     Ok(())
 }
 
-/// Runs `extra_commands` with `shell -e -c` in `root`, with only `path` on PATH.
-pub fn run_extra_commands(
-    extra_commands: &str,
-    shell: &Path,
-    path: &str,
-    root: &Path,
-    env: &[(&str, &str)],
-) -> Result<(), CustomisationError> {
-    if extra_commands.trim().is_empty() {
-        return Ok(());
-    }
-    let status = Command::new(shell)
-        .arg("-e")
-        .arg("-c")
-        .arg(extra_commands)
-        .current_dir(root)
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", "/homeless-shelter")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|source| CustomisationError::Shell {
-            shell: shell.to_owned(),
-            source,
-        })?;
-    if !status.success() {
-        return Err(CustomisationError::ExtraCommands(status));
-    }
-    Ok(())
-}
-
 /// Writes `source` (owner `stamp`'s but where `owners` say otherwise) into `out` and returns
 /// the layer's record, computed in the same pass.
 pub fn write_layer_file(
@@ -136,12 +68,64 @@ pub fn write_layer_file(
     stamp: &Stamp,
     out: &Path,
     progress: &Progress,
-) -> Result<LayerRecord, CustomisationError> {
+) -> Result<LayerRecord, BuildError> {
     let file = fs::File::create(out).map_err(io_err(out))?;
     let mut file = io::BufWriter::with_capacity(1 << 20, file);
     let record = compute_record(source, stamp, true, Some(&mut file), progress)?;
     file.flush().map_err(io_err(out))?;
     Ok(record)
+}
+
+/// What the customisation layer holds and how it is made (`internalCustomisationLayer`'s
+/// arguments).
+#[derive(Debug, Clone)]
+pub struct CustomisationLayer {
+    /// Packages merged at the root.
+    pub contents: Vec<PathBuf>,
+    /// Run in the root, as the build user.
+    pub extra_commands: String,
+    /// Run in the root as root, after `extra_commands`.
+    pub fake_root_commands: String,
+    /// Whether `fake_root_commands` see the root as `/`.
+    pub enable_fakechroot: bool,
+    /// Whether the layer carries `nix/` and `nix/store/`.
+    pub include_store_paths: bool,
+    /// mtime of every entry, seconds since the epoch.
+    pub mtime: u64,
+    /// The Nix database to write in the root, when asked for.
+    pub nix_db: Option<NixDbContents>,
+}
+
+impl CustomisationLayer {
+    /// Builds the layer in `root` (an empty directory) and tars it into `tar`, returning its
+    /// record.
+    pub fn build(
+        &self,
+        scripts: &Scripts,
+        root: &Path,
+        tar: &Path,
+        progress: &Progress,
+    ) -> Result<LayerRecord, BuildError> {
+        merge_contents(&self.contents, root)?;
+        if let Some(db) = &self.nix_db {
+            db.write(root, self.mtime)?;
+        }
+        scripts.run_extra_commands(&self.extra_commands, root)?;
+        let owners = scripts.run_as_root(
+            "fakeRootCommands",
+            &self.fake_root_commands,
+            root,
+            self.enable_fakechroot,
+        )?;
+        write_customisation_tar(
+            root,
+            self.include_store_paths,
+            owners,
+            self.mtime,
+            tar,
+            progress,
+        )
+    }
 }
 
 /// Tars `root` as the customisation layer into `out` (owner root unless a root script gave
@@ -150,11 +134,11 @@ pub fn write_layer_file(
 pub fn write_customisation_tar(
     root: &Path,
     store_dirs: bool,
-    owners: Option<crate::rootfs::root_shell::Owners>,
+    owners: Option<Owners>,
     mtime: u64,
     out: &Path,
     progress: &Progress,
-) -> Result<LayerRecord, CustomisationError> {
+) -> Result<LayerRecord, BuildError> {
     let source = LayerSource::Tree {
         root: root.to_owned(),
         store_dirs,
@@ -197,32 +181,5 @@ mod tests {
         fs::write(&file, b"").unwrap();
         let err = merge_contents(&[file], &root).unwrap_err();
         assert!(err.to_string().contains("`contents`"), "{err}");
-    }
-
-    #[test]
-    fn extra_commands_run_in_root_and_failures_surface() {
-        let dir = tempfile::tempdir().unwrap();
-        run_extra_commands(
-            "mkdir tmp && chmod 1777 tmp",
-            Path::new("/bin/sh"),
-            "/bin:/usr/bin",
-            dir.path(),
-            &[],
-        )
-        .unwrap();
-        let mode = fs::metadata(dir.path().join("tmp"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o7777, 0o1777);
-        let err = run_extra_commands(
-            "false; echo not reached",
-            Path::new("/bin/sh"),
-            "/bin:/usr/bin",
-            dir.path(),
-            &[],
-        )
-        .unwrap_err();
-        assert!(matches!(err, CustomisationError::ExtraCommands(_)), "{err}");
     }
 }

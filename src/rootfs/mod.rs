@@ -1,7 +1,70 @@
 //! Layers built from a root filesystem at build time: the customisation layer (`contents`,
-//! `extraCommands`), root scripts in a user namespace (`runAsRoot`, `fakeRootCommands`) and
-//! the changes they make to an unpacked parent (buildImage's layer).
+//! `extraCommands`, `fakeRootCommands`), root scripts in a user namespace (`runAsRoot`,
+//! `fakeRootCommands`) and buildImage's layer of what they change in an unpacked parent.
 
 pub mod customisation;
+pub mod root_layer;
 pub mod root_shell;
+pub mod scripts;
 pub mod unpack;
+
+use crate::store::nix_db::NixDbError;
+use crate::tar::layer::LayerError;
+use root_shell::RootShellError;
+use std::io;
+use std::path::{Path, PathBuf};
+use unpack::UnpackError;
+
+/// Why a layer built from a root filesystem could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A `contents` entry is not a directory (or a link to one).
+    #[error("`contents` entry `{0}` is not a directory; contents are merged at the image root")]
+    ContentNotDirectory(PathBuf),
+    /// A filesystem operation failed.
+    #[error("`{path}`: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The shell running `extraCommands` could not be started.
+    #[error("cannot run `extraCommands` with `{shell}`: {source}")]
+    Shell {
+        /// The shell.
+        shell: PathBuf,
+        /// Why it did not start.
+        source: io::Error,
+    },
+    /// `extraCommands` exited with an error.
+    #[error("`extraCommands` failed ({0})")]
+    ExtraCommands(std::process::ExitStatus),
+    /// A root script could not run or failed.
+    #[error(transparent)]
+    RootShell(#[from] RootShellError),
+    /// The parent could not be unpacked.
+    #[error("fromImage: {0}")]
+    Unpack(#[source] UnpackError),
+    /// The changes could not be listed.
+    #[error(transparent)]
+    Changes(UnpackError),
+    /// The Nix database could not be written.
+    #[error("includeNixDB: {0}")]
+    NixDb(#[from] NixDbError),
+    /// `mtime` is not a fixed time.
+    #[error("{0}")]
+    Mtime(String),
+    /// Tarring the result failed.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+}
+
+/// An I/O error on `path`.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -12,7 +12,6 @@
 //! setgid bits, so those cannot be set here.
 #![allow(unsafe_code)] // system calls: namespaces, mounts, seccomp, fd passing
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -25,9 +24,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Owners the script gave files: `(device, inode)` → `(uid, gid)`, `None` where the call left
-/// that id alone.
-pub type Owners = HashMap<(u64, u64), (Option<u32>, Option<u32>)>;
+pub use crate::tar::layer::Owners;
 
 /// Why a root script could not run or failed.
 #[derive(Debug, thiserror::Error)]

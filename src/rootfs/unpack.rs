@@ -8,9 +8,9 @@
 //! differs from the snapshot taken after unpacking, or whose owner a script set, goes into the
 //! layer, with whiteouts for what was deleted.
 
-use crate::parent::clean_name;
 use crate::rootfs::root_shell::Owners;
 use crate::tar::layer::{Listed, ListedEntry, ListedKind};
+use crate::tar::names::clean_name;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 /// Why a parent could not be unpacked or the changes listed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RootfsError {
+pub enum UnpackError {
     /// A file operation failed.
     #[error("cannot {what} `{path}`: {source}")]
     Io {
@@ -45,8 +45,8 @@ pub enum RootfsError {
     },
 }
 
-fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> RootfsError + 'p {
-    move |source| RootfsError::Io {
+fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> UnpackError + 'p {
+    move |source| UnpackError::Io {
         what,
         path: path.to_owned(),
         source,
@@ -68,7 +68,7 @@ pub struct Rootfs {
 
 impl Rootfs {
     /// Unpacks the layer tars `layers`, bottom first, into the empty directory `root`.
-    pub fn unpack(layers: &[PathBuf], root: &Path) -> Result<Rootfs, RootfsError> {
+    pub fn unpack(layers: &[PathBuf], root: &Path) -> Result<Rootfs, UnpackError> {
         let mut fs_state = Rootfs::default();
         for layer in layers {
             fs_state.unpack_layer(layer, root)?;
@@ -77,10 +77,10 @@ impl Rootfs {
         Ok(fs_state)
     }
 
-    fn unpack_layer(&mut self, layer: &Path, root: &Path) -> Result<(), RootfsError> {
+    fn unpack_layer(&mut self, layer: &Path, root: &Path) -> Result<(), UnpackError> {
         let file = File::open(layer).map_err(io_err("open", layer))?;
         let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
-        let refuse = |entry: &str, reason: &str| RootfsError::Entry {
+        let refuse = |entry: &str, reason: &str| UnpackError::Entry {
             layer: layer.to_owned(),
             entry: entry.to_owned(),
             reason: reason.to_owned(),
@@ -175,7 +175,7 @@ impl Rootfs {
         root: &Path,
         store_paths: &[PathBuf],
         store_dirs: bool,
-    ) -> Result<Listed, RootfsError> {
+    ) -> Result<Listed, UnpackError> {
         let now = snapshot(root)?;
         let mut entries: BTreeMap<Vec<u8>, ListedKind> = BTreeMap::new();
         for (rel, &(ino, ctime, ctime_ns)) in &now {
@@ -289,7 +289,7 @@ fn ensure_real_dirs(root: &Path, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn remove_any(path: &Path) -> Result<(), RootfsError> {
+fn remove_any(path: &Path) -> Result<(), UnpackError> {
     match fs::symlink_metadata(path) {
         Err(_) => Ok(()),
         Ok(m) if m.is_dir() => {
@@ -311,7 +311,7 @@ fn make_writable(dir: &Path) {
     }
 }
 
-fn clear_dir(dir: &Path) -> Result<(), RootfsError> {
+fn clear_dir(dir: &Path) -> Result<(), UnpackError> {
     for e in fs::read_dir(dir).map_err(io_err("read", dir))?.flatten() {
         remove_any(&e.path())?;
     }
@@ -320,7 +320,7 @@ fn clear_dir(dir: &Path) -> Result<(), RootfsError> {
 
 /// Inode and change time of every entry below `root` (relative paths), not descending into
 /// `nix/store` (the host's store is mounted there while scripts run).
-fn snapshot(root: &Path) -> Result<Snapshot, RootfsError> {
+fn snapshot(root: &Path) -> Result<Snapshot, UnpackError> {
     let mut out = Snapshot::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {

@@ -64,6 +64,14 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, AttrsError> {
         .ok_or(AttrsError::NotFound)
 }
 
+/// The build directory (`NIX_BUILD_TOP`), or the temporary directory outside Nix: where a
+/// builder keeps scratch files.
+pub fn build_dir() -> PathBuf {
+    std::env::var_os("NIX_BUILD_TOP")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 impl Attrs {
     /// Reads the attributes file found by [`locate`].
     pub fn load(explicit: Option<&Path>) -> Result<Attrs, AttrsError> {

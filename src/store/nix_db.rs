@@ -8,6 +8,7 @@
 //! the one compiled into the helper.
 
 use crate::store::closure::Closure;
+use crate::store::path::STORE_DIR;
 use rusqlite::Connection;
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -80,6 +81,40 @@ pub enum NixDbError {
         /// The cause.
         source: rusqlite::Error,
     },
+}
+
+/// What an image's Nix database registers: store paths with their references, and GC roots.
+#[derive(Debug, Clone)]
+pub struct NixDbContents {
+    /// The paths registered.
+    pub closure: Closure,
+    /// Store paths that get a GC root.
+    pub roots: Vec<String>,
+}
+
+impl NixDbContents {
+    /// `closure` minus `exclude` (paths not in the image, such as the config file), with a
+    /// GC root for each of `roots` that is a store path.
+    pub fn new(closure: &Closure, roots: &[PathBuf], exclude: &[String]) -> NixDbContents {
+        let closure = Closure::from_entries(
+            closure
+                .entries()
+                .iter()
+                .filter(|e| !exclude.contains(&e.path))
+                .cloned(),
+        );
+        let roots = roots
+            .iter()
+            .map(|r| r.to_string_lossy().into_owned())
+            .filter(|r| r.starts_with(&format!("{STORE_DIR}/")) && !exclude.contains(r))
+            .collect();
+        NixDbContents { closure, roots }
+    }
+
+    /// Writes the database under `root`, every path registered at `registered`.
+    pub fn write(&self, root: &Path, registered: u64) -> Result<(), NixDbError> {
+        write_nix_db(root, &self.closure, &self.roots, registered)
+    }
 }
 
 /// Writes `root/nix/var/nix/db` registering every path of `closure` (registration time

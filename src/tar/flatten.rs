@@ -5,7 +5,7 @@
 //! modes (setuid included) and mtimes are the layers' own, which an unpacked copy inside the
 //! Nix sandbox could not keep.
 
-use crate::parent::clean_name;
+use crate::tar::names::clean_name;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Write};

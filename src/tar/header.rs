@@ -30,10 +30,13 @@ pub enum Kind {
     Symlink,
 }
 
-/// Owner and time stamped on entries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Owner and time stamped on entries: the one ownership stamp of layers, plans and the
+/// builders' settings (`mtime`, `uid`, `gid`, `uname`, `gname`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamp {
-    /// Modification time, seconds since the epoch.
+    /// Modification time, seconds since the epoch. Settings may give it as "now" or a date
+    /// ([`crate::when::deserialize_mtime`]).
+    #[serde(deserialize_with = "crate::when::deserialize_mtime")]
     pub mtime: u64,
     /// Numeric owner.
     pub uid: u64,
@@ -54,6 +57,25 @@ impl Stamp {
             gid: 0,
             uname: "root".to_owned(),
             gname: "root".to_owned(),
+        }
+    }
+
+    /// Owner `uid`:`gid` at `mtime`, named `root` where an id is 0 and unnamed otherwise
+    /// (buildImage's `uid` and `gid`).
+    pub fn numeric(mtime: u64, uid: u64, gid: u64) -> Stamp {
+        let name = |id: u64| {
+            if id == 0 {
+                "root".to_owned()
+            } else {
+                String::new()
+            }
+        };
+        Stamp {
+            mtime,
+            uid,
+            gid,
+            uname: name(uid),
+            gname: name(gid),
         }
     }
 }

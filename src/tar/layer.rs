@@ -10,7 +10,6 @@
 //! [`write_layer`] reads each file once and checks that it still has the size the walk saw
 //! when it wrote the file's header.
 
-use crate::rootfs::root_shell::Owners;
 use crate::tar::header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -19,6 +18,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Owners that override a stamp's, by device and inode (what a root script's `chown` calls
+/// asked for, [`crate::rootfs::root_shell`]): `(uid, gid)`, `None` where the call left that
+/// id alone.
+pub type Owners = std::collections::HashMap<(u64, u64), (Option<u32>, Option<u32>)>;
 
 /// Mode of the `nix` and `nix/store` directories in every layer.
 pub const STORE_DIR_MODE: u32 = 0o755;

@@ -4,4 +4,6 @@
 pub mod flatten;
 pub mod header;
 pub mod layer;
+pub mod members;
+pub mod names;
 pub mod tarsum;

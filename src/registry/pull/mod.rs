@@ -10,19 +10,19 @@
 //! `fromImage` all read it. Its bytes depend only on the manifest pulled and the name given:
 //! a fixed-output derivation can pin them.
 
-use crate::digest::{Blob, Digest};
-use crate::image::archive::{put_header, ManifestEntry};
+use crate::digest::{Blob, Digest, HashingReader};
+use crate::image::archive::metadata::docker_manifest;
 use crate::image::oci_layout::{
     self, blob_path, IndexEntry, Platform, WireDescriptor as Descriptor, WirePlatform, OCI_LAYOUT,
 };
 use crate::progress::Progress;
 use crate::registry::client::{Client, RegistryError};
-use crate::tar::header::{padding, Kind, Stamp, END_OF_ARCHIVE};
+use crate::tar::header::Stamp;
+use crate::tar::members::MemberWriter;
 use oci_spec::image::MediaType;
 use serde::Deserialize;
 #[cfg(test)]
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Write};
 
 /// Why a pull failed.
@@ -160,134 +160,173 @@ pub fn pull(
     out: &mut dyn Write,
     progress: &dyn Fn(u64, usize) -> Progress,
 ) -> Result<Pulled, PullError> {
-    let (top, mut bytes) = fetch_manifest(client, reference)?;
-    let mut digest = top;
-    let mut manifest: AnyManifest = parse_manifest(reference, &bytes)?;
+    let (top, manifest) = resolve_image(client, reference, wanted)?;
+    let image = ImageBlobs::of(&manifest)?;
+    let config_bytes = client.get_blob(&image.config.digest)?;
+    check_whole("config", &image.config, &config_bytes)?;
+    let platform =
+        platform_of(&config_bytes, image.layers.len()).map_err(|reason| manifest.error(reason))?;
+    let total: u64 = image
+        .layers
+        .iter()
+        .fold(0u64, |t, l| t.saturating_add(l.size));
+    let progress = &progress(total, image.layers.len());
+    let mut members = MemberWriter::new(out, Stamp::root(1));
+    let written = copy_layers(client, &image.layers, &mut members, progress)?;
+    let index = oci_layout::index(&[IndexEntry {
+        blob: manifest.blob(),
+        media_type: MediaType::from(manifest.parsed.media().as_str()),
+        platform: Some(platform),
+        repo_tag: repo_tag.to_owned(),
+    }]);
+    let config_name = blob_path(&image.config.digest);
+    let layer_names: Vec<String> = image.layers.iter().map(|l| blob_path(&l.digest)).collect();
+    let docker_manifest =
+        docker_manifest(&[(config_name.clone(), repo_tag.to_owned(), layer_names)]);
+    // Each blob once, even when a registry lists the same bytes in two roles.
+    let mut rest: Vec<(String, &[u8])> = Vec::new();
+    if !written.contains(&image.config.digest) {
+        rest.push((config_name, &config_bytes));
+    }
+    if manifest.digest != image.config.digest && !written.contains(&manifest.digest) {
+        rest.push((blob_path(&manifest.digest), &manifest.bytes));
+    }
+    rest.push(("index.json".to_owned(), &index));
+    rest.push(("oci-layout".to_owned(), OCI_LAYOUT));
+    rest.push(("manifest.json".to_owned(), &docker_manifest));
+    for (name, data) in rest {
+        members.file(&name, data).map_err(PullError::Write)?;
+    }
+    members.finish().map_err(PullError::Write)?;
+    progress.finish();
+    Ok(Pulled {
+        digest: top,
+        manifest: manifest.digest,
+        layers: image.layers.len(),
+        bytes: total.saturating_add(image.config.size),
+    })
+}
+
+/// A manifest fetched from the registry: its digest, bytes and parsed fields.
+struct Fetched {
+    digest: Digest,
+    bytes: Vec<u8>,
+    parsed: AnyManifest,
+}
+
+impl Fetched {
+    fn blob(&self) -> Blob {
+        Blob {
+            digest: self.digest,
+            size: self.bytes.len() as u64,
+        }
+    }
+
+    fn error(&self, reason: String) -> PullError {
+        PullError::Manifest {
+            digest: self.digest.to_string(),
+            reason,
+        }
+    }
+}
+
+/// The image manifest `reference` names for `wanted`, following indexes; also the digest of
+/// what `reference` itself names.
+fn resolve_image(
+    client: &mut Client,
+    reference: &str,
+    wanted: &Wanted,
+) -> Result<(Digest, Fetched), PullError> {
+    let (top, bytes) = fetch_manifest(client, reference)?;
+    let mut fetched = Fetched {
+        digest: top,
+        parsed: parse_manifest(reference, &bytes)?,
+        bytes,
+    };
     // An index may name another index; three levels is more than any registry uses.
     for _ in 0..3 {
-        if !manifest.is_index() {
+        if !fetched.parsed.is_index() {
             break;
         }
-        let chosen = choose(client, &digest, &manifest, wanted)?;
-        let (d, b) = fetch_manifest(client, &chosen.digest.to_string())?;
-        if b.len() as u64 != chosen.size {
+        let chosen = choose(client, &fetched.digest, &fetched.parsed, wanted)?;
+        let (digest, bytes) = fetch_manifest(client, &chosen.digest.to_string())?;
+        if bytes.len() as u64 != chosen.size {
             return Err(PullError::Manifest {
                 digest: chosen.digest.to_string(),
                 reason: format!(
                     "{} bytes, but the index that names it gives {}",
-                    b.len(),
+                    bytes.len(),
                     chosen.size
                 ),
             });
         }
-        (digest, bytes) = (d, b);
-        manifest = parse_manifest(&digest.to_string(), &bytes)?;
+        fetched = Fetched {
+            digest,
+            parsed: parse_manifest(&digest.to_string(), &bytes)?,
+            bytes,
+        };
     }
-    let bad = |reason: String| PullError::Manifest {
-        digest: digest.to_string(),
-        reason,
-    };
-    if manifest.schema_version != 2 || manifest.is_index() {
-        return Err(bad(
+    if fetched.parsed.schema_version != 2 || fetched.parsed.is_index() {
+        return Err(fetched.error(
             "not an image manifest (only Docker schema 2 and OCI manifests are supported)".into(),
         ));
     }
-    let media = manifest.media();
-    let config = manifest
-        .config
-        .as_ref()
-        .ok_or_else(|| bad("no `config`".into()))?;
-    let config_blob = blob_of_descriptor(config).map_err(bad)?;
-    let mut layers = Vec::with_capacity(manifest.layers.len());
-    for (i, l) in manifest.layers.iter().enumerate() {
-        if !LAYER_TYPES.contains(&l.media_type.as_str()) {
-            return Err(bad(format!(
-                "layer {} has media type `{}`, which strata cannot pull",
-                i + 1,
-                l.media_type
-            )));
-        }
-        layers.push(blob_of_descriptor(l).map_err(bad)?);
-    }
-    let config_bytes = client.get_blob(&config_blob.digest)?;
-    check_whole("config", &config_blob, &config_bytes)?;
-    let platform = platform_of(&config_bytes, layers.len()).map_err(bad)?;
+    Ok((top, fetched))
+}
 
-    let total: u64 = layers.iter().fold(0u64, |t, l| t.saturating_add(l.size));
-    let progress = &progress(total, layers.len());
-    let stamp = Stamp::root(1);
-    let mut header = Vec::with_capacity(1536);
+/// The blobs an image manifest names.
+struct ImageBlobs {
+    config: Blob,
+    layers: Vec<Blob>,
+}
+
+impl ImageBlobs {
+    fn of(manifest: &Fetched) -> Result<ImageBlobs, PullError> {
+        let bad = |reason: String| manifest.error(reason);
+        let m = &manifest.parsed;
+        let config = m.config.as_ref().ok_or_else(|| bad("no `config`".into()))?;
+        let config = blob_of_descriptor(config).map_err(bad)?;
+        let mut layers = Vec::with_capacity(m.layers.len());
+        for (i, l) in m.layers.iter().enumerate() {
+            if !LAYER_TYPES.contains(&l.media_type.as_str()) {
+                return Err(bad(format!(
+                    "layer {} has media type `{}`, which strata cannot pull",
+                    i + 1,
+                    l.media_type
+                )));
+            }
+            layers.push(blob_of_descriptor(l).map_err(bad)?);
+        }
+        Ok(ImageBlobs { config, layers })
+    }
+}
+
+/// Streams each distinct layer blob into the archive; returns the digests written.
+fn copy_layers<W: Write>(
+    client: &mut Client,
+    layers: &[Blob],
+    members: &mut MemberWriter<W>,
+    progress: &Progress,
+) -> Result<Vec<Digest>, PullError> {
     let mut written: Vec<Digest> = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
-        if written.contains(&layer.digest) {
-            progress.layer_done();
-            continue;
+        if !written.contains(&layer.digest) {
+            members
+                .begin_file(&blob_path(&layer.digest), layer.size)
+                .map_err(PullError::Write)?;
+            copy_blob(
+                client,
+                &format!("layer {}", i + 1),
+                layer,
+                members,
+                progress,
+            )?;
+            members.end_file(layer.size).map_err(PullError::Write)?;
+            written.push(layer.digest);
         }
-        put_header(
-            out,
-            &mut header,
-            &blob_path(&layer.digest),
-            Kind::File(layer.size),
-            "",
-            &stamp,
-        )
-        .map_err(|e| PullError::Write(io::Error::other(e)))?;
-        copy_blob(client, &format!("layer {}", i + 1), layer, out, progress)?;
-        out.write_all(&[0u8; 512][..padding(layer.size)])
-            .map_err(PullError::Write)?;
-        written.push(layer.digest);
         progress.layer_done();
     }
-    let manifest_blob = Blob {
-        digest,
-        size: bytes.len() as u64,
-    };
-    let index = oci_layout::index(&[IndexEntry {
-        blob: manifest_blob,
-        media_type: MediaType::from(media.as_str()),
-        platform: Some(platform),
-        repo_tag: repo_tag.to_owned(),
-    }]);
-    let config_name = blob_path(&config_blob.digest);
-    let layer_names: Vec<String> = layers.iter().map(|l| blob_path(&l.digest)).collect();
-    let docker_manifest = serde_json::to_vec(&[ManifestEntry {
-        config: &config_name,
-        repo_tags: if repo_tag.is_empty() {
-            vec![]
-        } else {
-            vec![repo_tag]
-        },
-        layers: &layer_names,
-    }])
-    .expect("manifest serialisation cannot fail");
-    // Each blob once, even when a registry lists the same bytes in two roles.
-    let mut members: Vec<(String, &[u8])> = Vec::new();
-    if !written.contains(&config_blob.digest) {
-        members.push((config_name.clone(), &config_bytes));
-    }
-    if manifest_blob.digest != config_blob.digest && !written.contains(&manifest_blob.digest) {
-        members.push((blob_path(&manifest_blob.digest), &bytes));
-    }
-    members.push(("index.json".to_owned(), &index));
-    members.push(("oci-layout".to_owned(), OCI_LAYOUT));
-    members.push(("manifest.json".to_owned(), &docker_manifest));
-    for (name, data) in members {
-        let size = data.len() as u64;
-        put_header(out, &mut header, &name, Kind::File(size), "", &stamp)
-            .map_err(|e| PullError::Write(io::Error::other(e)))?;
-        out.write_all(data).map_err(PullError::Write)?;
-        out.write_all(&[0u8; 512][..padding(size)])
-            .map_err(PullError::Write)?;
-    }
-    out.write_all(&END_OF_ARCHIVE).map_err(PullError::Write)?;
-    out.flush().map_err(PullError::Write)?;
-    progress.finish();
-    Ok(Pulled {
-        digest: top,
-        manifest: digest,
-        layers: layers.len(),
-        bytes: total.saturating_add(config_blob.size),
-    })
+    Ok(written)
 }
 
 /// The digest a reference resolves to now: that of the manifest (or index) under it.
@@ -435,12 +474,9 @@ fn copy_blob(
     out: &mut dyn Write,
     progress: &Progress,
 ) -> Result<(), PullError> {
-    let mut body = client
-        .open_blob(&blob.digest)?
-        .take(blob.size.saturating_add(1));
-    let mut hasher = Sha256::new();
+    let body = client.open_blob(&blob.digest)?;
+    let mut body = HashingReader::new(body.take(blob.size.saturating_add(1)));
     let mut buf = vec![0u8; 1 << 20];
-    let mut seen = 0u64;
     loop {
         let n = match body.read(&mut buf) {
             Ok(0) => break,
@@ -455,24 +491,25 @@ fn copy_blob(
                 .into());
             }
         };
-        seen += n as u64;
-        if seen > blob.size {
+        if body.size() > blob.size {
             return Err(PullError::BlobMismatch {
                 what: what.to_owned(),
                 digest: blob.digest,
                 found: format!("more than the {} bytes its manifest gives", blob.size),
             });
         }
-        hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(PullError::Write)?;
         progress.add(n as u64);
     }
-    let found = Digest(hasher.finalize().into());
-    if seen != blob.size || found != blob.digest {
+    let found = body.finish();
+    if found != *blob {
         return Err(PullError::BlobMismatch {
             what: what.to_owned(),
             digest: blob.digest,
-            found: format!("{seen} bytes with digest {found}, not {} bytes", blob.size),
+            found: format!(
+                "{} bytes with digest {}, not {} bytes",
+                found.size, found.digest, blob.size
+            ),
         });
     }
     Ok(())

@@ -159,7 +159,7 @@ fn serve_image(reg: &FakeRegistry, arch: &str) -> (Blob, Vec<Vec<u8>>) {
         "rootfs": {"type": "layers", "diff_ids": ["sha256:00", "sha256:01"]},
     });
     let config = reg.blob(&serde_json::to_vec(&config).unwrap());
-    let manifest = oci_layout::manifest(&config, &blobs, oci_layout::LayerMedia::Gzip);
+    let manifest = oci_layout::manifest(&config, &blobs, crate::compress::Compression::Gzip);
     let blob = Blob {
         digest: Digest::of(&manifest),
         size: manifest.len() as u64,

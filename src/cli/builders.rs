@@ -1,0 +1,301 @@
+//! The Nix builders: each reads its derivation's structured attributes, calls the library,
+//! and writes the output.
+
+use super::files::{closure_of, create_dir, write_file, write_json};
+use super::image_commands;
+use crate::parent::{import, ParentImage, PARENT_FILE};
+use crate::plan::file::is_script;
+use crate::plan::index::IndexPlan;
+use crate::plan::planner::{automatic_groups, plan_image, plan_layer_set};
+use crate::plan::settings::ImageSettings;
+use crate::plan::ImagePlan;
+use crate::progress::Progress;
+use crate::rootfs::customisation::CustomisationLayer;
+use crate::rootfs::root_layer::RootLayer;
+use crate::rootfs::scripts::Scripts;
+use crate::store::attrs::{build_dir, Attrs};
+use crate::store::layering::LayerBudget;
+use crate::store::nix_db::NixDbContents;
+use crate::tar::header::Stamp;
+use crate::when::fixed_mtime;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanAttrs {
+    /// The helper the plan's shebang line runs.
+    helper_bin: PathBuf,
+    #[serde(flatten)]
+    settings: ImageSettings,
+}
+
+/// `streamLayeredImage`'s (and buildImage's) plan.
+pub(super) fn plan(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let PlanAttrs {
+        helper_bin,
+        settings,
+    } = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let config = settings.runtime_config()?;
+    let plan = plan_image(&settings, config, &closure_of(&attrs)?, &out, true)?;
+    write_file(&out, &plan.to_script(&helper_bin), 0o555)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexPlanAttrs {
+    helper_bin: PathBuf,
+    image_name: String,
+    /// null: the output's hash part.
+    tag: Option<String>,
+    images: Vec<PathBuf>,
+}
+
+/// `imageIndex`'s plan.
+pub(super) fn index_plan(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: IndexPlanAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let plan = IndexPlan::new(&a.image_name, a.tag.as_deref(), a.images, &out)?;
+    write_file(&out, &plan.to_script(&a.helper_bin), 0o555)
+}
+
+#[derive(Deserialize)]
+struct ArchiveAttrs {
+    plan: PathBuf,
+    compressor: String,
+}
+
+/// `buildLayeredImage`'s and `buildImage`'s archive.
+pub(super) fn archive(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: ArchiveAttrs = attrs.parse()?;
+    image_commands::archive(&a.plan, &attrs.output("out")?, &a.compressor)
+}
+
+/// `perLayerDerivations`' grouping: the automatic layers' store paths, as JSON.
+pub(super) fn plan_layering(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let settings: ImageSettings = attrs.parse()?;
+    let parent = settings
+        .parent
+        .as_deref()
+        .map(ParentImage::load)
+        .transpose()?;
+    let grouping = automatic_groups(&settings, &closure_of(&attrs)?, parent.as_ref())?;
+    write_json(&attrs.output("out")?, &grouping.groups)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BuildLayerAttrs {
+    /// Earlier `buildLayer` outputs: their store paths are left out.
+    #[serde(default)]
+    layers: Vec<PathBuf>,
+    max_layers: u64,
+    /// A tarball layer (directory with `layer.tar` and `record.json`) for `contents`.
+    #[serde(default)]
+    contents_layer: Option<PathBuf>,
+    /// Exactly these store paths, as one layer (no closure, no layering).
+    #[serde(default)]
+    paths: Option<Vec<String>>,
+    #[serde(flatten)]
+    stamp: Stamp,
+}
+
+/// `buildLayer`'s (and each `perLayerDerivations` layer's) layer set.
+pub(super) fn build_layer(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: BuildLayerAttrs = attrs.parse()?;
+    let budget = LayerBudget::layer_set(a.max_layers);
+    budget.check()?;
+    let progress = Progress::start("records", None, 0);
+    let set = plan_layer_set(
+        &closure_of(&attrs)?,
+        &a.layers,
+        budget,
+        a.paths,
+        a.contents_layer.as_deref(),
+        &a.stamp,
+        &progress,
+    )?;
+    progress.finish();
+    if set.layers.is_empty() {
+        eprintln!(
+            "strata: buildLayer: every store path is already in `layers`; this layer is empty"
+        );
+    }
+    write_json(&attrs.output("out")?, &set)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportParentAttrs {
+    from_image: PathBuf,
+    #[serde(default)]
+    from_image_name: Option<String>,
+    #[serde(default)]
+    from_image_tag: Option<String>,
+}
+
+/// `fromImage`'s import: a strata image's plan read as it is, an archive checked and its
+/// layers kept as tars.
+pub(super) fn import_parent(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: ImportParentAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let shown = a.from_image.display().to_string();
+    let pick = match (&a.from_image_name, &a.from_image_tag) {
+        (Some(n), Some(t)) => Some(format!("{n}:{t}")),
+        _ => None,
+    };
+    let parent = if is_script(&a.from_image) {
+        // A strata image: its plan already has every layer with its record.
+        ParentImage::of_plan(&ImagePlan::read(&a.from_image)?)?
+    } else {
+        let file = fs::File::open(&a.from_image)
+            .with_context(|| format!("fromImage: cannot open `{shown}`"))?;
+        let scratch = build_dir().join("parent-members");
+        let progress = Progress::start("parent layers", None, 0);
+        let parent = import(file, pick.as_deref(), &out, &scratch, &progress)
+            .with_context(|| format!("fromImage `{shown}`"))?;
+        progress.finish();
+        parent
+    };
+    fs::create_dir_all(&out)?;
+    write_json(&out.join(PARENT_FILE), &parent)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomisationAttrs {
+    #[serde(default)]
+    contents: Vec<PathBuf>,
+    #[serde(default)]
+    extra_commands: String,
+    toolbox: PathBuf,
+    mtime: String,
+    include_store_paths: bool,
+    #[serde(default)]
+    fake_root_commands: String,
+    #[serde(default)]
+    enable_fakechroot: bool,
+    #[serde(default, rename = "includeNixDB")]
+    include_nix_db: bool,
+    /// Left out of the Nix database (the config file, which is not in the image).
+    #[serde(default)]
+    exclude: Vec<String>,
+}
+
+/// The customisation layer: `layer.tar` and `record.json` in the output directory.
+pub(super) fn customisation_layer(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: CustomisationAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let nix_db = match a.include_nix_db {
+        true => Some(NixDbContents::new(
+            &closure_of(&attrs)?,
+            &a.contents,
+            &a.exclude,
+        )),
+        false => None,
+    };
+    let layer = CustomisationLayer {
+        mtime: fixed_mtime("customisation layer", &a.mtime).map_err(anyhow::Error::msg)?,
+        contents: a.contents,
+        extra_commands: a.extra_commands,
+        fake_root_commands: a.fake_root_commands,
+        enable_fakechroot: a.enable_fakechroot,
+        include_store_paths: a.include_store_paths,
+        nix_db,
+    };
+    let root = build_dir().join("customisation-root");
+    create_dir(&root)?;
+    create_dir(&out)?;
+    let progress = Progress::start("customisation layer", None, 1);
+    let record = layer.build(
+        &scripts(a.toolbox),
+        &root,
+        &out.join("layer.tar"),
+        &progress,
+    )?;
+    progress.layer_done();
+    progress.finish();
+    write_json(&out.join("record.json"), &record)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RootLayerAttrs {
+    #[serde(default)]
+    parent: Option<PathBuf>,
+    #[serde(default)]
+    contents: Vec<PathBuf>,
+    #[serde(default)]
+    extra_commands: String,
+    #[serde(default)]
+    run_as_root: String,
+    toolbox: PathBuf,
+    mtime: String,
+    uid: u64,
+    gid: u64,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default, rename = "includeNixDB")]
+    include_nix_db: bool,
+}
+
+/// `buildImage`'s layer: `layer.tar` and `record.json` in the output directory.
+pub(super) fn root_layer(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: RootLayerAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let mtime = fixed_mtime("image layer", &a.mtime).map_err(anyhow::Error::msg)?;
+    let layer = RootLayer {
+        parent: a.parent.as_deref().map(ParentImage::load).transpose()?,
+        contents: a.contents,
+        extra_commands: a.extra_commands,
+        run_as_root: a.run_as_root,
+        stamp: Stamp::numeric(mtime, a.uid, a.gid),
+        closure: closure_of(&attrs)?,
+        exclude: a.exclude,
+        include_nix_db: a.include_nix_db,
+    };
+    let root = build_dir().join("root");
+    create_dir(&root)?;
+    create_dir(&out)?;
+    let progress = Progress::start("image layer", None, 1);
+    let record = layer.build(
+        &scripts(a.toolbox),
+        &root,
+        &out.join("layer.tar"),
+        &progress,
+    )?;
+    progress.layer_done();
+    progress.finish();
+    write_json(&out.join("record.json"), &record)
+}
+
+/// Scripts run with `toolbox` in this build.
+fn scripts(toolbox: PathBuf) -> Scripts {
+    Scripts {
+        toolbox,
+        build_dir: build_dir(),
+    }
+}
+
+#[derive(Deserialize)]
+struct WriteFileAttrs {
+    text: String,
+}
+
+/// `internalWriteFile`: the `text` attribute as the output file.
+pub(super) fn write_file_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: WriteFileAttrs = attrs.parse()?;
+    write_file(&attrs.output("out")?, a.text.as_bytes(), 0o444)
+}

@@ -1,0 +1,127 @@
+//! Commands on images and layers by hand: `stream`, `archive`, `layers`, `tarsum`.
+
+use crate::compress::Compression;
+use crate::image::archive::{
+    layers_to_write, write_docker_archive, write_docker_archive_of, write_index_archive,
+};
+use crate::plan::index::AnyPlan;
+use crate::plan::ImagePlan;
+use crate::progress::Progress;
+use crate::store::closure::Closure;
+use crate::store::layering::{limit_layers, popularity_order, LayerBudget};
+use crate::tar::tarsum::TarsumHasher;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+/// `strata stream PLAN`: the image to stdout.
+pub(super) fn stream(plan_path: &Path, repo_tag: Option<&str>) -> Result<()> {
+    let stdout = io::stdout();
+    if stdout.is_terminal() {
+        bail!("stdout is a terminal; pipe the image into `docker load` or `podman load`, or redirect it to a file");
+    }
+    // A dup of fd 1 as a File: unbuffered writes of whole chunks, no line buffering.
+    let mut out = fs::File::from(stdout.as_fd().try_clone_to_owned()?);
+    stream_to(&AnyPlan::read(plan_path)?, repo_tag, &mut out)
+}
+
+/// Writes the archive of an image plan or index plan to `out`, with progress.
+pub(super) fn stream_to(plan: &AnyPlan, repo_tag: Option<&str>, out: &mut dyn Write) -> Result<()> {
+    let (plans, own_tag) = plan.images();
+    let images: Vec<(&ImagePlan, Option<&str>)> = plans.iter().map(|p| (p, repo_tag)).collect();
+    let progress = progress_of("stream", &images);
+    match plan {
+        AnyPlan::Index(..) => {
+            write_index_archive(plans, repo_tag.unwrap_or(own_tag), out, &progress)?;
+        }
+        AnyPlan::Image(plan) => {
+            write_docker_archive(plan, repo_tag, out, &progress)?;
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// Progress over the distinct layers of `images`.
+fn progress_of(label: &str, images: &[(&ImagePlan, Option<&str>)]) -> Progress {
+    let (unique, _) = layers_to_write(images);
+    let total = unique.iter().map(|l| l.record.size).sum();
+    Progress::start(label, Some(total), unique.len())
+}
+
+/// `strata archive --plan PLAN --output FILE`: the image compressed into a file.
+pub(super) fn archive(plan_path: &Path, output: &Path, compressor: &str) -> Result<()> {
+    let plan = ImagePlan::read(plan_path)?;
+    write_archive_file(&[(&plan, None)], output, compressor)
+}
+
+/// Writes `images` to `output` as one docker-archive compressed with `compressor`; leaves no
+/// partial file behind.
+pub(super) fn write_archive_file(
+    images: &[(&ImagePlan, Option<&str>)],
+    output: &Path,
+    compressor: &str,
+) -> Result<()> {
+    let compression: Compression = compressor.parse()?;
+    let file = fs::File::create(output)
+        .with_context(|| format!("cannot create `{}`", output.display()))?;
+    let written = (|| -> Result<()> {
+        let mut encoder = compression.encoder(io::BufWriter::with_capacity(1 << 20, file));
+        let progress = progress_of("archive", images);
+        write_docker_archive_of(images, &mut encoder, &progress)?;
+        encoder
+            .finish()?
+            .flush()
+            .with_context(|| format!("cannot write `{}`", output.display()))?;
+        progress.finish();
+        Ok(())
+    })();
+    // Never remove a device such as /dev/null.
+    if written.is_err() && fs::metadata(output).is_ok_and(|m| m.is_file()) {
+        let _ = fs::remove_file(output);
+    }
+    written
+}
+
+/// `strata tarsum`: the tarsum of the tar on stdin.
+pub(super) fn tarsum_of_stdin(version: &str) -> Result<()> {
+    let mut hasher = TarsumHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut stdin = io::stdin().lock();
+    loop {
+        let n = match io::Read::read(&mut stdin, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("cannot read stdin"),
+        };
+        hasher.update(&buf[..n]);
+    }
+    let sums = hasher.finish()?;
+    let text = match version {
+        "v0" => sums.v0,
+        "v1" => sums.v1,
+        "dev" => sums.dev,
+        "all" => format!("{}\n{}\n{}", sums.v0, sums.v1, sums.dev),
+        other => bail!("`--tarsum-version` must be v0, v1, dev or all, got {other:?}"),
+    };
+    println!("{text}");
+    Ok(())
+}
+
+/// `strata layers --closure FILE`: the default layering of a closure, as JSON.
+pub(super) fn layers(closure: &Path, max_layers: u64, exclude: Vec<String>) -> Result<()> {
+    let budget = LayerBudget::image(max_layers);
+    budget.check().context("--max-layers")?;
+    let closure = Closure::read_file(closure)?;
+    let exclude: BTreeSet<String> = exclude.into_iter().collect();
+    let order = popularity_order(&closure, &exclude)?;
+    let layers = limit_layers(order, budget.room(0, 0)?);
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &layers)?;
+    writeln!(out)?;
+    Ok(())
+}

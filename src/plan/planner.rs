@@ -1,0 +1,487 @@
+//! Deciding an image's plan: which layers it has (the parent's, the given ones, the
+//! automatic layering of the rest of the closure within `maxLayers`), their records, and its
+//! config, platform and tag.
+
+use crate::image::config::{architecture_of_system, check_config, inherit_env};
+use crate::parent::ParentImage;
+use crate::plan::record::{compute_records, compute_tarsum, RECORD_VERSION};
+use crate::plan::settings::ImageSettings;
+use crate::plan::{
+    tarball_layer, ImagePlan, LayerContent, LayerSet, PlanError, PlannedLayer, PLAN_VERSION,
+};
+use crate::progress::Progress;
+use crate::store::closure::Closure;
+use crate::store::layering::{limit_layers, popularity_order, LayerBudget};
+use crate::store::path::{hash_part, STORE_DIR};
+use crate::tar::header::Stamp;
+use crate::tar::layer::LayerSource;
+use crate::when::When;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The layers an image starts with and how the rest of its closure is grouped.
+#[derive(Debug)]
+pub struct Grouping {
+    /// The parent's layers, then those of `layers`, bottom to top, with their records.
+    pub given: Vec<PlannedLayer>,
+    /// The automatic layers' store paths, bottom to top.
+    pub groups: Vec<Vec<String>>,
+}
+
+/// Makes the plan for an image whose plan file will be `out` (its hash is the default tag),
+/// computing the records of its automatic layers; `report` shows progress.
+pub fn plan_image(
+    settings: &ImageSettings,
+    config: Value,
+    closure: &Closure,
+    out: &Path,
+    report: bool,
+) -> Result<ImagePlan, PlanError> {
+    check_config(&config)?;
+    let (architecture, variant) = match &settings.architecture {
+        Some(a) => (a.clone(), None),
+        None => architecture_of_system(&settings.image_system)?,
+    };
+    let created = When::parse("created", &settings.created)?;
+    let tag = match &settings.tag {
+        Some(t) => t.clone(),
+        None => hash_part(&out.to_string_lossy()).to_owned(),
+    };
+    let parent = settings
+        .parent
+        .as_deref()
+        .map(ParentImage::load)
+        .transpose()?;
+    let config = if config.is_null() {
+        Value::Object(Default::default())
+    } else {
+        config
+    };
+    let config = match &parent {
+        Some(p) => inherit_env(&p.runtime_config(), config),
+        None => config,
+    };
+    let layers = plan_layers(settings, closure, parent.as_ref(), report)?;
+    Ok(ImagePlan {
+        strata_plan: PLAN_VERSION,
+        repo_tag: format!("{}:{tag}", settings.image_name.to_ascii_lowercase()),
+        architecture,
+        variant,
+        os: "linux".to_owned(),
+        created,
+        config,
+        layers,
+        parent_layers: parent.as_ref().map_or(0, |p| p.layers.len()),
+        parent_history: parent.as_ref().map_or_else(Vec::new, ParentImage::history),
+        legacy_layout: settings.legacy_layout,
+        layer_compressor: settings.layer_compressor,
+    })
+}
+
+/// Every layer of the image, bottom to top, with its record: the given ones, the automatic
+/// ones (recorded now), the customisation layer.
+fn plan_layers(
+    settings: &ImageSettings,
+    closure: &Closure,
+    parent: Option<&ParentImage>,
+    report: bool,
+) -> Result<Vec<PlannedLayer>, PlanError> {
+    let Grouping { mut given, groups } = automatic_groups(settings, closure, parent)?;
+    let first = given.len();
+    let progress = if report {
+        Progress::start("records", None, groups.len())
+    } else {
+        Progress::quiet()
+    };
+    let automatic = plan_store_layers(
+        groups,
+        &settings.stamp,
+        first,
+        settings.legacy_layout,
+        &progress,
+    )?;
+    progress.finish();
+    if settings.legacy_layout {
+        add_missing_tarsums(&mut given, report)?;
+    }
+    given.extend(automatic);
+    given.push(tarball_layer(Path::new(&settings.customisation_layer))?);
+    Ok(given)
+}
+
+/// The layers the parent and `layers` bring, and how the rest of the closure is grouped into
+/// layers within `maxLayers`.
+pub fn automatic_groups(
+    settings: &ImageSettings,
+    closure: &Closure,
+    parent: Option<&ParentImage>,
+) -> Result<Grouping, PlanError> {
+    let budget = LayerBudget::image(settings.max_layers);
+    budget.check()?;
+    let mut given = Vec::new();
+    let mut exclude: BTreeSet<String> = settings.exclude.iter().cloned().collect();
+    exclude.insert(settings.customisation_layer.clone());
+    if let Some(parent) = parent {
+        given.extend(parent.layers.iter().cloned());
+        // The parent's copy of a store path is the same path: no need to ship it twice.
+        exclude.extend(
+            parent
+                .store_paths
+                .iter()
+                .map(|n| format!("{STORE_DIR}/{n}")),
+        );
+    }
+    let parent_layers = given.len();
+    for file in &settings.layers {
+        given.extend(LayerSet::read(file)?.layers);
+    }
+    exclude.extend(paths_held_once(&given[parent_layers..], parent_layers)?);
+    let ordered = if settings.include_store_paths {
+        popularity_order(closure, &exclude)?
+    } else {
+        Vec::new()
+    };
+    let room = budget.room(given.len(), ordered.len())?;
+    Ok(Grouping {
+        given,
+        groups: limit_layers(ordered, room),
+    })
+}
+
+/// The store paths of `layers` (which start at position `offset` of the image), refusing a
+/// path two of them hold.
+fn paths_held_once(layers: &[PlannedLayer], offset: usize) -> Result<Vec<String>, PlanError> {
+    let mut holder: HashMap<&str, usize> = HashMap::new();
+    for (i, layer) in layers.iter().enumerate() {
+        for path in layer.content.store_paths() {
+            if let Some(first) = holder.insert(path, i) {
+                return Err(PlanError::Overlap {
+                    path: path.clone(),
+                    first: offset + first + 1,
+                    second: offset + i + 1,
+                });
+            }
+        }
+    }
+    Ok(holder.into_keys().map(str::to_owned).collect())
+}
+
+/// Builds the layers of `groups` (store paths, bottom to top) with their records, and
+/// tarsums when `tarsum`. `first_index` is the position of the first one in the image, for
+/// errors.
+pub fn plan_store_layers(
+    groups: Vec<Vec<String>>,
+    stamp: &Stamp,
+    first_index: usize,
+    tarsum: bool,
+    progress: &Progress,
+) -> Result<Vec<PlannedLayer>, PlanError> {
+    let contents: Vec<LayerContent> = groups
+        .into_iter()
+        .map(|paths| LayerContent::StorePaths {
+            paths,
+            stamp: stamp.clone(),
+        })
+        .collect();
+    let sources: Vec<(LayerSource, Stamp)> =
+        contents.iter().map(|c| (c.source(), c.stamp())).collect();
+    let records =
+        compute_records(&sources, tarsum, progress).map_err(|(i, source)| PlanError::Layer {
+            index: first_index + i + 1,
+            what: contents[i].describe_short(),
+            source,
+        })?;
+    Ok(contents
+        .into_iter()
+        .zip(records)
+        .map(|(content, record)| PlannedLayer { content, record })
+        .collect())
+}
+
+/// The layers of a `buildLayer`: `exact` store paths as one layer, or the closure minus what
+/// the `earlier` layer sets hold, layered within `budget`; then the contents' root layer, when
+/// there is one. Records are computed now.
+pub fn plan_layer_set(
+    closure: &Closure,
+    earlier: &[PathBuf],
+    budget: LayerBudget,
+    exact: Option<Vec<String>>,
+    contents_layer: Option<&Path>,
+    stamp: &Stamp,
+    progress: &Progress,
+) -> Result<LayerSet, PlanError> {
+    let groups = match exact {
+        Some(paths) => vec![paths],
+        None => {
+            let mut exclude = BTreeSet::new();
+            for file in earlier {
+                for layer in LayerSet::read(file)?.layers {
+                    exclude.extend(layer.content.store_paths().iter().cloned());
+                }
+            }
+            let ordered = popularity_order(closure, &exclude)?;
+            let room = budget.room(0, ordered.len())?;
+            limit_layers(ordered, room)
+        }
+    };
+    let mut layers = plan_store_layers(groups, stamp, 0, false, progress)?;
+    if let Some(dir) = contents_layer {
+        layers.push(tarball_layer(dir)?);
+    }
+    Ok(LayerSet {
+        strata_layers: RECORD_VERSION,
+        layers,
+    })
+}
+
+/// Computes the tarsums that the records of `layers` lack (a parent's store layers, planned
+/// without them), tarring those layers once.
+fn add_missing_tarsums(layers: &mut [PlannedLayer], report: bool) -> Result<(), PlanError> {
+    let missing = layers.iter().filter(|l| l.record.tarsum.is_none()).count();
+    if missing == 0 {
+        return Ok(());
+    }
+    let progress = if report {
+        Progress::start("tarsums", None, missing)
+    } else {
+        Progress::quiet()
+    };
+    for (i, layer) in layers.iter_mut().enumerate() {
+        if layer.record.tarsum.is_some() {
+            continue;
+        }
+        let content = &layer.content;
+        let sum = compute_tarsum(
+            &content.source(),
+            &content.stamp(),
+            &layer.record,
+            &progress,
+        )
+        .map_err(|source| PlanError::Layer {
+            index: i + 1,
+            what: content.describe_short(),
+            source,
+        })?;
+        layer.record.tarsum = Some(sum);
+        progress.layer_done();
+    }
+    progress.finish();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::Compression;
+    use crate::plan::record::RECORD_VERSION;
+    use crate::store::closure::ClosureEntry;
+    use crate::store::layering::LayeringError;
+    use serde_json::json;
+
+    /// A store-like directory with `n` paths and a customisation layer, referenced by it.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        closure: Closure,
+        custom: String,
+    }
+
+    fn fixture(n: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<String> = (0..n)
+            .map(|i| {
+                let p = dir.path().join(format!("{:032}-p{i}", i));
+                std::fs::create_dir(&p).unwrap();
+                std::fs::write(p.join("f"), format!("{i}")).unwrap();
+                p.to_string_lossy().into_owned()
+            })
+            .collect();
+        let custom = dir.path().join("cccc-custom");
+        std::fs::create_dir(&custom).unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let mut tar = std::fs::File::create(custom.join("layer.tar")).unwrap();
+        let record = crate::plan::record::compute_record(
+            &LayerSource::Tree {
+                root,
+                store_dirs: true,
+                owners: None,
+            },
+            &Stamp::root(1),
+            true,
+            Some(&mut tar),
+            &Progress::quiet(),
+        )
+        .unwrap();
+        std::fs::write(
+            custom.join("record.json"),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .unwrap();
+        let custom = custom.to_string_lossy().into_owned();
+        let mut entries: Vec<ClosureEntry> = paths
+            .iter()
+            .map(|p| ClosureEntry {
+                path: p.clone(),
+                references: vec![],
+                nar_size: 1,
+                nar_hash: None,
+            })
+            .collect();
+        entries.push(ClosureEntry {
+            path: custom.clone(),
+            references: paths,
+            nar_size: 1,
+            nar_hash: None,
+        });
+        Fixture {
+            _dir: dir,
+            closure: Closure::from_entries(entries),
+            custom,
+        }
+    }
+
+    fn settings(max_layers: u64, f: &Fixture) -> ImageSettings {
+        ImageSettings {
+            image_name: "Hello".into(),
+            tag: None,
+            architecture: None,
+            image_system: "x86_64-linux".into(),
+            created: "1970-01-01T00:00:01Z".into(),
+            stamp: Stamp::root(1),
+            max_layers,
+            include_store_paths: true,
+            config: None,
+            config_file: None,
+            customisation_layer: f.custom.clone(),
+            layers: vec![],
+            exclude: vec![],
+            parent: None,
+            legacy_layout: false,
+            layer_compressor: Compression::None,
+        }
+    }
+
+    const OUT: &str = "/nix/store/abcdefghijklmnopqrstuvwxyz012345-stream-hello";
+
+    #[test]
+    fn plan_defaults_records_and_round_trip() {
+        let f = fixture(3);
+        let plan = plan_image(
+            &settings(100, &f),
+            json!({"Cmd": ["x"]}),
+            &f.closure,
+            Path::new(OUT),
+            false,
+        )
+        .unwrap();
+        assert_eq!(plan.repo_tag, "hello:abcdefghijklmnopqrstuvwxyz012345");
+        assert_eq!(plan.architecture, "amd64");
+        assert_eq!(plan.layers.len(), 4, "3 store paths + customisation");
+        assert!(matches!(
+            plan.layers[3].content,
+            LayerContent::Tarball { .. }
+        ));
+        assert!(plan.layers.iter().all(|l| l.record.size > 0));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plan");
+        std::fs::write(
+            &file,
+            plan.to_script(Path::new("/nix/store/h-strata/bin/strata")),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with("#!/nix/store/h-strata/bin/strata stream\n{"));
+        assert_eq!(ImagePlan::read(&file).unwrap(), plan);
+    }
+
+    #[test]
+    fn max_layers_and_given_layers_are_respected() {
+        let f = fixture(10);
+        let out = Path::new(OUT);
+        let q = Progress::quiet();
+        let plan = plan_image(&settings(3, &f), Value::Null, &f.closure, out, false).unwrap();
+        assert_eq!(plan.layers.len(), 3);
+        let err = plan_image(&settings(1, &f), Value::Null, &f.closure, out, false).unwrap_err();
+        assert!(err.to_string().contains("`maxLayers`") && err.to_string().contains("got 1"));
+        let mut no_store = settings(100, &f);
+        no_store.include_store_paths = false;
+        let plan = plan_image(&no_store, Value::Null, &f.closure, out, false).unwrap();
+        assert_eq!(plan.layers.len(), 1);
+
+        // A layer set holding two of the paths: they go first and are not layered again.
+        let given_paths: Vec<String> = f.closure.entries()[..2]
+            .iter()
+            .map(|e| e.path.clone())
+            .collect();
+        let set = LayerSet {
+            strata_layers: RECORD_VERSION,
+            layers: plan_store_layers(
+                vec![given_paths.clone()],
+                &settings(3, &f).stamp,
+                0,
+                false,
+                &q,
+            )
+            .unwrap(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("layers.json");
+        std::fs::write(&file, serde_json::to_vec(&set).unwrap()).unwrap();
+        let mut with_layers = settings(100, &f);
+        with_layers.layers = vec![file.clone()];
+        let plan = plan_image(&with_layers, Value::Null, &f.closure, out, false).unwrap();
+        assert_eq!(plan.layers[0], set.layers[0]);
+        assert_eq!(plan.layers.len(), 1 + 8 + 1);
+        let held: Vec<&String> = plan
+            .layers
+            .iter()
+            .flat_map(|l| l.content.store_paths())
+            .collect();
+        assert_eq!(held.len(), 10, "every path once");
+        assert!(plan.layers[1..9].iter().all(|l| l.record.tarsum.is_none()));
+        // With the legacy layout, every layer gets a tarsum, the given one's computed now.
+        let mut legacy = with_layers.clone();
+        legacy.legacy_layout = true;
+        let plan = plan_image(&legacy, Value::Null, &f.closure, out, false).unwrap();
+        for layer in &plan.layers {
+            let bytes = crate::tar::layer::write_layer_to(
+                &layer.content.source(),
+                &layer.content.stamp(),
+                Vec::new(),
+            )
+            .unwrap();
+            let mut sum = crate::tar::tarsum::TarsumHasher::new();
+            sum.update(&bytes);
+            assert_eq!(layer.record.tarsum, Some(sum.finish().unwrap().v1));
+        }
+        with_layers.max_layers = 2;
+        let err = plan_image(&with_layers, Value::Null, &f.closure, out, false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PlanError::Layering(LayeringError::NoRoom {
+                    given: 1,
+                    left: 8,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        with_layers.max_layers = 100;
+        with_layers.layers = vec![file.clone(), file];
+        let err = plan_image(&with_layers, Value::Null, &f.closure, out, false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PlanError::Overlap {
+                    first: 1,
+                    second: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("is in two of `layers`"), "{err}");
+    }
+}

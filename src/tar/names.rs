@@ -1,0 +1,61 @@
+//! Entry names in tars strata reads (parent images, layers to unpack or flatten): the one
+//! set of rules that keeps a name inside the tree it is unpacked into.
+
+/// Normalises a member or entry name: leading `./` and `/`-runs and a trailing `/` go, `.`
+/// components go. The root itself gives `""`. Absolute names and `..` components are refused.
+pub fn clean_name(raw: &[u8]) -> Result<String, String> {
+    let text = std::str::from_utf8(raw).map_err(|_| "the name is not UTF-8".to_owned())?;
+    if text.starts_with('/') {
+        return Err("absolute name".to_owned());
+    }
+    if text.contains('\0') {
+        return Err("the name holds a NUL byte".to_owned());
+    }
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("the name has a `..` component".to_owned()),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Whether the symlink target `target`, found at `name`, stays inside the tree when
+/// resolved lexically. Absolute targets do: a container resolves them in its own root.
+pub fn link_stays_inside(name: &str, target: &[u8]) -> bool {
+    if target.starts_with(b"/") {
+        return true;
+    }
+    let mut depth = name.split('/').count() as i64 - 1;
+    for part in target.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
+}
+
+/// Removes `.` and `..` components lexically (the caller made sure `..` cannot go above the
+/// top).
+pub fn resolve_dots(path: &[u8]) -> String {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    String::from_utf8_lossy(&parts.join(&b'/')).into_owned()
+}
