@@ -6,9 +6,10 @@ use crate::digest::{Digest, HashingWriter};
 use crate::image::config::architecture_of_system;
 use crate::plan::index::AnyPlan;
 use crate::progress::Progress;
-use crate::registry::client::{Client, Reference};
+use crate::registry::client::Client;
 use crate::registry::pull::{pull, resolve, Pulled, Wanted};
 use crate::registry::push::{push_index, PushOptions};
+use crate::registry::reference::Reference;
 use crate::store::attrs::Attrs;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -320,6 +321,11 @@ pub(super) fn prefetch(
     if !tls_verify {
         fields.push(("tlsVerify", "false".to_owned()));
     }
+    print_expression(fields, json)
+}
+
+/// Prints the `pullImage` arguments `fields` as a Nix expression, or as JSON.
+fn print_expression(fields: Vec<(&str, String)>, json: bool) -> Result<()> {
     let mut out = io::stdout().lock();
     if json {
         let map: serde_json::Map<String, serde_json::Value> = fields

@@ -1,6 +1,49 @@
-//! Registries (the OCI distribution API): the client, pulling an image into an archive and
-//! pushing an image from its plan.
+//! Registries (the OCI distribution API): references, the client (transport and
+//! authentication apart), pulling an image into an archive and pushing an image from its
+//! plan.
 
+mod auth;
 pub mod client;
 pub mod pull;
 pub mod push;
+pub mod reference;
+mod transport;
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The image reference cannot be parsed.
+    #[error("`{0}` is not an image reference (expected HOST[:PORT]/NAME[:TAG|@sha256:DIGEST])")]
+    Reference(String),
+    /// The registry could not be reached or stopped answering.
+    #[error("registry {host}: {message}")]
+    Unreachable {
+        /// host[:port].
+        host: String,
+        /// What happened.
+        message: String,
+    },
+    /// The registry refused the credentials, or there were none.
+    #[error("registry {host} refused access to {what} (HTTP 401/403){hint}")]
+    Unauthorized {
+        /// host[:port].
+        host: String,
+        /// The request.
+        what: String,
+        /// Where credentials were looked for.
+        hint: String,
+    },
+    /// Any other unexpected answer.
+    #[error("registry {host}: {what}: HTTP {status}: {body}")]
+    Status {
+        /// host[:port].
+        host: String,
+        /// The request.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// The start of the answer's body.
+        body: String,
+    },
+}

@@ -159,39 +159,12 @@ impl RootShell<'_> {
 
     fn spawn_and_serve(&self, owners: &Arc<Mutex<Owners>>) -> io::Result<ExitStatus> {
         let root = fs::canonicalize(self.dir)?;
-        // SAFETY: getuid and getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        let uid_map = format!("0 {uid} 1");
-        let gid_map = format!("0 {gid} 1");
-        let setgroups = CString::new("/proc/self/setgroups").map_err(io::Error::other)?;
-        let uid_map_path = CString::new("/proc/self/uid_map").map_err(io::Error::other)?;
-        let gid_map_path = CString::new("/proc/self/gid_map").map_err(io::Error::other)?;
-        let slash = CString::new("/").map_err(io::Error::other)?;
-        let root_c = cstring(&root)?;
-
         // Mount points inside the root, created now and removed afterwards if new.
-        let mut binds: Vec<(CString, CString, bool)> = Vec::new();
-        let mut created: Vec<PathBuf> = Vec::new();
-        if self.chroot {
-            for (src, required) in [("/nix/store", true), ("/proc", false), ("/dev", false)] {
-                let dst = root.join(&src[1..]);
-                let mut missing = Vec::new();
-                let mut at = dst.clone();
-                while fs::symlink_metadata(&at).is_err() && at != root {
-                    missing.push(at.clone());
-                    at.pop();
-                }
-                fs::create_dir_all(&dst)?;
-                created.extend(missing.into_iter().rev());
-                binds.push((
-                    CString::new(src).map_err(io::Error::other)?,
-                    cstring(&dst)?,
-                    required,
-                ));
-            }
-        }
-        let prog = filter();
-
+        let (binds, created) = if self.chroot {
+            mount_points(&root)?
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let mut fds = [0 as RawFd; 2];
         // SAFETY: fds has room for the two descriptors.
         cvt(unsafe {
@@ -205,8 +178,7 @@ impl RootShell<'_> {
         // SAFETY: socketpair returned two fresh descriptors we now own.
         let (ours, theirs) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let theirs_raw = theirs.as_raw_fd();
-        let chroot = self.chroot;
+        let jail = Jail::new(&root, binds, self.chroot, theirs.as_raw_fd())?;
 
         let mut cmd = Command::new(self.shell);
         cmd.arg("-e")
@@ -215,83 +187,165 @@ impl RootShell<'_> {
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
-        if !chroot {
+        if !self.chroot {
             cmd.current_dir(&root);
         }
         // SAFETY: the closure runs between fork and exec and only makes system calls on data
         // prepared above; it allocates nothing.
         unsafe {
-            cmd.pre_exec(move || {
-                cvt(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as libc::c_long)?;
-                write_proc(&setgroups, b"deny")?;
-                write_proc(&uid_map_path, uid_map.as_bytes())?;
-                write_proc(&gid_map_path, gid_map.as_bytes())?;
-                if chroot {
-                    cvt(libc::mount(
-                        std::ptr::null(),
-                        slash.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REC | libc::MS_PRIVATE,
-                        std::ptr::null(),
-                    ) as libc::c_long)?;
-                    for (src, dst, required) in &binds {
-                        let r = libc::mount(
-                            src.as_ptr(),
-                            dst.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_BIND | libc::MS_REC,
-                            std::ptr::null(),
-                        );
-                        if r < 0 && *required {
-                            return Err(io::Error::last_os_error());
-                        }
-                    }
-                    cvt(libc::chroot(root_c.as_ptr()) as libc::c_long)?;
-                    cvt(libc::chdir(slash.as_ptr()) as libc::c_long)?;
-                }
-                cvt(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long)?;
-                let fprog = libc::sock_fprog {
-                    len: prog.len() as u16,
-                    filter: prog.as_ptr() as *mut libc::sock_filter,
-                };
-                let listener = cvt(libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                    &fprog as *const libc::sock_fprog,
-                ))? as RawFd;
-                send_fd(theirs_raw, listener)?;
-                libc::close(listener);
-                Ok(())
-            });
+            cmd.pre_exec(move || jail.enter());
         }
         let spawned = cmd.spawn();
         drop(theirs);
-        let mut child = spawned?;
-        let listener = match recv_fd(ours.as_raw_fd()) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
-        let done = Arc::new(AtomicBool::new(false));
-        let serve = {
-            let (done, owners, root) = (Arc::clone(&done), Arc::clone(owners), root.clone());
-            std::thread::spawn(move || serve(&listener, &done, &owners, chroot.then_some(&*root)))
-        };
-        let status = child.wait();
-        done.store(true, Ordering::Relaxed);
-        let served = serve
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("supervisor panicked")));
+        let status = supervise(spawned?, &ours, owners, &root, self.chroot);
         for dir in created.iter().rev() {
             let _ = fs::remove_dir(dir);
         }
-        served?;
         status
     }
+}
+
+/// What the child does between fork and exec, prepared beforehand so that it allocates
+/// nothing: become root in a new user and mount namespace, chroot when asked, and install
+/// the seccomp filter whose listener it sends back over `socket`.
+struct Jail {
+    uid_map: String,
+    gid_map: String,
+    setgroups: CString,
+    uid_map_path: CString,
+    gid_map_path: CString,
+    slash: CString,
+    root: CString,
+    binds: Vec<Bind>,
+    chroot: bool,
+    filter: Vec<libc::sock_filter>,
+    socket: RawFd,
+}
+
+impl Jail {
+    fn new(root: &Path, binds: Vec<Bind>, chroot: bool, socket: RawFd) -> io::Result<Jail> {
+        // SAFETY: getuid and getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let c = |s: &str| CString::new(s).map_err(io::Error::other);
+        Ok(Jail {
+            uid_map: format!("0 {uid} 1"),
+            gid_map: format!("0 {gid} 1"),
+            setgroups: c("/proc/self/setgroups")?,
+            uid_map_path: c("/proc/self/uid_map")?,
+            gid_map_path: c("/proc/self/gid_map")?,
+            slash: c("/")?,
+            root: cstring(root)?,
+            binds,
+            chroot,
+            filter: filter(),
+            socket,
+        })
+    }
+
+    /// Runs in the child, after fork.
+    fn enter(&self) -> io::Result<()> {
+        // SAFETY: system calls on the strings and buffers `self` owns, alive for the call.
+        unsafe {
+            cvt(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as libc::c_long)?;
+            write_proc(&self.setgroups, b"deny")?;
+            write_proc(&self.uid_map_path, self.uid_map.as_bytes())?;
+            write_proc(&self.gid_map_path, self.gid_map.as_bytes())?;
+            if self.chroot {
+                cvt(libc::mount(
+                    std::ptr::null(),
+                    self.slash.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) as libc::c_long)?;
+                for (src, dst, required) in &self.binds {
+                    let r = libc::mount(
+                        src.as_ptr(),
+                        dst.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    );
+                    if r < 0 && *required {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                cvt(libc::chroot(self.root.as_ptr()) as libc::c_long)?;
+                cvt(libc::chdir(self.slash.as_ptr()) as libc::c_long)?;
+            }
+            cvt(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long)?;
+            let fprog = libc::sock_fprog {
+                len: self.filter.len() as u16,
+                filter: self.filter.as_ptr() as *mut libc::sock_filter,
+            };
+            let listener = cvt(libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                &fprog as *const libc::sock_fprog,
+            ))? as RawFd;
+            send_fd(self.socket, listener)?;
+            libc::close(listener);
+        }
+        Ok(())
+    }
+}
+
+/// A bind mount into the root: source, target, and whether failing to mount it is an error.
+type Bind = (CString, CString, bool);
+
+/// The mount points a chrooted script needs inside `root` (the store, `/proc`, `/dev`),
+/// created where missing; returns them and the directories created, parents first.
+fn mount_points(root: &Path) -> io::Result<(Vec<Bind>, Vec<PathBuf>)> {
+    let mut binds = Vec::new();
+    let mut created = Vec::new();
+    for (src, required) in [("/nix/store", true), ("/proc", false), ("/dev", false)] {
+        let dst = root.join(&src[1..]);
+        let mut missing = Vec::new();
+        let mut at = dst.clone();
+        while fs::symlink_metadata(&at).is_err() && at != root {
+            missing.push(at.clone());
+            at.pop();
+        }
+        fs::create_dir_all(&dst)?;
+        created.extend(missing.into_iter().rev());
+        binds.push((
+            CString::new(src).map_err(io::Error::other)?,
+            cstring(&dst)?,
+            required,
+        ));
+    }
+    Ok((binds, created))
+}
+
+/// Takes the seccomp listener the child sends over `ours`, answers its `chown` calls on a
+/// thread until it exits, and returns how it ended.
+fn supervise(
+    mut child: std::process::Child,
+    ours: &OwnedFd,
+    owners: &Arc<Mutex<Owners>>,
+    root: &Path,
+    chroot: bool,
+) -> io::Result<ExitStatus> {
+    let listener = match recv_fd(ours.as_raw_fd()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let serve = {
+        let (done, owners, root) = (Arc::clone(&done), Arc::clone(owners), root.to_owned());
+        std::thread::spawn(move || serve(&listener, &done, &owners, chroot.then_some(&*root)))
+    };
+    let status = child.wait();
+    done.store(true, Ordering::Relaxed);
+    serve
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("supervisor panicked")))?;
+    status
 }
 
 fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {

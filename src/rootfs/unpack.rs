@@ -107,57 +107,9 @@ impl Rootfs {
                 remove_any(&parent.join(hidden))?;
                 continue;
             }
-            let header = entry.header();
-            let mode = header.mode().unwrap_or(0o644) & 0o7777;
-            let (uid, gid) = (
-                header.uid().unwrap_or(0) as u32,
-                header.gid().unwrap_or(0) as u32,
-            );
-            use tar::EntryType as T;
-            let kind = header.entry_type();
-            let existing = fs::symlink_metadata(&target).ok();
-            if kind != T::Directory || existing.as_ref().is_some_and(|m| !m.is_dir()) {
-                remove_any(&target)?;
-            }
-            match kind {
-                T::Directory => {
-                    if fs::symlink_metadata(&target).is_err() {
-                        fs::create_dir(&target).map_err(io_err("create", &target))?;
-                    }
-                    fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
-                        .map_err(io_err("chmod", &target))?;
-                    dir_modes.push((target.clone(), mode));
-                }
-                T::Regular | T::Continuous => {
-                    let mut out = File::create(&target).map_err(io_err("create", &target))?;
-                    io::copy(&mut entry, &mut out).map_err(io_err("write", &target))?;
-                    // The sandbox forbids setuid and setgid bits.
-                    fs::set_permissions(&target, fs::Permissions::from_mode(mode & 0o1777))
-                        .map_err(io_err("chmod", &target))?;
-                }
-                T::Symlink => {
-                    let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), &target)
-                        .map_err(io_err("create", &target))?;
-                }
-                T::Link => {
-                    let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                    let link = clean_name(&link).map_err(|r| refuse(&shown, &r))?;
-                    let source = root.join(&link);
-                    ensure_real_dirs(root, source.parent().unwrap_or(root))
-                        .map_err(|r| refuse(&shown, &r))?;
-                    if !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
-                        return Err(refuse(&shown, "hard link to a file that is not there"));
-                    }
-                    fs::hard_link(&source, &target).map_err(io_err("link", &target))?;
-                }
-                T::Char | T::Block => return Err(refuse(&shown, "device node")),
-                _ => continue, // fifos and metadata entries: nothing to unpack
-            }
-            if uid != 0 || gid != 0 {
-                let m = fs::symlink_metadata(&target).map_err(io_err("stat", &target))?;
-                self.owners
-                    .insert((m.dev(), m.ino()), (Some(uid), Some(gid)));
+            let refuse = |reason: &str| refuse(&shown, reason);
+            if let Some(mode) = self.unpack_entry(&mut entry, root, &target, &refuse)? {
+                dir_modes.push((target, mode));
             }
         }
         for (dir, mode) in dir_modes.into_iter().rev() {
@@ -165,6 +117,71 @@ impl Rootfs {
                 .map_err(io_err("chmod", &dir))?;
         }
         Ok(())
+    }
+
+    /// Unpacks one entry at `target` (its parents are real directories); returns a
+    /// directory's mode, set once the layer is unpacked so that a read-only directory can
+    /// still be filled. `refuse` makes the error for a refused entry.
+    fn unpack_entry<R: io::Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        root: &Path,
+        target: &Path,
+        refuse: &dyn Fn(&str) -> UnpackError,
+    ) -> Result<Option<u32>, UnpackError> {
+        let header = entry.header();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let (uid, gid) = (
+            header.uid().unwrap_or(0) as u32,
+            header.gid().unwrap_or(0) as u32,
+        );
+        use tar::EntryType as T;
+        let kind = header.entry_type();
+        let existing = fs::symlink_metadata(target).ok();
+        if kind != T::Directory || existing.as_ref().is_some_and(|m| !m.is_dir()) {
+            remove_any(target)?;
+        }
+        let mut dir_mode = None;
+        match kind {
+            T::Directory => {
+                if fs::symlink_metadata(target).is_err() {
+                    fs::create_dir(target).map_err(io_err("create", target))?;
+                }
+                fs::set_permissions(target, fs::Permissions::from_mode(0o755))
+                    .map_err(io_err("chmod", target))?;
+                dir_mode = Some(mode);
+            }
+            T::Regular | T::Continuous => {
+                let mut out = File::create(target).map_err(io_err("create", target))?;
+                io::copy(entry, &mut out).map_err(io_err("write", target))?;
+                // The sandbox forbids setuid and setgid bits.
+                fs::set_permissions(target, fs::Permissions::from_mode(mode & 0o1777))
+                    .map_err(io_err("chmod", target))?;
+            }
+            T::Symlink => {
+                let link = entry.link_name_bytes().unwrap_or_default().into_owned();
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), target)
+                    .map_err(io_err("create", target))?;
+            }
+            T::Link => {
+                let link = entry.link_name_bytes().unwrap_or_default().into_owned();
+                let link = clean_name(&link).map_err(|r| refuse(&r))?;
+                let source = root.join(&link);
+                ensure_real_dirs(root, source.parent().unwrap_or(root)).map_err(|r| refuse(&r))?;
+                if !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
+                    return Err(refuse("hard link to a file that is not there"));
+                }
+                fs::hard_link(&source, target).map_err(io_err("link", target))?;
+            }
+            T::Char | T::Block => return Err(refuse("device node")),
+            _ => return Ok(None), // fifos and metadata entries: nothing to unpack
+        }
+        if uid != 0 || gid != 0 {
+            let m = fs::symlink_metadata(target).map_err(io_err("stat", target))?;
+            self.owners
+                .insert((m.dev(), m.ino()), (Some(uid), Some(gid)));
+        }
+        Ok(dir_mode)
     }
 
     /// The layer of what changed in `root` since it was unpacked (everything, for a root that

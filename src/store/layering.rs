@@ -12,29 +12,17 @@
 //! the trees.
 
 use crate::store::closure::Closure;
+use crate::store::graph::{GraphError, ReferenceGraph};
 use crate::store::path::package_name_key;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// Why a closure could not be layered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LayeringError {
-    /// A path refers to a path that the closure does not list.
-    #[error(
-        "closure is not closed: `{path}` references `{reference}`, which the closure does not list"
-    )]
-    DanglingReference {
-        /// The referring path.
-        path: String,
-        /// The missing path.
-        reference: String,
-    },
-    /// References form a cycle, which a Nix closure cannot have.
-    #[error("closure has a reference cycle through `{path}`")]
-    Cycle {
-        /// A path on the cycle.
-        path: String,
-    },
+    /// The closure's references do not form a graph.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
     /// `maxLayers` is below the least that can hold anything.
     #[error("`maxLayers` must be at least {least}{why}, got {max_layers}")]
     MaxLayers {
@@ -139,70 +127,28 @@ pub fn popularity_order(
     closure: &Closure,
     exclude: &BTreeSet<String>,
 ) -> Result<Vec<String>, LayeringError> {
-    let entries: Vec<_> = closure
-        .entries()
-        .iter()
-        .filter(|e| !exclude.contains(&e.path))
+    let graph = ReferenceGraph::new(closure, exclude)?;
+    let popularity = popularity(&graph);
+    let mut order: Vec<usize> = (0..graph.len()).collect();
+    let keys: Vec<String> = (0..graph.len())
+        .map(|i| package_name_key(graph.path(i)))
         .collect();
-    let index: HashMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.path.as_str(), i))
-        .collect();
-    let n = entries.len();
+    order.sort_by(|&a, &b| {
+        popularity[b]
+            .cmp(&popularity[a])
+            .then_with(|| keys[a].cmp(&keys[b]))
+    });
+    Ok(order
+        .into_iter()
+        .map(|i| graph.path(i).to_owned())
+        .collect())
+}
 
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, e) in entries.iter().enumerate() {
-        let mut refs = BTreeSet::new();
-        for r in &e.references {
-            if r == &e.path || exclude.contains(r) {
-                continue;
-            }
-            match index.get(r.as_str()) {
-                Some(&j) => {
-                    refs.insert(j);
-                }
-                None => {
-                    return Err(LayeringError::DanglingReference {
-                        path: e.path.clone(),
-                        reference: r.clone(),
-                    })
-                }
-            }
-        }
-        for &j in &refs {
-            parents[j].push(i);
-        }
-        children[i] = refs.into_iter().collect();
-    }
-
-    // Kahn's algorithm: position of each node in an order where parents precede children.
-    let mut indegree: Vec<usize> = parents.iter().map(Vec::len).collect();
-    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    let roots: Vec<bool> = indegree.iter().map(|&d| d == 0).collect();
-    let mut topo_pos = vec![usize::MAX; n];
-    let mut next = 0;
-    while let Some(i) = ready.pop() {
-        topo_pos[i] = next;
-        next += 1;
-        for &c in &children[i] {
-            indegree[c] -= 1;
-            if indegree[c] == 0 {
-                ready.push(c);
-            }
-        }
-    }
-    if next < n {
-        let on_cycle = (0..n).find(|&i| topo_pos[i] == usize::MAX).unwrap_or(0);
-        return Err(LayeringError::Cycle {
-            path: entries[on_cycle].path.clone(),
-        });
-    }
-
-    // Popularity of each target: sum over roots of the nixpkgs tree score, computed over the
-    // target's ancestors with children scored before parents. Scores can grow like path
-    // counts in a DAG, so they saturate rather than overflow.
+/// Each path's popularity: the sum over roots of the nixpkgs tree score, computed over the
+/// path's ancestors with children scored before parents. Scores can grow like path counts in
+/// a DAG, so they saturate rather than overflow.
+fn popularity(graph: &ReferenceGraph) -> Vec<u128> {
+    let n = graph.len();
     let mut score = vec![0u128; n];
     let mut mark = vec![usize::MAX; n];
     let mut popularity = vec![0u128; n];
@@ -215,40 +161,32 @@ pub fn popularity_order(
         while k < ancestors.len() {
             let node = ancestors[k];
             k += 1;
-            for &p in &parents[node] {
+            for &p in &graph.parents[node] {
                 if mark[p] != target {
                     mark[p] = target;
                     ancestors.push(p);
                 }
             }
         }
-        ancestors.sort_unstable_by_key(|&a| std::cmp::Reverse(topo_pos[a]));
+        ancestors.sort_unstable_by_key(|&a| std::cmp::Reverse(graph.topo[a]));
         let mut total: u128 = 0;
         for &a in &ancestors {
             let s = if a == target {
                 1
             } else {
-                children[a]
+                graph.children[a]
                     .iter()
                     .filter(|&&c| mark[c] == target)
                     .fold(1u128, |acc, &c| acc.saturating_add(score[c]))
             };
             score[a] = s;
-            if roots[a] {
+            if graph.is_root(a) {
                 total = total.saturating_add(s);
             }
         }
         popularity[target] = total;
     }
-
-    let mut order: Vec<usize> = (0..n).collect();
-    let keys: Vec<String> = entries.iter().map(|e| package_name_key(&e.path)).collect();
-    order.sort_by(|&a, &b| {
-        popularity[b]
-            .cmp(&popularity[a])
-            .then_with(|| keys[a].cmp(&keys[b]))
-    });
-    Ok(order.into_iter().map(|i| entries[i].path.clone()).collect())
+    popularity
 }
 
 /// Splits popularity-ordered paths into at most `store_layers` layers: the first
@@ -353,7 +291,7 @@ mod tests {
         let c = closure(&[("a", &["b"]), ("b", &["a"])]);
         assert!(matches!(
             popularity_order(&c, &BTreeSet::new()),
-            Err(LayeringError::Cycle { .. })
+            Err(LayeringError::Graph(GraphError::Cycle { .. }))
         ));
     }
 

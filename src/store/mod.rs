@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod closure;
+pub mod graph;
 pub mod layering;
 pub mod nix_db;
 pub mod path;

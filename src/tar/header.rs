@@ -13,6 +13,28 @@
 /// Size of a tar block.
 pub const BLOCK: usize = 512;
 
+/// Where each field of a header block is (ustar; GNU puts the same fields at the same
+/// places): the one table both the writer and the reader use.
+mod field {
+    use std::ops::Range;
+    pub const NAME: Range<usize> = 0..100;
+    pub const MODE: Range<usize> = 100..108;
+    pub const UID: Range<usize> = 108..116;
+    pub const GID: Range<usize> = 116..124;
+    pub const SIZE: Range<usize> = 124..136;
+    pub const MTIME: Range<usize> = 136..148;
+    pub const CHECKSUM: Range<usize> = 148..156;
+    pub const TYPEFLAG: usize = 156;
+    pub const LINKNAME: Range<usize> = 157..257;
+    pub const MAGIC: Range<usize> = 257..263;
+    pub const VERSION: Range<usize> = 263..265;
+    pub const UNAME: Range<usize> = 265..297;
+    pub const GNAME: Range<usize> = 297..329;
+    pub const DEVMAJOR: Range<usize> = 329..337;
+    pub const DEVMINOR: Range<usize> = 337..345;
+    pub const PREFIX: Range<usize> = 345..500;
+}
+
 /// Largest value a 12-byte octal field holds (8 GiB - 1 for sizes).
 const MAX_OCTAL_11: u64 = 0o77_777_777_777;
 /// Largest value an 8-byte octal field holds (uid and gid).
@@ -103,34 +125,8 @@ pub fn encode_header(
         Kind::File(size) => size,
         _ => 0,
     };
-
-    let mut pax: Vec<u8> = Vec::new();
     let split = split_name(name);
-    if split.is_none() {
-        pax_record(&mut pax, "path", name);
-    }
-    if link_target.len() > 100 {
-        pax_record(&mut pax, "linkpath", link_target);
-    }
-    if size > MAX_OCTAL_11 {
-        pax_record(&mut pax, "size", size.to_string().as_bytes());
-    }
-    if stamp.mtime > MAX_OCTAL_11 {
-        pax_record(&mut pax, "mtime", stamp.mtime.to_string().as_bytes());
-    }
-    if stamp.uid > MAX_OCTAL_7 {
-        pax_record(&mut pax, "uid", stamp.uid.to_string().as_bytes());
-    }
-    if stamp.gid > MAX_OCTAL_7 {
-        pax_record(&mut pax, "gid", stamp.gid.to_string().as_bytes());
-    }
-    if stamp.uname.len() > 32 {
-        pax_record(&mut pax, "uname", stamp.uname.as_bytes());
-    }
-    if stamp.gname.len() > 32 {
-        pax_record(&mut pax, "gname", stamp.gname.as_bytes());
-    }
-
+    let pax = pax_records(split.is_none().then_some(name), link_target, size, stamp);
     if !pax.is_empty() {
         let pax_stamp = Stamp {
             mtime: stamp.mtime.min(MAX_OCTAL_11),
@@ -151,7 +147,6 @@ pub fn encode_header(
         out.extend_from_slice(&pax);
         out.resize(out.len() + padding(pax.len() as u64), 0);
     }
-
     let (prefix, short) = split.unwrap_or((b"", &name[..name.len().min(100)]));
     let typeflag = match kind {
         Kind::File(_) => b'0',
@@ -167,6 +162,36 @@ pub fn encode_header(
         link,
         stamp,
     ));
+}
+
+/// The PAX records an entry needs: for what ustar fields cannot hold (`long_name`, a link
+/// target over 100 bytes, sizes and times over 11 octal digits, ids over 7, names over 32
+/// bytes). Empty when ustar holds it all.
+fn pax_records(long_name: Option<&[u8]>, link: &[u8], size: u64, stamp: &Stamp) -> Vec<u8> {
+    let mut pax: Vec<u8> = Vec::new();
+    if let Some(name) = long_name {
+        pax_record(&mut pax, "path", name);
+    }
+    if link.len() > 100 {
+        pax_record(&mut pax, "linkpath", link);
+    }
+    let numbers = [
+        ("size", size, MAX_OCTAL_11),
+        ("mtime", stamp.mtime, MAX_OCTAL_11),
+        ("uid", stamp.uid, MAX_OCTAL_7),
+        ("gid", stamp.gid, MAX_OCTAL_7),
+    ];
+    for (key, value, max) in numbers {
+        if value > max {
+            pax_record(&mut pax, key, value.to_string().as_bytes());
+        }
+    }
+    for (key, value) in [("uname", &stamp.uname), ("gname", &stamp.gname)] {
+        if value.len() > 32 {
+            pax_record(&mut pax, key, value.as_bytes());
+        }
+    }
+    pax
 }
 
 /// Zero bytes that follow `size` bytes of data to reach a block boundary.
@@ -202,28 +227,37 @@ fn ustar_block(
     stamp: &Stamp,
 ) -> [u8; BLOCK] {
     let mut b = [0u8; BLOCK];
-    b[..name.len()].copy_from_slice(name);
-    octal(&mut b[100..108], u64::from(mode & 0o7777));
-    octal(&mut b[108..116], stamp.uid.min(MAX_OCTAL_7));
-    octal(&mut b[116..124], stamp.gid.min(MAX_OCTAL_7));
-    octal(&mut b[124..136], size.min(MAX_OCTAL_11));
-    octal(&mut b[136..148], stamp.mtime.min(MAX_OCTAL_11));
-    b[156] = typeflag;
-    b[157..157 + link.len()].copy_from_slice(link);
-    b[257..263].copy_from_slice(b"ustar\0");
-    b[263..265].copy_from_slice(b"00");
-    let uname = &stamp.uname.as_bytes()[..stamp.uname.len().min(32)];
-    let gname = &stamp.gname.as_bytes()[..stamp.gname.len().min(32)];
-    b[265..265 + uname.len()].copy_from_slice(uname);
-    b[297..297 + gname.len()].copy_from_slice(gname);
-    octal(&mut b[329..337], 0);
-    octal(&mut b[337..345], 0);
-    b[345..345 + prefix.len()].copy_from_slice(prefix);
+    let put = |b: &mut [u8; BLOCK], at: std::ops::Range<usize>, bytes: &[u8]| {
+        b[at.start..at.start + bytes.len()].copy_from_slice(bytes);
+    };
+    put(&mut b, field::NAME, name);
+    octal(&mut b[field::MODE], u64::from(mode & 0o7777));
+    octal(&mut b[field::UID], stamp.uid.min(MAX_OCTAL_7));
+    octal(&mut b[field::GID], stamp.gid.min(MAX_OCTAL_7));
+    octal(&mut b[field::SIZE], size.min(MAX_OCTAL_11));
+    octal(&mut b[field::MTIME], stamp.mtime.min(MAX_OCTAL_11));
+    b[field::TYPEFLAG] = typeflag;
+    put(&mut b, field::LINKNAME, link);
+    put(&mut b, field::MAGIC, b"ustar\0");
+    put(&mut b, field::VERSION, b"00");
+    put(
+        &mut b,
+        field::UNAME,
+        &stamp.uname.as_bytes()[..stamp.uname.len().min(32)],
+    );
+    put(
+        &mut b,
+        field::GNAME,
+        &stamp.gname.as_bytes()[..stamp.gname.len().min(32)],
+    );
+    octal(&mut b[field::DEVMAJOR], 0);
+    octal(&mut b[field::DEVMINOR], 0);
+    put(&mut b, field::PREFIX, prefix);
     // Checksum: sum of all bytes with the checksum field read as spaces.
-    b[148..156].fill(b' ');
+    b[field::CHECKSUM].fill(b' ');
     let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
     let digits = format!("{sum:06o}\0 ");
-    b[148..156].copy_from_slice(digits.as_bytes());
+    b[field::CHECKSUM].copy_from_slice(digits.as_bytes());
     b
 }
 
@@ -248,6 +282,124 @@ fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.push(b'=');
     out.extend_from_slice(value);
     out.push(b'\n');
+}
+
+/// A header field holds no number tar readers agree on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad numeric field {0:?}")]
+pub struct BadNumber(pub String);
+
+/// A header block as read: its fields by name, numbers decoded (octal, or base-256 when the
+/// top bit is set, as GNU writes large values).
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderBlock<'a>(pub &'a [u8]);
+
+impl HeaderBlock<'_> {
+    /// Whether the block is all zeros (the end of the archive).
+    pub fn is_zero(&self) -> bool {
+        self.0.iter().all(|&b| b == 0)
+    }
+
+    /// The entry type byte.
+    pub fn typeflag(&self) -> u8 {
+        self.0[field::TYPEFLAG]
+    }
+
+    /// Whether the magic says POSIX ustar (`ustar\0`).
+    pub fn is_ustar(&self) -> bool {
+        &self.0[field::MAGIC] == b"ustar\0"
+    }
+
+    /// Whether the magic says ustar or GNU (`ustar `), which carry device numbers.
+    pub fn has_device_numbers(&self) -> bool {
+        self.is_ustar() || &self.0[field::MAGIC] == b"ustar "
+    }
+
+    /// The name, joined to the ustar prefix when there is one.
+    pub fn name(&self) -> Vec<u8> {
+        let name = text(&self.0[field::NAME]);
+        let prefix = if self.is_ustar() {
+            text(&self.0[field::PREFIX])
+        } else {
+            &[]
+        };
+        if prefix.is_empty() {
+            name.to_vec()
+        } else {
+            [prefix, b"/", name].concat()
+        }
+    }
+
+    /// The link target field.
+    pub fn link(&self) -> Vec<u8> {
+        text(&self.0[field::LINKNAME]).to_vec()
+    }
+
+    /// The size field.
+    pub fn size(&self) -> Result<u64, BadNumber> {
+        number(&self.0[field::SIZE])
+    }
+
+    /// The mode field.
+    pub fn mode(&self) -> Result<u64, BadNumber> {
+        number(&self.0[field::MODE])
+    }
+
+    /// The uid field.
+    pub fn uid(&self) -> Result<u64, BadNumber> {
+        number(&self.0[field::UID])
+    }
+
+    /// The gid field.
+    pub fn gid(&self) -> Result<u64, BadNumber> {
+        number(&self.0[field::GID])
+    }
+
+    /// The mtime field.
+    pub fn mtime(&self) -> Result<u64, BadNumber> {
+        number(&self.0[field::MTIME])
+    }
+
+    /// The device numbers, (0, 0) for formats without them.
+    pub fn device(&self) -> Result<(u64, u64), BadNumber> {
+        if !self.has_device_numbers() {
+            return Ok((0, 0));
+        }
+        Ok((
+            number(&self.0[field::DEVMAJOR])?,
+            number(&self.0[field::DEVMINOR])?,
+        ))
+    }
+}
+
+/// A field's text: up to its first NUL.
+fn text(field: &[u8]) -> &[u8] {
+    &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())]
+}
+
+/// A numeric field: octal text, or base-256 when the top bit is set.
+pub fn number(field: &[u8]) -> Result<u64, BadNumber> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut n: u64 = u64::from(field[0] & 0x7f);
+        for &b in &field[1..] {
+            n = n
+                .checked_mul(256)
+                .and_then(|n| n.checked_add(u64::from(b)))
+                .ok_or_else(|| BadNumber("a numeric field overflows".into()))?;
+        }
+        return Ok(n);
+    }
+    let digits: Vec<u8> = field
+        .iter()
+        .copied()
+        .take_while(|&b| b != 0)
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(&digits).unwrap_or("x"), 8)
+        .map_err(|_| BadNumber(String::from_utf8_lossy(field).into_owned()))
 }
 
 #[cfg(test)]

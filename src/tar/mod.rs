@@ -6,4 +6,7 @@ pub mod header;
 pub mod layer;
 pub mod members;
 pub mod names;
+pub mod sink;
+pub mod source;
 pub mod tarsum;
+mod walk;

@@ -5,6 +5,7 @@
 //! Version0, xattrs only in Version1) and the file's content; the archive's sum is the sha256
 //! of the sorted per-entry hex digests. Dev is Version1 under another label.
 
+use crate::tar::header::{BadNumber, HeaderBlock};
 use sha2::{Digest as _, Sha256};
 
 /// The tarsums of one tar stream.
@@ -23,6 +24,12 @@ pub struct Tarsums {
 #[error("not a tar archive tarsum can read: {0}")]
 pub struct TarsumError(String);
 
+impl From<BadNumber> for TarsumError {
+    fn from(e: BadNumber) -> TarsumError {
+        TarsumError(e.to_string())
+    }
+}
+
 /// Where the parser is in the stream.
 #[derive(Debug)]
 enum State {
@@ -35,6 +42,37 @@ enum State {
     /// After the end-of-archive block: nothing more counts.
     Done,
 }
+
+/// The fields of one entry that tarsum hashes.
+#[derive(Debug, Default)]
+struct Entry {
+    name: Vec<u8>,
+    mode: i64,
+    uid: i64,
+    gid: i64,
+    size: u64,
+    mtime: i64,
+    kind: u8,
+    link: Vec<u8>,
+    major: i64,
+    minor: i64,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Entry {
+    /// A global PAX header, as Go's reader hands it over: its name, and the zero time.
+    fn global(name: Vec<u8>) -> Entry {
+        Entry {
+            name,
+            mtime: GO_ZERO_TIME,
+            kind: b'g',
+            ..Entry::default()
+        }
+    }
+}
+
+/// Go's zero `time.Time` in Unix seconds (year 1), what a global header's mtime reads as.
+const GO_ZERO_TIME: i64 = -62135596800;
 
 /// Computes tarsums from tar bytes given in any chunks.
 #[derive(Debug)]
@@ -159,63 +197,32 @@ impl TarsumHasher {
     }
 
     fn header(&mut self, block: &[u8]) -> Result<(), TarsumError> {
-        if block.iter().all(|&b| b == 0) {
+        let block = HeaderBlock(block);
+        if block.is_zero() {
             self.state = State::Done;
             return Ok(());
         }
-        let size = number(&block[124..136])?;
+        let size = block.size()?;
         let pad = (512 - size % 512) % 512;
-        let kind = block[156];
-        match kind {
-            b'x' | b'L' | b'K' => {
-                self.extension.clear();
-                self.state = State::Extension {
-                    kind,
-                    left: size,
-                    pad,
-                };
-                if size == 0 {
-                    self.extension_done(kind);
-                    self.state = State::Header;
-                }
-                return Ok(());
+        let kind = block.typeflag();
+        if matches!(kind, b'x' | b'L' | b'K') {
+            self.extension.clear();
+            self.state = State::Extension {
+                kind,
+                left: size,
+                pad,
+            };
+            if size == 0 {
+                self.extension_done(kind);
+                self.state = State::Header;
             }
-            _ => {}
-        }
-        let pax = std::mem::take(&mut self.pax);
-        let record = |key: &[u8]| {
-            pax.iter()
-                .rev()
-                .find(|(k, v)| k == key && !v.is_empty())
-                .map(|(_, v)| v.clone())
-        };
-        let pax_number = |key: &[u8]| -> Option<i64> {
-            let text = String::from_utf8(record(key)?).ok()?;
-            match text.split_once('.') {
-                // mtime with a fraction: whole seconds, rounded down.
-                Some((secs, frac)) => {
-                    let s: i64 = secs.parse().ok()?;
-                    let below = text.starts_with('-') && frac.bytes().any(|b| b != b'0');
-                    Some(if below { s - 1 } else { s })
-                }
-                None => text.parse().ok(),
-            }
-        };
-        let field = |range: std::ops::Range<usize>| {
-            let f = &block[range];
-            f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())].to_vec()
-        };
-        let ustar = &block[257..263] == b"ustar\0";
-        let mut name = field(0..100);
-        if ustar {
-            let prefix = field(345..500);
-            if !prefix.is_empty() {
-                name = [prefix, b"/".to_vec(), name].concat();
-            }
+            return Ok(());
         }
         if kind == b'g' {
-            // Go hands a global header over as an entry with only its name.
-            self.start_entry(&name, 0, 0, 0, 0, -62135596800, b'g', b"", 0, 0, &[]);
+            // Go hands a global header over as an entry with only its name; PAX records
+            // before it apply to nothing.
+            self.pax.clear();
+            self.start_entry(&Entry::global(block.name()));
             self.state = State::Content {
                 left: size,
                 pad,
@@ -223,50 +230,13 @@ impl TarsumHasher {
             };
             return Ok(());
         }
-        if let Some(long) = self.long_name.take() {
-            name = long;
-        }
-        if let Some(path) = record(b"path") {
-            name = path;
-        }
-        let mut link = field(157..257);
-        if let Some(long) = self.long_link.take() {
-            link = long;
-        }
-        if let Some(path) = record(b"linkpath") {
-            link = path;
-        }
-        let num = |r: std::ops::Range<usize>| number(&block[r]).map(|n| n as i64);
-        let mode = num(100..108)?;
-        let uid = pax_number(b"uid").map_or_else(|| num(108..116), Ok)?;
-        let gid = pax_number(b"gid").map_or_else(|| num(116..124), Ok)?;
-        let size = pax_number(b"size").map_or(size, |s| s as u64);
-        let mtime = pax_number(b"mtime").map_or_else(|| num(136..148), Ok)?;
-        let (major, minor) = if ustar || &block[257..263] == b"ustar " {
-            (num(329..337)?, num(337..345)?)
-        } else {
-            (0, 0)
-        };
-        let kind = match kind {
-            0 if name.ends_with(b"/") => b'5',
-            0 => b'0',
-            k => k,
-        };
-        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = pax
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(b"SCHILY.xattr.")?.to_vec(), v.clone())))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        xattrs.sort();
-        xattrs.dedup_by(|a, b| a.0 == b.0);
-        self.start_entry(
-            &name, mode, uid, gid, size, mtime, kind, &link, major, minor, &xattrs,
-        );
-        let hashed = matches!(kind, b'0' | b'7');
-        let stored = if matches!(kind, b'1' | b'2' | b'3' | b'4' | b'5' | b'6') {
+        let entry = self.entry_of(block, size)?;
+        self.start_entry(&entry);
+        let hashed = matches!(entry.kind, b'0' | b'7');
+        let stored = if matches!(entry.kind, b'1'..=b'6') {
             0
         } else {
-            size
+            entry.size
         };
         self.state = State::Content {
             left: stored,
@@ -280,21 +250,54 @@ impl TarsumHasher {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn start_entry(
-        &mut self,
-        name: &[u8],
-        mode: i64,
-        uid: i64,
-        gid: i64,
-        size: u64,
-        mtime: i64,
-        kind: u8,
-        link: &[u8],
-        major: i64,
-        minor: i64,
-        xattrs: &[(Vec<u8>, Vec<u8>)],
-    ) {
+    /// The entry `block` describes, with the PAX records and GNU long names before it.
+    fn entry_of(&mut self, block: HeaderBlock<'_>, size: u64) -> Result<Entry, TarsumError> {
+        let pax = std::mem::take(&mut self.pax);
+        let record = |key: &[u8]| {
+            pax.iter()
+                .rev()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let pax_number = |key: &[u8]| record(key).and_then(|v| pax_integer(&v));
+        let signed = |n: u64| n as i64;
+        let mut name = self.long_name.take().unwrap_or_else(|| block.name());
+        if let Some(path) = record(b"path") {
+            name = path;
+        }
+        let mut link = self.long_link.take().unwrap_or_else(|| block.link());
+        if let Some(path) = record(b"linkpath") {
+            link = path;
+        }
+        let (major, minor) = block.device()?;
+        let kind = match block.typeflag() {
+            0 if name.ends_with(b"/") => b'5',
+            0 => b'0',
+            k => k,
+        };
+        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = pax
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(b"SCHILY.xattr.")?.to_vec(), v.clone())))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        xattrs.sort();
+        xattrs.dedup_by(|a, b| a.0 == b.0);
+        Ok(Entry {
+            name,
+            mode: signed(block.mode()?),
+            uid: pax_number(b"uid").map_or_else(|| block.uid().map(signed), Ok)?,
+            gid: pax_number(b"gid").map_or_else(|| block.gid().map(signed), Ok)?,
+            size: pax_number(b"size").map_or(size, |s| s as u64),
+            mtime: pax_number(b"mtime").map_or_else(|| block.mtime().map(signed), Ok)?,
+            kind,
+            link,
+            major: signed(major),
+            minor: signed(minor),
+            xattrs,
+        })
+    }
+
+    fn start_entry(&mut self, e: &Entry) {
         self.entry_done();
         let (mut v0, mut v1) = (Sha256::new(), Sha256::new());
         let both = |v0: &mut Sha256, v1: &mut Sha256, key: &[u8], value: &[u8]| {
@@ -303,20 +306,30 @@ impl TarsumHasher {
                 h.update(value);
             }
         };
-        both(&mut v0, &mut v1, b"name", name);
-        both(&mut v0, &mut v1, b"mode", mode.to_string().as_bytes());
-        both(&mut v0, &mut v1, b"uid", uid.to_string().as_bytes());
-        both(&mut v0, &mut v1, b"gid", gid.to_string().as_bytes());
-        both(&mut v0, &mut v1, b"size", size.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"name", &e.name);
+        both(&mut v0, &mut v1, b"mode", e.mode.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"uid", e.uid.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"gid", e.gid.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"size", e.size.to_string().as_bytes());
         v0.update(b"mtime");
-        v0.update(mtime.to_string().as_bytes());
-        both(&mut v0, &mut v1, b"typeflag", &[kind]);
-        both(&mut v0, &mut v1, b"linkname", link);
+        v0.update(e.mtime.to_string().as_bytes());
+        both(&mut v0, &mut v1, b"typeflag", &[e.kind]);
+        both(&mut v0, &mut v1, b"linkname", &e.link);
         both(&mut v0, &mut v1, b"uname", b"");
         both(&mut v0, &mut v1, b"gname", b"");
-        both(&mut v0, &mut v1, b"devmajor", major.to_string().as_bytes());
-        both(&mut v0, &mut v1, b"devminor", minor.to_string().as_bytes());
-        for (k, v) in xattrs {
+        both(
+            &mut v0,
+            &mut v1,
+            b"devmajor",
+            e.major.to_string().as_bytes(),
+        );
+        both(
+            &mut v0,
+            &mut v1,
+            b"devminor",
+            e.minor.to_string().as_bytes(),
+        );
+        for (k, v) in &e.xattrs {
             v1.update(k);
             v1.update(v);
         }
@@ -363,33 +376,18 @@ fn pax_records(mut data: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// A tar numeric field: octal text, or base-256 when the top bit is set.
-fn number(field: &[u8]) -> Result<u64, TarsumError> {
-    if field.first().is_some_and(|b| b & 0x80 != 0) {
-        let mut n: u64 = u64::from(field[0] & 0x7f);
-        for &b in &field[1..] {
-            n = n
-                .checked_mul(256)
-                .and_then(|n| n.checked_add(u64::from(b)))
-                .ok_or_else(|| TarsumError("a numeric field overflows".into()))?;
+/// A PAX numeric record as Go reads it: an integer, or a decimal whose fraction is dropped
+/// (rounding down, so `-1.5` is -2).
+fn pax_integer(value: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(value).ok()?;
+    match text.split_once('.') {
+        Some((secs, frac)) => {
+            let s: i64 = secs.parse().ok()?;
+            let below = text.starts_with('-') && frac.bytes().any(|b| b != b'0');
+            Some(if below { s - 1 } else { s })
         }
-        return Ok(n);
+        None => text.parse().ok(),
     }
-    let text: Vec<u8> = field
-        .iter()
-        .copied()
-        .take_while(|&b| b != 0)
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    if text.is_empty() {
-        return Ok(0);
-    }
-    u64::from_str_radix(std::str::from_utf8(&text).unwrap_or("x"), 8).map_err(|_| {
-        TarsumError(format!(
-            "bad numeric field {:?}",
-            String::from_utf8_lossy(field)
-        ))
-    })
 }
 
 fn hex(bytes: &[u8]) -> String {

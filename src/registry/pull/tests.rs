@@ -138,7 +138,7 @@ impl FakeRegistry {
 
     fn client(&self, read_timeout: Duration) -> Client {
         let reference =
-            crate::registry::client::Reference::parse(&format!("{}/app", self.host)).unwrap();
+            crate::registry::reference::Reference::parse(&format!("{}/app", self.host)).unwrap();
         Client::with_timeouts(&reference, false, Duration::from_secs(2), read_timeout)
     }
 }
