@@ -18,6 +18,35 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A file or directory under `tests/fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+/// The tarsum golden cases: (name, tar bytes, the three sums Docker's Go code gives, one per
+/// line: Version0, Version1, Dev).
+pub fn tarsum_fixtures() -> Result<Vec<(String, Vec<u8>, String)>, String> {
+    let dir = fixture("tarsum");
+    let mut cases = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "tar") {
+            let name = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let tar = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let sums_file = path.with_extension("sums");
+            let sums = std::fs::read_to_string(&sums_file)
+                .map_err(|e| format!("{}: {e}", sums_file.display()))?;
+            cases.push((name, tar, sums));
+        }
+    }
+    cases.sort();
+    Ok(cases)
+}
+
 /// Describes a finished command for a failure message: command line, status, stdout, stderr.
 pub fn describe(cmd: &Command, out: &Output) -> String {
     let mut s = format!("command: {cmd:?}\nstatus: {}\n", out.status);

@@ -1,0 +1,318 @@
+//! The root-free tier: the `strata` binary run on the fixtures in `tests/fixtures/`, with no
+//! root, Nix or daemon. Builders get a hand-written `.attrs.json` and a scratch build
+//! directory, as Nix would give them; outputs and exit codes are checked against golden
+//! files. Runs in seconds.
+
+#[path = "util/mod.rs"]
+mod util;
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use util::{describe, fixture, tarsum_fixtures};
+
+/// The binary under test.
+fn strata() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.env("STRATA_PROGRESS", "none");
+    cmd
+}
+
+/// Runs `cmd` with `stdin`, returning its output.
+fn run_with(cmd: &mut Command, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strata runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `cmd`, which must succeed; returns stdout.
+fn success(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("strata runs");
+    assert!(out.status.success(), "{}", describe(cmd, &out));
+    out.stdout
+}
+
+/// Runs `cmd`, which must fail with `code` and one line on stderr; returns that line.
+fn failure(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().expect("strata runs");
+    assert_eq!(out.status.code(), Some(code), "{}", describe(cmd, &out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("strata: error: "), "{err}");
+    err.trim_end().to_owned()
+}
+
+/// A scratch build directory: what `NIX_BUILD_TOP` is to a builder.
+struct Build(tempfile::TempDir);
+
+impl Build {
+    fn new() -> Build {
+        Build(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.path().join(rel)
+    }
+
+    /// Runs builder `command` with `attrs` (plus `outputs.out` = `out`), as Nix would.
+    fn builder(&self, command: &str, attrs: Value, out: &str) -> Command {
+        let mut attrs = attrs;
+        attrs["outputs"] = json!({ "out": self.path(out) });
+        let file = self.path(&format!("{command}.attrs.json"));
+        std::fs::write(&file, serde_json::to_vec(&attrs).unwrap()).unwrap();
+        let mut cmd = strata();
+        cmd.args([command, "--attrs"])
+            .arg(&file)
+            .env("NIX_BUILD_TOP", self.0.path());
+        cmd
+    }
+}
+
+/// Members of a tar: name → bytes.
+fn members(tar: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut archive = tar::Archive::new(tar);
+    let mut out = BTreeMap::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.insert(e.path().unwrap().to_string_lossy().into_owned(), data);
+    }
+    out
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+#[test]
+fn tarsum_golden_files_match_dockers_sums() {
+    let cases = tarsum_fixtures().unwrap();
+    assert!(cases.len() >= 10, "{} cases", cases.len());
+    for (name, tar, sums) in cases {
+        let out = run_with(strata().args(["tarsum", "--tarsum-version", "all"]), &tar);
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), sums, "{name}");
+    }
+}
+
+#[test]
+fn layers_of_every_closure_shape_match_the_golden_layering() {
+    for max in [3, 100] {
+        let golden =
+            std::fs::read(fixture(&format!("closures/layers-max{max}.golden.json"))).unwrap();
+        for shape in [
+            "export-references-graph",
+            "path-info-object",
+            "structured-attrs",
+        ] {
+            let out = success(
+                strata()
+                    .args(["layers", "--max-layers", &max.to_string(), "--closure"])
+                    .arg(fixture(&format!("closures/{shape}.json"))),
+            );
+            assert_eq!(json_of(&out), json_of(&golden), "{shape}, maxLayers {max}");
+        }
+    }
+}
+
+#[test]
+fn bad_command_lines_exit_2_and_bad_inputs_exit_1() {
+    let line = failure(strata().arg("--bogus"), 2);
+    assert!(line.contains("--bogus"), "{line}");
+    let line = failure(
+        strata()
+            .args(["layers", "--max-layers", "1", "--closure"])
+            .arg(fixture("closures/export-references-graph.json")),
+        1,
+    );
+    assert!(
+        line.contains("`maxLayers`") && line.contains("got 1"),
+        "{line}"
+    );
+    let line = failure(
+        strata().args(["layers", "--closure", "/nonexistent.json"]),
+        1,
+    );
+    assert!(line.contains("/nonexistent.json"), "{line}");
+    let line = failure(
+        strata()
+            .args(["layers", "--closure"])
+            .arg(fixture("parents/oci-layout.tar")),
+        1,
+    );
+    assert!(line.contains("malformed closure file"), "{line}");
+    let line = failure(
+        strata().args(["archive", "--plan", "/nonexistent", "--output", "/dev/null"]),
+        1,
+    );
+    assert!(line.contains("`/nonexistent`"), "{line}");
+    let out = run_with(strata().args(["tarsum", "--tarsum-version", "v9"]), b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`--tarsum-version`"));
+}
+
+/// The customisation layer of the `rootfs/hello` fixture, built in `build`.
+fn customisation_layer(build: &Build) -> PathBuf {
+    let attrs = json!({
+        "contents": [fixture("rootfs/hello")],
+        "extraCommands": "",
+        "toolbox": "/nonexistent-toolbox",
+        "mtime": "1970-01-01T00:00:01Z",
+        "includeStorePaths": false,
+    });
+    success(&mut build.builder("customisation-layer", attrs, "custom"));
+    build.path("custom")
+}
+
+/// The plan of an image of the customisation layer alone.
+fn plan(build: &Build, custom: &Path, extra: Value) -> PathBuf {
+    let mut attrs = json!({
+        "helperBin": env!("CARGO_BIN_EXE_strata"),
+        "imageName": "Fixture",
+        "tag": "1",
+        "imageSystem": "aarch64-linux",
+        "created": "1970-01-01T00:00:01Z",
+        "mtime": "1970-01-01T00:00:01Z",
+        "uid": 0, "gid": 0, "uname": "root", "gname": "root",
+        "maxLayers": 100,
+        "includeStorePaths": false,
+        "config": {"Cmd": ["/bin/hello"]},
+        "customisationLayer": custom,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        attrs[k] = v.clone();
+    }
+    success(&mut build.builder("plan", attrs, "plan"));
+    build.path("plan")
+}
+
+#[test]
+fn a_plan_streams_and_archives_the_same_image_twice() {
+    let build = Build::new();
+    let custom = customisation_layer(&build);
+    let record = json_of(&std::fs::read(custom.join("record.json")).unwrap());
+    let layer = std::fs::read(custom.join("layer.tar")).unwrap();
+    assert_eq!(record["size"], layer.len());
+    let names: Vec<String> = members(&layer).into_keys().collect();
+    assert_eq!(names, ["bin/", "bin/hello", "etc/", "etc/hello.conf"]);
+
+    let plan = plan(&build, &custom, json!({}));
+    let text = std::fs::read_to_string(&plan).unwrap();
+    assert!(text.starts_with(&format!("#!{} stream\n", env!("CARGO_BIN_EXE_strata"))));
+    let streamed = success(strata().arg("stream").arg(&plan).stdout(Stdio::piped()));
+    assert_eq!(
+        streamed,
+        success(strata().arg("stream").arg(&plan)),
+        "reproducible"
+    );
+    let m = members(&streamed);
+    let manifest = json_of(&m["manifest.json"]);
+    assert_eq!(manifest[0]["RepoTags"], json!(["fixture:1"]));
+    let config = json_of(&m[manifest[0]["Config"].as_str().unwrap()]);
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["config"], json!({"Cmd": ["/bin/hello"]}));
+    assert_eq!(config["rootfs"]["diff_ids"][0], record["diffId"]);
+    assert!(m.contains_key("index.json") && m.contains_key("oci-layout"));
+
+    for (compressor, magic) in [("gz", &[0x1f, 0x8b][..]), ("zstd", &[0x28, 0xb5][..])] {
+        let file = build.path(&format!("image.{compressor}"));
+        success(
+            strata()
+                .args(["archive", "--compressor", compressor, "--plan"])
+                .arg(&plan)
+                .arg("--output")
+                .arg(&file),
+        );
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(bytes.starts_with(magic), "{compressor}");
+    }
+}
+
+#[test]
+fn parent_archives_import_and_export_and_hostile_ones_are_refused() {
+    for (archive, layers) in [("docker-archive", 2), ("oci-layout", 1)] {
+        let build = Build::new();
+        let attrs = json!({ "fromImage": fixture(&format!("parents/{archive}.tar")) });
+        success(&mut build.builder("import-parent", attrs, "parent"));
+        let parent = json_of(&std::fs::read(build.path("parent/parent.json")).unwrap());
+        assert_eq!(
+            parent["layers"].as_array().unwrap().len(),
+            layers,
+            "{archive}"
+        );
+        let export = json!({ "parent": build.path("parent") });
+        success(&mut build.builder("export-image", export, "rootfs.tar"));
+        let rootfs = members(&std::fs::read(build.path("rootfs.tar")).unwrap());
+        let release = String::from_utf8_lossy(&rootfs["etc/os-release"]).into_owned();
+        let want = if layers == 2 {
+            "ID=fixture-upper\n"
+        } else {
+            "ID=fixture\n"
+        };
+        assert_eq!(release, want, "{archive}: upper layers win");
+        assert!(rootfs.contains_key("bin/hello"), "{archive}");
+    }
+    for (archive, says) in [
+        ("hostile-dotdot", "`..` component"),
+        ("hostile-symlink-out", "points out of the image"),
+        ("hostile-wrong-diff-id", "diff_ids say"),
+    ] {
+        let build = Build::new();
+        let attrs = json!({ "fromImage": fixture(&format!("parents/{archive}.tar")) });
+        let line = failure(&mut build.builder("import-parent", attrs, "parent"), 1);
+        assert!(
+            line.contains(says) && line.contains("member `"),
+            "{archive}: {line}"
+        );
+        let left: Vec<_> = std::fs::read_dir(build.0.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".attrs.json"))
+            .collect();
+        assert!(
+            left.iter().all(|n| n == "parent" || n == "parent-members"),
+            "{archive}: wrote {left:?}"
+        );
+    }
+}
+
+#[test]
+fn a_parent_under_a_plan_and_a_record_mismatch() {
+    let build = Build::new();
+    let custom = customisation_layer(&build);
+    let attrs = json!({ "fromImage": fixture("parents/docker-archive.tar") });
+    success(&mut build.builder("import-parent", attrs, "parent"));
+    let plan = plan(
+        &build,
+        &custom,
+        json!({ "parent": build.path("parent"), "config": {"Env": ["A=1"]} }),
+    );
+    let m = members(&success(strata().arg("stream").arg(&plan)));
+    let manifest = json_of(&m["manifest.json"]);
+    assert_eq!(manifest[0]["Layers"].as_array().unwrap().len(), 3);
+    let config = json_of(&m[manifest[0]["Config"].as_str().unwrap()]);
+    assert_eq!(
+        config["config"]["Env"],
+        json!(["PATH=/bin", "A=1"]),
+        "Env inherited"
+    );
+    assert_eq!(config["history"].as_array().unwrap().len(), 3);
+
+    // The customisation layer's bytes change after planning: streaming stops, naming it.
+    let tar = custom.join("layer.tar");
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let last = bytes.len() - 1100;
+    bytes[last] ^= 1;
+    std::fs::write(&tar, bytes).unwrap();
+    let line = failure(strata().arg("stream").arg(&plan).stdout(Stdio::null()), 1);
+    assert!(line.contains("layer 3 does not match its record"), "{line}");
+}

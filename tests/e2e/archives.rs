@@ -1,0 +1,361 @@
+//! Archives in the store (buildLayeredImage, mergeImages, exportImage): compression, the OCI layout inside, skopeo and umoci reading them.
+
+use super::*;
+
+pub fn compressed_layers_in_archives(ctx: &mut Context) -> Check {
+    let Context {
+        nix,
+        docker,
+        podman,
+        dir,
+    } = ctx;
+    // tar+gzip layers: docker, podman, skopeo and umoci; tar+zstd: podman and skopeo
+    // (Docker 20.10 cannot read zstd).
+    for (attr, name, media) in [
+        (
+            "gzLayers",
+            "strata-gz-layers:v1",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        ),
+        (
+            "zstdLayers",
+            "strata-zstd-layers:v1",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+    ] {
+        let built = nix.build(attr)?;
+        let file = dir.join(format!("{attr}.tar"));
+        if is_executable(&built) {
+            save(&built, &file)?;
+        } else {
+            std::fs::copy(&built, &file).map_err(|e| e.to_string())?;
+        }
+        let raw: Value = serde_json::from_str(&ok(Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci-archive:{}", file.display())))?)
+        .map_err(|e| e.to_string())?;
+        let layers = raw["layers"].as_array().cloned().unwrap_or_default();
+        ensure(
+            !layers.is_empty() && layers.iter().all(|l| l["mediaType"] == media),
+            || format!("{attr}: {raw}"),
+        )?;
+        let docker_archive: Value = serde_json::from_str(&ok(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("docker-archive:{}", file.display())))?)
+        .map_err(|e| e.to_string())?;
+        ensure(
+            docker_archive["Layers"].as_array().map_or(0, Vec::len) == layers.len(),
+            || format!("{attr}: {docker_archive}"),
+        )?;
+        feed(&file, podman.cmd().arg("load"))?;
+        let out = podman.run(&format!("localhost/{name}"), &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("{attr}: podman run printed {out:?}")
+        })?;
+        if attr == "gzLayers" {
+            feed(&file, docker.cmd().arg("load"))?;
+            let out = docker.run(name, &[])?;
+            ensure(out.trim() == HELLO, || {
+                format!("{attr}: docker run printed {out:?}")
+            })?;
+            let layout = dir.join("gz-layout");
+            let bundle = dir.join("gz-bundle");
+            let _ = std::fs::remove_dir_all(&layout);
+            let _ = std::fs::remove_dir_all(&bundle);
+            std::fs::create_dir_all(&layout).map_err(|e| e.to_string())?;
+            ok(Command::new("tar")
+                .arg("-xf")
+                .arg(&file)
+                .arg("-C")
+                .arg(&layout))?;
+            ok(Command::new("umoci")
+                .args(["unpack", "--image"])
+                .arg(format!("{}:v1", layout.display()))
+                .arg(&bundle))?;
+            ensure(bundle.join("rootfs/bin/tools-check").exists(), || {
+                "umoci: no bin/tools-check in the rootfs".to_owned()
+            })?;
+        }
+    }
+    let err = nix.instantiate_fails("badLayerCompressor")?;
+    ensure(
+        err.contains("`layerCompressor`") && err.contains("\"xz\""),
+        || format!("message: {err}"),
+    )
+}
+
+pub fn archive_is_an_oci_layout_skopeo_and_umoci_read_it(ctx: &mut Context) -> Check {
+    let Context {
+        nix,
+        docker: _,
+        podman: _,
+        dir,
+    } = ctx;
+    // The streamed archive and buildImage's (legacy layout too) read both ways by skopeo,
+    // unpacked by umoci; docker and podman load them in the other checks.
+    for (attr, name, tag) in [
+        ("stream", "strata-hello", image_tag(nix, "stream")?),
+        ("chain3", "strata-chain-3", "latest".to_owned()),
+    ] {
+        let built = nix.build(attr)?;
+        let file = dir.join(format!("{attr}-oci.tar"));
+        if is_executable(&built) {
+            save(&built, &file)?;
+        } else {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(&built).map_err(|e| e.to_string())?)
+                .read_to_end(&mut plain)
+                .map_err(|e| e.to_string())?;
+            std::fs::write(&file, plain).map_err(|e| e.to_string())?;
+        }
+        let inspect = |transport: &str| -> Result<Value, String> {
+            let src = format!("{transport}:{}", file.display());
+            serde_json::from_str(&ok(Command::new("skopeo").args(["inspect", &src]))?)
+                .map_err(|e| e.to_string())
+        };
+        let (oci, docker_archive) = (inspect("oci-archive")?, inspect("docker-archive")?);
+        ensure(
+            oci["Layers"] == docker_archive["Layers"]
+                && oci["Architecture"] == "amd64"
+                && oci["Env"] == docker_archive["Env"],
+            || format!("{attr}: oci-archive {oci}\ndocker-archive {docker_archive}"),
+        )?;
+        let layout = dir.join(format!("{attr}-layout"));
+        let bundle = dir.join(format!("{attr}-bundle"));
+        let _ = std::fs::remove_dir_all(&layout);
+        let _ = std::fs::remove_dir_all(&bundle);
+        std::fs::create_dir_all(&layout).map_err(|e| e.to_string())?;
+        ok(Command::new("tar")
+            .arg("-xf")
+            .arg(&file)
+            .arg("-C")
+            .arg(&layout))?;
+        let index: Value = serde_json::from_slice(
+            &std::fs::read(layout.join("index.json")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let annotations = &index["manifests"][0]["annotations"];
+        ensure(
+            annotations["io.containerd.image.name"] == format!("{name}:{tag}").as_str(),
+            || format!("{attr}: index.json {index}"),
+        )?;
+        ok(Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:{tag}", layout.display()))
+            .arg(&bundle))?;
+        let config: Value = serde_json::from_slice(
+            &std::fs::read(bundle.join("config.json")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let program = config["process"]["args"][0].as_str().unwrap_or_default();
+        let unpacked = bundle.join("rootfs").join(program.trim_start_matches('/'));
+        ensure(
+            !program.is_empty() && unpacked.symlink_metadata().is_ok(),
+            || format!("{attr}: umoci's bundle lacks the image's program {program:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn build_layered_image_gz_docker_and_podman(ctx: &mut Context) -> Check {
+    let Context {
+        nix,
+        docker,
+        podman,
+        ..
+    } = ctx;
+    let archive = nix.build("layered")?;
+    ensure(
+        archive.to_string_lossy().ends_with("strata-layered.tar.gz"),
+        || format!("output name {}", archive.display()),
+    )?;
+    ensure(image_tag(nix, "layered")? == "v1", || {
+        "imageTag is not the given tag".into()
+    })?;
+    feed(&archive, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-layered:v1", &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("docker run printed {out:?}")
+    })?;
+    // Debian 12's podman 4.3 cannot read gzipped archives (podman#15944, a pgzip bug fixed
+    // in later versions), whoever wrote them; decompressing first works everywhere.
+    pipe_cmd(
+        Command::new("gzip").arg("-dc").arg(&archive),
+        podman.cmd().arg("load"),
+    )?;
+    let out = podman.run("localhost/strata-layered:v1", &["/bin/tools-check"])?;
+    ensure(out.trim() == "tools ok", || {
+        format!("podman run printed {out:?}")
+    })
+}
+
+pub fn build_layered_image_zstd_loads(ctx: &mut Context) -> Check {
+    let Context {
+        nix,
+        docker,
+        podman,
+        ..
+    } = ctx;
+    let archive = nix.build("layeredZstd")?;
+    let tag = image_tag(nix, "layeredZstd")?;
+    feed(&archive, podman.cmd().arg("load"))?;
+    let out = podman.run(&format!("localhost/strata-layered-zstd:{tag}"), &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("podman run printed {out:?}")
+    })?;
+    // Docker decompresses zstd archives from version 23 on; Debian 12 ships 20.10.
+    if docker.major_version() >= 23 {
+        feed(&archive, docker.cmd().arg("load"))?;
+        let out = docker.run(&format!("strata-layered-zstd:{tag}"), &[])?;
+        ensure(out.trim() == HELLO, || {
+            format!("docker run printed {out:?}")
+        })?;
+    }
+    Ok(())
+}
+
+pub fn compressed_archives_identical_with_1_and_2_threads(ctx: &mut Context) -> Check {
+    let Context { nix, dir, .. } = ctx;
+    let helper = repo().join("build/bootstrap/helper/bin/strata");
+    let plan = nix.build("appV1")?;
+    for compressor in ["gz", "zstd"] {
+        let mut outputs = Vec::new();
+        for threads in ["1", "2"] {
+            let file = dir.join(format!("threads-{threads}.{compressor}"));
+            ok(Command::new(&helper)
+                .env("RAYON_NUM_THREADS", threads)
+                .env("STRATA_PROGRESS", "none")
+                .args(["archive", "--compressor", compressor, "--plan"])
+                .arg(&plan)
+                .arg("--output")
+                .arg(&file))?;
+            outputs.push(std::fs::read(&file).map_err(|e| e.to_string())?);
+        }
+        ensure(outputs[0] == outputs[1], || {
+            format!("{compressor}: 1 and 2 threads differ")
+        })?;
+    }
+    Ok(())
+}
+
+pub fn export_image_flattens_layers_like_docker_export(ctx: &mut Context) -> Check {
+    let Context {
+        nix, docker, dir, ..
+    } = ctx;
+    // Three chained images: upper layers win. Compared with what docker export of a
+    // container of the same image holds.
+    let rootfs = std::fs::read(nix.build("chain3Rootfs")?).map_err(|e| e.to_string())?;
+    let mut ours: BTreeMap<String, String> = BTreeMap::new();
+    let mut archive = tar::Archive::new(&rootfs[..]);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let name = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        let mut bytes = Vec::new();
+        if entry.header().entry_type().is_file() {
+            entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        }
+        ours.insert(name, String::from_utf8_lossy(&bytes).into_owned());
+    }
+    for (file, want) in [
+        ("tmp/layer1", "layer1\n"),
+        ("tmp/layer2", "layer2\n"),
+        ("tmp/layer3", "layer3\n"),
+        ("tmp/top", "layer3\n"),
+        ("layer-order", "123"),
+    ] {
+        ensure(ours.get(file).map(String::as_str) == Some(want), || {
+            format!("exported {file}: {:?}", ours.get(file))
+        })?;
+    }
+    feed(&nix.build("chain3")?, docker.cmd().arg("load"))?;
+    let id = ok(docker.cmd().args(["create", "strata-chain-3:latest"]))?;
+    let exported = dir.join("chain3-export.tar");
+    ok(docker
+        .cmd()
+        .args(["export", "-o"])
+        .arg(&exported)
+        .arg(id.trim()))?;
+    let _ = run(docker.cmd().args(["rm", id.trim()]));
+    let theirs: BTreeSet<String> = entries(&std::fs::read(&exported).map_err(|e| e.to_string())?)
+        .into_iter()
+        .map(|e| e.0.trim_end_matches('/').to_owned())
+        .filter(|n| {
+            !n.is_empty()
+                && !n.starts_with("dev")
+                && !n.starts_with("proc")
+                && !n.starts_with("sys")
+                && !n.starts_with("etc/")
+                && n != "etc"
+                && n != ".dockerenv"
+        })
+        .collect();
+    let ours: BTreeSet<String> = ours
+        .into_keys()
+        .filter(|n| !n.starts_with("etc/") && n != "etc")
+        .collect();
+    ensure(ours == theirs, || {
+        format!(
+            "exportImage and docker export differ: only ours {:?}, only docker's {:?}",
+            ours.difference(&theirs).collect::<Vec<_>>(),
+            theirs.difference(&ours).collect::<Vec<_>>()
+        )
+    })
+}
+
+pub fn merge_images_loads_every_image(ctx: &mut Context) -> Check {
+    let Context {
+        nix,
+        docker,
+        podman,
+        ..
+    } = ctx;
+    let merged = nix.build("merged")?;
+    let loaded = feed(&merged, docker.cmd().arg("load"))?;
+    for image in [
+        "strata-layered:v1",
+        "strata-layered-zstd:",
+        "strata-on-top:latest",
+    ] {
+        ensure(loaded.contains(image), || {
+            format!("docker load said {loaded:?}")
+        })?;
+    }
+    let out = docker.run("strata-layered:v1", &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("docker run printed {out:?}")
+    })?;
+    let out = docker.run("strata-on-top:latest", &[])?;
+    ensure(out.starts_with("hello\n"), || {
+        format!("docker run printed {out:?}")
+    })?;
+    load_into_podman(podman, &merged)?;
+    let out = podman.run("localhost/strata-on-top:latest", &[])?;
+    ensure(out.starts_with("hello\n"), || {
+        format!("podman run printed {out:?}")
+    })?;
+    // The two layered images share their store layers: each is stored once.
+    let manifest = ok(Command::new("sh").arg("-c").arg(format!(
+        "gzip -dc {} | tar -xO manifest.json",
+        merged.display()
+    )))?;
+    let manifest: Value = serde_json::from_str(&manifest).map_err(|e| e.to_string())?;
+    let named: Vec<&str> = manifest
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["Layers"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    let image_layers = named.len();
+    let files = named.iter().collect::<BTreeSet<_>>().len();
+    ensure(files < image_layers, || {
+        format!(
+            "{files} layer files for {image_layers} image layers: shared layers not deduplicated"
+        )
+    })
+}

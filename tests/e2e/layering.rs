@@ -1,0 +1,298 @@
+//! How closures become layers: maxLayers, buildLayer, perLayerDerivations, and what a rebuild touches.
+
+use super::*;
+
+pub fn max_layers_below_2_fails_at_evaluation(ctx: &mut Context) -> Check {
+    let Context { nix, .. } = ctx;
+    let err = nix.instantiate_fails("tooFewLayers")?;
+    ensure(err.contains("`maxLayers`") && err.contains("got 1"), || {
+        format!("message: {err}")
+    })?;
+    let err = nix.instantiate_fails("badCreated")?;
+    ensure(
+        err.contains("`created`") && err.contains("yesterday"),
+        || format!("message: {err}"),
+    )
+}
+
+pub fn closure_larger_than_max_layers_fills_exactly_max_layers(ctx: &mut Context) -> Check {
+    let Context {
+        nix, docker, dir, ..
+    } = ctx;
+    let plan = nix.build("capped")?;
+    let file = dir.join("capped.tar");
+    let img = streamed_image(&plan, &file)?;
+    ensure(img.layers.len() == 5, || {
+        format!("maxLayers = 5 gave {} layers", img.layers.len())
+    })?;
+    // The closure the image must hold: everything the config and the customisation
+    // layer refer to, minus those two.
+    let custom = nix.build("capped.customisationLayer")?;
+    let config = nix.build("capped.configFile")?;
+    let closure: BTreeSet<String> = ok(Command::new("nix-store")
+        .arg("-qR")
+        .arg(&custom)
+        .arg(&config))?
+    .lines()
+    .filter(|p| Path::new(p) != custom && Path::new(p) != config)
+    .map(str::to_owned)
+    .collect();
+    ensure(closure.len() > 5, || {
+        format!("closure too small to test the cap: {closure:?}")
+    })?;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for layer in &img.layers {
+        for p in store_paths_in(layer) {
+            *seen.entry(p).or_default() += 1;
+        }
+    }
+    let held: BTreeSet<String> = seen.keys().cloned().collect();
+    ensure(held == closure, || {
+        format!("image holds {held:?}\nclosure is {closure:?}")
+    })?;
+    ensure(seen.values().all(|&n| n == 1), || {
+        format!("a store path is in more than one layer: {seen:?}")
+    })?;
+    let out = docker_load_run(docker, &plan, "strata-capped:latest")?;
+    ensure(out.trim() == HELLO, || {
+        format!("docker run printed {out:?}")
+    })
+}
+
+pub fn layers_subcommand_reads_nix_path_info_by_hand(ctx: &mut Context) -> Check {
+    let Context { nix, dir, .. } = ctx;
+    let helper = repo().join("build/bootstrap/helper/bin/strata");
+    let hello = nix.build("pkgs.hello")?;
+    let info = ok(Command::new("nix")
+        .args([
+            "--extra-experimental-features",
+            "nix-command",
+            "path-info",
+            "--json",
+            "--recursive",
+        ])
+        .arg(&hello))?;
+    let file = dir.join("path-info.json");
+    std::fs::write(&file, info).map_err(|e| e.to_string())?;
+    let closure: BTreeSet<String> = ok(Command::new("nix-store").arg("-qR").arg(&hello))?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let out = ok(Command::new(&helper)
+        .args(["layers", "--max-layers", "3", "--closure"])
+        .arg(&file))?;
+    let layers: Vec<Vec<String>> = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+    let held: BTreeSet<String> = layers.iter().flatten().cloned().collect();
+    ensure(layers.len() == 2 && held == closure, || {
+        format!("layers {layers:?} for closure {closure:?}")
+    })?;
+    // The most popular path (referenced by all others) comes first.
+    ensure(layers[0][0].ends_with("-locale-data-1.0"), || {
+        format!("order {layers:?}")
+    })
+}
+
+pub fn shared_layer_built_once_used_by_two_images(ctx: &mut Context) -> Check {
+    let Context {
+        nix,
+        docker,
+        podman,
+        dir,
+    } = ctx;
+    let deps = nix.build("sharedDeps")?;
+    let set: Value = serde_json::from_slice(&std::fs::read(&deps).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let deps_diff = set["layers"][0]["record"]["diffId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ensure(set["layers"].as_array().map_or(0, Vec::len) == 1, || {
+        format!("sharedDeps: {set}")
+    })?;
+    // Both images name the same layer derivation (one store path) ...
+    for attr in ["appV1", "sharedOther"] {
+        let drv = ok(Command::new("nix-store").arg("-q").arg("--references").arg(
+            nix.eval_json(&format!("{attr}.drvPath"))?
+                .as_str()
+                .unwrap_or_default(),
+        ))?;
+        let drv = if attr == "sharedOther" {
+            let stream = nix.eval_json("sharedOther.stream.drvPath")?;
+            ok(Command::new("nix-store")
+                .args(["-q", "--references"])
+                .arg(stream.as_str().unwrap_or_default()))?
+        } else {
+            drv
+        };
+        let deps_drv = nix.eval_json("sharedDeps.drvPath")?;
+        ensure(
+            drv.lines()
+                .any(|l| l == deps_drv.as_str().unwrap_or_default()),
+            || format!("{attr} does not use the sharedDeps derivation {deps_drv}: {drv}"),
+        )?;
+    }
+    // ... and list its digest at the bottom of their rootfs.
+    let a = nix.build("appV1")?;
+    let file = dir.join("app1.tar");
+    let img_a = streamed_image(&a, &file)?;
+    let b = nix.build("sharedOther")?;
+    let img_b = open_image(&b)?;
+    for (name, img) in [("appV1", &img_a), ("sharedOther", &img_b)] {
+        ensure(
+            img.config["rootfs"]["diff_ids"][0] == deps_diff.as_str(),
+            || {
+                format!(
+                    "{name}: bottom layer is not the shared one ({deps_diff}): {}",
+                    img.config["rootfs"]
+                )
+            },
+        )?;
+    }
+    let out = docker_load_run(docker, &a, "strata-app:1")?;
+    ensure(out == format!("{HELLO}\napp 1\n"), || {
+        format!("docker run printed {out:?}")
+    })?;
+    feed(&b, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-shared-other:latest", &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("docker run printed {out:?}")
+    })?;
+    pipe(&a, podman.cmd().arg("load"))?;
+    let out = podman.run("localhost/strata-app:1", &[])?;
+    ensure(out.ends_with("app 1\n"), || {
+        format!("podman run printed {out:?}")
+    })?;
+    pipe_cmd(
+        Command::new("gzip").arg("-dc").arg(&b),
+        podman.cmd().arg("load"),
+    )?;
+    let out = podman.run(
+        "localhost/strata-shared-other:latest",
+        &["/bin/tools-check"],
+    )?;
+    ensure(out.trim() == "tools ok", || {
+        format!("podman run printed {out:?}")
+    })
+}
+
+pub fn changing_the_app_rebuilds_only_its_derivations(ctx: &mut Context) -> Check {
+    let Context { nix, docker, .. } = ctx;
+    nix.build("appV1")?;
+    nix.build("sharedDeps")?;
+    // What a rebuild with a new app version would build, as `nix-build --dry-run` lists
+    // it. The version is new to this run, so nothing of it can be built already.
+    let version = format!("2-run{}", std::process::id());
+    let out = run(Command::new("nix-build")
+        .current_dir(repo())
+        .arg("tests/nix/images.nix")
+        .args(nix.args())
+        .args([
+            "--argstr",
+            "appVersion2",
+            &version,
+            "--dry-run",
+            "-A",
+            "appV2",
+        ]))?;
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut names: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.contains("will be built"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  /nix/store/"))
+        .map(|l| {
+            l.trim()
+                .split_once('-')
+                .map(|(_, name)| name)
+                .unwrap_or_default()
+                .trim_end_matches(".drv")
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    let app = format!("app-{version}");
+    let want = [
+        app.as_str(),
+        "app-layers.json",
+        "strata-app-config.json",
+        "stream-strata-app",
+    ];
+    ensure(names == want, || {
+        format!("expected to rebuild exactly {want:?}, got {names:?}; nix-build --dry-run says:\n{text}")
+    })?;
+    let plan = PathBuf::from(
+        ok(Command::new("nix-build")
+            .current_dir(repo())
+            .arg("tests/nix/images.nix")
+            .args(nix.args())
+            .args(["--option", "sandbox", "true", "--no-out-link"])
+            .args(["--argstr", "appVersion2", &version, "-A", "appV2"]))?
+        .trim(),
+    );
+    let out = docker_load_run(docker, &plan, &format!("strata-app:{version}"))?;
+    ensure(out.ends_with(&format!("app {version}\n")), || {
+        format!("docker run printed {out:?}")
+    })
+}
+
+pub fn buildlayer_contents_and_split(ctx: &mut Context) -> Check {
+    let Context { nix, docker, .. } = ctx;
+    let set: Value = serde_json::from_slice(
+        &std::fs::read(nix.build("splitLayer")?).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let kinds: Vec<&str> = set["layers"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|x| x["kind"].as_str()).collect())
+        .unwrap_or_default();
+    ensure(kinds == ["storePaths", "storePaths", "tarball"], || {
+        format!("split layer: {set}")
+    })?;
+    let plan = nix.build("splitImage")?;
+    let out = docker_load_run(docker, &plan, "strata-split:latest")?;
+    ensure(out.trim() == "tools ok", || {
+        format!("docker run printed {out:?}")
+    })
+}
+
+pub fn per_layer_derivations_give_the_same_layers(ctx: &mut Context) -> Check {
+    let Context {
+        nix, docker, dir, ..
+    } = ctx;
+    let on = nix.build("perLayer")?;
+    let off = nix.build("perLayerOff")?;
+    let (a, b) = (dir.join("per-layer-on.tar"), dir.join("per-layer-off.tar"));
+    save(&on, &a)?;
+    save(&off, &b)?;
+    let (ia, ib) = (open_image(&a)?, open_image(&b)?);
+    ensure(ia.config["rootfs"] == ib.config["rootfs"], || {
+        format!(
+            "layers differ:\n{}\n{}",
+            ia.config["rootfs"], ib.config["rootfs"]
+        )
+    })?;
+    ensure(ia.layers.len() == 4, || {
+        format!("{} layers", ia.layers.len())
+    })?;
+    // Each automatic layer is a derivation of its own.
+    let drv = nix.eval_json("perLayer.drvPath")?;
+    let inputs = ok(Command::new("nix-store")
+        .args(["-q", "--references"])
+        .arg(drv.as_str().unwrap_or_default()))?;
+    let layer_drvs = inputs
+        .lines()
+        .filter(|l| {
+            l.split_once('-')
+                .is_some_and(|(_, name)| name.starts_with("layer-"))
+        })
+        .count();
+    ensure(layer_drvs == 3, || {
+        format!(
+            "expected 3 layer derivations (maxLayers 4 = 3 store layers + customisation): {inputs}"
+        )
+    })?;
+    let out = docker_load_run(docker, &on, "strata-per-layer:latest")?;
+    ensure(out.trim() == HELLO, || {
+        format!("docker run printed {out:?}")
+    })
+}

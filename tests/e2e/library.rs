@@ -1,0 +1,180 @@
+//! The library as a whole: reproducible builds, the no-nixpkgs package family, the examples and the flake.
+
+use super::*;
+
+pub fn nix_build_check_reproducible(ctx: &mut Context) -> Check {
+    let Context { nix, .. } = ctx;
+    // Every image the tests build; nowDated too, since "now" is resolved when the image
+    // is streamed, not in the plan.
+    for attr in BUILT {
+        nix.check_reproducible(attr)
+            .map_err(|e| format!("{attr}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub fn family_packages_without_nixpkgs(ctx: &mut Context) -> Check {
+    let Context {
+        nix,
+        docker,
+        podman,
+        ..
+    } = ctx;
+    // binSh, usrBinEnv, caCertificates, fakeNss (overridden) and a useradd through
+    // shadowSetup in runAsRoot, under docker and podman.
+    let archive = nix.build("family")?;
+    let expected = "root:x:0:0:root user:/var/empty:/bin/sh\n\
+                    bob:x:1001:1001::/var/empty:/bin/sh\n\
+                    alice:x:1000:1000::/home/alice:/bin/sh\n\
+                    staff:x:2000:alice\n\
+                    alice:x:1000:\n\
+                    /home/alice 1000:1000 755\n\
+                    env ok\n\
+                    certs ok\n\
+                    hosts: files dns\n";
+    feed(&archive, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-family:latest", &[])?;
+    ensure(out == expected, || format!("docker run printed {out:?}"))?;
+    load_into_podman(podman, &archive)?;
+    let out = podman.run("localhost/strata-family:latest", &[])?;
+    ensure(out == expected, || format!("podman run printed {out:?}"))
+}
+
+pub fn examples_build_and_run(ctx: &mut Context) -> Check {
+    let Context { nix, docker, .. } = ctx;
+    // One example per function (examples/default.nix), as README and docs show them.
+    const WORLD: &str = "Hello, world!";
+    let runs = [
+        ("examples.hello", "hello:latest", WORLD.to_owned()),
+        ("examples.helloLayered", "hello:latest", WORLD.to_owned()),
+        (
+            "examples.app",
+            "hello-app:latest",
+            format!("{WORLD}\nI am alice in /home/alice"),
+        ),
+        ("examples.sharedOne", "shared-one:latest", "one".to_owned()),
+        ("examples.sharedTwo", "shared-two:latest", WORLD.to_owned()),
+        ("examples.withNixDb", "hello-nixdb:latest", WORLD.to_owned()),
+        (
+            "examples.withNixDbSingle",
+            "hello-nixdb-single:latest",
+            WORLD.to_owned(),
+        ),
+        (
+            "examples.basics",
+            "basics:latest",
+            "root\nnobody".to_owned(),
+        ),
+    ];
+    for (attr, image, want) in runs {
+        let built = nix.build(attr)?;
+        if is_executable(&built) {
+            pipe(&built, docker.cmd().arg("load"))?;
+        } else {
+            feed(&built, docker.cmd().arg("load"))?;
+        }
+        let out = docker.run(image, &[])?;
+        ensure(out.trim() == want, || {
+            format!("{attr}: docker run printed {out:?}")
+        })?;
+    }
+    let merged = nix.build("examples.merged")?;
+    let loaded = feed(&merged, docker.cmd().arg("load"))?;
+    ensure(
+        loaded.contains("hello:latest") && loaded.contains("hello-app:latest"),
+        || format!("examples.merged: docker load said {loaded:?}"),
+    )?;
+    let multi = nix.build("examples.multiArch")?;
+    pipe(&multi, docker.cmd().arg("load"))?;
+    let out = docker.run("hello-multi:latest", &[])?;
+    ensure(out.trim() == "Hello, world!", || {
+        format!("examples.multiArch: docker run printed {out:?}")
+    })?;
+    let rootfs = std::fs::read(nix.build("examples.rootfs")?).map_err(|e| e.to_string())?;
+    let names: BTreeSet<String> = entries(&rootfs).into_iter().map(|e| e.0).collect();
+    ensure(
+        names.contains("bin/hello") && names.contains("home/alice/"),
+        || format!("examples.rootfs holds {names:?}"),
+    )
+}
+
+pub fn flake_overlay_with_stand_in_nixpkgs(ctx: &mut Context) -> Check {
+    let Context { dir, .. } = ctx;
+    flake_check(dir)
+}
+
+/// Evaluates and builds the flake's outputs with nixpkgs overridden by a minimal local
+/// stand-in (nixpkgs cannot be fetched here), proving the overlay, `lib` and packages wiring.
+pub fn flake_check(scratch: &Path) -> Check {
+    // A copy outside the repository: flakes in a git tree only see committed files, and the
+    // test must not depend on what is committed.
+    let copy = scratch.join("flake-src");
+    let _ = std::fs::remove_dir_all(&copy);
+    bash(&format!(
+        "mkdir -p {c} && cp -r flake.nix flake.lock nix Cargo.toml Cargo.lock src examples tests {c}/ && mkdir -p {c}/tests/nix/stand-in-nixpkgs/prebuilt && cp -a build/bootstrap/helper build/bootstrap/toolbox {c}/tests/nix/stand-in-nixpkgs/prebuilt/",
+        c = copy.display()
+    ))?;
+    let stand_in = copy.join("tests/nix/stand-in-nixpkgs");
+    let flake = |args: &[&str]| -> Result<String, String> {
+        ok(Command::new("nix")
+            .args(["--extra-experimental-features", "nix-command flakes"])
+            .args(args)
+            .args(["--override-input", "nixpkgs"])
+            .arg(format!("path:{}", stand_in.display()))
+            .args(["--no-write-lock-file", "--option", "sandbox", "true"])
+            // Nix 2.8's evaluation cache sometimes answers "attribute ... unexpectedly
+            // missing" for a fresh copy of the flake; evaluate afresh every time.
+            .args(["--option", "eval-cache", "false"])
+            .current_dir(&copy))
+    };
+    let system = "x86_64-linux";
+    let is_fn = flake(&[
+        "eval",
+        "path:.#overlays.default",
+        "--apply",
+        "builtins.isFunction",
+    ])?;
+    ensure(is_fn.trim() == "true", || {
+        format!("overlays.default is not a function: {is_fn}")
+    })?;
+    let lib = flake(&[
+        "eval",
+        "path:.#lib",
+        "--apply",
+        "l: builtins.attrNames (builtins.functionArgs l)",
+    ])?;
+    ensure(
+        lib.contains("\"helper\"") && lib.contains("\"pkgs\""),
+        || format!("lib arguments: {lib}"),
+    )?;
+    // Nix 2.8 has no --print-out-paths; --json names the outputs.
+    let built = |attr: &str| -> Result<PathBuf, String> {
+        let out = flake(&[
+            "build",
+            "--no-link",
+            "--json",
+            &format!("path:.#packages.{system}.{attr}"),
+        ])?;
+        let json: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+        json[0]["outputs"]["out"]
+            .as_str()
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("no out in {out}"))
+    };
+    let plan = built("example")?;
+    let text = std::fs::read_to_string(&plan).map_err(|e| e.to_string())?;
+    ensure(
+        text.starts_with("#!")
+            && text.contains("\"strataPlan\"")
+            && text.contains("-hello-2.12/bin/hello"),
+        || format!("flake example is not a plan of hello: {}", plan.display()),
+    )?;
+    let helper = built("default")?;
+    ensure(helper.join("bin/strata").exists(), || {
+        format!("packages.default has no bin/strata: {}", helper.display())
+    })?;
+    let archive = built("exampleLayered")?;
+    ensure(archive.to_string_lossy().ends_with("-hello.tar.gz"), || {
+        format!("exampleLayered: {}", archive.display())
+    })
+}

@@ -1,0 +1,264 @@
+//! End-to-end tests: images built by `nix-build` (sandbox on) from the library in its
+//! no-nixpkgs form, used by real consumers: docker, podman, skopeo.
+//!
+//! Needs root, Nix, docker.io, podman, runc and skopeo (`scripts/test` installs them). Without
+//! them the tests are skipped, unless `STRATA_E2E=1` makes them required (as in CI).
+//! `cargo test --test e2e -- NAME...` runs only the checks whose names contain a NAME.
+//!
+//! Each area has a file of its own (`stream`, `archives`, `build_image`, `layering`, `parent`,
+//! `registry`, `library`), one function per check; this file starts the daemons and runs
+//! the checks in [`CHECKS`] order.
+
+#[path = "../util/mod.rs"]
+mod util;
+
+mod archives;
+mod build_image;
+mod layering;
+mod library;
+mod parent;
+mod registry;
+mod stream;
+mod support;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use support::*;
+use util::*;
+
+/// What every check gets: the Nix builder of `tests/nix/images.nix`, a Docker daemon and a
+/// podman store of this run, and its scratch directory.
+struct Context {
+    /// Builds the test images (each once).
+    nix: Nix,
+    /// The run's Docker daemon.
+    docker: Dockerd,
+    /// The run's podman store.
+    podman: Podman,
+    /// The scratch directory, removed after the run.
+    dir: PathBuf,
+}
+
+/// A check: `Err` carries everything needed to debug it.
+type CheckFn = fn(&mut Context) -> Check;
+
+/// Every check, in the order they run.
+const CHECKS: &[(&str, CheckFn)] = &[
+    (
+        "stream_docker_load_and_run",
+        stream::stream_docker_load_and_run,
+    ),
+    (
+        "stream_podman_load_and_run",
+        stream::stream_podman_load_and_run,
+    ),
+    (
+        "skopeo_inspect_shows_config_arch_and_layers",
+        stream::skopeo_inspect_shows_config_arch_and_layers,
+    ),
+    (
+        "compressed_layers_in_archives",
+        archives::compressed_layers_in_archives,
+    ),
+    (
+        "archive_is_an_oci_layout_skopeo_and_umoci_read_it",
+        archives::archive_is_an_oci_layout_skopeo_and_umoci_read_it,
+    ),
+    (
+        "layers_are_deterministic_relative_and_hashed",
+        stream::layers_are_deterministic_relative_and_hashed,
+    ),
+    (
+        "build_layered_image_gz_docker_and_podman",
+        archives::build_layered_image_gz_docker_and_podman,
+    ),
+    (
+        "build_layered_image_zstd_loads",
+        archives::build_layered_image_zstd_loads,
+    ),
+    (
+        "image_tag_defaults_to_plan_hash",
+        stream::image_tag_defaults_to_plan_hash,
+    ),
+    (
+        "tarsum_matches_dockers_go_code",
+        build_image::tarsum_matches_dockers_go_code,
+    ),
+    (
+        "build_image_legacy_layout_docker_and_podman",
+        build_image::build_image_legacy_layout_docker_and_podman,
+    ),
+    (
+        "push_uploads_only_what_the_registry_lacks",
+        registry::push_uploads_only_what_the_registry_lacks,
+    ),
+    (
+        "pull_image_by_digest_in_nix_build",
+        registry::pull_image_by_digest_in_nix_build,
+    ),
+    (
+        "image_index_multi_arch_and_copy_scripts",
+        registry::image_index_multi_arch_and_copy_scripts,
+    ),
+    (
+        "nix_build_check_reproducible",
+        library::nix_build_check_reproducible,
+    ),
+    (
+        "max_layers_below_2_fails_at_evaluation",
+        layering::max_layers_below_2_fails_at_evaluation,
+    ),
+    (
+        "closure_larger_than_max_layers_fills_exactly_max_layers",
+        layering::closure_larger_than_max_layers_fills_exactly_max_layers,
+    ),
+    (
+        "non_root_owner_and_store_dir_modes",
+        stream::non_root_owner_and_store_dir_modes,
+    ),
+    (
+        "image_without_store_paths",
+        stream::image_without_store_paths,
+    ),
+    (
+        "registry_prefix_lowercase_name_and_architecture",
+        stream::registry_prefix_lowercase_name_and_architecture,
+    ),
+    (
+        "created_now_and_empty_image",
+        stream::created_now_and_empty_image,
+    ),
+    (
+        "layers_subcommand_reads_nix_path_info_by_hand",
+        layering::layers_subcommand_reads_nix_path_info_by_hand,
+    ),
+    ("errors_are_one_line", stream::errors_are_one_line),
+    (
+        "shared_layer_built_once_used_by_two_images",
+        layering::shared_layer_built_once_used_by_two_images,
+    ),
+    (
+        "changing_the_app_rebuilds_only_its_derivations",
+        layering::changing_the_app_rebuilds_only_its_derivations,
+    ),
+    (
+        "buildlayer_contents_and_split",
+        layering::buildlayer_contents_and_split,
+    ),
+    (
+        "per_layer_derivations_give_the_same_layers",
+        layering::per_layer_derivations_give_the_same_layers,
+    ),
+    (
+        "record_mismatch_names_layer_and_paths",
+        stream::record_mismatch_names_layer_and_paths,
+    ),
+    (
+        "compressed_archives_identical_with_1_and_2_threads",
+        archives::compressed_archives_identical_with_1_and_2_threads,
+    ),
+    (
+        "build_image_on_top_of_layered_docker_and_podman",
+        build_image::build_image_on_top_of_layered_docker_and_podman,
+    ),
+    (
+        "three_chained_images_upper_layers_win",
+        build_image::three_chained_images_upper_layers_win,
+    ),
+    (
+        "run_as_root_and_fake_root_owners_show_in_the_container",
+        build_image::run_as_root_and_fake_root_owners_show_in_the_container,
+    ),
+    (
+        "layered_on_top_inherits_env_and_skips_parent_paths",
+        parent::layered_on_top_inherits_env_and_skips_parent_paths,
+    ),
+    (
+        "parent_from_docker_save_and_hostile_parents",
+        parent::parent_from_docker_save_and_hostile_parents,
+    ),
+    (
+        "nix_db_registers_the_closure",
+        build_image::nix_db_registers_the_closure,
+    ),
+    (
+        "export_image_flattens_layers_like_docker_export",
+        archives::export_image_flattens_layers_like_docker_export,
+    ),
+    (
+        "merge_images_loads_every_image",
+        archives::merge_images_loads_every_image,
+    ),
+    (
+        "family_packages_without_nixpkgs",
+        library::family_packages_without_nixpkgs,
+    ),
+    (
+        "nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers",
+        build_image::nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers,
+    ),
+    ("examples_build_and_run", library::examples_build_and_run),
+    (
+        "flake_overlay_with_stand_in_nixpkgs",
+        library::flake_overlay_with_stand_in_nixpkgs,
+    ),
+];
+
+fn main() {
+    let required = std::env::var("STRATA_E2E").is_ok_and(|v| v == "1");
+    let missing: Vec<&str> = [
+        "nix-build",
+        "dockerd",
+        "docker",
+        "podman",
+        "skopeo",
+        "runc",
+        "busybox",
+    ]
+    .into_iter()
+    .filter(|p| !have(p))
+    .collect();
+    let not_root = !ok(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
+    if !missing.is_empty() || not_root {
+        let why = if not_root {
+            "not running as root".to_owned()
+        } else {
+            format!("missing {}", missing.join(", "))
+        };
+        eprintln!("e2e: skipped ({why}); scripts/test installs what they need");
+        std::process::exit(if required { 1 } else { 0 });
+    }
+    if let Err(e) = ok(Command::new(repo().join("scripts/bootstrap")).stdout(Stdio::null())) {
+        eprintln!("e2e: scripts/bootstrap failed:\n{e}");
+        std::process::exit(1);
+    }
+
+    let scratch = Scratch::new();
+    let mut suite = Suite::from_args();
+    let nix = Nix::new();
+    let docker = match Dockerd::start(&scratch.0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("e2e: {e}");
+            std::process::exit(1);
+        }
+    };
+    let podman = Podman::new(&scratch.0);
+    let dir = scratch.0.clone();
+    let mut ctx = Context {
+        nix,
+        docker,
+        podman,
+        dir,
+    };
+    for (name, check) in CHECKS {
+        suite.check(name, || check(&mut ctx));
+    }
+    let passed = suite.finish();
+    drop(ctx);
+    drop(scratch);
+    std::process::exit(if passed { 0 } else { 1 });
+}

@@ -1,0 +1,108 @@
+//! fromImage: parents from docker save and from strata, and hostile parent archives.
+
+use super::*;
+
+pub fn layered_on_top_inherits_env_and_skips_parent_paths(ctx: &mut Context) -> Check {
+    let Context {
+        nix, docker, dir, ..
+    } = ctx;
+    let plan = nix.build("layeredOnTop")?;
+    let image = streamed_image(&plan, &dir.join("on-top.tar"))?;
+    // Parent: toolbox, tools, customisation; child: its customisation layer only.
+    ensure(image.layers.len() == 4, || {
+        format!("{} layers", image.layers.len())
+    })?;
+    pipe(&plan, docker.cmd().arg("load"))?;
+    let tag = image_tag(nix, "layeredOnTop")?;
+    let out = docker.run(&format!("strata-layered-on-top:{tag}"), &[])?;
+    ensure(
+        out.starts_with("tools ok\n")
+            && out.contains("FROM_PARENT=true\n")
+            && out.contains("FROM_CHILD=true\n")
+            && out.contains("LAST_LAYER=child\n")
+            && !out.contains("LAST_LAYER=parent"),
+        || format!("docker run printed {out:?}"),
+    )
+}
+
+pub fn parent_from_docker_save_and_hostile_parents(ctx: &mut Context) -> Check {
+    let Context {
+        nix,
+        docker,
+        podman,
+        dir,
+    } = ctx;
+    // A parent written by `docker save` (a strata image loaded into docker).
+    let layered = nix.build("layered")?;
+    feed(&layered, docker.cmd().arg("load"))?;
+    let saved = dir.join("saved.tar");
+    ok(docker
+        .cmd()
+        .args(["save", "-o"])
+        .arg(&saved)
+        .arg("strata-layered:v1"))?;
+    let build_on = |archive: &Path, attr: &str| nix_build_on(nix, archive, attr, false);
+    let out = build_on(&saved, "onArchive")?;
+    ensure(out.status.success(), || {
+        format!(
+            "build on docker save failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let plan = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    pipe(&plan, podman.cmd().arg("load"))?;
+    let out = podman.run("localhost/strata-on-archive:latest", &["/bin/tools-check"])?;
+    ensure(out.trim() == "tools ok", || {
+        format!("podman run printed {out:?}")
+    })?;
+
+    // A hostile parent: a layer entry climbing out of the root.
+    let evil = dir.join("evil.tar");
+    bash(&format!(
+        "set -e; d=$(mktemp -d); cd $d; mkdir -p l; echo x > x; \
+         tar --transform 's,^x,../../escape,' -cf l/layer.tar x; \
+         id=sha256:$(sha256sum l/layer.tar | cut -d' ' -f1); \
+         printf '{{\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}}}' $id > c.json; \
+         printf '[{{\"Config\":\"c.json\",\"Layers\":[\"l/layer.tar\"]}}]' > manifest.json; \
+         tar -cf {} l/layer.tar c.json manifest.json",
+        evil.display()
+    ))?;
+    // exportImage and mergeImages of the docker save archive.
+    let built = |attr: &str| -> Result<PathBuf, String> {
+        let out = build_on(&saved, attr)?;
+        ensure(out.status.success(), || {
+            format!("{attr}: {}", String::from_utf8_lossy(&out.stderr))
+        })?;
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    };
+    let rootfs = std::fs::read(built("onArchiveRootfs")?).map_err(|e| e.to_string())?;
+    let names: BTreeSet<String> = entries(&rootfs).into_iter().map(|e| e.0).collect();
+    ensure(
+        names.contains("bin/tools-check") && names.contains("etc/tools.conf"),
+        || format!("export of a docker save archive: {names:?}"),
+    )?;
+    let merged = built("mergedArchive")?;
+    let loaded = feed(&merged, docker.cmd().arg("load"))?;
+    ensure(
+        loaded.contains("strata-layered:v1") && loaded.contains("strata-hello:"),
+        || format!("docker load of a merged docker save archive said {loaded:?}"),
+    )?;
+
+    for attr in ["onArchive", "onArchiveRootfs", "mergedArchive"] {
+        let again = nix_build_on(nix, &saved, attr, true)?;
+        ensure(again.status.success(), || {
+            format!(
+                "{attr} is not reproducible: {}",
+                String::from_utf8_lossy(&again.stderr)
+            )
+        })?;
+    }
+
+    let out = build_on(&evil, "onArchive")?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure(
+        !out.status.success()
+            && err.contains("member `l/layer.tar: ../../escape`: the name has a `..` component"),
+        || format!("hostile parent: {err}"),
+    )
+}
