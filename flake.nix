@@ -26,6 +26,17 @@
         };
       };
 
+      # `nix flake check`: the evaluation checks and the examples, built with nixpkgs.
+      checks = forAllSystems (system:
+        let pkgs = pkgsFor system; in
+        import ./checks {
+          strata = import ./nix { inherit pkgs; helper = pkgs.buildPackages.strata; };
+          examples = {
+            example = pkgs.callPackage ./examples/hello.nix { };
+            exampleLayered = pkgs.callPackage ./examples/hello.nix { layered = true; };
+          };
+        });
+
       packages = forAllSystems (system:
         let pkgs = pkgsFor system; in {
           default = pkgs.strata;

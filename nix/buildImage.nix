@@ -6,7 +6,7 @@
 # and the closure of `copyToRoot` and `config` that the parent lacks. `runAsRoot` runs as root
 # over the unpacked parent inside the ordinary sandboxed build (a user namespace; no VM, no
 # KVM); owners it sets with chown are kept. Arguments and defaults are nixpkgs'.
-{ lib, helper, toolbox, system, imageSystem, internalCopyCommands, internalParentImage, internalWriteFile }:
+{ lib, toolbox, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix.
@@ -60,7 +60,6 @@
 let
   baseName = lib.imageBaseName name;
   imageName = lib.toLower name;
-  extensions = { none = ""; gz = ".gz"; zstd = ".zst"; };
   rootContents =
     if copyToRoot != null then lib.toList copyToRoot
     else if contents != null then builtins.trace "buildImage: `contents` is deprecated; use `copyToRoot`" (lib.toList contents)
@@ -76,44 +75,30 @@ let
     text = builtins.toJSON (if config == null then { } else config);
   };
 
-  layer = derivation {
+  layer = internalBuilder {
     name = "${baseName}-layer";
-    inherit system parent toolbox uid gid extraCommands includeNixDB;
+    command = "root-layer";
+    inherit parent toolbox uid gid extraCommands includeNixDB;
     contents = rootContents;
     runAsRoot = if runAsRoot == null then "" else runAsRoot;
     mtime = "1970-01-01T00:00:01Z";
     exclude = [ configFile ];
-    builder = "${helper}/bin/strata";
-    args = [ "root-layer" ];
-    __structuredAttrs = true;
     exportReferencesGraph.closure = rootContents ++ [ configFile ];
   };
 
-  plan = derivation {
+  plan = internalPlan {
     name = "stream-${baseName}";
-    inherit system imageName tag architecture imageSystem created uid gid configFile parent;
+    inherit imageName tag architecture created uid gid configFile parent;
     mtime = "1970-01-01T00:00:01Z";
     uname = "root";
     gname = "root";
     maxLayers = 1000;
     includeStorePaths = false;
+    closureRoots = [ ];
     # Docker's v1.0 layout (a directory per layer with `json` and its tarsum) beside
     # manifest.json, as nixpkgs' buildImage writes it.
     legacyLayout = true;
     customisationLayer = layer;
-    builder = "${helper}/bin/strata";
-    args = [ "plan" ];
-    helperBin = "${helper}/bin/strata";
-    __structuredAttrs = true;
-    exportReferencesGraph.closure = [ ];
-  };
-
-  archive = derivation {
-    name = "docker-image-${baseName}.tar${extensions.${compressor}}";
-    inherit system compressor plan;
-    builder = "${helper}/bin/strata";
-    args = [ "archive" ];
-    __structuredAttrs = true;
   };
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
@@ -123,14 +108,16 @@ assert lib.assertMsg (builtins.isString name && name != "")
   "buildImage: `name` must be a non-empty string, got ${lib.show name}";
 assert lib.assertMsg (copyToRoot == null || contents == null)
   "buildImage: give `copyToRoot` or the deprecated `contents`, not both";
-assert lib.assertMsg (builtins.isString compressor && extensions ? ${compressor})
-  "buildImage: `compressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show compressor}";
 assert lib.assertMsg (lib.isTime created)
   "buildImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show created}";
 assert lib.assertMsg (config == null || builtins.isAttrs config)
   "buildImage: `config` must be an attribute set, got ${lib.show config}";
-archive // copies // {
-  inherit imageName imageTag layer;
-  stream = plan;
-  passthru = passthru // copies // { inherit imageName imageTag layer; stream = plan; };
-} // passthru
+internalResult {
+  drv = internalArchive {
+    caller = "buildImage";
+    baseName = "docker-image-${baseName}";
+    inherit plan compressor;
+  };
+  attrs = copies // { inherit imageName imageTag layer; stream = plan; };
+  inherit passthru;
+}

@@ -8,7 +8,7 @@
 # digests), never a tar. It is a derivation keyed by exactly its arguments: images that list it
 # share it, an image rebuilt after its application changed does not rebuild it, and it builds
 # on remote builders and comes from binary caches like any other path.
-{ lib, helper, system, internalCustomisationLayer }:
+{ lib, internalBuilder, internalCustomisationLayer, internalResult }:
 
 {
   # Packages whose closure goes into the layer, except the store paths `layers` already hold.
@@ -48,13 +48,11 @@ let
       includeStorePaths = true;
       inherit mtime;
     };
-  layer = derivation {
+  layer = internalBuilder {
     # Store names are limited to 211 characters.
     name = "${builtins.substring 0 180 (lib.imageBaseName name)}-layers.json";
-    inherit system maxLayers mtime uid gid uname gname layers contentsLayer;
-    builder = "${helper}/bin/strata";
-    args = [ "build-layer" ];
-    __structuredAttrs = true;
+    command = "build-layer";
+    inherit maxLayers mtime uid gid uname gname layers contentsLayer;
     exportReferencesGraph.closure = lib.toList deps ++ contentsList;
   };
 in
@@ -64,7 +62,8 @@ assert lib.assertMsg (builtins.isList layers && builtins.all (l: l.isStrataLayer
   "buildLayer: `layers` must be a list of buildLayer results, got ${lib.show layers}";
 assert lib.assertMsg (lib.isTime mtime && mtime != "now")
   "buildLayer: `mtime` must be a date such as 1970-01-01T00:00:01Z, got ${lib.show mtime}";
-layer // {
-  isStrataLayer = true;
-  passthru = passthru // { isStrataLayer = true; };
-} // passthru
+internalResult {
+  drv = layer;
+  attrs.isStrataLayer = true;
+  inherit passthru;
+}

@@ -4,7 +4,7 @@
 #
 # Writes the image streamLayeredImage would stream, compressed, to a file. Takes every
 # streamLayeredImage argument (name, tag, contents, config, maxLayers, ...) plus `compressor`.
-{ lib, helper, system, streamLayeredImage }:
+{ lib, internalArchive, internalResult, streamLayeredImage }:
 
 {
   # Image name, as in `docker run NAME`; see streamLayeredImage.
@@ -18,28 +18,19 @@
   ...
 }@args:
 let
-  extensions = { none = ""; gz = ".gz"; zstd = ".zst"; };
   compressor =
     if args.compressor or null != null then args.compressor
     else if (args.layerCompressor or "none") != "none" then "none"
     else "gz";
   stream = streamLayeredImage (builtins.removeAttrs args [ "compressor" "passthru" ]);
-  archive = derivation {
-    name = "${lib.imageBaseName name}.tar${extensions.${compressor}}";
-    inherit system compressor;
-    builder = "${helper}/bin/strata";
-    args = [ "archive" ];
-    __structuredAttrs = true;
-    plan = stream;
-  };
 in
-assert lib.assertMsg (builtins.isString compressor && extensions ? ${compressor})
-  "buildLayeredImage: `compressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show compressor}";
-archive // {
-  inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman;
-  inherit stream;
-  passthru = passthru // {
-    inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman;
-    inherit stream;
+internalResult {
+  drv = internalArchive {
+    caller = "buildLayeredImage";
+    baseName = lib.imageBaseName name;
+    plan = stream;
+    inherit compressor;
   };
-} // passthru
+  attrs = { inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman; inherit stream; };
+  inherit passthru;
+}

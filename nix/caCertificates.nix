@@ -1,7 +1,7 @@
 # caCertificates: the CA bundle where TLS clients look for it (`/etc/ssl/certs/ca-bundle.crt`,
 # `ca-certificates.crt`, `/etc/pki/tls/certs/ca-bundle.crt`), as nixpkgs' caCertificates:
 # nixpkgs' cacert, or without nixpkgs the build machine's bundle, copied into the store.
-{ lib, system, toolbox, pkgs }:
+{ pkgs, internalTree }:
 let
   machineBundle =
     if builtins.pathExists /etc/ssl/certs/ca-certificates.crt then /etc/ssl/certs/ca-certificates.crt
@@ -16,15 +16,11 @@ in
 let
   bundle = if builtins.isPath caBundle then builtins.path { path = caBundle; name = "ca-bundle.crt"; } else caBundle;
 in
-derivation {
+internalTree {
   name = "ca-certificates";
-  inherit system;
-  builder = "${toolbox}/bin/sh";
-  args = [ "-ec" ''
-    mkdir -p $out/etc/ssl/certs $out/etc/pki/tls/certs
-    ln -s ${bundle} $out/etc/ssl/certs/ca-bundle.crt
-    ln -s ${bundle} $out/etc/ssl/certs/ca-certificates.crt
-    ln -s ${bundle} $out/etc/pki/tls/certs/ca-bundle.crt
-  '' ];
-  PATH = "${toolbox}/bin";
+  entries = map (path: { inherit path; symlink = "${bundle}"; }) [
+    "etc/ssl/certs/ca-bundle.crt"
+    "etc/ssl/certs/ca-certificates.crt"
+    "etc/pki/tls/certs/ca-bundle.crt"
+  ];
 }

@@ -38,10 +38,15 @@ lib.makeScope (self: {
   exportImage = self.callFunction ./exportImage.nix { };
   fakeNss = lib.makeOverridable (self.callFunction ./fakeNss.nix { }) { };
   imageIndex = self.callFunction ./imageIndex.nix { };
+  internalArchive = self.callFunction ./internalArchive.nix { };
+  internalBuilder = self.callFunction ./internalBuilder.nix { };
   internalCopyCommands = self.callFunction ./internalCopyCommands.nix { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
   internalExactLayer = self.callFunction ./internalExactLayer.nix { };
   internalParentImage = self.callFunction ./internalParentImage.nix { };
+  internalPlan = self.callFunction ./internalPlan.nix { };
+  internalResult = self.callFunction ./internalResult.nix { };
+  internalTree = self.callFunction ./internalTree.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
   mergeImages = self.callFunction ./mergeImages.nix { };
   pullImage = self.callFunction ./pullImage.nix { };

@@ -3,7 +3,7 @@
 # included) and mtimes are those of the layers; the output is the tar itself.
 #
 #   tar -tf $(nix-build -A rootfs)
-{ lib, helper, system, internalParentImage }:
+{ lib, internalBuilder, internalParentImage }:
 
 {
   # The image: a strata image (read from its plan, never unpacked) or a docker-archive or
@@ -19,13 +19,11 @@
   # Accepted for compatibility (nixpkgs' VM disk size); no VM is used.
   diskSize ? 1024,
 }:
-derivation {
-  inherit name system;
+internalBuilder {
+  inherit name;
+  command = "export-image";
   parent = internalParentImage {
     name = "${lib.imageBaseName name}-image";
     inherit fromImage fromImageName fromImageTag;
   };
-  builder = "${helper}/bin/strata";
-  args = [ "export-image" ];
-  __structuredAttrs = true;
 }

@@ -9,7 +9,7 @@
 #     images = [ (streamLayeredImage { ...; architecture = "amd64"; })
 #                (streamLayeredImage { ...; architecture = "arm64"; }) ];
 #   }
-{ lib, helper, system, internalCopyCommands }:
+{ lib, helper, internalBuilder, internalCopyCommands, internalResult }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased.
@@ -24,14 +24,12 @@
 }:
 let
   imageName = lib.toLower name;
-  plan = derivation {
+  plan = internalBuilder {
     name = "index-${lib.imageBaseName name}";
-    inherit system imageName tag;
+    command = "index-plan";
+    inherit imageName tag;
     images = map (image: image.stream or image) images;
     helperBin = "${helper}/bin/strata";
-    builder = "${helper}/bin/strata";
-    args = [ "index-plan" ];
-    __structuredAttrs = true;
   };
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
@@ -40,8 +38,9 @@ assert lib.assertMsg (builtins.isString name && name != "")
   "imageIndex: `name` must be a non-empty string, got ${lib.show name}";
 assert lib.assertMsg (builtins.isList images && images != [ ] && builtins.all (i: builtins.isAttrs i && (i ? stream || i.isExe or false)) images)
   "imageIndex: `images` must be a non-empty list of streamLayeredImage or buildLayeredImage results, got ${lib.show images}";
-plan // {
-  inherit imageName imageTag;
-  isExe = true;
-  passthru = passthru // copies // { inherit imageName imageTag; };
-} // copies // passthru
+internalResult {
+  drv = plan;
+  attrs = copies // { inherit imageName imageTag; };
+  extra.isExe = true;
+  inherit passthru;
+}

@@ -7,20 +7,18 @@
 #
 # Each is $out/bin/<command>, a small file whose `#!` line runs the helper on the image's
 # plan (no shell); `--help` lists its options.
-{ lib, helper, system }:
+{ lib, helper, internalBuilder }:
 
 # The image's plan (streamLayeredImage's result, or an imageIndex plan).
 plan:
 let
-  script = action: derivation {
+  script = action: internalBuilder {
     name = "${action}-${lib.imageBaseName plan.imageName}";
-    inherit system action;
+    command = "copy-script";
+    inherit action;
     plan = plan.outPath;
     repoTag = "${plan.imageName}:${plan.imageTag}";
     helperBin = "${helper}/bin/strata";
-    builder = "${helper}/bin/strata";
-    args = [ "copy-script" ];
-    __structuredAttrs = true;
   } // { meta.mainProgram = action; };
 in
 {

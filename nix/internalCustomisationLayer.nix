@@ -3,7 +3,7 @@
 # a 1777 `tmp` survive). The output is a directory: `layer.tar` and its record, `record.json`.
 # Store paths the tar's symlinks and files name are its references, so they end up in the
 # image's closure.
-{ helper, toolbox, system }:
+{ toolbox, internalBuilder }:
 
 {
   # Store name of the directory.
@@ -24,12 +24,10 @@
   # references (not the file itself, which is not in the image) in a Nix database.
   nixDb ? null,
 }:
-derivation ({
-  inherit name system contents extraCommands mtime includeStorePaths toolbox;
+internalBuilder ({
+  inherit name contents extraCommands mtime includeStorePaths toolbox;
   inherit fakeRootCommands enableFakechroot;
-  builder = "${helper}/bin/strata";
-  args = [ "customisation-layer" ];
-  __structuredAttrs = true;
+  command = "customisation-layer";
 } // (if nixDb == null then { } else {
   includeNixDB = true;
   exclude = [ nixDb.configFile ];

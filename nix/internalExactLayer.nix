@@ -2,7 +2,7 @@
 # record: what each automatic layer becomes with `perLayerDerivations`. Its name and inputs
 # depend only on the paths and the stamp, so the same group of paths in two images, or in
 # two builds of one image, is one derivation.
-{ lib, helper, system }:
+{ lib, internalBuilder }:
 
 {
   # The store paths, each with string context (they become the derivation's inputs).
@@ -18,12 +18,10 @@
   # Group name of the layer's store files.
   gname,
 }:
-derivation {
+internalBuilder {
   # Store names are limited to 211 characters.
   name = "layer-${builtins.substring 0 150 (lib.storePathName (builtins.head paths))}${if builtins.length paths > 1 then "-and-${toString (builtins.length paths - 1)}-more" else ""}.json";
-  inherit system paths mtime uid gid uname gname;
-  builder = "${helper}/bin/strata";
-  args = [ "build-layer" ];
-  __structuredAttrs = true;
+  command = "build-layer";
+  inherit paths mtime uid gid uname gname;
   maxLayers = 1;
 } // { isStrataLayer = true; }

@@ -59,13 +59,16 @@ rec {
   makeOverridable = f: args: f args // { override = newArgs: makeOverridable f (args // newArgs); };
 
   # A package scope: `f self` gives the attributes; `self.callFunction file extra` imports
-  # `file` (a function) and passes it the scope attributes it names, plus `extra`.
+  # `file` (a function) and passes it the scope attributes it names, plus `extra`;
+  # `self.overrideScope (final: prev: { ... })` gives the scope with those attributes
+  # replaced, every function that uses them seeing the new ones (as nixpkgs' scopes).
   makeScope = f:
     let
       self = f self // {
         callFunction = file: extra:
           let fn = import file;
           in fn (builtins.intersectAttrs (builtins.functionArgs fn) self // extra);
+        overrideScope = g: makeScope (final: let prev = f final; in prev // g final prev);
       };
     in
     self;

@@ -2,7 +2,7 @@
 # checked (a hostile archive cannot write outside the build), and its chosen image's layers
 # are kept as plain tars with their records, next to its config, in `parent.json`. A strata
 # image as parent is not read at all: its plan already records every layer.
-{ lib, helper, system }:
+{ internalBuilder }:
 
 {
   # Store name of the import.
@@ -15,11 +15,9 @@
   # With fromImageName, picks one image of a multi-image archive.
   fromImageTag ? null,
 }:
-derivation {
-  inherit name system fromImageName fromImageTag;
+internalBuilder {
+  inherit name fromImageName fromImageTag;
+  command = "import-parent";
   # buildLayeredImage results carry their plan: reading it is free, unpacking the archive not.
   fromImage = fromImage.stream or fromImage;
-  builder = "${helper}/bin/strata";
-  args = [ "import-parent" ];
-  __structuredAttrs = true;
 }

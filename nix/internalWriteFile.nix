@@ -1,7 +1,7 @@
 # Writes a string to a file in the store (like nixpkgs' writeText), with the helper as builder.
 # Store paths named in the text become references of the file, which is how the closure of an
 # image's `config` is found.
-{ helper, system }:
+{ internalBuilder }:
 
 {
   # Store name of the file.
@@ -9,9 +9,7 @@
   # The file's contents.
   text,
 }:
-derivation {
-  inherit name system text;
-  builder = "${helper}/bin/strata";
-  args = [ "write-file" ];
-  __structuredAttrs = true;
+internalBuilder {
+  inherit name text;
+  command = "write-file";
 }

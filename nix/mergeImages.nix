@@ -3,7 +3,7 @@
 # image is, like nixpkgs.
 #
 #   docker load < $(nix-build -A merged)
-{ lib, helper, system }:
+{ lib, internalBuilder }:
 
 # The images: strata images (their plans are read, never their archives) and docker-archive
 # or OCI layout archives (plain, gzip or zstd); every image of a multi-image archive is kept.
@@ -13,12 +13,9 @@ let
 in
 assert lib.assertMsg (builtins.isList images && images != [ ])
   "mergeImages: expects a non-empty list of images, got ${lib.show images}";
-derivation {
+internalBuilder {
   name = "merge-docker-images";
-  inherit system;
+  command = "merge-images";
   images = map (image: image.stream or image) images;
   compressor = if builtins.isAttrs last then last.compressor or "detect" else "detect";
-  builder = "${helper}/bin/strata";
-  args = [ "merge-images" ];
-  __structuredAttrs = true;
 }

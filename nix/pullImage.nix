@@ -11,7 +11,7 @@
 #     hash = "sha256-...";
 #     finalImageTag = "1.0";
 #   }
-{ lib, helper, system, imageSystem }:
+{ lib, imageSystem, internalBuilder, internalResult }:
 
 {
   # The repository, with its registry host (`registry.example.com/team/app`; no host means
@@ -47,19 +47,15 @@ assert lib.assertMsg (builtins.isString imageDigest && builtins.match "sha256:[0
 assert lib.assertMsg ((hash == null) != (sha256 == null))
   "pullImage: give exactly one of `hash` and `sha256`";
 let
-  pulled = derivation ({
-    inherit name system imageSystem imageName imageDigest os arch variant finalImageName finalImageTag tlsVerify;
-    builder = "${helper}/bin/strata";
-    args = [ "pull" ];
-    __structuredAttrs = true;
+  pulled = internalBuilder ({
+    inherit name imageSystem imageName imageDigest os arch variant finalImageName finalImageTag tlsVerify;
+    command = "pull";
     outputHashMode = "flat";
     # Proxies of the machine running the fetch reach the builder.
     impureEnvVars = [ "http_proxy" "https_proxy" "all_proxy" "no_proxy" "HTTP_PROXY" "HTTPS_PROXY" "ALL_PROXY" "NO_PROXY" ];
   } // (if hash != null then { outputHash = hash; } else { outputHash = sha256; outputHashAlgo = "sha256"; }));
 in
-pulled // {
-  inherit imageDigest;
-  imageName = lib.toLower finalImageName;
-  imageTag = finalImageTag;
-  passthru = { inherit imageDigest; imageName = lib.toLower finalImageName; imageTag = finalImageTag; };
+internalResult {
+  drv = pulled;
+  attrs = { inherit imageDigest; imageName = lib.toLower finalImageName; imageTag = finalImageTag; };
 }

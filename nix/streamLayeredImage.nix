@@ -5,7 +5,7 @@
 # The build decides the layers (the most popular store paths of the closure get a layer each)
 # and writes them into the executable, a plan file run by the helper; no image tarball is
 # stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
-{ lib, helper, system, imageSystem, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalWriteFile }:
+{ lib, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalPlan, internalResult, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix
@@ -112,25 +112,20 @@ let
     text = builtins.toJSON config;
   };
 
-  # The attributes the plan and the layering builders read.
+  # The settings the plan and the layering builders read.
   settings = {
-    inherit system imageName tag architecture imageSystem created mtime uid gid uname gname;
-    inherit maxLayers includeStorePaths configFile customisationLayer;
-    exclude = [ configFile ];
-    inherit parent;
-    builder = "${helper}/bin/strata";
-    __structuredAttrs = true;
-    exportReferencesGraph.closure =
-      if includeStorePaths then [ configFile customisationLayer ] else [ ];
+    inherit imageName tag architecture created mtime uid gid uname gname;
+    inherit maxLayers includeStorePaths configFile customisationLayer parent layerCompressor;
+    closureRoots = if includeStorePaths then [ configFile customisationLayer ] else [ ];
   };
 
   # With perLayerDerivations, the grouping is built first (import from derivation) and every
   # group becomes an exact layer derivation; the plan then only assembles records.
   automaticLayers =
     let
-      layering = derivation (settings // {
+      layering = internalPlan (settings // {
         name = "${baseName}-layering.json";
-        args = [ "plan-layering" ];
+        command = "plan-layering";
         inherit layers;
       });
       # readFile gives the file's references as context, which fromJSON refuses; each path
@@ -143,11 +138,8 @@ let
       inherit mtime;
     }) groups;
 
-  plan = derivation (settings // {
+  plan = internalPlan (settings // {
     name = "stream-${baseName}";
-    args = [ "plan" ];
-    helperBin = "${helper}/bin/strata";
-    inherit layerCompressor;
     layers = layers ++ (if perLayerDerivations then automaticLayers else [ ]);
   });
 
@@ -173,8 +165,9 @@ assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
 assert unsupported "layeringPipeline" (layeringPipeline != null);
 assert lib.assertMsg (builtins.elem layerCompressor [ "none" "gz" "zstd" ])
   "streamLayeredImage: `layerCompressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show layerCompressor}";
-plan // copies // {
-  inherit imageName imageTag customisationLayer configFile;
-  isExe = true;
-  passthru = passthru // copies // { inherit imageName imageTag; };
-} // passthru
+internalResult {
+  drv = plan;
+  attrs = copies // { inherit imageName imageTag; };
+  extra = { inherit customisationLayer configFile; isExe = true; };
+  inherit passthru;
+}

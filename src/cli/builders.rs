@@ -13,6 +13,7 @@ use crate::progress::Progress;
 use crate::rootfs::customisation::CustomisationLayer;
 use crate::rootfs::root_layer::RootLayer;
 use crate::rootfs::scripts::Scripts;
+use crate::rootfs::tree::{write_tree, TreeEntry};
 use crate::store::attrs::{build_dir, Attrs};
 use crate::store::layering::LayerBudget;
 use crate::store::nix_db::NixDbContents;
@@ -298,4 +299,16 @@ pub(super) fn write_file_builder(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
     let a: WriteFileAttrs = attrs.parse()?;
     write_file(&attrs.output("out")?, a.text.as_bytes(), 0o444)
+}
+
+#[derive(Deserialize)]
+struct TreeAttrs {
+    entries: Vec<TreeEntry>,
+}
+
+/// `internalTree`: a directory of links, files and directories.
+pub(super) fn write_tree_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: TreeAttrs = attrs.parse()?;
+    Ok(write_tree(&attrs.output("out")?, &a.entries)?)
 }

@@ -182,6 +182,12 @@ enum Command {
         #[arg(long)]
         attrs: Option<PathBuf>,
     },
+    /// Nix builder: a directory of links, files and directories described by `entries`.
+    WriteTree {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
     /// Print the tarsum (Docker's legacy layer checksum) of the tar read from stdin.
     Tarsum {
         /// Which tarsum: v0, v1 (what Docker's legacy `json` files carry), dev, or all.
@@ -310,6 +316,7 @@ impl Command {
             C::BuildLayer { attrs } => builders::build_layer(attrs.as_deref()),
             C::PlanLayering { attrs } => builders::plan_layering(attrs.as_deref()),
             C::WriteFile { attrs } => builders::write_file_builder(attrs.as_deref()),
+            C::WriteTree { attrs } => builders::write_tree_builder(attrs.as_deref()),
             C::ImportParent { attrs } => builders::import_parent(attrs.as_deref()),
             C::RootLayer { attrs } => builders::root_layer(attrs.as_deref()),
             C::ExportImage { attrs } => whole_images::export_image_builder(attrs.as_deref()),

@@ -6,6 +6,7 @@ pub mod customisation;
 pub mod root_layer;
 pub mod root_shell;
 pub mod scripts;
+pub mod tree;
 pub mod unpack;
 
 use crate::store::nix_db::NixDbError;
@@ -56,6 +57,14 @@ pub enum BuildError {
     /// `mtime` is not a fixed time.
     #[error("{0}")]
     Mtime(String),
+    /// A tree entry cannot be written.
+    #[error("`internalTree` entry `{path}`: {reason}")]
+    Tree {
+        /// The entry's path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Tarring the result failed.
     #[error(transparent)]
     Layer(#[from] LayerError),

@@ -111,7 +111,7 @@ pub fn flake_check(scratch: &Path) -> Check {
     let copy = scratch.join("flake-src");
     let _ = std::fs::remove_dir_all(&copy);
     bash(&format!(
-        "mkdir -p {c} && cp -r flake.nix flake.lock nix Cargo.toml Cargo.lock src examples tests {c}/ && mkdir -p {c}/tests/nix/stand-in-nixpkgs/prebuilt && cp -a build/bootstrap/helper build/bootstrap/toolbox {c}/tests/nix/stand-in-nixpkgs/prebuilt/",
+        "mkdir -p {c} && cp -r flake.nix flake.lock nix checks Cargo.toml Cargo.lock src examples tests {c}/ && mkdir -p {c}/tests/nix/stand-in-nixpkgs/prebuilt && cp -a build/bootstrap/helper build/bootstrap/toolbox {c}/tests/nix/stand-in-nixpkgs/prebuilt/",
         c = copy.display()
     ))?;
     let stand_in = copy.join("tests/nix/stand-in-nixpkgs");
@@ -149,19 +149,14 @@ pub fn flake_check(scratch: &Path) -> Check {
     )?;
     // Nix 2.8 has no --print-out-paths; --json names the outputs.
     let built = |attr: &str| -> Result<PathBuf, String> {
-        let out = flake(&[
-            "build",
-            "--no-link",
-            "--json",
-            &format!("path:.#packages.{system}.{attr}"),
-        ])?;
+        let out = flake(&["build", "--no-link", "--json", &format!("path:.#{attr}")])?;
         let json: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
         json[0]["outputs"]["out"]
             .as_str()
             .map(PathBuf::from)
             .ok_or_else(|| format!("no out in {out}"))
     };
-    let plan = built("example")?;
+    let plan = built(&format!("packages.{system}.example"))?;
     let text = std::fs::read_to_string(&plan).map_err(|e| e.to_string())?;
     ensure(
         text.starts_with("#!")
@@ -169,11 +164,25 @@ pub fn flake_check(scratch: &Path) -> Check {
             && text.contains("-hello-2.12/bin/hello"),
         || format!("flake example is not a plan of hello: {}", plan.display()),
     )?;
-    let helper = built("default")?;
+    let checks = built(&format!("checks.{system}.eval"))?;
+    let listed = std::fs::read_to_string(&checks).map_err(|e| e.to_string())?;
+    ensure(
+        listed.contains("overrideScope reaches streamLayeredImage"),
+        || format!("flake checks.eval: {listed}"),
+    )?;
+    let example = built(&format!("checks.{system}.example"))?;
+    ensure(example == plan, || {
+        format!(
+            "checks.example {} is not packages.example {}",
+            example.display(),
+            plan.display()
+        )
+    })?;
+    let helper = built(&format!("packages.{system}.default"))?;
     ensure(helper.join("bin/strata").exists(), || {
         format!("packages.default has no bin/strata: {}", helper.display())
     })?;
-    let archive = built("exampleLayered")?;
+    let archive = built(&format!("packages.{system}.exampleLayered"))?;
     ensure(archive.to_string_lossy().ends_with("-hello.tar.gz"), || {
         format!("exampleLayered: {}", archive.display())
     })

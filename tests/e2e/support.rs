@@ -194,6 +194,7 @@ pub const BUILT: &[&str] = &[
     "multiArch",
     "multiArch.copyToRegistry",
     "layered.copyToDockerDaemon",
+    "evalChecks",
 ];
 
 /// Loads a gzipped archive into podman (Debian 12's podman cannot read gzip; see above).

@@ -40,6 +40,9 @@ rec {
   # Every example of examples/, on the same helper and toolbox.
   examples = import ../../examples { inherit helper toolbox system; };
 
+  # The library's evaluation checks (checks/eval.nix), in the no-nixpkgs form.
+  evalChecks = import ../../checks/eval.nix { inherit strata; };
+
   # The toolbox's store path (interpolation copies it into the store).
   toolboxPath = "${toolbox}";
 

@@ -1,0 +1,57 @@
+# An image's plan: the executable file that streams the image (`#!<helper> stream` and the
+# plan as JSON), made by the helper's `plan` builder from the image's settings and closure.
+# With `command = "plan-layering"`, the grouping of its automatic layers instead
+# (perLayerDerivations).
+{ helper, imageSystem, internalBuilder }:
+
+{
+  # Store name.
+  name,
+  # `plan`, or `plan-layering`.
+  command ? "plan",
+  # Image name, lowercased.
+  imageName,
+  # Tag; null derives it from the plan's store path.
+  tag,
+  # GOARCH; null derives it from `imageSystem`.
+  architecture,
+  # "now" or a date.
+  created,
+  # mtime of the store layers' entries.
+  mtime,
+  # Numeric owner of the store layers' entries.
+  uid,
+  # Numeric group of the store layers' entries.
+  gid,
+  # Owner name of the store layers' entries.
+  uname,
+  # Group name of the store layers' entries.
+  gname,
+  # Most layers, customisation layer and given ones included.
+  maxLayers,
+  # Whether the closure goes into the image.
+  includeStorePaths,
+  # The runtime config, as a file in the store.
+  configFile,
+  # A directory with `layer.tar` and `record.json`: the image's own top layer.
+  customisationLayer,
+  # Roots of the closure the store layers hold (with the config file, whose references the
+  # config names).
+  closureRoots,
+  # An imported parent (internalParentImage), or null.
+  parent ? null,
+  # buildLayer results, bottom to top.
+  layers ? [ ],
+  # Whether archives also carry Docker's v1.0 layout (buildImage).
+  legacyLayout ? false,
+  # "none", "gz" or "zstd": how archives store layers.
+  layerCompressor ? "none",
+}:
+internalBuilder {
+  inherit name command imageSystem imageName tag architecture created mtime uid gid uname gname;
+  inherit maxLayers includeStorePaths configFile customisationLayer parent layers legacyLayout layerCompressor;
+  # The config file is not image content; its references are.
+  exclude = [ configFile ];
+  helperBin = "${helper}/bin/strata";
+  exportReferencesGraph.closure = closureRoots;
+}

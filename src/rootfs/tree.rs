@@ -1,0 +1,111 @@
+//! Small trees of files, directories and symlinks written from a description: what `binSh`,
+//! `usrBinEnv`, `caCertificates` and `fakeNss` are made of, built without a shell.
+
+use super::{io_err, BuildError};
+use crate::tar::names::clean_name;
+use serde::Deserialize;
+use std::fs;
+use std::path::Path;
+
+/// One entry of a tree: exactly one of `symlink`, `text` and `directory`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TreeEntry {
+    /// Where it goes, relative to the tree's root.
+    pub path: String,
+    /// A symlink to this target.
+    #[serde(default)]
+    pub symlink: Option<String>,
+    /// A file holding this text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// An empty directory.
+    #[serde(default)]
+    pub directory: bool,
+}
+
+/// Writes `entries` under `out` (created), parents as needed. Entry paths must stay inside.
+pub fn write_tree(out: &Path, entries: &[TreeEntry]) -> Result<(), BuildError> {
+    fs::create_dir_all(out).map_err(io_err(out))?;
+    for entry in entries {
+        let bad = |reason: String| BuildError::Tree {
+            path: entry.path.clone(),
+            reason,
+        };
+        let rel = clean_name(entry.path.as_bytes()).map_err(bad)?;
+        if rel.is_empty() {
+            return Err(bad("the root itself".to_owned()));
+        }
+        let at = out.join(&rel);
+        if let Some(parent) = at.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        match (&entry.symlink, &entry.text, entry.directory) {
+            (Some(target), None, false) => {
+                std::os::unix::fs::symlink(target, &at).map_err(io_err(&at))?
+            }
+            (None, Some(text), false) => fs::write(&at, text).map_err(io_err(&at))?,
+            (None, None, true) => fs::create_dir_all(&at).map_err(io_err(&at))?,
+            _ => {
+                return Err(bad(
+                    "give exactly one of `symlink`, `text` and `directory`".to_owned()
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str) -> TreeEntry {
+        TreeEntry {
+            path: path.to_owned(),
+            symlink: None,
+            text: None,
+            directory: false,
+        }
+    }
+
+    #[test]
+    fn writes_links_files_and_directories_and_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let entries = [
+            TreeEntry {
+                symlink: Some("/nix/store/x-bash/bin/bash".into()),
+                ..entry("bin/sh")
+            },
+            TreeEntry {
+                text: Some("root:x:0:0::/:/bin/sh\n".into()),
+                ..entry("etc/passwd")
+            },
+            TreeEntry {
+                directory: true,
+                ..entry("var/empty")
+            },
+        ];
+        write_tree(&out, &entries).unwrap();
+        assert_eq!(
+            fs::read_link(out.join("bin/sh")).unwrap(),
+            Path::new("/nix/store/x-bash/bin/bash")
+        );
+        assert_eq!(
+            fs::read(out.join("etc/passwd")).unwrap(),
+            b"root:x:0:0::/:/bin/sh\n"
+        );
+        assert!(out.join("var/empty").is_dir());
+        for bad in [
+            TreeEntry {
+                text: Some(String::new()),
+                ..entry("../x")
+            },
+            entry("etc/none"),
+        ] {
+            let err = write_tree(&dir.path().join("other"), &[bad]).unwrap_err();
+            assert!(err.to_string().contains("`internalTree`"), "{err}");
+        }
+    }
+}
