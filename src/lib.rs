@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod compress;
 pub mod digest;
+pub mod file_error;
 pub mod image;
 pub mod parent;
 pub mod plan;

@@ -7,6 +7,7 @@ use crate::parent::{import, ParentImage, PARENT_FILE};
 use crate::plan::file::is_script;
 use crate::plan::index::IndexPlan;
 use crate::plan::planner::{automatic_groups, plan_image, plan_layer_set};
+use crate::plan::record::LayerRecord;
 use crate::plan::settings::ImageSettings;
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
@@ -14,6 +15,7 @@ use crate::rootfs::customisation::CustomisationLayer;
 use crate::rootfs::root_layer::RootLayer;
 use crate::rootfs::scripts::Scripts;
 use crate::rootfs::tree::{write_tree, TreeEntry};
+use crate::rootfs::{BuildError, Workspace};
 use crate::store::attrs::{build_dir, Attrs};
 use crate::store::layering::LayerBudget;
 use crate::store::nix_db::NixDbContents;
@@ -214,19 +216,13 @@ pub(super) fn customisation_layer(attrs: Option<&Path>) -> Result<()> {
         include_store_paths: a.include_store_paths,
         nix_db,
     };
-    let root = build_dir().join("customisation-root");
-    create_dir(&root)?;
-    create_dir(&out)?;
-    let progress = Progress::start("customisation layer", None, 1);
-    let record = layer.build(
-        &scripts(a.toolbox),
-        &root,
-        &out.join("layer.tar"),
-        &progress,
-    )?;
-    progress.layer_done();
-    progress.finish();
-    write_json(&out.join("record.json"), &record)
+    build_layer_dir(
+        &out,
+        "customisation-root",
+        a.toolbox,
+        "customisation layer",
+        |at, p| layer.build(at, p),
+    )
 }
 
 #[derive(Deserialize)]
@@ -266,27 +262,35 @@ pub(super) fn root_layer(attrs: Option<&Path>) -> Result<()> {
         exclude: a.exclude,
         include_nix_db: a.include_nix_db,
     };
-    let root = build_dir().join("root");
-    create_dir(&root)?;
-    create_dir(&out)?;
-    let progress = Progress::start("image layer", None, 1);
-    let record = layer.build(
-        &scripts(a.toolbox),
-        &root,
-        &out.join("layer.tar"),
-        &progress,
-    )?;
+    build_layer_dir(&out, "root", a.toolbox, "image layer", |at, p| {
+        layer.build(at, p)
+    })
+}
+
+/// Builds a layer from a fresh root (`root_name` in the build directory, scripts run with
+/// `toolbox`) into `out`: `layer.tar` and its `record.json`.
+fn build_layer_dir(
+    out: &Path,
+    root_name: &str,
+    toolbox: PathBuf,
+    label: &str,
+    build: impl FnOnce(&Workspace, &Progress) -> Result<LayerRecord, BuildError>,
+) -> Result<()> {
+    let at = Workspace {
+        scripts: Scripts {
+            toolbox,
+            build_dir: build_dir(),
+        },
+        root: build_dir().join(root_name),
+        tar: out.join("layer.tar"),
+    };
+    create_dir(&at.root)?;
+    create_dir(out)?;
+    let progress = Progress::start(label, None, 1);
+    let record = build(&at, &progress)?;
     progress.layer_done();
     progress.finish();
     write_json(&out.join("record.json"), &record)
-}
-
-/// Scripts run with `toolbox` in this build.
-fn scripts(toolbox: PathBuf) -> Scripts {
-    Scripts {
-        toolbox,
-        build_dir: build_dir(),
-    }
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,7 @@
 
 use super::{member_error, ParentError};
 use crate::digest::Digest;
+use crate::file_error::FileError;
 use crate::tar::names::{clean_name, link_stays_inside, resolve_dots};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -44,11 +45,8 @@ impl Members {
                 T::Regular | T::Continuous => {
                     let path = dir.join(count.to_string());
                     count += 1;
-                    let mut file = File::create(&path).map_err(|source| ParentError::Io {
-                        what: "create",
-                        path: path.clone(),
-                        source,
-                    })?;
+                    let mut file =
+                        File::create(&path).map_err(FileError::on("create", &path.clone()))?;
                     let size = io::copy(&mut entry, &mut file)
                         .map_err(|e| member_error(&shown, format!("cannot read it: {e}")))?;
                     Member::File {
@@ -121,11 +119,7 @@ impl Members {
     /// Member `name`'s bytes.
     pub(super) fn bytes(&self, name: &str) -> Result<Vec<u8>, ParentError> {
         let (path, _) = self.file(name)?;
-        fs::read(&path).map_err(|source| ParentError::Io {
-            what: "read",
-            path,
-            source,
-        })
+        Ok(fs::read(&path).map_err(FileError::on("read", &path))?)
     }
 
     /// Member `name` parsed as JSON.

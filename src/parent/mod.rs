@@ -19,6 +19,7 @@ pub use check::{check_layer, store_paths_of_tar, LayerFacts};
 
 use crate::compress::decompressed;
 use crate::digest::{Blob, HashingReader};
+use crate::file_error::FileError;
 use crate::plan::record::{LayerRecord, RecordSink, RECORD_VERSION};
 use crate::plan::{LayerContent, PlannedLayer};
 use crate::progress::Progress;
@@ -30,23 +31,15 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Why a parent image cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParentError {
     /// Reading the archive or writing the import failed.
-    #[error("cannot {what} `{path}`: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// A member of the archive (or an entry of one of its layers) is refused.
     #[error("member `{member}`: {reason}")]
     Member {
@@ -183,7 +176,7 @@ fn read_members(reader: impl Read, scratch: &Path) -> Result<Members, ParentErro
 /// An I/O error doing `what` on `path`.
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ParentError {
     let path = path.to_owned();
-    move |source| ParentError::Io { what, path, source }
+    move |source| FileError::on(what, &path)(source).into()
 }
 
 /// Imports image `pick` (or the `at`th image) of the archive's `members` into `out`.
@@ -267,16 +260,8 @@ fn import_layer(
     tar_path: &Path,
     progress: &Progress,
 ) -> Result<(LayerRecord, LayerFacts, Blob), ParentError> {
-    let file = File::open(scratch_file).map_err(|source| ParentError::Io {
-        what: "open",
-        path: scratch_file.to_owned(),
-        source,
-    })?;
-    let out = File::create(tar_path).map_err(|source| ParentError::Io {
-        what: "create",
-        path: tar_path.to_owned(),
-        source,
-    })?;
+    let file = File::open(scratch_file).map_err(io_err("open", scratch_file))?;
+    let out = File::create(tar_path).map_err(io_err("create", tar_path))?;
     let mut out = io::BufWriter::with_capacity(1 << 20, out);
     let mut raw = HashingReader::new(file);
     let (record, facts) = {
@@ -293,11 +278,7 @@ fn import_layer(
             .map_err(|e| member_error(member, format!("cannot write the layer: {e}")))?;
         (record, facts)
     };
-    out.flush().map_err(|source| ParentError::Io {
-        what: "write",
-        path: tar_path.to_owned(),
-        source,
-    })?;
+    out.flush().map_err(io_err("write", tar_path))?;
     Ok((record, facts, raw.finish()))
 }
 

@@ -9,8 +9,7 @@
 
 use crate::plan::record::{compute_record, LayerRecord};
 use crate::progress::Progress;
-use crate::rootfs::scripts::Scripts;
-use crate::rootfs::{io_err, BuildError};
+use crate::rootfs::{io_err, BuildError, Workspace};
 use crate::store::nix_db::NixDbContents;
 use crate::tar::header::Stamp;
 use crate::tar::layer::{LayerSource, Owners};
@@ -99,13 +98,8 @@ pub struct CustomisationLayer {
 impl CustomisationLayer {
     /// Builds the layer in `root` (an empty directory) and tars it into `tar`, returning its
     /// record.
-    pub fn build(
-        &self,
-        scripts: &Scripts,
-        root: &Path,
-        tar: &Path,
-        progress: &Progress,
-    ) -> Result<LayerRecord, BuildError> {
+    pub fn build(&self, at: &Workspace, progress: &Progress) -> Result<LayerRecord, BuildError> {
+        let (scripts, root) = (&at.scripts, at.root.as_path());
         merge_contents(&self.contents, root)?;
         if let Some(db) = &self.nix_db {
             db.write(root, self.mtime)?;
@@ -122,7 +116,7 @@ impl CustomisationLayer {
             self.include_store_paths,
             owners,
             self.mtime,
-            tar,
+            &at.tar,
             progress,
         )
     }

@@ -70,6 +70,18 @@ pub enum BuildError {
     Layer(#[from] LayerError),
 }
 
+/// Where a layer is built from a root filesystem: the scripts it runs, the empty directory
+/// that becomes its root, and the tar it is written to.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The toolbox and build directory scripts run with.
+    pub scripts: scripts::Scripts,
+    /// The root, an empty directory at first.
+    pub root: PathBuf,
+    /// The layer tar to write.
+    pub tar: PathBuf,
+}
+
 /// An I/O error on `path`.
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {

@@ -3,9 +3,8 @@
 //! store paths that the parent lacks.
 
 use super::customisation::{merge_contents, write_layer_file};
-use super::scripts::Scripts;
 use super::unpack::Rootfs;
-use super::BuildError;
+use super::{BuildError, Workspace};
 use crate::parent::ParentImage;
 use crate::plan::record::LayerRecord;
 use crate::progress::Progress;
@@ -42,13 +41,8 @@ pub struct RootLayer {
 impl RootLayer {
     /// Builds the layer in `root` (an empty directory) and tars it into `tar`, returning its
     /// record; only what changed goes in.
-    pub fn build(
-        &self,
-        scripts: &Scripts,
-        root: &Path,
-        tar: &Path,
-        progress: &Progress,
-    ) -> Result<LayerRecord, BuildError> {
+    pub fn build(&self, at: &Workspace, progress: &Progress) -> Result<LayerRecord, BuildError> {
+        let (scripts, root) = (&at.scripts, at.root.as_path());
         let mut rootfs = self.unpack_parent(root)?;
         merge_contents(&self.contents, root)?;
         if self.include_nix_db {
@@ -65,7 +59,7 @@ impl RootLayer {
         write_layer_file(
             &LayerSource::Listed(Arc::new(listed)),
             &self.stamp,
-            tar,
+            &at.tar,
             progress,
         )
     }

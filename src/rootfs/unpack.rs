@@ -8,9 +8,10 @@
 //! differs from the snapshot taken after unpacking, or whose owner a script set, goes into the
 //! layer, with whiteouts for what was deleted.
 
+use crate::file_error::FileError;
 use crate::rootfs::root_shell::Owners;
 use crate::tar::layer::{Listed, ListedEntry, ListedKind};
-use crate::tar::names::clean_name;
+use crate::tar::names::{clean_name, RefusedEntry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
@@ -23,34 +24,15 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum UnpackError {
     /// A file operation failed.
-    #[error("cannot {what} `{path}`: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// A layer entry is refused.
-    #[error("layer `{layer}`, entry `{entry}`: {reason}")]
-    Entry {
-        /// The layer tar.
-        layer: PathBuf,
-        /// The entry.
-        entry: String,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Entry(#[from] RefusedEntry),
 }
 
 fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> UnpackError + 'p {
-    move |source| UnpackError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| FileError::on(what, path)(source).into()
 }
 
 /// What an entry looked like after unpacking: inode and change time.
@@ -80,10 +62,8 @@ impl Rootfs {
     fn unpack_layer(&mut self, layer: &Path, root: &Path) -> Result<(), UnpackError> {
         let file = File::open(layer).map_err(io_err("open", layer))?;
         let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
-        let refuse = |entry: &str, reason: &str| UnpackError::Entry {
-            layer: layer.to_owned(),
-            entry: entry.to_owned(),
-            reason: reason.to_owned(),
+        let refuse = |entry: &str, reason: &str| -> UnpackError {
+            RefusedEntry::new(layer, entry, reason).into()
         };
         let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
         let entries = archive.entries().map_err(io_err("read", layer))?;

@@ -5,7 +5,7 @@
 //! modes (setuid included) and mtimes are the layers' own, which an unpacked copy inside the
 //! Nix sandbox could not keep.
 
-use crate::tar::names::clean_name;
+use crate::tar::names::{clean_name, RefusedEntry};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -24,15 +24,8 @@ pub enum FlattenError {
         source: io::Error,
     },
     /// An entry cannot be carried over.
-    #[error("layer `{layer}`, entry `{entry}`: {reason}")]
-    Entry {
-        /// The layer tar.
-        layer: PathBuf,
-        /// The entry's name.
-        entry: String,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Entry(#[from] RefusedEntry),
     /// The output could not be written.
     #[error("cannot write the root filesystem: {0}")]
     Write(#[source] io::Error),
@@ -73,11 +66,8 @@ pub fn flatten(layers: &[PathBuf], out: impl Write) -> Result<Flattened, Flatten
             let mut header = entry.header().clone();
             let kind = header.entry_type();
             let shown = name.clone();
-            let refuse = |reason: &str| FlattenError::Entry {
-                layer: layer.clone(),
-                entry: shown.clone(),
-                reason: reason.to_owned(),
-            };
+            let refuse =
+                |reason: &str| -> FlattenError { RefusedEntry::new(layer, &shown, reason).into() };
             let full = if kind.is_dir() {
                 format!("{name}/")
             } else {
@@ -139,11 +129,8 @@ fn decide(layers: &[PathBuf]) -> Result<Kept, FlattenError> {
             let entry = entry.map_err(read_err)?;
             let raw = entry.path_bytes();
             let shown = String::from_utf8_lossy(&raw).into_owned();
-            let name = clean_name(&raw).map_err(|reason| FlattenError::Entry {
-                layer: layer.clone(),
-                entry: shown,
-                reason,
-            })?;
+            let name =
+                clean_name(&raw).map_err(|reason| RefusedEntry::new(layer, &shown, &reason))?;
             let kind = entry.header().entry_type();
             let meta = !(kind.is_file()
                 || kind.is_dir()

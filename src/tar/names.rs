@@ -1,6 +1,31 @@
 //! Entry names in tars strata reads (parent images, layers to unpack or flatten): the one
 //! set of rules that keeps a name inside the tree it is unpacked into.
 
+use std::path::{Path, PathBuf};
+
+/// An entry of a layer tar that is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("layer `{layer}`, entry `{entry}`: {reason}")]
+pub struct RefusedEntry {
+    /// The layer tar.
+    pub layer: PathBuf,
+    /// The entry's name, as the tar has it.
+    pub entry: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl RefusedEntry {
+    /// Entry `entry` of `layer`, refused for `reason`.
+    pub fn new(layer: &Path, entry: &str, reason: &str) -> RefusedEntry {
+        RefusedEntry {
+            layer: layer.to_owned(),
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
 /// Normalises a member or entry name: leading `./` and `/`-runs and a trailing `/` go, `.`
 /// components go. The root itself gives `""`. Absolute names and `..` components are refused.
 pub fn clean_name(raw: &[u8]) -> Result<String, String> {

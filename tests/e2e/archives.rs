@@ -3,12 +3,7 @@
 use super::*;
 
 pub fn compressed_layers_in_archives(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        dir,
-    } = ctx;
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     // tar+gzip layers: docker, podman, skopeo and umoci; tar+zstd: podman and skopeo
     // (Docker 20.10 cannot read zstd).
     for (attr, name, media) in [
@@ -85,12 +80,7 @@ pub fn compressed_layers_in_archives(ctx: &mut Context) -> Check {
 }
 
 pub fn archive_is_an_oci_layout_skopeo_and_umoci_read_it(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker: _,
-        podman: _,
-        dir,
-    } = ctx;
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     // The streamed archive and buildImage's (legacy layout too) read both ways by skopeo,
     // unpacked by umoci; docker and podman load them in the other checks.
     for (attr, name, tag) in [
@@ -158,12 +148,7 @@ pub fn archive_is_an_oci_layout_skopeo_and_umoci_read_it(ctx: &mut Context) -> C
 }
 
 pub fn build_layered_image_gz_docker_and_podman(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        ..
-    } = ctx;
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
     let archive = nix.build("layered")?;
     ensure(
         archive.to_string_lossy().ends_with("strata-layered.tar.gz"),
@@ -190,12 +175,7 @@ pub fn build_layered_image_gz_docker_and_podman(ctx: &mut Context) -> Check {
 }
 
 pub fn build_layered_image_zstd_loads(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        ..
-    } = ctx;
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
     let archive = nix.build("layeredZstd")?;
     let tag = image_tag(nix, "layeredZstd")?;
     feed(&archive, podman.cmd().arg("load"))?;
@@ -215,7 +195,7 @@ pub fn build_layered_image_zstd_loads(ctx: &mut Context) -> Check {
 }
 
 pub fn compressed_archives_identical_with_1_and_2_threads(ctx: &mut Context) -> Check {
-    let Context { nix, dir, .. } = ctx;
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     let helper = repo().join("build/bootstrap/helper/bin/strata");
     let plan = nix.build("appV1")?;
     for compressor in ["gz", "zstd"] {
@@ -239,9 +219,7 @@ pub fn compressed_archives_identical_with_1_and_2_threads(ctx: &mut Context) -> 
 }
 
 pub fn export_image_flattens_layers_like_docker_export(ctx: &mut Context) -> Check {
-    let Context {
-        nix, docker, dir, ..
-    } = ctx;
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     // Three chained images: upper layers win. Compared with what docker export of a
     // container of the same image holds.
     let rootfs = std::fs::read(nix.build("chain3Rootfs")?).map_err(|e| e.to_string())?;
@@ -308,12 +286,7 @@ pub fn export_image_flattens_layers_like_docker_export(ctx: &mut Context) -> Che
 }
 
 pub fn merge_images_loads_every_image(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        ..
-    } = ctx;
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
     let merged = nix.build("merged")?;
     let loaded = feed(&merged, docker.cmd().arg("load"))?;
     for image in [

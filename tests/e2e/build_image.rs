@@ -3,7 +3,7 @@
 use super::*;
 
 pub fn tarsum_matches_dockers_go_code(ctx: &mut Context) -> Check {
-    let Context { nix, dir, .. } = ctx;
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     let go = go_tarsum_reference(dir)?;
     let ours = repo().join("build/bootstrap/helper/bin/strata");
     let mut tars: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
@@ -46,12 +46,7 @@ pub fn tarsum_matches_dockers_go_code(ctx: &mut Context) -> Check {
 }
 
 pub fn build_image_legacy_layout_docker_and_podman(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        dir,
-    } = ctx;
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     // chain3: three buildImages on top of each other, so three legacy layers.
     let archive = nix.build("chain3")?;
     let go = go_tarsum_reference(dir)?;
@@ -99,12 +94,7 @@ pub fn build_image_legacy_layout_docker_and_podman(ctx: &mut Context) -> Check {
 }
 
 pub fn build_image_on_top_of_layered_docker_and_podman(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        ..
-    } = ctx;
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
     // The seeds' example: buildImage over a buildLayeredImage, Env inherited and deduped.
     let archive = nix.build("onTopOfLayered")?;
     let expected = "hello\nFROM_PARENT=true\nLAST_LAYER=child\n";
@@ -128,12 +118,7 @@ pub fn build_image_on_top_of_layered_docker_and_podman(ctx: &mut Context) -> Che
 }
 
 pub fn three_chained_images_upper_layers_win(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        ..
-    } = ctx;
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
     let archive = nix.build("chain3")?;
     let expected = "layer1\nlayer2\nlayer3\nlayer3\n123";
     feed(&archive, docker.cmd().arg("load"))?;
@@ -165,12 +150,7 @@ pub fn three_chained_images_upper_layers_win(ctx: &mut Context) -> Check {
 }
 
 pub fn run_as_root_and_fake_root_owners_show_in_the_container(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        ..
-    } = ctx;
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
     let archive = nix.build("rootOwned")?;
     let expected = "/home/alice 1000:1000 755\n/tmp 0:0 1777\n/etc-passwd-test 12345:54321 644\n";
     feed(&archive, docker.cmd().arg("load"))?;
@@ -191,9 +171,7 @@ pub fn run_as_root_and_fake_root_owners_show_in_the_container(ctx: &mut Context)
 }
 
 pub fn nix_db_registers_the_closure(ctx: &mut Context) -> Check {
-    let Context {
-        nix, docker, dir, ..
-    } = ctx;
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     // buildLayeredImageWithNixDb and buildImageWithNixDb, read back with the host's Nix
     // from the exported root filesystem: every store path of the image is registered
     // with the references and NAR hash the host's database has for it.
@@ -274,9 +252,7 @@ pub fn nix_db_registers_the_closure(ctx: &mut Context) -> Check {
 }
 
 pub fn nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers(ctx: &mut Context) -> Check {
-    let Context {
-        nix, docker, dir, ..
-    } = ctx;
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     // layered-bulk-layer: maxLayers = 4 on a maxLayers = 2 parent gives 4 layers.
     let bulk = nix.build("bulkOnBase")?;
     let layers = open_image(&bulk)?.layers.len();

@@ -3,7 +3,7 @@
 use super::*;
 
 pub fn max_layers_below_2_fails_at_evaluation(ctx: &mut Context) -> Check {
-    let Context { nix, .. } = ctx;
+    let nix = &mut ctx.nix;
     let err = nix.instantiate_fails("tooFewLayers")?;
     ensure(err.contains("`maxLayers`") && err.contains("got 1"), || {
         format!("message: {err}")
@@ -16,9 +16,7 @@ pub fn max_layers_below_2_fails_at_evaluation(ctx: &mut Context) -> Check {
 }
 
 pub fn closure_larger_than_max_layers_fills_exactly_max_layers(ctx: &mut Context) -> Check {
-    let Context {
-        nix, docker, dir, ..
-    } = ctx;
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     let plan = nix.build("capped")?;
     let file = dir.join("capped.tar");
     let img = streamed_image(&plan, &file)?;
@@ -60,7 +58,7 @@ pub fn closure_larger_than_max_layers_fills_exactly_max_layers(ctx: &mut Context
 }
 
 pub fn layers_subcommand_reads_nix_path_info_by_hand(ctx: &mut Context) -> Check {
-    let Context { nix, dir, .. } = ctx;
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     let helper = repo().join("build/bootstrap/helper/bin/strata");
     let hello = nix.build("pkgs.hello")?;
     let info = ok(Command::new("nix")
@@ -93,12 +91,7 @@ pub fn layers_subcommand_reads_nix_path_info_by_hand(ctx: &mut Context) -> Check
 }
 
 pub fn shared_layer_built_once_used_by_two_images(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        dir,
-    } = ctx;
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     let deps = nix.build("sharedDeps")?;
     let set: Value = serde_json::from_slice(&std::fs::read(&deps).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
@@ -176,7 +169,7 @@ pub fn shared_layer_built_once_used_by_two_images(ctx: &mut Context) -> Check {
 }
 
 pub fn changing_the_app_rebuilds_only_its_derivations(ctx: &mut Context) -> Check {
-    let Context { nix, docker, .. } = ctx;
+    let (nix, docker) = (&mut ctx.nix, &mut ctx.docker);
     nix.build("appV1")?;
     nix.build("sharedDeps")?;
     // What a rebuild with a new app version would build, as `nix-build --dry-run` lists
@@ -236,7 +229,7 @@ pub fn changing_the_app_rebuilds_only_its_derivations(ctx: &mut Context) -> Chec
 }
 
 pub fn buildlayer_contents_and_split(ctx: &mut Context) -> Check {
-    let Context { nix, docker, .. } = ctx;
+    let (nix, docker) = (&mut ctx.nix, &mut ctx.docker);
     let set: Value = serde_json::from_slice(
         &std::fs::read(nix.build("splitLayer")?).map_err(|e| e.to_string())?,
     )
@@ -256,9 +249,7 @@ pub fn buildlayer_contents_and_split(ctx: &mut Context) -> Check {
 }
 
 pub fn per_layer_derivations_give_the_same_layers(ctx: &mut Context) -> Check {
-    let Context {
-        nix, docker, dir, ..
-    } = ctx;
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     let on = nix.build("perLayer")?;
     let off = nix.build("perLayerOff")?;
     let (a, b) = (dir.join("per-layer-on.tar"), dir.join("per-layer-off.tar"));

@@ -3,7 +3,7 @@
 use super::*;
 
 pub fn nix_build_check_reproducible(ctx: &mut Context) -> Check {
-    let Context { nix, .. } = ctx;
+    let nix = &mut ctx.nix;
     // Every image the tests build; nowDated too, since "now" is resolved when the image
     // is streamed, not in the plan.
     for attr in BUILT {
@@ -14,12 +14,7 @@ pub fn nix_build_check_reproducible(ctx: &mut Context) -> Check {
 }
 
 pub fn family_packages_without_nixpkgs(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        ..
-    } = ctx;
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
     // binSh, usrBinEnv, caCertificates, fakeNss (overridden) and a useradd through
     // shadowSetup in runAsRoot, under docker and podman.
     let archive = nix.build("family")?;
@@ -41,7 +36,7 @@ pub fn family_packages_without_nixpkgs(ctx: &mut Context) -> Check {
 }
 
 pub fn examples_build_and_run(ctx: &mut Context) -> Check {
-    let Context { nix, docker, .. } = ctx;
+    let (nix, docker) = (&mut ctx.nix, &mut ctx.docker);
     // One example per function (examples/default.nix), as README and docs show them.
     const WORLD: &str = "Hello, world!";
     let runs = [
@@ -99,7 +94,7 @@ pub fn examples_build_and_run(ctx: &mut Context) -> Check {
 }
 
 pub fn flake_overlay_with_stand_in_nixpkgs(ctx: &mut Context) -> Check {
-    let Context { dir, .. } = ctx;
+    let dir = &mut ctx.dir;
     flake_check(dir)
 }
 

@@ -3,9 +3,7 @@
 use super::*;
 
 pub fn layered_on_top_inherits_env_and_skips_parent_paths(ctx: &mut Context) -> Check {
-    let Context {
-        nix, docker, dir, ..
-    } = ctx;
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     let plan = nix.build("layeredOnTop")?;
     let image = streamed_image(&plan, &dir.join("on-top.tar"))?;
     // Parent: toolbox, tools, customisation; child: its customisation layer only.
@@ -26,12 +24,7 @@ pub fn layered_on_top_inherits_env_and_skips_parent_paths(ctx: &mut Context) -> 
 }
 
 pub fn parent_from_docker_save_and_hostile_parents(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        dir,
-    } = ctx;
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     // A parent written by `docker save` (a strata image loaded into docker).
     let layered = nix.build("layered")?;
     feed(&layered, docker.cmd().arg("load"))?;

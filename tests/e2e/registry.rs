@@ -3,12 +3,7 @@
 use super::*;
 
 pub fn push_uploads_only_what_the_registry_lacks(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        dir,
-    } = ctx;
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     let registry = Registry::start(dir)?;
     let host = registry.host.clone();
     let helper = repo().join("build/bootstrap/helper/bin/strata");
@@ -155,12 +150,7 @@ pub fn push_uploads_only_what_the_registry_lacks(ctx: &mut Context) -> Check {
 }
 
 pub fn pull_image_by_digest_in_nix_build(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        dir,
-    } = ctx;
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     let registry = Registry::start(dir)?;
     let host = registry.host.clone();
     let helper = repo().join("build/bootstrap/helper/bin/strata");
@@ -253,12 +243,7 @@ pub fn pull_image_by_digest_in_nix_build(ctx: &mut Context) -> Check {
 }
 
 pub fn image_index_multi_arch_and_copy_scripts(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        dir,
-    } = ctx;
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     let registry = Registry::start(dir)?;
     let host = registry.host.clone();
     let index = nix.build("multiArch")?;

@@ -3,7 +3,7 @@
 use super::*;
 
 pub fn stream_docker_load_and_run(ctx: &mut Context) -> Check {
-    let Context { nix, docker, .. } = ctx;
+    let (nix, docker) = (&mut ctx.nix, &mut ctx.docker);
     let plan = nix.build("stream")?;
     let tag = image_tag(nix, "stream")?;
     let loaded = pipe(&plan, docker.cmd().arg("load"))?;
@@ -44,7 +44,7 @@ pub fn stream_docker_load_and_run(ctx: &mut Context) -> Check {
 }
 
 pub fn stream_podman_load_and_run(ctx: &mut Context) -> Check {
-    let Context { nix, podman, .. } = ctx;
+    let (nix, podman) = (&mut ctx.nix, &mut ctx.podman);
     let plan = nix.build("stream")?;
     let tag = image_tag(nix, "stream")?;
     pipe(&plan, podman.cmd().arg("load"))?;
@@ -62,12 +62,7 @@ pub fn stream_podman_load_and_run(ctx: &mut Context) -> Check {
 }
 
 pub fn skopeo_inspect_shows_config_arch_and_layers(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker: _,
-        dir,
-        ..
-    } = ctx;
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     let plan = nix.build("stream")?;
     let file = dir.join("stream.tar");
     save(&plan, &file)?;
@@ -102,7 +97,7 @@ pub fn skopeo_inspect_shows_config_arch_and_layers(ctx: &mut Context) -> Check {
 }
 
 pub fn layers_are_deterministic_relative_and_hashed(ctx: &mut Context) -> Check {
-    let Context { nix, dir, .. } = ctx;
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     let plan = nix.build("stream")?;
     let (a, b) = (dir.join("a.tar"), dir.join("b.tar"));
     save(&plan, &a)?;
@@ -156,7 +151,7 @@ pub fn layers_are_deterministic_relative_and_hashed(ctx: &mut Context) -> Check 
 }
 
 pub fn image_tag_defaults_to_plan_hash(ctx: &mut Context) -> Check {
-    let Context { nix, .. } = ctx;
+    let nix = &mut ctx.nix;
     let plan = nix.build("stream")?;
     let tag = image_tag(nix, "stream")?;
     let base = plan
@@ -179,12 +174,7 @@ pub fn image_tag_defaults_to_plan_hash(ctx: &mut Context) -> Check {
 }
 
 pub fn non_root_owner_and_store_dir_modes(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        ..
-    } = ctx;
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
     let plan = nix.build("nonRoot")?;
     pipe(&plan, docker.cmd().arg("load"))?;
     let out = docker.run("strata-nonroot:latest", &[])?;
@@ -209,9 +199,7 @@ pub fn non_root_owner_and_store_dir_modes(ctx: &mut Context) -> Check {
 }
 
 pub fn image_without_store_paths(ctx: &mut Context) -> Check {
-    let Context {
-        nix, docker, dir, ..
-    } = ctx;
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     let plan = nix.build("noStore")?;
     let file = dir.join("nostore.tar");
     let img = streamed_image(&plan, &file)?;
@@ -229,9 +217,7 @@ pub fn image_without_store_paths(ctx: &mut Context) -> Check {
 }
 
 pub fn registry_prefix_lowercase_name_and_architecture(ctx: &mut Context) -> Check {
-    let Context {
-        nix, docker, dir, ..
-    } = ctx;
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     let plan = nix.build("arm")?;
     let file = dir.join("arm.tar");
     let img = streamed_image(&plan, &file)?;
@@ -259,12 +245,7 @@ pub fn registry_prefix_lowercase_name_and_architecture(ctx: &mut Context) -> Che
 }
 
 pub fn created_now_and_empty_image(ctx: &mut Context) -> Check {
-    let Context {
-        nix,
-        docker,
-        podman,
-        dir,
-    } = ctx;
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     let plan = nix.build("nowDated")?;
     pipe(&plan, docker.cmd().arg("load"))?;
     let created =
@@ -294,7 +275,7 @@ pub fn created_now_and_empty_image(ctx: &mut Context) -> Check {
 }
 
 pub fn errors_are_one_line(ctx: &mut Context) -> Check {
-    let Context { nix, dir, .. } = ctx;
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     let helper = repo().join("build/bootstrap/helper/bin/strata");
     let plan = nix.build("stream")?;
     // Reader closes early: `./result | head -c 10`.
@@ -362,7 +343,7 @@ pub fn errors_are_one_line(ctx: &mut Context) -> Check {
 }
 
 pub fn record_mismatch_names_layer_and_paths(ctx: &mut Context) -> Check {
-    let Context { nix, dir, .. } = ctx;
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     let helper = repo().join("build/bootstrap/helper/bin/strata");
     let plan = nix.build("appV1")?;
     let text = std::fs::read_to_string(&plan).map_err(|e| e.to_string())?;
