@@ -2,6 +2,7 @@
 //! `extraCommands`, `fakeRootCommands`), root scripts in a user namespace (`runAsRoot`,
 //! `fakeRootCommands`) and buildImage's layer of what they change in an unpacked parent.
 
+mod chown_calls;
 pub mod customisation;
 pub mod root_layer;
 pub mod root_shell;
