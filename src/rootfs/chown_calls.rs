@@ -4,8 +4,7 @@
 //! device and inode, and the call is told it succeeded.
 #![allow(unsafe_code)] // seccomp notifications, reading the caller's memory
 
-use super::root_shell::cvt;
-use super::root_shell::Owners;
+use crate::tar::layer::Owners;
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -199,4 +198,13 @@ fn stat_in_root(root: &Path, path: &Path, follow: bool) -> io::Result<(u64, u64)
     let file = unsafe { fs::File::from_raw_fd(fd as RawFd) };
     let meta = file.metadata()?;
     Ok((meta.dev(), meta.ino()))
+}
+
+/// A system call's result, its error taken from `errno` when negative.
+pub(super) fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }

@@ -23,7 +23,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::chown_calls::serve;
+use super::chown_calls::{cvt, serve};
 pub use crate::tar::layer::Owners;
 
 /// Why a root script could not run or failed.
@@ -110,14 +110,6 @@ fn filter() -> Vec<libc::sock_filter> {
     prog.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
     prog.push(stmt(ret, libc::SECCOMP_RET_USER_NOTIF));
     prog
-}
-
-pub(super) fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 fn write_proc(path: &CString, text: &[u8]) -> io::Result<()> {
