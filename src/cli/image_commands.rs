@@ -1,4 +1,4 @@
-//! Commands on images and layers by hand: `stream`, `archive`, `layers`, `tarsum`.
+//! Commands on images by hand: `stream`, `archive`, `tarsum`.
 
 use crate::compress::Compression;
 use crate::image::archive::{
@@ -7,11 +7,8 @@ use crate::image::archive::{
 use crate::plan::index::AnyPlan;
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
-use crate::store::closure::Closure;
-use crate::store::layering::{limit_layers, popularity_order, LayerBudget};
 use crate::tar::tarsum::TarsumHasher;
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
@@ -109,19 +106,5 @@ pub(super) fn tarsum_of_stdin(version: &str) -> Result<()> {
         other => bail!("`--tarsum-version` must be v0, v1, dev or all, got {other:?}"),
     };
     println!("{text}");
-    Ok(())
-}
-
-/// `strata layers --closure FILE`: the default layering of a closure, as JSON.
-pub(super) fn layers(closure: &Path, max_layers: u64, exclude: Vec<String>) -> Result<()> {
-    let budget = LayerBudget::image(max_layers);
-    budget.check().context("--max-layers")?;
-    let closure = Closure::read_file(closure)?;
-    let exclude: BTreeSet<String> = exclude.into_iter().collect();
-    let order = popularity_order(&closure, &exclude)?;
-    let layers = limit_layers(order, budget.room(0, 0)?);
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &layers)?;
-    writeln!(out)?;
     Ok(())
 }

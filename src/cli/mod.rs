@@ -13,6 +13,7 @@ mod builders;
 mod copy_commands;
 mod files;
 mod image_commands;
+mod layering_commands;
 mod registry_commands;
 mod whole_images;
 
@@ -194,23 +195,11 @@ enum Command {
         #[arg(long = "tarsum-version", default_value = "v1")]
         version: String,
     },
-    /// Print the popularity layering of a closure as JSON (a list of layers, bottom first,
-    /// each a list of store paths).
-    Layers {
-        /// Closure JSON: an exportReferencesGraph array, `nix path-info --json -r` output or
-        /// a structured-attributes file.
-        #[arg(long)]
-        closure: PathBuf,
-        /// Most layers the image may have, customisation layer included.
-        #[arg(long, default_value_t = 100)]
-        max_layers: u64,
-        /// Leave this path out (repeatable).
-        #[arg(long)]
-        exclude: Vec<String>,
-    },
+    /// Print the default layering of a closure as JSON (a list of layers, bottom first,
+    /// each a list of store paths), or with `--measure` the figures it is judged by.
+    Layers(layering_commands::LayersArgs),
 }
 
-/// A command line clap refused; the message is clap's first line.
 /// A command line clap refused; the message is clap's first line.
 #[derive(Debug, thiserror::Error)]
 #[error("{0} (see `strata --help`)")]
@@ -322,11 +311,7 @@ impl Command {
             C::ExportImage { attrs } => whole_images::export_image_builder(attrs.as_deref()),
             C::MergeImages { attrs } => whole_images::merge_images_builder(attrs.as_deref()),
             C::Tarsum { version } => image_commands::tarsum_of_stdin(&version),
-            C::Layers {
-                closure,
-                max_layers,
-                exclude,
-            } => image_commands::layers(&closure, max_layers, exclude),
+            C::Layers(args) => layering_commands::layers(args),
         }
     }
 }

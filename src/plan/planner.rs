@@ -11,7 +11,7 @@ use crate::plan::{
 };
 use crate::progress::Progress;
 use crate::store::closure::Closure;
-use crate::store::layering::{limit_layers, popularity_order, LayerBudget};
+use crate::store::layering::{default_layering, LayerBudget};
 use crate::store::path::{hash_part, STORE_DIR};
 use crate::tar::header::Stamp;
 use crate::tar::layer::LayerSource;
@@ -137,16 +137,22 @@ pub fn automatic_groups(
         given.extend(LayerSet::read(file)?.layers);
     }
     exclude.extend(paths_held_once(&given[parent_layers..], parent_layers)?);
-    let ordered = if settings.include_store_paths {
-        popularity_order(closure, &exclude)?
+    let left = if settings.include_store_paths {
+        closure
+            .entries()
+            .iter()
+            .filter(|e| !exclude.contains(&e.path))
+            .count()
     } else {
-        Vec::new()
+        0
     };
-    let room = budget.room(given.len(), ordered.len())?;
-    Ok(Grouping {
-        given,
-        groups: limit_layers(ordered, room),
-    })
+    let room = budget.room(given.len(), left)?;
+    let groups = if left == 0 {
+        Vec::new()
+    } else {
+        default_layering(closure, &exclude, room)?
+    };
+    Ok(Grouping { given, groups })
 }
 
 /// The store paths of `layers` (which start at position `offset` of the image), refusing a
@@ -220,9 +226,13 @@ pub fn plan_layer_set(
                     exclude.extend(layer.content.store_paths().iter().cloned());
                 }
             }
-            let ordered = popularity_order(closure, &exclude)?;
-            let room = budget.room(0, ordered.len())?;
-            limit_layers(ordered, room)
+            let left = closure
+                .entries()
+                .iter()
+                .filter(|e| !exclude.contains(&e.path))
+                .count();
+            let room = budget.room(0, left)?;
+            default_layering(closure, &exclude, room)?
         }
     };
     let mut layers = plan_store_layers(groups, stamp, 0, false, progress)?;

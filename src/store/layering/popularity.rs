@@ -1,9 +1,9 @@
-//! Popularity layering: which store paths get a layer of their own.
-//!
-//! Behaves like nixpkgs' `referencesByPopularity` / `popularity_contest` followed by
-//! `limit_layers`: paths that more of the closure depends on come first (they are the most
-//! likely to be shared between images), ties are broken by package name then hash, the most
-//! popular paths each get their own layer and the rest share one.
+//! Popularity layering: which store paths get a layer of their own, as nixpkgs'
+//! `referencesByPopularity` / `popularity_contest` followed by `limit_layers` decide it: paths
+//! that more of the closure depends on come first (they are the most likely to be shared
+//! between images), ties are broken by package name then hash, the most popular paths each
+//! get their own layer and the rest share one. strata's default until the cost layering
+//! ([`super::cost`]); kept for `layeringPipeline = [["popularity_contest"] ["limit_layers" N]]`.
 //!
 //! nixpkgs scores a path by walking every root's dependency tree: a node's score for a path
 //! below it is one plus the sum of its children's scores for that path, and a path's
@@ -11,115 +11,11 @@
 //! topological order, in O(paths × edges) time and O(paths) memory, instead of materialising
 //! the trees.
 
+use super::LayeringError;
 use crate::store::closure::Closure;
-use crate::store::graph::{GraphError, ReferenceGraph};
+use crate::store::graph::ReferenceGraph;
 use crate::store::path::package_name_key;
 use std::collections::BTreeSet;
-
-/// Why a closure could not be layered.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LayeringError {
-    /// The closure's references do not form a graph.
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    /// `maxLayers` is below the least that can hold anything.
-    #[error("`maxLayers` must be at least {least}{why}, got {max_layers}")]
-    MaxLayers {
-        /// The limit given.
-        max_layers: u64,
-        /// The least allowed.
-        least: u64,
-        /// What the least is made of, for images.
-        why: &'static str,
-    },
-    /// The given layers and the reserved ones alone exceed the limit.
-    #[error("`maxLayers` is {max_layers}, but `fromImage` and `layers` bring {given} layers and the customisation layer needs one more")]
-    TooManyGiven {
-        /// The limit.
-        max_layers: u64,
-        /// Layers `fromImage` and `layers` bring.
-        given: usize,
-    },
-    /// The given layers and the reserved ones leave no room for the closure's other paths.
-    #[error("`maxLayers` is {max_layers}, but `fromImage` and `layers` bring {given} layers and {left} store paths of the closure are in none of them; raise `maxLayers` or put those paths in `layers`")]
-    NoRoom {
-        /// The limit.
-        max_layers: u64,
-        /// Layers `fromImage` and `layers` bring.
-        given: usize,
-        /// Closure paths outside them.
-        left: usize,
-    },
-}
-
-/// The one rule for `maxLayers`: it counts every layer of the result, of which `reserved`
-/// are not store layers (an image's customisation layer) and some are given (`fromImage`,
-/// `layers`); the automatic layering gets the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LayerBudget {
-    /// `maxLayers` as given.
-    pub max_layers: u64,
-    /// Layers of the result that are not store layers.
-    pub reserved: usize,
-}
-
-impl LayerBudget {
-    /// An image's budget: its customisation layer is reserved.
-    pub fn image(max_layers: u64) -> LayerBudget {
-        LayerBudget {
-            max_layers,
-            reserved: 1,
-        }
-    }
-
-    /// A `buildLayer`'s budget: every layer counted is a store layer (its contents' root layer
-    /// is not counted).
-    pub fn layer_set(max_layers: u64) -> LayerBudget {
-        LayerBudget {
-            max_layers,
-            reserved: 0,
-        }
-    }
-
-    /// Checks that `maxLayers` can hold anything at all.
-    pub fn check(&self) -> Result<(), LayeringError> {
-        let least = self.reserved as u64 + 1;
-        if self.max_layers < least {
-            return Err(LayeringError::MaxLayers {
-                max_layers: self.max_layers,
-                least,
-                why: if self.reserved > 0 {
-                    " (one store layer and the customisation layer)"
-                } else {
-                    ""
-                },
-            });
-        }
-        Ok(())
-    }
-
-    /// The store layers left for `paths` more store paths once `given` layers are placed.
-    pub fn room(&self, given: usize, paths: usize) -> Result<usize, LayeringError> {
-        self.check()?;
-        let taken = given as u64 + self.reserved as u64;
-        if taken > self.max_layers {
-            return Err(LayeringError::TooManyGiven {
-                max_layers: self.max_layers,
-                given,
-            });
-        }
-        let room = (self.max_layers - taken) as usize;
-        if room == 0 && paths > 0 {
-            return Err(LayeringError::NoRoom {
-                max_layers: self.max_layers,
-                given,
-                left: paths,
-            });
-        }
-        Ok(room)
-    }
-}
 
 /// Orders the closure's paths by popularity, most popular first, leaving out `exclude`
 /// (references to excluded paths are dropped too, as nixpkgs' `exclude_paths` does).
@@ -147,7 +43,7 @@ pub fn popularity_order(
 /// Each path's popularity: the sum over roots of the nixpkgs tree score, computed over the
 /// path's ancestors with children scored before parents. Scores can grow like path counts in
 /// a DAG, so they saturate rather than overflow.
-fn popularity(graph: &ReferenceGraph) -> Vec<u128> {
+pub(super) fn popularity(graph: &ReferenceGraph) -> Vec<u128> {
     let n = graph.len();
     let mut score = vec![0u128; n];
     let mut mark = vec![usize::MAX; n];
@@ -213,6 +109,7 @@ pub fn limit_layers(ordered: Vec<String>, store_layers: usize) -> Vec<Vec<String
 mod tests {
     use super::*;
     use crate::store::closure::ClosureEntry;
+    use crate::store::graph::GraphError;
 
     fn p(name: &str) -> String {
         // A fixed fake hash per name keeps the tie-break on the name.
