@@ -52,6 +52,31 @@ rec {
     then builtins.storePath x
     else x;
 
+  # The operations of nixpkgs' layering pipeline (the helper runs them).
+  pipelineOperations = [
+    "popularity_contest" "limit_layers" "subcomponent_in" "subcomponent_out" "split_paths"
+    "split_every" "remove_paths" "reverse" "flatten" "over" "map" "pipe"
+  ];
+
+  # Whether `call` is an operation `[ name args... ]` of a known name (nested calls of
+  # `over`, `map` and `pipe` checked too).
+  isPipelineCall = call:
+    builtins.isList call && call != [ ] && builtins.isString (builtins.head call)
+    && builtins.elem (builtins.head call) pipelineOperations
+    && (let name = builtins.head call; args = builtins.tail call; in
+      if name == "over" then builtins.length args == 2 && isPipelineCall (builtins.elemAt args 1)
+      else if name == "map" then builtins.length args == 1 && isPipelineCall (builtins.head args)
+      else if name == "pipe" then builtins.length args == 1 && isPipeline (builtins.head args)
+      else true);
+
+  # Whether `p` is a list of pipeline operations.
+  isPipeline = p: builtins.isList p && builtins.all isPipelineCall p;
+
+  # For an error message: the first operation of `p` that is not one, named.
+  badPipelineCall = p:
+    let bad = if builtins.isList p then builtins.filter (c: !isPipelineCall c) p else [ ];
+    in if bad == [ ] then "" else "; the first wrong one: ${builtins.toJSON (builtins.head bad)}";
+
   # `x` as a list (nixpkgs accepts a single package for `contents`).
   toList = x: if builtins.isList x then x else [ x ];
 

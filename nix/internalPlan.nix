@@ -46,10 +46,13 @@
   legacyLayout ? false,
   # "none", "gz" or "zstd": how archives store layers.
   layerCompressor ? "none",
+  # nixpkgs' layering pipeline (a list), or null for the default layering.
+  layeringPipeline ? null,
 }:
 internalBuilder {
   inherit name command imageSystem imageName tag architecture created mtime uid gid uname gname;
   inherit maxLayers includeStorePaths configFile customisationLayer parent layers legacyLayout layerCompressor;
+  inherit layeringPipeline;
   # The config file is not image content; its references are.
   exclude = [ configFile ];
   helperBin = "${helper}/bin/strata";

@@ -83,14 +83,18 @@
   # (references, NAR hash and size) and a GC root per `contents` package, so `nix-store`
   # works in the container. Written by the helper; no Nix is needed at build time.
   includeNixDB ? false,
-  # Not supported: strata's layering is the popularity contest with maxLayers.
+  # nixpkgs' experimental layering pipeline, instead of the default layering: a list of
+  # operations (`[ [ "popularity_contest" ] [ "limit_layers" 99 ] ]` is nixpkgs' old
+  # default), or a JSON file holding one. docs/API.md lists the operations. With it,
+  # `maxLayers` is not applied: the pipeline decides the layers, as in nixpkgs.
   layeringPipeline ? null,
   # Accepted for compatibility; has no effect.
   debug ? false,
 }:
 let
-  unsupported = arg: isSet:
-    lib.assertMsg (!isSet) "streamLayeredImage: `${arg}` is not supported by strata yet";
+  pipeline =
+    if layeringPipeline == null || builtins.isList layeringPipeline then layeringPipeline
+    else builtins.fromJSON (builtins.readFile layeringPipeline);
   baseName = lib.imageBaseName name;
   imageName = lib.toLower name;
 
@@ -116,6 +120,7 @@ let
   settings = {
     inherit imageName tag architecture created mtime uid gid uname gname;
     inherit maxLayers includeStorePaths configFile customisationLayer parent layerCompressor;
+    layeringPipeline = pipeline;
     closureRoots = if includeStorePaths then [ configFile customisationLayer ] else [ ];
   };
 
@@ -148,7 +153,7 @@ let
 in
 assert lib.assertMsg (builtins.isString name && name != "")
   "streamLayeredImage: `name` must be a non-empty string, got ${lib.show name}";
-assert lib.assertMsg (builtins.isInt maxLayers && maxLayers >= 2)
+assert lib.assertMsg (pipeline != null || (builtins.isInt maxLayers && maxLayers >= 2))
   "streamLayeredImage: `maxLayers` must be an integer of at least 2 (one store layer and the customisation layer), got ${lib.show maxLayers}";
 assert lib.assertMsg (tag == null || (builtins.isString tag && builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" tag != null))
   "streamLayeredImage: `tag` must be null or a Docker tag (letters, digits, `_`, `.`, `-`; at most 128), got ${lib.show tag}";
@@ -162,7 +167,8 @@ assert lib.assertMsg (builtins.isAttrs config)
   "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
 assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
   "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
-assert unsupported "layeringPipeline" (layeringPipeline != null);
+assert lib.assertMsg (pipeline == null || lib.isPipeline pipeline)
+  "streamLayeredImage: `layeringPipeline` must be a list of operations such as [ [ \"popularity_contest\" ] [ \"limit_layers\" 99 ] ] (operations: ${builtins.concatStringsSep ", " lib.pipelineOperations}), got ${lib.show layeringPipeline}${lib.badPipelineCall pipeline}";
 assert lib.assertMsg (builtins.elem layerCompressor [ "none" "gz" "zstd" ])
   "streamLayeredImage: `layerCompressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show layerCompressor}";
 internalResult {

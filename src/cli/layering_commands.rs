@@ -4,10 +4,12 @@ use crate::store::closure::Closure;
 use crate::store::graph::ReferenceGraph;
 use crate::store::layering::cohort::cohort_groups;
 use crate::store::layering::measure::measure;
+use crate::store::layering::pipeline::{check_pipeline, run_pipeline};
 use crate::store::layering::{
     default_layering, limit_layers, paths_of, popularity_order, LayerBudget, LayeringError,
 };
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -33,10 +35,26 @@ pub(super) struct LayersArgs {
     /// in common is in layers they share.
     #[arg(long, value_name = "CLOSURE", requires = "measure")]
     shared_with: Option<PathBuf>,
+    /// Layer with nixpkgs' `layeringPipeline` instead: its JSON, or a file holding it
+    /// (`[["popularity_contest"],["limit_layers",99]]` is nixpkgs' old default).
+    #[arg(long, value_name = "JSON|FILE")]
+    pipeline: Option<String>,
     /// The layering to use: `default`, `popularity` (nixpkgs' old popularity contest) or
     /// `size-cohort` (the idea of nixpkgs' dockerAutoLayer), for comparisons.
     #[arg(long, default_value = "default", hide = true)]
     variant: String,
+}
+
+/// The pipeline `--pipeline` gives: JSON, or a file of JSON.
+fn read_pipeline(given: &str) -> Result<Value> {
+    let text = if given.trim_start().starts_with('[') {
+        given.to_owned()
+    } else {
+        std::fs::read_to_string(given).with_context(|| format!("cannot read `{given}`"))?
+    };
+    let pipeline: Value = serde_json::from_str(&text).context("`--pipeline` is not JSON")?;
+    check_pipeline(&pipeline)?;
+    Ok(pipeline)
 }
 
 /// `strata layers`.
@@ -46,7 +64,14 @@ pub(super) fn layers(args: LayersArgs) -> Result<()> {
     let room = budget.room(0, 0)?;
     let exclude: BTreeSet<String> = args.exclude.into_iter().collect();
     let variant = args.variant.clone();
+    let pipeline = args.pipeline.as_deref().map(read_pipeline).transpose()?;
     let layering = |closure: &Closure| -> Result<Vec<Vec<String>>, LayeringError> {
+        if let Some(pipeline) = &pipeline {
+            let graph = ReferenceGraph::new(closure, &exclude)?;
+            let groups = run_pipeline(&graph, pipeline)
+                .map_err(|e| LayeringError::Pipeline(e.to_string()))?;
+            return Ok(paths_of(&graph, groups));
+        }
         match variant.as_str() {
             "popularity" => Ok(limit_layers(popularity_order(closure, &exclude)?, room)),
             "size-cohort" => {

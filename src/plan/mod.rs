@@ -18,6 +18,7 @@ use crate::image::config::{history, SettingError};
 pub use crate::plan::file::read_json;
 use crate::plan::file::{read_script, script_bytes};
 use crate::plan::record::{LayerRecord, RECORD_VERSION};
+use crate::store::layering::pipeline::PipelineError;
 use crate::store::layering::LayeringError;
 use crate::tar::header::Stamp;
 use crate::tar::layer::{LayerError, LayerSource};
@@ -43,6 +44,9 @@ pub enum PlanError {
     /// The closure cannot be layered.
     #[error(transparent)]
     Layering(#[from] LayeringError),
+    /// `layeringPipeline` cannot run.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// Two given layers hold the same store path.
     #[error("store path `{path}` is in two of `layers` (layers {first} and {second}); build the later one with `layers = [ ... ]` naming the earlier, so it leaves the path out")]
     Overlap {

@@ -11,7 +11,9 @@ use crate::plan::{
 };
 use crate::progress::Progress;
 use crate::store::closure::Closure;
-use crate::store::layering::{default_layering, LayerBudget};
+use crate::store::graph::ReferenceGraph;
+use crate::store::layering::pipeline::run_pipeline;
+use crate::store::layering::{default_layering, paths_of, LayerBudget, LayeringError};
 use crate::store::path::{hash_part, STORE_DIR};
 use crate::tar::header::Stamp;
 use crate::tar::layer::LayerSource;
@@ -118,7 +120,9 @@ pub fn automatic_groups(
     parent: Option<&ParentImage>,
 ) -> Result<Grouping, PlanError> {
     let budget = LayerBudget::image(settings.max_layers);
-    budget.check()?;
+    if settings.layering_pipeline.is_none() {
+        budget.check()?;
+    }
     let mut given = Vec::new();
     let mut exclude: BTreeSet<String> = settings.exclude.iter().cloned().collect();
     exclude.insert(settings.customisation_layer.clone());
@@ -146,11 +150,20 @@ pub fn automatic_groups(
     } else {
         0
     };
-    let room = budget.room(given.len(), left)?;
-    let groups = if left == 0 {
-        Vec::new()
-    } else {
-        default_layering(closure, &exclude, room)?
+    let groups = match &settings.layering_pipeline {
+        Some(_) if left == 0 => Vec::new(),
+        Some(pipeline) => {
+            let graph = ReferenceGraph::new(closure, &exclude).map_err(LayeringError::from)?;
+            paths_of(&graph, run_pipeline(&graph, pipeline)?)
+        }
+        None => {
+            let room = budget.room(given.len(), left)?;
+            if left == 0 {
+                Vec::new()
+            } else {
+                default_layering(closure, &exclude, room)?
+            }
+        }
     };
     Ok(Grouping { given, groups })
 }
@@ -368,6 +381,7 @@ mod tests {
             exclude: vec![],
             parent: None,
             legacy_layout: false,
+            layering_pipeline: None,
             layer_compressor: Compression::None,
         }
     }

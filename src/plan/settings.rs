@@ -52,6 +52,10 @@ pub struct ImageSettings {
     /// Whether archives also carry Docker's v1.0 layout (`buildImage`).
     #[serde(default)]
     pub legacy_layout: bool,
+    /// nixpkgs' `layeringPipeline`, when given: it decides the automatic layers instead of
+    /// the default layering.
+    #[serde(default)]
+    pub layering_pipeline: Option<Value>,
     /// How layers are stored in archives (`layerCompressor`).
     #[serde(default)]
     pub layer_compressor: Compression,

@@ -84,9 +84,13 @@ pub fn layers_subcommand_reads_nix_path_info_by_hand(ctx: &mut Context) -> Check
     ensure(layers.len() == 2 && held == closure, || {
         format!("layers {layers:?} for closure {closure:?}")
     })?;
-    // The most popular path (referenced by all others) comes first.
-    ensure(layers[0][0].ends_with("-locale-data-1.0"), || {
-        format!("order {layers:?}")
+    // The default layering keeps the largest path (the toolbox's busybox) alone and merges
+    // the small ones.
+    let toolbox = layers
+        .iter()
+        .find(|l| l.iter().any(|p| p.ends_with("-toolbox")));
+    ensure(toolbox.is_some_and(|l| l.len() == 1), || {
+        format!("layers {layers:?}")
     })
 }
 
@@ -286,4 +290,77 @@ pub fn per_layer_derivations_give_the_same_layers(ctx: &mut Context) -> Check {
     ensure(out.trim() == HELLO, || {
         format!("docker run printed {out:?}")
     })
+}
+
+pub fn default_layering_pushes_only_what_changed(ctx: &mut Context) -> Check {
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
+    let registry = Registry::start(dir)?;
+    let host = &registry.host;
+    let v1 = nix.build("bigAppV1")?;
+    let v2 = nix.build("bigAppV2")?;
+    let layers = |plan: &Path| -> Result<Vec<Value>, String> {
+        let text = std::fs::read_to_string(plan).map_err(|e| e.to_string())?;
+        let json: Value = serde_json::from_str(text.split_once('\n').map_or("", |(_, j)| j))
+            .map_err(|e| e.to_string())?;
+        Ok(json["layers"].as_array().cloned().unwrap_or_default())
+    };
+    let (l1, l2) = (layers(&v1)?, layers(&v2)?);
+    ensure(l1.len() == 6 && l2.len() == 6, || {
+        format!("maxLayers 6 gave {} and {} layers", l1.len(), l2.len())
+    })?;
+    let first = push_plan(&v1, &format!("{host}/big:v1"), &[])?;
+    ensure(first.bytes > 50_000_000, || {
+        format!("the first push sent only {} bytes", first.bytes)
+    })?;
+    let second = push_plan(&v2, &format!("{host}/big:v2"), &[])?;
+    // The application's layer and the config; the customisation layer too if it changed.
+    let app_layer = l2
+        .iter()
+        .find(|l| l["paths"].to_string().contains("-big-app-"))
+        .map_or(0, |l| l["record"]["gzip"]["size"].as_u64().unwrap_or(0));
+    ensure(
+        second.uploaded <= 3 && second.bytes <= app_layer + 1_100_000,
+        || {
+            format!(
+                "v2 uploaded {} blobs, {} bytes (its application layer: {app_layer})",
+                second.uploaded, second.bytes
+            )
+        },
+    )?;
+    // docker pulls it from the loopback registry and runs the changed application.
+    ok(docker.cmd().args(["pull", &format!("{host}/big:v2")]))?;
+    let out = docker.run(&format!("{host}/big:v2"), &[])?;
+    ensure(out.trim() == "big app 2", || {
+        format!("docker run printed {out:?}")
+    })?;
+    println!(
+        "    first push {} bytes in {} blobs; after the change {} bytes in {} blobs",
+        first.bytes, first.uploaded, second.bytes, second.uploaded
+    );
+    Ok(())
+}
+
+pub fn layering_pipeline_gives_nixpkgs_popularity_layers(ctx: &mut Context) -> Check {
+    let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
+    let plan = nix.build("pipelineImage")?;
+    let img = streamed_image(&plan, &dir.join("pipeline.tar"))?;
+    // Three store layers (two most popular paths alone, the rest together) and the
+    // customisation layer.
+    ensure(img.layers.len() == 4, || {
+        format!("{} layers", img.layers.len())
+    })?;
+    let held: Vec<BTreeSet<String>> = img.layers[..3].iter().map(|l| store_paths_in(l)).collect();
+    ensure(
+        held[0].len() == 1 && held[1].len() == 1 && held[2].len() > 1,
+        || format!("store layers {held:?}"),
+    )?;
+    ensure(
+        held[0].iter().all(|p| p.ends_with("-locale-data-1.0")),
+        || format!("the most popular path first: {held:?}"),
+    )?;
+    let err = nix.instantiate_fails("badPipeline")?;
+    ensure(
+        err.contains("`layeringPipeline`") && err.contains("limit_layer"),
+        || format!("message: {err}"),
+    )
 }

@@ -153,6 +153,14 @@ const CHECKS: &[(&str, CheckFn)] = &[
         layering::per_layer_derivations_give_the_same_layers,
     ),
     (
+        "default_layering_pushes_only_what_changed",
+        layering::default_layering_pushes_only_what_changed,
+    ),
+    (
+        "layering_pipeline_gives_nixpkgs_popularity_layers",
+        layering::layering_pipeline_gives_nixpkgs_popularity_layers,
+    ),
+    (
         "record_mismatch_names_layer_and_paths",
         stream::record_mismatch_names_layer_and_paths,
     ),

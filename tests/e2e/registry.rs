@@ -7,32 +7,9 @@ pub fn push_uploads_only_what_the_registry_lacks(ctx: &mut Context) -> Check {
     let registry = Registry::start(dir)?;
     let host = registry.host.clone();
     let helper = repo().join("build/bootstrap/helper/bin/strata");
-    let push =
-        |plan: &Path, target: &str, extra: &[&str]| -> Result<(usize, usize, String), String> {
-            let out = run(Command::new(&helper)
-                .arg("push")
-                .args(extra)
-                .arg(plan)
-                .arg(target)
-                .env("STRATA_PROGRESS", "none"))?;
-            let err = String::from_utf8_lossy(&out.stderr).into_owned();
-            ensure(out.status.success(), || format!("push {target}: {err}"))?;
-            // "pushed REF (DIGEST): N blobs uploaded, M already there, ..."
-            let number = |label: &str| -> usize {
-                err.split(label)
-                    .next()
-                    .and_then(|b| b.split_whitespace().last())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(usize::MAX)
-            };
-            let digest = err
-                .split('(')
-                .nth(1)
-                .and_then(|r| r.split(')').next())
-                .unwrap_or_default()
-                .to_owned();
-            Ok((number(" blobs uploaded"), number(" already there"), digest))
-        };
+    let push = |plan: &Path, target: &str, extra: &[&str]| {
+        push_plan(plan, target, extra).map(|p| (p.uploaded, p.skipped, p.digest))
+    };
     let v1 = nix.build("appV1")?;
     let v2 = nix.build("appV2")?;
     let layers = |plan: &Path| -> Result<usize, String> {

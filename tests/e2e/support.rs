@@ -237,3 +237,44 @@ pub fn nix_build_on(
     }
     run(&mut c)
 }
+
+/// What `strata push` said it did.
+pub struct Pushed {
+    pub uploaded: usize,
+    pub skipped: usize,
+    pub bytes: u64,
+    pub digest: String,
+}
+
+/// Pushes the image of `plan` to `target` with the bootstrap helper; reads its report line
+/// ("pushed REF (DIGEST): N blobs uploaded, M already there, ..., B bytes sent in S s").
+pub fn push_plan(plan: &Path, target: &str, extra: &[&str]) -> Result<Pushed, String> {
+    let helper = repo().join("build/bootstrap/helper/bin/strata");
+    let out = run(Command::new(&helper)
+        .arg("push")
+        .args(extra)
+        .arg(plan)
+        .arg(target)
+        .env("STRATA_PROGRESS", "none"))?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure(out.status.success(), || format!("push {target}: {err}"))?;
+    let number = |label: &str| -> u64 {
+        err.split(label)
+            .next()
+            .and_then(|b| b.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let digest = err
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Pushed {
+        uploaded: number(" blobs uploaded") as usize,
+        skipped: number(" already there") as usize,
+        bytes: number(" bytes sent"),
+        digest,
+    })
+}

@@ -34,6 +34,22 @@ let
       layers = [ sharedDeps appLayer ];
       config.Cmd = [ "${app}/bin/app" ];
     } // { inherit app appLayer; };
+  bigApp = version:
+    let
+      app = pkgs.mk "big-app-${version}" ''
+        mkdir -p $out/bin
+        printf '#!${toolbox}/bin/sh\necho "big app ${version}"\n' > $out/bin/app
+        chmod 555 $out/bin/app
+        echo ${toString (pkgs.smallLibs ++ pkgs.midLibs ++ [ pkgs.bigData ])} > $out/deps
+      '';
+    in
+    strata.streamLayeredImage {
+      name = "strata-big-app";
+      tag = version;
+      # Fewer layers than paths, so the default layering has to merge.
+      maxLayers = 6;
+      config.Cmd = [ "${app}/bin/app" ];
+    };
 in
 rec {
   inherit strata pkgs;
@@ -301,6 +317,27 @@ rec {
 
   # Nothing but a name: no store paths, an (almost) empty customisation layer.
   empty = strata.streamLayeredImage { name = "strata-empty"; tag = "latest"; };
+
+  # An application over a few hundred megabytes of dependencies, layered by default (no
+  # buildLayer): pushing v2 after v1 must upload only the application's layer, the
+  # customisation layer and the config.
+  bigAppV1 = bigApp "1";
+  bigAppV2 = bigApp appVersion2;
+
+  # A pipeline with a misspelt operation must fail at evaluation, naming it.
+  badPipeline = strata.streamLayeredImage {
+    name = "bad";
+    layeringPipeline = [ [ "popularity_contest" ] [ "limit_layer" 3 ] ];
+  };
+
+  # nixpkgs' old default layering, asked for by its pipeline.
+  pipelineImage = strata.streamLayeredImage {
+    name = "strata-pipeline";
+    tag = "1";
+    contents = [ tools ];
+    config.Cmd = [ "${hello}/bin/hello" ];
+    layeringPipeline = [ [ "popularity_contest" ] [ "limit_layers" 3 ] ];
+  };
 
   inherit sharedDeps;
   appV1 = appImage "1";

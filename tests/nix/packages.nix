@@ -11,7 +11,7 @@ let
   };
 in
 rec {
-  inherit toolbox;
+  inherit toolbox mk;
 
   localeData = mk "locale-data-1.0" ''
     mkdir -p $out/share/locale
@@ -50,4 +50,16 @@ rec {
     echo ${toString i} > $out/n
     ${if i > 0 then "echo ${builtins.elemAt fillers (i - 1)} > $out/prev" else ""}
   '') 12;
+
+  # A closure of a few hundred megabytes, as an application's dependencies are: a large data
+  # package, two mid-sized libraries and small ones, each referring to the next.
+  bigData = mk "big-data-1.0" "mkdir $out; seq 1 22000000 > $out/numbers.txt";
+  midLibs = builtins.genList (i: mk "mid-lib-${toString i}-2.0" ''
+    mkdir $out; seq ${toString (i * 1000000)} ${toString (i * 1000000 + 900000)} > $out/lib.so
+    echo ${bigData} > $out/data
+  '') 2;
+  smallLibs = builtins.genList (i: mk "small-lib-${toString i}-1.0" ''
+    mkdir $out; seq 1 ${toString (2000 + i * 3000)} > $out/lib.so
+    echo ${builtins.elemAt midLibs (i - i / 2 * 2)} > $out/uses
+  '') 8;
 }

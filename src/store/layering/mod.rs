@@ -7,6 +7,7 @@
 pub mod cohort;
 pub mod cost;
 pub mod measure;
+pub mod pipeline;
 pub mod popularity;
 
 pub use popularity::{limit_layers, popularity_order};
@@ -19,6 +20,9 @@ use std::collections::BTreeSet;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LayeringError {
+    /// `layeringPipeline` cannot run (the message names the operation).
+    #[error("{0}")]
+    Pipeline(String),
     /// The closure's references do not form a graph.
     #[error(transparent)]
     Graph(#[from] GraphError),

@@ -40,11 +40,18 @@ pub fn popularity_order(
         .collect())
 }
 
-/// Each path's popularity: the sum over roots of the nixpkgs tree score, computed over the
-/// path's ancestors with children scored before parents. Scores can grow like path counts in
-/// a DAG, so they saturate rather than overflow.
+/// Each path's popularity: the sum over roots of the nixpkgs tree score.
 pub(super) fn popularity(graph: &ReferenceGraph) -> Vec<u128> {
-    let n = graph.len();
+    popularity_of(&graph.children, &graph.parents)
+}
+
+/// The popularity of each node of the DAG given by `children` and `parents` (roots: no
+/// parents): the sum over roots of the nixpkgs tree score, computed over the node's ancestors
+/// with children scored before parents. Scores can grow like path counts in a DAG, so they
+/// saturate rather than overflow.
+pub(super) fn popularity_of(children: &[Vec<usize>], parents: &[Vec<usize>]) -> Vec<u128> {
+    let n = children.len();
+    let topo = topological_positions(children, parents);
     let mut score = vec![0u128; n];
     let mut mark = vec![usize::MAX; n];
     let mut popularity = vec![0u128; n];
@@ -57,32 +64,52 @@ pub(super) fn popularity(graph: &ReferenceGraph) -> Vec<u128> {
         while k < ancestors.len() {
             let node = ancestors[k];
             k += 1;
-            for &p in &graph.parents[node] {
+            for &p in &parents[node] {
                 if mark[p] != target {
                     mark[p] = target;
                     ancestors.push(p);
                 }
             }
         }
-        ancestors.sort_unstable_by_key(|&a| std::cmp::Reverse(graph.topo[a]));
+        ancestors.sort_unstable_by_key(|&a| std::cmp::Reverse(topo[a]));
         let mut total: u128 = 0;
         for &a in &ancestors {
             let s = if a == target {
                 1
             } else {
-                graph.children[a]
+                children[a]
                     .iter()
                     .filter(|&&c| mark[c] == target)
                     .fold(1u128, |acc, &c| acc.saturating_add(score[c]))
             };
             score[a] = s;
-            if graph.is_root(a) {
+            if parents[a].is_empty() {
                 total = total.saturating_add(s);
             }
         }
         popularity[target] = total;
     }
     popularity
+}
+
+/// Positions in an order where parents come before children (the graph is acyclic).
+fn topological_positions(children: &[Vec<usize>], parents: &[Vec<usize>]) -> Vec<usize> {
+    let n = children.len();
+    let mut indegree: Vec<usize> = parents.iter().map(Vec::len).collect();
+    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut topo = vec![usize::MAX; n];
+    let mut next = 0;
+    while let Some(i) = ready.pop() {
+        topo[i] = next;
+        next += 1;
+        for &c in &children[i] {
+            indegree[c] -= 1;
+            if indegree[c] == 0 {
+                ready.push(c);
+            }
+        }
+    }
+    topo
 }
 
 /// Splits popularity-ordered paths into at most `store_layers` layers: the first
