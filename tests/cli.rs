@@ -316,3 +316,117 @@ fn a_parent_under_a_plan_and_a_record_mismatch() {
     let line = failure(strata().arg("stream").arg(&plan).stdout(Stdio::null()), 1);
     assert!(line.contains("layer 3 does not match its record"), "{line}");
 }
+
+#[test]
+fn explain_reads_plans_and_archives_and_counts_what_a_change_moves() {
+    let build = Build::new();
+    let custom = customisation_layer(&build);
+    let attrs = json!({ "fromImage": fixture("parents/docker-archive.tar") });
+    success(&mut build.builder("import-parent", attrs, "parent"));
+    let plan = plan(&build, &custom, json!({ "parent": build.path("parent") }));
+    let e = json_of(&success(strata().args(["explain", "--json"]).arg(&plan)));
+    assert_eq!(e["image"], "fixture:1");
+    let whys: Vec<&str> = e["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["why"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        whys,
+        [
+            "from fromImage",
+            "from fromImage",
+            "the customisation layer: contents, extraCommands, fakeRootCommands"
+        ]
+    );
+    // Against the parent archive, its two layers are there and only the customisation
+    // layer's gzip bytes move.
+    let e = json_of(&success(
+        strata()
+            .args(["explain", "--json", "--against"])
+            .arg(fixture("parents/docker-archive.tar"))
+            .arg(&plan),
+    ));
+    assert_eq!(
+        (e["reusedLayers"].as_u64(), e["newLayers"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(e["newPushBytes"], e["layers"][2]["pushBytes"]);
+    assert_eq!(e["layers"][2]["reused"], false);
+    // The zstd archive of the plan is the same image.
+    let archive = build.path("image.zst");
+    success(
+        strata()
+            .args(["archive", "--compressor", "zstd", "--plan"])
+            .arg(&plan)
+            .arg("--output")
+            .arg(&archive),
+    );
+    let table = String::from_utf8(success(
+        strata()
+            .arg("explain")
+            .arg(&archive)
+            .arg("--against")
+            .arg(&plan),
+    ))
+    .unwrap();
+    assert!(
+        table.starts_with("fixture:1: 3 layers")
+            && table.contains("3 layers (")
+            && table.ends_with("0 new: a push or pull moves 0 B\n"),
+        "{table}"
+    );
+    let line = failure(
+        strata()
+            .arg("explain")
+            .arg(fixture("closures/export-references-graph.json")),
+        1,
+    );
+    assert!(
+        line.contains("export-references-graph.json`: not a tar archive"),
+        "{line}"
+    );
+}
+
+#[test]
+fn layers_measure_reports_excess_root_bumps_and_sharing() {
+    let closure = fixture("closures/export-references-graph.json");
+    let m = json_of(&success(
+        strata()
+            .args(["layers", "--measure", "--closure"])
+            .arg(&closure)
+            .arg("--shared-with")
+            .arg(fixture("closures/path-info-object.json")),
+    ));
+    assert_eq!(
+        (m["paths"].as_u64(), m["bumps"].as_u64()),
+        (Some(7), Some(7))
+    );
+    assert!(m["excess"].as_f64().unwrap() >= 1.0, "{m}");
+    assert_eq!(
+        m["rootBumps"][0]["path"],
+        "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-app-1.0"
+    );
+    assert_eq!(
+        m["sharing"]["ratio"], 1.0,
+        "the same closure shares everything"
+    );
+    let popularity = json_of(&success(
+        strata()
+            .args([
+                "layers",
+                "--measure",
+                "--variant",
+                "popularity",
+                "--max-layers",
+                "3",
+                "--closure",
+            ])
+            .arg(&closure),
+    ));
+    assert_eq!(
+        popularity["layers"], 2,
+        "maxLayers 3 leaves 2 for store paths"
+    );
+}

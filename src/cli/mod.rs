@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 mod builders;
 mod copy_commands;
+mod explain_command;
 mod files;
 mod image_commands;
 mod layering_commands;
@@ -198,6 +199,9 @@ enum Command {
     /// Print the default layering of a closure as JSON (a list of layers, bottom first,
     /// each a list of store paths), or with `--measure` the figures it is judged by.
     Layers(layering_commands::LayersArgs),
+    /// Print an image's layers (a plan or an archive): each one's store paths, bytes and why
+    /// it holds them, and with `--against OLD` which layers a push or pull would move.
+    Explain(explain_command::ExplainArgs),
 }
 
 /// A command line clap refused; the message is clap's first line.
@@ -312,6 +316,7 @@ impl Command {
             C::MergeImages { attrs } => whole_images::merge_images_builder(attrs.as_deref()),
             C::Tarsum { version } => image_commands::tarsum_of_stdin(&version),
             C::Layers(args) => layering_commands::layers(args),
+            C::Explain(args) => explain_command::explain_image(args),
         }
     }
 }

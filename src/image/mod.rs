@@ -3,5 +3,6 @@
 
 pub mod archive;
 pub mod config;
+pub mod explain;
 pub mod legacy_layout;
 pub mod oci_layout;

@@ -237,6 +237,7 @@ fn import_image(
         progress.layer_done();
         store_paths.extend(facts.store_paths);
         layers.push(PlannedLayer {
+            why: "from fromImage".to_owned(),
             content: LayerContent::Tarball {
                 path: tar_path.to_string_lossy().into_owned(),
             },

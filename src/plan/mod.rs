@@ -113,6 +113,9 @@ pub struct PlannedLayer {
     pub content: LayerContent,
     /// Its size and digests, computed when it was planned.
     pub record: LayerRecord,
+    /// Why it holds what it holds (`strata explain` shows it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
 /// Layers with their records, as `buildLayer` writes them.
@@ -244,6 +247,7 @@ pub fn tarball_layer(dir: &Path) -> Result<PlannedLayer, PlanError> {
             path: dir.join("layer.tar").to_string_lossy().into_owned(),
         },
         record: read_json(&dir.join("record.json"), "layer record")?,
+        why: "the customisation layer: contents, extraCommands, fakeRootCommands".to_owned(),
     })
 }
 

@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::store::closure::Closure;
 use crate::store::graph::ReferenceGraph;
 use crate::store::layering::pipeline::run_pipeline;
-use crate::store::layering::{default_layering, paths_of, LayerBudget, LayeringError};
+use crate::store::layering::{explained_layering, paths_of, LayerBudget, LayeringError};
 use crate::store::path::{hash_part, STORE_DIR};
 use crate::tar::header::Stamp;
 use crate::tar::layer::LayerSource;
@@ -29,6 +29,8 @@ pub struct Grouping {
     pub given: Vec<PlannedLayer>,
     /// The automatic layers' store paths, bottom to top.
     pub groups: Vec<Vec<String>>,
+    /// Why each automatic layer holds what it holds.
+    pub whys: Vec<String>,
 }
 
 /// Makes the plan for an image whose plan file will be `out` (its hash is the default tag),
@@ -89,7 +91,11 @@ fn plan_layers(
     parent: Option<&ParentImage>,
     report: bool,
 ) -> Result<Vec<PlannedLayer>, PlanError> {
-    let Grouping { mut given, groups } = automatic_groups(settings, closure, parent)?;
+    let Grouping {
+        mut given,
+        groups,
+        whys,
+    } = automatic_groups(settings, closure, parent)?;
     let first = given.len();
     let progress = if report {
         Progress::start("records", None, groups.len())
@@ -97,7 +103,7 @@ fn plan_layers(
         Progress::quiet()
     };
     let automatic = plan_store_layers(
-        groups,
+        groups.into_iter().zip(whys).collect(),
         &settings.stamp,
         first,
         settings.legacy_layout,
@@ -150,22 +156,30 @@ pub fn automatic_groups(
     } else {
         0
     };
-    let groups = match &settings.layering_pipeline {
+    let explained: Vec<(Vec<String>, String)> = match &settings.layering_pipeline {
         Some(_) if left == 0 => Vec::new(),
         Some(pipeline) => {
             let graph = ReferenceGraph::new(closure, &exclude).map_err(LayeringError::from)?;
             paths_of(&graph, run_pipeline(&graph, pipeline)?)
+                .into_iter()
+                .map(|paths| (paths, "from layeringPipeline".to_owned()))
+                .collect()
         }
         None => {
             let room = budget.room(given.len(), left)?;
             if left == 0 {
                 Vec::new()
             } else {
-                default_layering(closure, &exclude, room)?
+                explained_layering(closure, &exclude, room)?
             }
         }
     };
-    Ok(Grouping { given, groups })
+    let (groups, whys) = explained.into_iter().unzip();
+    Ok(Grouping {
+        given,
+        groups,
+        whys,
+    })
 }
 
 /// The store paths of `layers` (which start at position `offset` of the image), refusing a
@@ -186,23 +200,26 @@ fn paths_held_once(layers: &[PlannedLayer], offset: usize) -> Result<Vec<String>
     Ok(holder.into_keys().map(str::to_owned).collect())
 }
 
-/// Builds the layers of `groups` (store paths, bottom to top) with their records, and
-/// tarsums when `tarsum`. `first_index` is the position of the first one in the image, for
-/// errors.
+/// Builds the layers of `groups` (store paths, bottom to top, each with why) with their
+/// records, and tarsums when `tarsum`. `first_index` is the position of the first one in the
+/// image, for errors.
 pub fn plan_store_layers(
-    groups: Vec<Vec<String>>,
+    groups: Vec<(Vec<String>, String)>,
     stamp: &Stamp,
     first_index: usize,
     tarsum: bool,
     progress: &Progress,
 ) -> Result<Vec<PlannedLayer>, PlanError> {
-    let contents: Vec<LayerContent> = groups
+    let (contents, whys): (Vec<LayerContent>, Vec<String>) = groups
         .into_iter()
-        .map(|paths| LayerContent::StorePaths {
-            paths,
-            stamp: stamp.clone(),
+        .map(|(paths, why)| {
+            let content = LayerContent::StorePaths {
+                paths,
+                stamp: stamp.clone(),
+            };
+            (content, why)
         })
-        .collect();
+        .unzip();
     let sources: Vec<(LayerSource, Stamp)> =
         contents.iter().map(|c| (c.source(), c.stamp())).collect();
     let records =
@@ -214,7 +231,12 @@ pub fn plan_store_layers(
     Ok(contents
         .into_iter()
         .zip(records)
-        .map(|(content, record)| PlannedLayer { content, record })
+        .zip(whys)
+        .map(|((content, record), why)| PlannedLayer {
+            content,
+            record,
+            why,
+        })
         .collect())
 }
 
@@ -231,7 +253,10 @@ pub fn plan_layer_set(
     progress: &Progress,
 ) -> Result<LayerSet, PlanError> {
     let groups = match exact {
-        Some(paths) => vec![paths],
+        Some(paths) => vec![(
+            paths,
+            "exactly the paths given (perLayerDerivations)".to_owned(),
+        )],
         None => {
             let mut exclude = BTreeSet::new();
             for file in earlier {
@@ -245,7 +270,7 @@ pub fn plan_layer_set(
                 .filter(|e| !exclude.contains(&e.path))
                 .count();
             let room = budget.room(0, left)?;
-            default_layering(closure, &exclude, room)?
+            explained_layering(closure, &exclude, room)?
         }
     };
     let mut layers = plan_store_layers(groups, stamp, 0, false, progress)?;
@@ -441,7 +466,7 @@ mod tests {
         let set = LayerSet {
             strata_layers: RECORD_VERSION,
             layers: plan_store_layers(
-                vec![given_paths.clone()],
+                vec![(given_paths.clone(), String::new())],
                 &settings(3, &f).stamp,
                 0,
                 false,

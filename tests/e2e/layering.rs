@@ -327,6 +327,24 @@ pub fn default_layering_pushes_only_what_changed(ctx: &mut Context) -> Check {
             )
         },
     )?;
+    // `strata explain --against` foretells what the push sent: its new layers' gzip bytes,
+    // and the config besides.
+    let helper = repo().join("build/bootstrap/helper/bin/strata");
+    let told = ok(Command::new(&helper)
+        .args(["explain", "--json", "--against"])
+        .arg(&v1)
+        .arg(&v2))?;
+    let told: Value = serde_json::from_str(&told).map_err(|e| format!("{e}: {told}"))?;
+    let foretold = told["newPushBytes"].as_u64().unwrap_or(u64::MAX);
+    ensure(
+        foretold <= second.bytes && second.bytes - foretold < 100_000,
+        || {
+            format!(
+                "explain foretold {foretold} bytes, the push sent {}",
+                second.bytes
+            )
+        },
+    )?;
     // docker pulls it from the loopback registry and runs the changed application.
     ok(docker.cmd().args(["pull", &format!("{host}/big:v2")]))?;
     let out = docker.run(&format!("{host}/big:v2"), &[])?;

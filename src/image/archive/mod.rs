@@ -226,7 +226,14 @@ mod tests {
             os: "linux".into(),
             created: When::parse("created", "1970-01-01T00:00:01Z").unwrap(),
             config: json!({"Cmd": ["/bin/true"]}),
-            layers: plan_store_layers(groups, &stamp, 0, true, &Progress::quiet()).unwrap(),
+            layers: plan_store_layers(
+                groups.into_iter().map(|g| (g, String::new())).collect(),
+                &stamp,
+                0,
+                true,
+                &Progress::quiet(),
+            )
+            .unwrap(),
             parent_layers: 0,
             parent_history: vec![],
             legacy_layout: false,

@@ -53,6 +53,49 @@ pub const SMALL_LAYER: u64 = 100_000;
 /// small layers, beyond what the budget needs, may add.
 pub const SMALL_MERGE_SHARE: f64 = 0.002;
 
+/// Why a layer of the cost layering holds what it holds, for `strata explain`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Why {
+    /// A path of `threshold` bytes or more keeps a layer of its own.
+    Large {
+        /// The threshold.
+        threshold: u64,
+    },
+    /// A smaller path the budget let keep a layer of its own.
+    Alone,
+    /// Paths merged because their changes mostly go together.
+    Merged {
+        /// Over every single-path change, the bytes it is re-sent beyond its paths' own, as a
+        /// share of the least bytes any layering re-sends.
+        added: f64,
+        /// Whether it holds a root of the closure (an application).
+        root: bool,
+    },
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Large { threshold } => write!(
+                f,
+                "alone: paths of {} or more keep a layer of their own",
+                crate::progress::human(*threshold)
+            ),
+            Why::Alone => f.write_str("alone: the layer budget allows it"),
+            Why::Merged { added, root } => write!(
+                f,
+                "{}; merging adds {:.3} % to the bytes all single-path changes re-send",
+                if *root {
+                    "an application (a root of the closure) with small paths that change with it"
+                } else {
+                    "merged: paths whose changes mostly go together"
+                },
+                added * 100.0
+            ),
+        }
+    }
+}
+
 /// Sets of node indices as bit words.
 #[derive(Debug, Clone)]
 pub(super) struct Bits(Vec<u64>);
@@ -123,6 +166,8 @@ struct Cluster {
     key: usize,
     /// Whether it holds a path of [`big_threshold`] bytes or more, which stays alone.
     big: bool,
+    /// Each member's own closure size, for the explanation.
+    member_counts: Vec<(usize, u64)>,
 }
 
 impl Cluster {
@@ -228,6 +273,7 @@ impl Merger {
         into.version += 1;
         into.key = into.key.min(taken.key);
         into.big |= taken.big;
+        into.member_counts.extend(taken.member_counts);
         into.smallest_root = match (into.smallest_root, taken.smallest_root) {
             (Some(p), Some(q)) => Some(p.min(q)),
             (p, q) => p.or(q),
@@ -240,6 +286,14 @@ impl Merger {
 /// The layers of `graph` in at most `room` layers (when `room` is at least 1), each a list
 /// of node indices, bottom to top: the layers whose changes re-send them least come first.
 pub fn cost_groups(graph: &ReferenceGraph, room: usize) -> Vec<Vec<usize>> {
+    explained_groups(graph, room)
+        .into_iter()
+        .map(|(members, _)| members)
+        .collect()
+}
+
+/// [`cost_groups`] with why each layer holds what it holds.
+pub fn explained_groups(graph: &ReferenceGraph, room: usize) -> Vec<(Vec<usize>, Why)> {
     let n = graph.len();
     if n == 0 || room == 0 {
         return Vec::new();
@@ -269,6 +323,7 @@ pub fn cost_groups(graph: &ReferenceGraph, room: usize) -> Vec<Vec<usize>> {
                 smallest_root: graph.is_root(i).then_some(sizes[i]),
                 key: rank[i],
                 big: sizes[i] >= big_at,
+                member_counts: vec![(i, counts[i])],
             })
         })
         .collect();
@@ -284,7 +339,7 @@ pub fn cost_groups(graph: &ReferenceGraph, room: usize) -> Vec<Vec<usize>> {
     }
     merge_to_budget(&mut merger, room);
     merge_small_layers(&mut merger, least);
-    layers_of(merger)
+    layers_of(merger, graph, big_at, least)
 }
 
 /// The size from which a path keeps a layer of its own: [`BIG_PATH`], or more when there are
@@ -372,15 +427,37 @@ fn merge_small_layers(merger: &mut Merger, least: u128) {
 }
 
 /// The clusters as layers, bottom to top: least re-sent first (smallest closure), then by
-/// size, then by package name.
-fn layers_of(merger: Merger) -> Vec<Vec<usize>> {
+/// size, then by package name; with why each holds what it holds.
+fn layers_of(
+    merger: Merger,
+    graph: &ReferenceGraph,
+    big_at: u64,
+    least: u128,
+) -> Vec<(Vec<usize>, Why)> {
     let mut layers: Vec<Cluster> = merger.clusters.into_iter().flatten().collect();
     layers.sort_by_key(|c| (c.count, c.size, c.key));
     layers
         .into_iter()
         .map(|mut c| {
             c.members.sort_unstable();
-            c.members
+            let why = match c.members.len() {
+                1 if c.size >= big_at => Why::Large { threshold: big_at },
+                1 => Why::Alone,
+                _ => {
+                    let own: u128 = c
+                        .member_counts
+                        .iter()
+                        .map(|&(i, count)| {
+                            u128::from(graph.entries[i].nar_size) * u128::from(count)
+                        })
+                        .sum();
+                    Why::Merged {
+                        added: (c.cost() - own.min(c.cost())) as f64 / least.max(1) as f64,
+                        root: c.smallest_root.is_some(),
+                    }
+                }
+            };
+            (c.members, why)
         })
         .collect()
 }

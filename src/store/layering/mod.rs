@@ -67,6 +67,22 @@ pub fn default_layering(
     Ok(paths_of(&graph, cost::cost_groups(&graph, room)))
 }
 
+/// [`default_layering`] with why each layer holds what it holds.
+pub fn explained_layering(
+    closure: &Closure,
+    exclude: &BTreeSet<String>,
+    room: usize,
+) -> Result<Vec<(Vec<String>, String)>, LayeringError> {
+    let graph = ReferenceGraph::new(closure, exclude)?;
+    Ok(cost::explained_groups(&graph, room)
+        .into_iter()
+        .map(|(g, why)| {
+            let paths = g.into_iter().map(|i| graph.path(i).to_owned()).collect();
+            (paths, why.to_string())
+        })
+        .collect())
+}
+
 /// Layers of node indices as layers of store paths.
 pub(crate) fn paths_of(graph: &ReferenceGraph, groups: Vec<Vec<usize>>) -> Vec<Vec<String>> {
     groups
