@@ -1,28 +1,53 @@
 #!/usr/bin/env bash
-# The layering benchmark (docs/benchmarks.md, "Layering"): for each closure pair in
-# bench/closures/ and each layering, the figures `strata layers --measure` gives: the excess
-# over every single-path bump (lower bound 1), what a bump of the root (the application)
-# uploads beside its own bytes (lower bound: nothing), sharing with the sibling image (upper
+# The layering benchmark (docs/benchmarks.md, "Layering"): for bench/closure.nix and each
+# closure pair in bench/closures/, and each layering, the figures `strata layers --measure`
+# gives: the excess over every single-path bump (lower bound 1), what a bump of the root
+# (the application) uploads beside its own bytes (lower bound: nothing), sharing with the sibling image (upper
 # bound 100 %), the largest layer, layers under 100 kB, and the time to layer 5,000 paths.
-# Usage: bench/layering.sh [MAX_LAYERS]   (default 100)
+# Usage: bench/layering.sh [MAX_LAYERS]   (default 100); needs nix-build for bench/closure.nix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 max=${1:-100}
 cargo build --quiet --release --locked --bin strata
 strata=target/release/strata
-printf '%-16s %-12s %6s %7s %9s %12s %9s %8s %6s\n' closure layering layers excess "root+" "largest MB" sharing "<100kB" secs
-for pair in service:service-sibling desktop:desktop-sibling; do
+printf '%-17s %-12s %6s %7s %9s %12s %9s %8s %6s\n' closure layering layers excess "root+" "largest MB" sharing "<100kB" secs
+# bench/closure.nix's application (the streaming benchmark's closure) has no sibling: its
+# sharing column is left empty.
+app=$(nix-build --option sandbox true bench/closure.nix -A app --no-out-link 2>/dev/null)
+nix --extra-experimental-features nix-command path-info --json --recursive "$app" > /tmp/strata-bench-closure.json
+for pair in /tmp/strata-bench-closure service:service-sibling desktop:desktop-sibling; do
   first=bench/closures/${pair%%:*}.json second=bench/closures/${pair##*:}.json
+  shared=(--shared-with "$second")
+  if [ "$pair" = /tmp/strata-bench-closure ]; then first=$pair.json shared=(); fi
   for variant in default size-cohort popularity; do
     start=$(date +%s.%N)
-    "$strata" layers --variant "$variant" --max-layers "$max" --closure "$first" --measure --shared-with "$second" > /tmp/strata-layering.json
+    "$strata" layers --variant "$variant" --max-layers "$max" --closure "$first" --measure "${shared[@]}" > /tmp/strata-layering.json
     end=$(date +%s.%N)
     python3 - "$pair" "$variant" "$start" "$end" <<'PY'
 import json, sys
 r = json.load(open("/tmp/strata-layering.json"))
 extra = max((b["uploaded"] - b["own"] for b in r["rootBumps"]), default=0)
-print(f"{sys.argv[1].split(':')[0]:<16} {sys.argv[2]:<12} {r['layers']:>6} {r['excess']:>7.4f} {extra / 1e6:>8.2f}M "
-      f"{r['largestLayer'] / 1e6:>12.1f} {r['sharing']['ratio'] * 100:>8.1f}% {r['smallLayers']:>8} {float(sys.argv[4]) - float(sys.argv[3]):>6.1f}")
+name = sys.argv[1].split(':')[0].replace("/tmp/strata-bench-closure", "bench/closure.nix")
+sharing = f"{r['sharing']['ratio'] * 100:>8.1f}%" if r.get("sharing") else f"{'-':>9}"
+print(f"{name:<17} {sys.argv[2]:<12} {r['layers']:>6} {r['excess']:>7.4f} {extra / 1e6:>8.2f}M "
+      f"{r['largestLayer'] / 1e6:>12.1f} {sharing} {r['smallLayers']:>8} {float(sys.argv[4]) - float(sys.argv[3]):>6.1f}")
 PY
   done
+done
+
+# Time on a synthetic closure of 5,000 paths (each refers to 2 to 10 earlier ones, about 30,000 references, sizes
+# spread from 1 kB to 50 MB, seeded): layering alone, beside the popularity contest.
+python3 - <<'PY' > /tmp/strata-5000.json
+import json, random
+random.seed(5000)
+paths = [f"/nix/store/{i:032d}-p{i}" for i in range(5000)]
+print(json.dumps([
+    {"path": p, "narSize": int(10 ** random.uniform(3, 7.7)), "narHash": "sha256:0",
+     "references": sorted({paths[random.randrange(i)] for _ in range(random.randint(2, 10)) if i})}
+    for i, p in enumerate(paths)
+]))
+PY
+for variant in default popularity; do
+  /usr/bin/time -f "5000 paths  $variant: %e s, %M kB peak" \
+    "$strata" layers --variant "$variant" --max-layers "$max" --closure /tmp/strata-5000.json > /dev/null
 done

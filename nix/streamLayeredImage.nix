@@ -45,8 +45,9 @@
   # whose links point into a /nix/store the image lacks (mount one at run time).
   includeStorePaths ? true,
   # Most layers the image may have, the customisation layer, `layers` and fromImage's
-  # layers included; at least 2. Of the store paths not in `layers`, the most popular get a layer each and the
-  # rest share one. Docker refuses images of more than 125 layers.
+  # layers included; at least 2. The store paths not in `layers` are grouped by what a change
+  # re-sends (docs/API.md, "Layering"): large paths alone, small ones with what they change
+  # with. Docker refuses images of more than 125 layers.
   maxLayers ? 100,
   # Layers made with buildLayer, bottom to top, put below the automatic ones. A layer
   # derivation is built once and shared by every image that lists it, so rebuilding an

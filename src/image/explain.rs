@@ -200,33 +200,32 @@ struct ArchiveLayer {
     compressed: bool,
 }
 
-/// The layers of a docker-archive or OCI layout archive: from `manifest.json` when there is
-/// one, else from `index.json`'s first manifest.
-fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
-    let shown = path.display().to_string();
-    let bad = |reason: String| ExplainError::Archive {
-        path: shown.clone(),
-        reason,
-    };
-    let members = read_members(path, &bad)?;
-    let json = |name: &str| -> Result<Value, ExplainError> {
-        let bytes = members
+/// What an archive's manifest says: the image's name, its config and its layers.
+type Manifest = (String, Value, Vec<ArchiveLayer>);
+
+impl Members {
+    /// The JSON member `name`.
+    fn json(
+        &self,
+        name: &str,
+        bad: &dyn Fn(String) -> ExplainError,
+    ) -> Result<Value, ExplainError> {
+        let bytes = self
             .json
             .get(name)
             .ok_or_else(|| bad(format!("no JSON member `{name}`")))?;
         serde_json::from_slice(bytes).map_err(|e| bad(format!("`{name}` is not JSON: {e}")))
-    };
-    let blob = |digest: &Value| -> String {
-        format!(
-            "blobs/{}",
-            digest.as_str().unwrap_or_default().replacen(':', "/", 1)
-        )
-    };
-    let (name, config, layers) = if members.json.contains_key("manifest.json") {
-        let manifest = json("manifest.json")?;
+    }
+
+    /// The first image of Docker's `manifest.json`.
+    fn docker_manifest(
+        &self,
+        bad: &dyn Fn(String) -> ExplainError,
+    ) -> Result<Manifest, ExplainError> {
+        let manifest = self.json("manifest.json", bad)?;
         let entry = &manifest[0];
-        let config = json(entry["Config"].as_str().unwrap_or_default())?;
-        let layers: Vec<ArchiveLayer> = entry["Layers"]
+        let config = self.json(entry["Config"].as_str().unwrap_or_default(), bad)?;
+        let layers = entry["Layers"]
             .as_array()
             .map(|l| {
                 l.iter()
@@ -239,12 +238,21 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
             })
             .unwrap_or_default();
         let name = entry["RepoTags"][0].as_str().unwrap_or_default().to_owned();
-        (name, config, layers)
-    } else {
-        let index = json("index.json")?;
+        Ok((name, config, layers))
+    }
+
+    /// The first image of an OCI layout's `index.json`.
+    fn oci_manifest(&self, bad: &dyn Fn(String) -> ExplainError) -> Result<Manifest, ExplainError> {
+        let blob = |digest: &Value| -> String {
+            format!(
+                "blobs/{}",
+                digest.as_str().unwrap_or_default().replacen(':', "/", 1)
+            )
+        };
+        let index = self.json("index.json", bad)?;
         let described = &index["manifests"][0];
-        let manifest = json(&blob(&described["digest"]))?;
-        let config = json(&blob(&manifest["config"]["digest"]))?;
+        let manifest = self.json(&blob(&described["digest"]), bad)?;
+        let config = self.json(&blob(&manifest["config"]["digest"]), bad)?;
         let layers = manifest["layers"]
             .as_array()
             .map(|l| {
@@ -262,7 +270,36 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        (name, config, layers)
+        Ok((name, config, layers))
+    }
+}
+
+/// The `comment`s of a config's history entries that made layers, in order.
+fn layer_comments(config: &Value) -> Vec<String> {
+    config["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter(|e| !e["empty_layer"].as_bool().unwrap_or(false))
+                .map(|e| e["comment"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The layers of a docker-archive or OCI layout archive: from `manifest.json` when there is
+/// one, else from `index.json`'s first manifest.
+fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
+    let shown = path.display().to_string();
+    let bad = |reason: String| ExplainError::Archive {
+        path: shown.clone(),
+        reason,
+    };
+    let members = read_members(path, &bad)?;
+    let (name, config, layers) = if members.json.contains_key("manifest.json") {
+        members.docker_manifest(&bad)?
+    } else {
+        members.oci_manifest(&bad)?
     };
     let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
         .as_array()
@@ -279,15 +316,7 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
             diff_ids.len()
         )));
     }
-    let comments: Vec<String> = config["history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter(|e| !e["empty_layer"].as_bool().unwrap_or(false))
-                .map(|e| e["comment"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let comments = layer_comments(&config);
     let layers = layers
         .iter()
         .zip(diff_ids)
