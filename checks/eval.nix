@@ -19,6 +19,9 @@ let
     "buildLayeredImage refuses an unknown compressor" = refused (strata.buildLayeredImage { name = "check"; compressor = "xz"; });
     "buildImage refuses an unknown compressor" = refused (strata.buildImage { name = "check"; compressor = "xz"; });
     "buildImage refuses copyToRoot with contents" = refused (strata.buildImage { name = "check"; copyToRoot = [ ]; contents = [ ]; });
+    "streamLayeredImage refuses an unknown layeringPipeline operation" = refused (image { layeringPipeline = [ [ "popularity_contest" ] [ "shuffle" ] ]; });
+    "streamLayeredImage refuses limit_layers without a count" = refused (image { layeringPipeline = [ [ "limit_layers" ] ]; });
+    "streamLayeredImage takes nixpkgs' old layering as a pipeline" = (image { layeringPipeline = [ [ "popularity_contest" ] [ "limit_layers" 99 ] ]; }) ? drvPath;
     "buildLayer refuses maxLayers 0" = refused (strata.buildLayer { maxLayers = 0; });
     "pullImage refuses a tag for a digest" = refused (strata.pullImage { imageName = "a/b"; imageDigest = "latest"; hash = ""; });
     "mergeImages refuses no images" = refused (strata.mergeImages [ ]);

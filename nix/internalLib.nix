@@ -58,8 +58,8 @@ rec {
     "split_every" "remove_paths" "reverse" "flatten" "over" "map" "pipe"
   ];
 
-  # Whether `call` is an operation `[ name args... ]` of a known name (nested calls of
-  # `over`, `map` and `pipe` checked too).
+  # Whether `call` is an operation `[ name args... ]` of a known name with the arguments it
+  # takes (a count, a list of paths, none; nested calls of `over`, `map` and `pipe` too).
   isPipelineCall = call:
     builtins.isList call && call != [ ] && builtins.isString (builtins.head call)
     && builtins.elem (builtins.head call) pipelineOperations
@@ -67,7 +67,9 @@ rec {
       if name == "over" then builtins.length args == 2 && isPipelineCall (builtins.elemAt args 1)
       else if name == "map" then builtins.length args == 1 && isPipelineCall (builtins.head args)
       else if name == "pipe" then builtins.length args == 1 && isPipeline (builtins.head args)
-      else true);
+      else if builtins.elem name [ "limit_layers" "split_every" ] then builtins.length args == 1 && builtins.isInt (builtins.head args)
+      else if builtins.elem name [ "popularity_contest" "reverse" "flatten" ] then args == [ ]
+      else builtins.length args == 1 && builtins.isList (builtins.head args));
 
   # Whether `p` is a list of pipeline operations.
   isPipeline = p: builtins.isList p && builtins.all isPipelineCall p;
