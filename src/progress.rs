@@ -1,5 +1,6 @@
 //! Progress of long work (streaming, hashing, compressing): a bar on a terminal, a plain line
-//! every few seconds otherwise (Nix build logs), and a summary line at the end. Always on
+//! every few seconds otherwise (and always in Nix builders, whose stderr is a pseudo-terminal
+//! feeding the build log), and a summary line at the end. Always on
 //! stderr, never on stdout, which carries the image.
 //!
 //! `STRATA_PROGRESS=bar|log|none` overrides the choice.
@@ -45,7 +46,7 @@ impl Progress {
             "none" => Mode::Quiet,
             "log" => Mode::Log(Mutex::new(Instant::now())),
             "bar" => bar(total),
-            _ if std::io::stderr().is_terminal() => bar(total),
+            _ if std::io::stderr().is_terminal() && !in_nix_builder() => bar(total),
             _ => Mode::Log(Mutex::new(Instant::now())),
         };
         if let Mode::Bar(b) = &mode {
@@ -111,7 +112,8 @@ impl Progress {
             Mode::Quiet => {}
             Mode::Bar(b) => {
                 b.finish_and_clear();
-                eprintln!("{line}");
+                // Carriage return and erase the line: nothing of the bar may stay behind.
+                eprintln!("\r\x1b[2K{line}");
             }
             Mode::Log(_) => eprintln!("{line}"),
         }
@@ -139,6 +141,12 @@ impl Progress {
             self.layers
         )
     }
+}
+
+/// Whether this runs as a Nix builder. Nix gives builders a pseudo-terminal for stderr, so a
+/// bar's redraws (carriage returns) would land in the build log as tails of earlier lines.
+fn in_nix_builder() -> bool {
+    std::env::var_os("NIX_BUILD_TOP").is_some() && !std::io::stdin().is_terminal()
 }
 
 fn bar(total: Option<u64>) -> Mode {

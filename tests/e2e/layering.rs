@@ -217,15 +217,20 @@ pub fn changing_the_app_rebuilds_only_its_derivations(ctx: &mut Context) -> Chec
     ensure(names == want, || {
         format!("expected to rebuild exactly {want:?}, got {names:?}; nix-build --dry-run says:\n{text}")
     })?;
-    let plan = PathBuf::from(
-        ok(Command::new("nix-build")
-            .current_dir(repo())
-            .arg("tests/nix/images.nix")
-            .args(nix.args())
-            .args(["--option", "sandbox", "true", "--no-out-link"])
-            .args(["--argstr", "appVersion2", &version, "-A", "appV2"]))?
-        .trim(),
-    );
+    let built = run(Command::new("nix-build")
+        .current_dir(repo())
+        .arg("tests/nix/images.nix")
+        .args(nix.args())
+        .args(["--option", "sandbox", "true", "--no-out-link"])
+        .args(["--argstr", "appVersion2", &version, "-A", "appV2"]))?;
+    let log = String::from_utf8_lossy(&built.stderr).into_owned();
+    ensure(built.status.success(), || format!("nix-build: {log}"))?;
+    let plan = PathBuf::from(String::from_utf8_lossy(&built.stdout).trim());
+    // Nix gives builders a pseudo-terminal: progress must still be plain lines in the log,
+    // no bar redraws leaving tails of earlier lines.
+    ensure(log.contains("strata: records: ") && !log.contains('\r'), || {
+        format!("the build log has redraws or no summary line:\n{log:?}")
+    })?;
     let out = docker_load_run(docker, &plan, &format!("strata-app:{version}"))?;
     ensure(out.ends_with(&format!("app {version}\n")), || {
         format!("docker run printed {out:?}")
