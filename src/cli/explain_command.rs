@@ -87,16 +87,17 @@ fn write_table(e: &Explanation, out: &mut dyn Write) -> io::Result<()> {
     }
     if let Some(against) = &e.against {
         let unknown = if e.push_bytes_unknown {
-            " (and the compressed bytes of uncompressed archive layers)"
+            " and the compressed bytes of new layers not compressed yet (a push computes them)"
         } else {
             ""
         };
         writeln!(
             out,
-            "against {against}: {} layers ({}) present, {} new: a push or pull moves {}{unknown}",
+            "against {against}: {} layers ({}) present, {} new ({}): a push or pull moves {}{unknown}",
             e.reused_layers,
             human(e.reused_bytes),
             e.new_layers,
+            human(e.new_bytes),
             human(e.new_push_bytes)
         )?;
     }

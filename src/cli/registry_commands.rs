@@ -5,6 +5,7 @@ use crate::compress::Compression;
 use crate::digest::{Digest, HashingWriter};
 use crate::image::config::architecture_of_system;
 use crate::plan::index::AnyPlan;
+use crate::plan::record_cache::RecordCache;
 use crate::progress::Progress;
 use crate::registry::client::Client;
 use crate::registry::pull::{pull, resolve, Pulled, Wanted};
@@ -49,6 +50,7 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         compressor,
         mount_from: args.mount_from,
         parallel: args.parallel,
+        cache: RecordCache::user(),
     };
     let plan = AnyPlan::read(plan_path)?;
     let (plans, repo_tag) = plan.images();

@@ -4,11 +4,12 @@
 //! docker-archive or OCI layout, plain or compressed: layers from its manifest and config,
 //! store paths from the history strata writes).
 
-use crate::compress::decompressed;
+use crate::compress::{decompressed, Compression};
 use crate::digest::Digest;
 use crate::file_error::FileError;
 use crate::plan::file::is_script;
 use crate::plan::index::AnyPlan;
+use crate::plan::record_cache::RecordCache;
 use crate::plan::{LayerContent, PlanError};
 use serde::Serialize;
 use serde_json::Value;
@@ -47,8 +48,9 @@ pub struct LayerFacts {
     pub diff_id: Digest,
     /// Bytes of the layer, uncompressed when known (else as stored).
     pub bytes: u64,
-    /// Bytes a push sends, when known: the gzip blob's (from a plan's record), or a
-    /// compressed member's.
+    /// Bytes a push sends, when known: the gzip blob's (from a plan's record, when the image
+    /// stores gzip layers, or from the digests an earlier push computed), or a compressed
+    /// member's.
     pub push_bytes: Option<u64>,
     /// Its store paths, when known (and `/nix/store` for other contents).
     pub paths: Vec<String>,
@@ -98,6 +100,8 @@ pub struct Explanation {
     pub reused_bytes: u64,
     /// Against the older image: layers it lacks.
     pub new_layers: usize,
+    /// ... their bytes, uncompressed.
+    pub new_bytes: u64,
     /// ... the bytes a push sends for them (a pull fetches the same), as far as known.
     pub new_push_bytes: u64,
     /// Whether some new layer's push bytes are unknown (an uncompressed archive).
@@ -114,6 +118,7 @@ pub fn read_image(path: &Path) -> Result<ImageFacts, ExplainError> {
                 reason: other.to_string(),
             },
         })?;
+        let cache = RecordCache::user();
         let (plans, name) = plan.images();
         let plan = &plans[0];
         return Ok(ImageFacts {
@@ -124,7 +129,11 @@ pub fn read_image(path: &Path) -> Result<ImageFacts, ExplainError> {
                 .map(|l| LayerFacts {
                     diff_id: l.record.diff_id,
                     bytes: l.record.size,
-                    push_bytes: Some(l.record.gzip.size),
+                    push_bytes: l
+                        .record
+                        .gzip
+                        .or_else(|| cache.get(&l.record.diff_id, Compression::Gzip))
+                        .map(|b| b.size),
                     paths: match &l.content {
                         LayerContent::StorePaths { paths, .. } => paths.clone(),
                         LayerContent::Tarball { .. } => Vec::new(),
@@ -352,6 +361,7 @@ pub fn explain(image: &ImageFacts, older: Option<&ImageFacts>) -> Explanation {
         reused_layers: 0,
         reused_bytes: 0,
         new_layers: 0,
+        new_bytes: 0,
         new_push_bytes: 0,
         push_bytes_unknown: false,
     };
@@ -367,6 +377,7 @@ pub fn explain(image: &ImageFacts, older: Option<&ImageFacts>) -> Explanation {
                 }
                 Some(false) => {
                     explanation.new_layers += 1;
+                    explanation.new_bytes += layer.bytes;
                     match layer.push_bytes {
                         Some(b) => explanation.new_push_bytes += b,
                         None => explanation.push_bytes_unknown = true,

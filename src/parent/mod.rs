@@ -20,7 +20,7 @@ pub use check::{check_layer, store_paths_of_tar, LayerFacts};
 use crate::compress::decompressed;
 use crate::digest::{Blob, HashingReader};
 use crate::file_error::FileError;
-use crate::plan::record::{LayerRecord, RecordSink, RECORD_VERSION};
+use crate::plan::record::{LayerRecord, RecordParts, RecordSink, RECORD_VERSION};
 use crate::plan::{LayerContent, PlannedLayer};
 use crate::progress::Progress;
 use crate::tar::layer::LayerSink;
@@ -266,7 +266,7 @@ fn import_layer(
     let mut out = io::BufWriter::with_capacity(1 << 20, out);
     let mut raw = HashingReader::new(file);
     let (record, facts) = {
-        let mut sink = RecordSink::new(true, Some(&mut out), progress);
+        let mut sink = RecordSink::new(RecordParts::TARSUM, Some(&mut out), progress);
         let layer = decompressed(&mut raw)
             .map_err(|e| member_error(member, format!("cannot read it: {e}")))?;
         let tee = Tee {

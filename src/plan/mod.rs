@@ -11,6 +11,7 @@ pub mod file;
 pub mod index;
 pub mod planner;
 pub mod record;
+pub mod record_cache;
 pub mod settings;
 
 use crate::compress::Compression;

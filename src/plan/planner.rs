@@ -4,7 +4,7 @@
 
 use crate::image::config::{architecture_of_system, check_config, inherit_env};
 use crate::parent::ParentImage;
-use crate::plan::record::{compute_records, compute_tarsum, RECORD_VERSION};
+use crate::plan::record::{complete_record, compute_records, RecordParts, RECORD_VERSION};
 use crate::plan::settings::ImageSettings;
 use crate::plan::{
     tarball_layer, ImagePlan, LayerContent, LayerSet, PlanError, PlannedLayer, PLAN_VERSION,
@@ -102,19 +102,18 @@ fn plan_layers(
     } else {
         Progress::quiet()
     };
+    let parts = settings.record_parts();
     let automatic = plan_store_layers(
         groups.into_iter().zip(whys).collect(),
         &settings.stamp,
         first,
-        settings.legacy_layout,
+        parts,
         &progress,
     )?;
     progress.finish();
-    if settings.legacy_layout {
-        add_missing_tarsums(&mut given, report)?;
-    }
     given.extend(automatic);
     given.push(tarball_layer(Path::new(&settings.customisation_layer))?);
+    complete_records(&mut given, parts, report)?;
     Ok(given)
 }
 
@@ -201,13 +200,13 @@ fn paths_held_once(layers: &[PlannedLayer], offset: usize) -> Result<Vec<String>
 }
 
 /// Builds the layers of `groups` (store paths, bottom to top, each with why) with their
-/// records, and tarsums when `tarsum`. `first_index` is the position of the first one in the
-/// image, for errors.
+/// records, holding `parts`. `first_index` is the position of the first one in the image,
+/// for errors.
 pub fn plan_store_layers(
     groups: Vec<(Vec<String>, String)>,
     stamp: &Stamp,
     first_index: usize,
-    tarsum: bool,
+    parts: RecordParts,
     progress: &Progress,
 ) -> Result<Vec<PlannedLayer>, PlanError> {
     let (contents, whys): (Vec<LayerContent>, Vec<String>) = groups
@@ -223,7 +222,7 @@ pub fn plan_store_layers(
     let sources: Vec<(LayerSource, Stamp)> =
         contents.iter().map(|c| (c.source(), c.stamp())).collect();
     let records =
-        compute_records(&sources, tarsum, progress).map_err(|(i, source)| PlanError::Layer {
+        compute_records(&sources, parts, progress).map_err(|(i, source)| PlanError::Layer {
             index: first_index + i + 1,
             what: contents[i].describe_short(),
             source,
@@ -273,7 +272,8 @@ pub fn plan_layer_set(
             explained_layering(closure, &exclude, room)?
         }
     };
-    let mut layers = plan_store_layers(groups, stamp, 0, false, progress)?;
+    // Bare records: the images using the set add what each needs.
+    let mut layers = plan_store_layers(groups, stamp, 0, RecordParts::BARE, progress)?;
     if let Some(dir) = contents_layer {
         layers.push(tarball_layer(dir)?);
     }
@@ -283,27 +283,33 @@ pub fn plan_layer_set(
     })
 }
 
-/// Computes the tarsums that the records of `layers` lack (a parent's store layers, planned
-/// without them), tarring those layers once.
-fn add_missing_tarsums(layers: &mut [PlannedLayer], report: bool) -> Result<(), PlanError> {
-    let missing = layers.iter().filter(|l| l.record.tarsum.is_none()).count();
+/// Adds `parts` to the records of `layers` that lack them (a parent's, a `buildLayer`'s, the
+/// customisation layer: recorded for no image in particular), tarring those layers once.
+fn complete_records(
+    layers: &mut [PlannedLayer],
+    parts: RecordParts,
+    report: bool,
+) -> Result<(), PlanError> {
+    let lacking = |l: &PlannedLayer| !parts.lacking_in(&l.record).is_bare();
+    let missing = layers.iter().filter(|l| lacking(l)).count();
     if missing == 0 {
         return Ok(());
     }
     let progress = if report {
-        Progress::start("tarsums", None, missing)
+        Progress::start("records completed", None, missing)
     } else {
         Progress::quiet()
     };
     for (i, layer) in layers.iter_mut().enumerate() {
-        if layer.record.tarsum.is_some() {
+        if !lacking(layer) {
             continue;
         }
         let content = &layer.content;
-        let sum = compute_tarsum(
+        complete_record(
             &content.source(),
             &content.stamp(),
-            &layer.record,
+            &mut layer.record,
+            parts,
             &progress,
         )
         .map_err(|source| PlanError::Layer {
@@ -311,7 +317,6 @@ fn add_missing_tarsums(layers: &mut [PlannedLayer], report: bool) -> Result<(), 
             what: content.describe_short(),
             source,
         })?;
-        layer.record.tarsum = Some(sum);
         progress.layer_done();
     }
     progress.finish();
@@ -356,7 +361,7 @@ mod tests {
                 owners: None,
             },
             &Stamp::root(1),
-            true,
+            RecordParts::TARSUM,
             Some(&mut tar),
             &Progress::quiet(),
         )
@@ -469,7 +474,7 @@ mod tests {
                 vec![(given_paths.clone(), String::new())],
                 &settings(3, &f).stamp,
                 0,
-                false,
+                RecordParts::BARE,
                 &q,
             )
             .unwrap(),

@@ -1,11 +1,12 @@
 //! Layer records: what a layer is, known without keeping its bytes.
 //!
-//! A record holds a layer's size and `diff_id` and the digest and size of its gzip and zstd
-//! forms ([`crate::compress`]), all computed in one pass over the layer's bytes. Records are
-//! made at build time and stored in the plan (or in a `buildLayer` output). Streaming takes
-//! layer sizes and digests from them and checks the bytes it produces against the size and
-//! `diff_id`; the compressed digests are what a registry push needs without compressing
-//! again.
+//! A record holds a layer's size and `diff_id`, and the parts an image needs beyond them
+//! ([`RecordParts`]): the digest and size of the compressed form the image stores its layers
+//! in ([`crate::compress`]), and Docker's legacy tarsum; all computed in one pass over the
+//! layer's bytes. Records are made at build time and stored in the plan (or in a
+//! `buildLayer` output). Streaming takes layer sizes and digests from them and checks the
+//! bytes it produces against the size and `diff_id`. A push computes the compressed digests
+//! a record lacks when it needs them, not the build.
 
 use crate::compress::{CompressThread, Compression, BATCH};
 use crate::digest::{Blob, Digest, HashingWriter};
@@ -25,7 +26,7 @@ use std::thread::JoinHandle;
 /// Version of the record format and of the compression parameters behind its digests.
 /// Records of another version are refused: their compressed digests would not match what
 /// this helper produces.
-pub const RECORD_VERSION: u32 = 2;
+pub const RECORD_VERSION: u32 = 3;
 
 /// Layers whose records are computed at once. Two keep both cores of a small builder busy
 /// (one layer reads while the other's batches compress) and bound memory to about 45 MiB;
@@ -40,10 +41,12 @@ pub struct LayerRecord {
     pub size: u64,
     /// sha256 of the uncompressed layer tar.
     pub diff_id: Digest,
-    /// The layer compressed with strata's gzip.
-    pub gzip: Blob,
-    /// The layer compressed with strata's zstd.
-    pub zstd: Blob,
+    /// The layer compressed with strata's gzip, when the image stores it so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<Blob>,
+    /// The layer compressed with strata's zstd, when the image stores it so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zstd: Option<Blob>,
     /// Docker's legacy checksum of the layer, `tarsum.v1+sha256:<hex>` ([`crate::tar::tarsum`]),
     /// for the `json` files of the v1.0 archive layout. Computed for the layers of images
     /// that write that layout (it costs one more sha256 of every file), for customisation
@@ -54,30 +57,80 @@ pub struct LayerRecord {
 
 impl LayerRecord {
     /// The blob the layer is stored as with `compression`: the plain tar, or its compressed
-    /// form.
-    pub fn blob(&self, compression: Compression) -> Blob {
+    /// form when the record holds it.
+    pub fn blob(&self, compression: Compression) -> Option<Blob> {
         match compression {
-            Compression::None => Blob {
+            Compression::None => Some(Blob {
                 digest: self.diff_id,
                 size: self.size,
-            },
+            }),
             Compression::Gzip => self.gzip,
             Compression::Zstd => self.zstd,
         }
     }
+
+    /// Adds the parts `other` (a record of the same layer) holds and this one lacks.
+    pub fn absorb(&mut self, other: LayerRecord) {
+        self.gzip = self.gzip.or(other.gzip);
+        self.zstd = self.zstd.or(other.zstd);
+        self.tarsum = self.tarsum.take().or(other.tarsum);
+    }
 }
 
-/// Computes the record of the layer `source` describes, with its tarsum when `tarsum`,
-/// reading every file once. When `copy` is given the tar is also written there (for layers
-/// stored as tars).
+/// The parts of a record beyond the size and `diff_id`, each computed only where an image
+/// needs it (each costs about as much as the `diff_id` again, or more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordParts {
+    /// The tarsum, for Docker's legacy layout.
+    pub tarsum: bool,
+    /// The compressed form's digest and size, for layers stored compressed (`None`: no
+    /// compressed form).
+    pub compressed: Compression,
+}
+
+impl RecordParts {
+    /// The size and `diff_id` alone.
+    pub const BARE: RecordParts = RecordParts {
+        tarsum: false,
+        compressed: Compression::None,
+    };
+
+    /// The tarsum alone: for layers recorded for no image in particular while they are read
+    /// whole anyway (a parent's, the customisation layer), where the tarsum costs little and
+    /// a compressed form much.
+    pub const TARSUM: RecordParts = RecordParts {
+        tarsum: true,
+        compressed: Compression::None,
+    };
+
+    /// The parts of `self` that `record` lacks.
+    pub fn lacking_in(self, record: &LayerRecord) -> RecordParts {
+        RecordParts {
+            tarsum: self.tarsum && record.tarsum.is_none(),
+            compressed: if record.blob(self.compressed).is_some() {
+                Compression::None
+            } else {
+                self.compressed
+            },
+        }
+    }
+
+    /// Whether no part is asked for.
+    pub fn is_bare(self) -> bool {
+        self == RecordParts::BARE
+    }
+}
+
+/// Computes the record of the layer `source` describes, with `parts`, reading every file
+/// once. When `copy` is given the tar is also written there (for layers stored as tars).
 pub fn compute_record<'a>(
     source: &LayerSource,
     stamp: &Stamp,
-    tarsum: bool,
+    parts: RecordParts,
     copy: Option<&'a mut dyn Write>,
     progress: &'a Progress,
 ) -> Result<LayerRecord, LayerError> {
-    let mut sink = RecordSink::new(tarsum, copy, progress);
+    let mut sink = RecordSink::new(parts, copy, progress);
     write_layer(source, stamp, &mut sink)?;
     sink.finish().map_err(LayerError::Write)
 }
@@ -94,27 +147,27 @@ impl std::fmt::Debug for RecordSink<'_> {
 }
 
 impl<'a> RecordSink<'a> {
-    /// A sink whose record (with its tarsum when `tarsum`) [`RecordSink::finish`] returns.
+    /// A sink whose record (with `parts`) [`RecordSink::finish`] returns.
     pub fn new(
-        tarsum: bool,
+        parts: RecordParts,
         copy: Option<&'a mut dyn Write>,
         progress: &'a Progress,
     ) -> RecordSink<'a> {
         let (returns, reusable) = mpsc::channel();
-        let spawn = |codec| {
-            CompressThread::spawn_with(
-                codec,
+        let compressed = (parts.compressed != Compression::None).then(|| {
+            let thread = CompressThread::spawn_with(
+                parts.compressed,
                 HashingWriter::new(io::sink()),
                 None,
                 Some(returns.clone()),
-            )
-        };
+            );
+            (parts.compressed, thread)
+        });
         let shipper = RecordShipper {
             diff: Sha256::new(),
             size: 0,
-            gzip: spawn(Compression::Gzip),
-            zstd: spawn(Compression::Zstd),
-            tarsum: tarsum.then(|| TarsumThread::spawn(returns.clone())),
+            compressed,
+            tarsum: parts.tarsum.then(|| TarsumThread::spawn(returns.clone())),
             reusable,
             copy,
             progress,
@@ -139,13 +192,13 @@ impl LayerSink for RecordSink<'_> {
     }
 }
 
-/// Computes the records of `sources` (each with its stamp; with tarsums when `tarsum`),
-/// [`RECORD_WORKERS`] layers at a time, and reports progress. Each worker holds a few batches, so memory is bounded
+/// Computes the records of `sources` (each with its stamp; with `parts`), [`RECORD_WORKERS`]
+/// layers at a time, and reports progress. Each worker holds a few batches, so memory is bounded
 /// whatever the number of layers or cores; the compression inside each layer runs on the
 /// whole rayon pool. On failure returns the index of the first failed layer.
 pub fn compute_records(
     sources: &[(LayerSource, Stamp)],
-    tarsum: bool,
+    parts: RecordParts,
     progress: &Progress,
 ) -> Result<Vec<LayerRecord>, (usize, LayerError)> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -163,7 +216,7 @@ pub fn compute_records(
                     return;
                 }
                 let (source, stamp) = &sources[i];
-                let result = compute_record(source, stamp, tarsum, None, progress);
+                let result = compute_record(source, stamp, parts, None, progress);
                 failed.fetch_or(result.is_err(), Ordering::Relaxed);
                 progress.layer_done();
                 *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
@@ -182,14 +235,14 @@ pub fn compute_records(
     Ok(records)
 }
 
-/// Takes a layer's bytes in full batches: hashes each for the `diff_id` and hands it to a
-/// gzip and a zstd [`CompressThread`], whose outputs are hashed in turn; reading the next
-/// batch overlaps with compressing this one. Batches come back from the threads for reuse.
+/// Takes a layer's bytes in full batches: hashes each for the `diff_id` and hands it to the
+/// [`CompressThread`] of the compressed form asked for, whose output is hashed in turn, and
+/// to the tarsum's thread; reading the next batch overlaps with their work. Batches come
+/// back from the threads for reuse.
 struct RecordShipper<'a> {
     diff: Sha256,
     size: u64,
-    gzip: CompressThread<HashingWriter<io::Sink>>,
-    zstd: CompressThread<HashingWriter<io::Sink>>,
+    compressed: Option<(Compression, CompressThread<HashingWriter<io::Sink>>)>,
     tarsum: Option<TarsumThread>,
     reusable: Receiver<Arc<Vec<u8>>>,
     copy: Option<&'a mut dyn Write>,
@@ -218,11 +271,12 @@ impl Shipper for RecordShipper<'_> {
             copy.write_all(&batch)?;
         }
         let batch = Arc::new(batch);
-        self.gzip.send(Arc::clone(&batch))?;
-        if let Some(tarsum) = &mut self.tarsum {
-            tarsum.send(Arc::clone(&batch))?;
+        if let Some((_, thread)) = &mut self.compressed {
+            thread.send(Arc::clone(&batch))?;
         }
-        self.zstd.send(batch)?;
+        if let Some(tarsum) = &mut self.tarsum {
+            tarsum.send(batch)?;
+        }
         self.size += filled as u64;
         self.progress.add(filled as u64);
         Ok(())
@@ -231,65 +285,48 @@ impl Shipper for RecordShipper<'_> {
 
 impl RecordShipper<'_> {
     fn finish(self) -> io::Result<LayerRecord> {
-        Ok(LayerRecord {
+        let mut record = LayerRecord {
             size: self.size,
             diff_id: Digest(self.diff.finalize().into()),
-            gzip: self.gzip.finish()?.finish().1,
-            zstd: self.zstd.finish()?.finish().1,
+            gzip: None,
+            zstd: None,
             tarsum: self.tarsum.map(TarsumThread::finish).transpose()?,
-        })
+        };
+        if let Some((codec, thread)) = self.compressed {
+            let blob = Some(thread.finish()?.finish().1);
+            match codec {
+                Compression::Gzip => record.gzip = blob,
+                Compression::Zstd => record.zstd = blob,
+                Compression::None => {}
+            }
+        }
+        Ok(record)
     }
 }
 
-/// Tars the layer `source` describes to compute its tarsum alone, for a layer whose record
-/// has none (a parent image's store layer, planned without one). Checks the bytes against
-/// `record` on the way, so the tarsum is that of the recorded layer.
-pub fn compute_tarsum(
+/// Adds `parts` to `record` where it lacks them (a layer planned for another image: a
+/// parent's, a `buildLayer`'s), tarring the layer once. Checks the bytes against `record` on
+/// the way, so the parts are those of the recorded layer.
+pub fn complete_record(
     source: &LayerSource,
     stamp: &Stamp,
-    record: &LayerRecord,
+    record: &mut LayerRecord,
+    parts: RecordParts,
     progress: &Progress,
-) -> Result<String, LayerError> {
-    struct TarsumShipper<'a> {
-        diff: Sha256,
-        size: u64,
-        tarsum: TarsumHasher,
-        progress: &'a Progress,
+) -> Result<(), LayerError> {
+    let lacking = parts.lacking_in(record);
+    if lacking.is_bare() {
+        return Ok(());
     }
-    impl Shipper for TarsumShipper<'_> {
-        fn ship(&mut self, buf: &mut Vec<u8>, filled: usize) -> io::Result<()> {
-            self.diff.update(&buf[..filled]);
-            self.tarsum.update(&buf[..filled]);
-            self.size += filled as u64;
-            self.progress.add(filled as u64);
-            Ok(())
-        }
-    }
-    let mut sink = BufferSink::new(
-        1 << 20,
-        TarsumShipper {
-            diff: Sha256::new(),
-            size: 0,
-            tarsum: TarsumHasher::new(),
-            progress,
-        },
-    );
-    write_layer(source, stamp, &mut sink)?;
-    sink.flush().map_err(LayerError::Write)?;
-    let TarsumShipper {
-        diff, size, tarsum, ..
-    } = sink.shipper;
-    let diff_id = Digest(diff.finalize().into());
-    if diff_id != record.diff_id || size != record.size {
+    let found = compute_record(source, stamp, lacking, None, progress)?;
+    if found.diff_id != record.diff_id || found.size != record.size {
         return Err(LayerError::Write(io::Error::other(format!(
-            "its content changed since it was recorded (now {diff_id}, {size} bytes; recorded {}, {} bytes)",
-            record.diff_id, record.size
+            "its content changed since it was recorded (now {}, {} bytes; recorded {}, {} bytes)",
+            found.diff_id, found.size, record.diff_id, record.size
         ))));
     }
-    tarsum
-        .finish()
-        .map(|sums| sums.v1)
-        .map_err(|e| LayerError::Write(io::Error::other(e)))
+    record.absorb(found);
+    Ok(())
 }
 
 /// Computes a layer's Version1 tarsum on a thread of its own, off the reading thread: the
@@ -365,8 +402,18 @@ mod tests {
         let source = LayerSource::StorePaths(vec![p]);
         let stamp = Stamp::root(1);
         let mut copy = Vec::new();
-        let record =
-            compute_record(&source, &stamp, true, Some(&mut copy), &Progress::quiet()).unwrap();
+        let all = |compressed| RecordParts {
+            tarsum: true,
+            compressed,
+        };
+        let record = compute_record(
+            &source,
+            &stamp,
+            all(Compression::Gzip),
+            Some(&mut copy),
+            &Progress::quiet(),
+        )
+        .unwrap();
 
         let plain = write_layer_to(&source, &stamp, Vec::new()).unwrap();
         assert_eq!(copy, plain, "the copy is the layer");
@@ -375,10 +422,25 @@ mod tests {
         let mut tarsum = crate::tar::tarsum::TarsumHasher::new();
         tarsum.update(&plain);
         assert_eq!(record.tarsum, Some(tarsum.finish().unwrap().v1));
+        assert_eq!(record.zstd, None, "only the compression asked for");
+        let mut both = record.clone();
+        complete_record(
+            &source,
+            &stamp,
+            &mut both,
+            all(Compression::Zstd),
+            &Progress::quiet(),
+        )
+        .unwrap();
+        let bare =
+            compute_record(&source, &stamp, RecordParts::BARE, None, &Progress::quiet()).unwrap();
+        assert_eq!((bare.gzip, bare.zstd, bare.tarsum), (None, None, None));
+        assert_eq!((bare.size, bare.diff_id), (record.size, record.diff_id));
         for (c, blob) in [
-            (Compression::Gzip, record.gzip),
-            (Compression::Zstd, record.zstd),
+            (Compression::Gzip, both.gzip),
+            (Compression::Zstd, both.zstd),
         ] {
+            let blob = blob.unwrap();
             let mut e = c.encoder(Vec::new());
             e.write_all(&plain).unwrap();
             let bytes = e.finish().unwrap();

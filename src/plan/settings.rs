@@ -3,6 +3,7 @@
 
 use crate::compress::Compression;
 use crate::plan::file::read_json;
+use crate::plan::record::RecordParts;
 use crate::plan::PlanError;
 use crate::tar::header::Stamp;
 use serde::Deserialize;
@@ -62,6 +63,20 @@ pub struct ImageSettings {
 }
 
 impl ImageSettings {
+    /// What the image's layer records must hold: the tarsum for Docker's legacy layout, the
+    /// compressed digest when layers are stored compressed (never beside the legacy layout,
+    /// whose layers are plain tars). Nothing else: a push computes what it lacks.
+    pub fn record_parts(&self) -> RecordParts {
+        RecordParts {
+            tarsum: self.legacy_layout,
+            compressed: if self.legacy_layout {
+                Compression::None
+            } else {
+                self.layer_compressor
+            },
+        }
+    }
+
     /// The runtime config: the file's when there is one, else the inline one, else null.
     pub fn runtime_config(&self) -> Result<Value, PlanError> {
         match (&self.config_file, &self.config) {

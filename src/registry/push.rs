@@ -1,10 +1,11 @@
 //! Pushing an image from its plan straight to a registry, without an image tarball.
 //!
-//! Every layer's compressed digest and size are in its record, so the helper asks the
-//! registry for each blob (HEAD) without reading, compressing or hashing the layer. Before
-//! that, the registry's current manifest for the target tag (and its config) maps `diff_id`s
-//! to blobs the registry already holds, however they were compressed: a layer found there is
-//! neither uploaded nor looked at. A layer the registry lacks is tarred and compressed while
+//! First the registry's current manifest for the target tag (and its config) maps
+//! `diff_id`s to blobs the registry already holds, however they were compressed: a layer
+//! found there is neither uploaded nor looked at. For the others the helper needs the
+//! compressed digest to ask the registry (HEAD): from the layer's record when the image
+//! stores its layers so, else from the user's [`RecordCache`], else computed now (the layer
+//! compressed once without sending, on all cores) and kept in the cache for the next push. A layer the registry lacks is tarred and compressed while
 //! it is sent (the compression spread over all cores), and checked on the way against its
 //! record. The compressed bytes depend only on the layer: strata's own block compressor at a
 //! fixed level, no timestamps or names in the stream ([`crate::compress`]), so pushing the
@@ -14,6 +15,8 @@ use crate::compress::Compression;
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::image::archive::image_config;
 use crate::image::oci_layout::{self, IndexEntry, Platform};
+use crate::plan::record::{compute_records, RecordParts};
+use crate::plan::record_cache::RecordCache;
 use crate::plan::{ImagePlan, PlannedLayer};
 use crate::progress::Progress;
 use crate::registry::client::{Client, RegistryError};
@@ -144,6 +147,8 @@ pub struct PushOptions {
     pub mount_from: Vec<String>,
     /// Layers uploaded at once.
     pub parallel: usize,
+    /// Where compressed digests computed by earlier pushes are kept.
+    pub cache: RecordCache,
 }
 
 /// Sends the layers and config of `plan` that the registry lacks; returns the manifest.
@@ -160,6 +165,7 @@ fn push_blobs(
         Compression::Zstd => Compression::Zstd,
         _ => Compression::Gzip,
     };
+    let compressed = compressed_blobs(plan, compressor, present, &options.cache)?;
     let mut layers: Vec<(Blob, Compression)> = Vec::with_capacity(plan.layers.len());
     let mut done: HashMap<Digest, (Blob, Compression)> = HashMap::new();
     let mut missing: Vec<(usize, &PlannedLayer, Blob)> = Vec::new();
@@ -174,7 +180,7 @@ fn push_blobs(
             progress.layer_done();
             continue;
         }
-        let blob = layer.record.blob(compressor);
+        let blob = compressed[i].expect("compressed_blobs gives every layer not present");
         if client.has_blob(&blob.digest)? {
             report.skipped += 1;
             progress.layer_done();
@@ -214,6 +220,72 @@ fn push_blobs(
         report.bytes_sent += config_blob.size;
     }
     Ok(oci_layout::manifest_of(&config_blob, &layers))
+}
+
+/// The compressed blob of each layer of `plan` that `present` lacks: from its record, from
+/// `cache`, or computed now (and kept in `cache`). `None` for the layers `present` has.
+fn compressed_blobs(
+    plan: &ImagePlan,
+    compressor: Compression,
+    present: &HashMap<Digest, (Blob, Compression)>,
+    cache: &RecordCache,
+) -> Result<Vec<Option<Blob>>, PushError> {
+    let mut blobs: Vec<Option<Blob>> = plan
+        .layers
+        .iter()
+        .map(|l| {
+            let diff_id = &l.record.diff_id;
+            if present.contains_key(diff_id) {
+                return None;
+            }
+            l.record
+                .blob(compressor)
+                .or_else(|| cache.get(diff_id, compressor))
+        })
+        .collect();
+    let unknown: Vec<usize> = (0..plan.layers.len())
+        .filter(|&i| blobs[i].is_none() && !present.contains_key(&plan.layers[i].record.diff_id))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(blobs);
+    }
+    let sources: Vec<_> = unknown
+        .iter()
+        .map(|&i| {
+            let c = &plan.layers[i].content;
+            (c.source(), c.stamp())
+        })
+        .collect();
+    let progress = Progress::start("compressed digests", None, unknown.len());
+    let parts = RecordParts {
+        tarsum: false,
+        compressed: compressor,
+    };
+    let records = compute_records(&sources, parts, &progress).map_err(|(k, e)| {
+        let i = unknown[k];
+        PushError::Layer {
+            index: i + 1,
+            what: plan.layers[i].content.describe_at_most(10),
+            source: io::Error::other(e.to_string()),
+        }
+    })?;
+    progress.finish();
+    for (&i, found) in unknown.iter().zip(records) {
+        let layer = &plan.layers[i];
+        if found.diff_id != layer.record.diff_id || found.size != layer.record.size {
+            return Err(PushError::Mismatch {
+                index: i + 1,
+                what: layer.content.describe_at_most(10),
+                found: format!("{}, {} bytes", found.diff_id, found.size),
+            });
+        }
+        let blob = found.blob(compressor);
+        if let Some(blob) = blob {
+            cache.put(&layer.record.diff_id, compressor, blob);
+        }
+        blobs[i] = blob;
+    }
+    Ok(blobs)
 }
 
 /// Mounts `digest` from the first repository of `from` that has it.

@@ -7,7 +7,7 @@
 //! everything else a symlink to the file in its store path; when two contents hold the same
 //! file, the first one listed wins.
 
-use crate::plan::record::{compute_record, LayerRecord};
+use crate::plan::record::{compute_record, LayerRecord, RecordParts};
 use crate::progress::Progress;
 use crate::rootfs::{io_err, BuildError, Workspace};
 use crate::store::nix_db::NixDbContents;
@@ -70,7 +70,13 @@ pub fn write_layer_file(
 ) -> Result<LayerRecord, BuildError> {
     let file = fs::File::create(out).map_err(io_err(out))?;
     let mut file = io::BufWriter::with_capacity(1 << 20, file);
-    let record = compute_record(source, stamp, true, Some(&mut file), progress)?;
+    let record = compute_record(
+        source,
+        stamp,
+        RecordParts::TARSUM,
+        Some(&mut file),
+        progress,
+    )?;
     file.flush().map_err(io_err(out))?;
     Ok(record)
 }

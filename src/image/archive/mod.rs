@@ -128,8 +128,15 @@ fn write_archive(
         .zip(&created)
         .map(|((plan, _), created)| plan.legacy_layout.then(|| legacy_layers(plan, created)))
         .collect();
-    let compression = stored_compression(images, legacy.iter().any(Option::is_some));
-    let stored: Vec<Blob> = unique.iter().map(|l| l.record.blob(compression)).collect();
+    let compression = stored_compression(images, legacy.iter().any(Option::is_some), &unique);
+    let stored: Vec<Blob> = unique
+        .iter()
+        .map(|l| {
+            l.record
+                .blob(compression)
+                .expect("stored_compression checked that every record holds the blob")
+        })
+        .collect();
     let names: Vec<String> = stored.iter().map(|b| blob_path(&b.digest)).collect();
     // Outer members carry the mtime of the bottom layer: fixed, like everything else.
     let stamp = Stamp::root(unique.first().map_or(1, |l| l.content.stamp().mtime));
@@ -170,10 +177,23 @@ fn write_archive(
 }
 
 /// How the archive stores its layers: compressed when the (first) image asks for it, never
-/// beside Docker's legacy layout, whose `layer.tar` must be a plain tar.
-fn stored_compression(images: &[(&ImagePlan, Option<&str>)], legacy: bool) -> Compression {
+/// beside Docker's legacy layout, whose `layer.tar` must be a plain tar, and plain when a
+/// layer's record lacks that compressed form (images merged from plans of different
+/// `layerCompressor`s): an archive member's name and size come before its bytes.
+fn stored_compression(
+    images: &[(&ImagePlan, Option<&str>)],
+    legacy: bool,
+    layers: &[&PlannedLayer],
+) -> Compression {
     match images.first() {
-        Some((plan, _)) if !legacy => plan.layer_compressor,
+        Some((plan, _))
+            if !legacy
+                && layers
+                    .iter()
+                    .all(|l| l.record.blob(plan.layer_compressor).is_some()) =>
+        {
+            plan.layer_compressor
+        }
         _ => Compression::None,
     }
 }
@@ -210,6 +230,7 @@ mod tests {
     use super::*;
     use crate::image::oci_layout::OCI_LAYOUT;
     use crate::plan::planner::plan_store_layers;
+    use crate::plan::record::{complete_record, RecordParts};
     use crate::plan::PLAN_VERSION;
     use crate::when::When;
     use layers::CHUNK;
@@ -230,10 +251,24 @@ mod tests {
                 groups.into_iter().map(|g| (g, String::new())).collect(),
                 &stamp,
                 0,
-                true,
+                RecordParts {
+                    tarsum: true,
+                    compressed: Compression::Gzip,
+                },
                 &Progress::quiet(),
             )
-            .unwrap(),
+            .unwrap()
+            .into_iter()
+            .map(|mut l| {
+                let zstd = RecordParts {
+                    tarsum: false,
+                    compressed: Compression::Zstd,
+                };
+                let (source, stamp) = (l.content.source(), l.content.stamp());
+                complete_record(&source, &stamp, &mut l.record, zstd, &Progress::quiet()).unwrap();
+                l
+            })
+            .collect(),
             parent_layers: 0,
             parent_history: vec![],
             legacy_layout: false,
@@ -279,10 +314,7 @@ mod tests {
             let manifest: serde_json::Value =
                 serde_json::from_slice(&find("manifest.json").unwrap()).unwrap();
             for (i, layer) in plan.layers.iter().enumerate() {
-                let stored = match compressor {
-                    Compression::Gzip => layer.record.gzip,
-                    _ => layer.record.zstd,
-                };
+                let stored = layer.record.blob(compressor).unwrap();
                 let name = format!("blobs/sha256/{}", stored.digest.hex());
                 assert_eq!(manifest[0]["Layers"][i], name.as_str());
                 let blob = find(&name).unwrap();
