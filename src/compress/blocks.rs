@@ -26,6 +26,9 @@ pub const BATCH: usize = 8 * 1024 * 1024;
 /// byte. Compressible data, even machine code, is far above.
 pub const STORED_CHI_SQUARE: u64 = 1800;
 
+/// Compresses one block into a member or frame of its own.
+type BlockCompressor = fn(&[u8]) -> Vec<u8>;
+
 /// The state of one compressed stream, fed a batch at a time.
 #[derive(Debug)]
 pub struct BlockStream {
@@ -43,7 +46,7 @@ impl BlockStream {
     /// one, and returns the output bytes in order.
     pub fn compress(&mut self, batch: &[u8]) -> Vec<Vec<u8>> {
         self.total_in += batch.len() as u64;
-        let (block, one): (usize, fn(&[u8]) -> Vec<u8>) = match self.codec {
+        let (block, one): (usize, BlockCompressor) = match self.codec {
             // A plain stream passes its input through, in one piece.
             Compression::None => return vec![batch.to_vec()],
             Compression::Gzip => (GZIP_BLOCK, gzip_member),
