@@ -7,6 +7,8 @@ use super::image_commands::stream_to;
 use super::{parse_args, registry_commands};
 use crate::plan::file::{read_script, script_bytes};
 use crate::plan::index::AnyPlan;
+use crate::progress::{human, Progress};
+use crate::registry::load::{load, Engine};
 use crate::store::attrs::Attrs;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 /// Version of the script format.
 const SCRIPT_VERSION: u32 = 1;
@@ -100,9 +103,9 @@ pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
                 return Ok(());
             };
             let engine = if s.action == "copy-to-podman" {
-                "podman"
+                Engine::Podman
             } else {
-                "docker"
+                Engine::Docker
             };
             load_into(engine, &s.plan, a.repo_tag.as_deref())
         }
@@ -110,18 +113,40 @@ pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
     }
 }
 
-/// Streams the image into `<engine> load` (found on PATH; `DOCKER_HOST` and podman's own
-/// settings apply as usual).
-fn load_into(engine: &str, plan: &Path, repo_tag: Option<&str>) -> Result<()> {
+/// Loads the image into `engine` (found on PATH; `DOCKER_HOST` and podman's own settings
+/// apply as usual): pulled from a loopback server, so the engine reads only the layers it
+/// lacks; an index, or a docker daemon on another machine, gets `<engine> load` instead.
+pub(super) fn load_into(engine: Engine, plan: &Path, repo_tag: Option<&str>) -> Result<()> {
     // Read before starting the engine, so a bad plan is reported as such.
     let plan = AnyPlan::read(plan)?;
+    match &plan {
+        AnyPlan::Image(image) if engine.pulls_locally() => {
+            let name = repo_tag.unwrap_or(&image.repo_tag);
+            let progress = Arc::new(Progress::start("load", None, image.layers.len()));
+            let report = load(image, engine, name, Arc::clone(&progress))?;
+            progress.finish();
+            eprintln!(
+                "strata: loaded {name} into {}: {} of {} layers sent ({}), the others were there",
+                engine.command(),
+                report.layers_sent,
+                image.layers.len(),
+                human(report.bytes_sent)
+            );
+            Ok(())
+        }
+        _ => stream_into(engine.command(), &plan, repo_tag),
+    }
+}
+
+/// Streams the image into `<engine> load`.
+fn stream_into(engine: &str, plan: &AnyPlan, repo_tag: Option<&str>) -> Result<()> {
     let mut child = Command::new(engine)
         .arg("load")
         .stdin(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run `{engine} load` (is {engine} on PATH?)"))?;
     let mut stdin = child.stdin.take().expect("stdin was piped");
-    let streamed = stream_to(&plan, repo_tag, &mut stdin);
+    let streamed = stream_to(plan, repo_tag, &mut stdin);
     drop(stdin);
     let status = child
         .wait()

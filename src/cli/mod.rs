@@ -199,6 +199,18 @@ enum Command {
     /// Print the default layering of a closure as JSON (a list of layers, bottom first,
     /// each a list of store paths), or with `--measure` the figures it is judged by.
     Layers(layering_commands::LayersArgs),
+    /// Load an image plan into docker or podman, sending only the layers the engine lacks
+    /// (it pulls them from a loopback port); what copyToDockerDaemon and copyToPodman run.
+    Load {
+        /// The plan (what streamLayeredImage builds).
+        plan: PathBuf,
+        /// `docker` or `podman` (found on PATH).
+        #[arg(long, default_value = "docker")]
+        engine: String,
+        /// Load it under this `name:tag` instead of its own.
+        #[arg(long, short = 't', value_name = "NAME:TAG")]
+        repo_tag: Option<String>,
+    },
     /// Print an image's layers (a plan or an archive): each one's store paths, bytes and why
     /// it holds them, and with `--against OLD` which layers a push or pull would move.
     Explain(explain_command::ExplainArgs),
@@ -317,6 +329,18 @@ impl Command {
             C::Tarsum { version } => image_commands::tarsum_of_stdin(&version),
             C::Layers(args) => layering_commands::layers(args),
             C::Explain(args) => explain_command::explain_image(args),
+            C::Load {
+                plan,
+                engine,
+                repo_tag,
+            } => {
+                let engine = match engine.as_str() {
+                    "docker" => crate::registry::load::Engine::Docker,
+                    "podman" => crate::registry::load::Engine::Podman,
+                    other => anyhow::bail!("`--engine` must be docker or podman, got {other:?}"),
+                };
+                copy_commands::load_into(engine, &plan, repo_tag.as_deref())
+            }
         }
     }
 }

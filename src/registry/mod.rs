@@ -1,12 +1,15 @@
 //! Registries (the OCI distribution API): references, the client (transport and
 //! authentication apart), pulling an image into an archive and pushing an image from its
-//! plan.
+//! plan; and the read side served for one image on a loopback port, from which local
+//! engines load it.
 
 mod auth;
 pub mod client;
+pub mod load;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod serve;
 mod transport;
 
 /// Why a registry operation failed.

@@ -93,9 +93,11 @@ pub fn archive_is_an_oci_layout_skopeo_and_umoci_read_it(ctx: &mut Context) -> C
             save(&built, &file)?;
         } else {
             let mut plain = Vec::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(&built).map_err(|e| e.to_string())?)
-                .read_to_end(&mut plain)
-                .map_err(|e| e.to_string())?;
+            flate2::read::MultiGzDecoder::new(
+                std::fs::File::open(&built).map_err(|e| e.to_string())?,
+            )
+            .read_to_end(&mut plain)
+            .map_err(|e| e.to_string())?;
             std::fs::write(&file, plain).map_err(|e| e.to_string())?;
         }
         let inspect = |transport: &str| -> Result<Value, String> {

@@ -100,6 +100,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         registry::pull_image_by_digest_in_nix_build,
     ),
     (
+        "load_sends_only_the_layers_an_engine_lacks",
+        stream::load_sends_only_the_layers_an_engine_lacks,
+    ),
+    (
         "image_index_multi_arch_and_copy_scripts",
         registry::image_index_multi_arch_and_copy_scripts,
     ),

@@ -310,36 +310,7 @@ pub fn image_index_multi_arch_and_copy_scripts(ctx: &mut Context) -> Check {
     })?;
     // copyToDockerDaemon and copyToPodman load the image without a tarball, through the
     // engines on PATH (here wrappers pointing at the tests' own engines).
-    let bin = dir.join("engines");
-    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-    let podman_args = podman
-        .cmd()
-        .get_args()
-        .map(|a| format!("'{}'", a.to_string_lossy()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    for (name, text) in [
-        (
-            "docker",
-            format!(
-                "#!/bin/sh\nexec '{}' --host '{}' \"$@\"\n",
-                ok(Command::new("sh").args(["-c", "command -v docker"]))?.trim(),
-                docker.host
-            ),
-        ),
-        (
-            "podman",
-            format!("#!/bin/sh\nexec /usr/bin/podman {podman_args} \"$@\"\n"),
-        ),
-    ] {
-        let path = bin.join(name);
-        std::fs::write(&path, text).map_err(|e| e.to_string())?;
-        ok(Command::new("chmod").arg("755").arg(&path))?;
-    }
-    let path = format!(
-        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        bin.display()
-    );
+    let path = engines_path(docker, podman, dir)?;
     let to_docker = nix
         .build("layered.copyToDockerDaemon")?
         .join("bin/copy-to-docker-daemon");

@@ -372,3 +372,57 @@ pub fn record_mismatch_names_layer_and_paths(ctx: &mut Context) -> Check {
         || format!("status {}, stderr {err:?}", out.status),
     )
 }
+
+pub fn load_sends_only_the_layers_an_engine_lacks(ctx: &mut Context) -> Check {
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
+    let path = engines_path(docker, podman, dir)?;
+    let helper = repo().join("build/bootstrap/helper/bin/strata");
+    let v1 = nix.build("appV1")?;
+    let v2 = nix.build("appV2")?;
+    // "N of M layers sent" from the summary line.
+    let load = |engine: &str, plan: &Path, tag: &str| -> Result<(usize, usize), String> {
+        let out = run(Command::new(&helper)
+            .args(["load", "--engine", engine, "-t", tag])
+            .arg(plan)
+            .env("PATH", &path)
+            .env("STRATA_PROGRESS", "none"))?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure(out.status.success(), || format!("strata load: {err}"))?;
+        let said = err.split(": ").last().unwrap_or_default();
+        let mut numbers = said
+            .split_whitespace()
+            .filter_map(|w| w.parse::<usize>().ok());
+        match (numbers.next(), numbers.next()) {
+            (Some(sent), Some(all)) => Ok((sent, all)),
+            _ => Err(format!("no summary: {err}")),
+        }
+    };
+    for engine in ["docker", "podman"] {
+        let (_, all) = load(engine, &v1, "strata-load:1")?;
+        // The application changed: its layer (and the customisation layer, which names it)
+        // are all the engine lacks.
+        let (sent, all2) = load(engine, &v2, "strata-load:2")?;
+        ensure(all == all2 && sent <= 2 && sent < all, || {
+            format!("{engine}: the second load sent {sent} of {all2} layers")
+        })?;
+        let said = if engine == "docker" {
+            docker.run("strata-load:2", &[])?
+        } else {
+            podman.run("localhost/strata-load:2", &[])?
+        };
+        ensure(said.ends_with("app 2\n"), || {
+            format!("{engine} run printed {said:?}")
+        })?;
+        // The loopback name is gone: only the image's own names remain.
+        let images = if engine == "docker" {
+            ok(docker.cmd().args(["images", "--format", "{{.Repository}}"]))?
+        } else {
+            ok(podman.cmd().args(["images", "--format", "{{.Repository}}"]))?
+        };
+        ensure(!images.contains("127.0.0.1:"), || {
+            format!("{engine} still lists the loopback name: {images}")
+        })?;
+        println!("    {engine}: the second load sent {sent} of {all2} layers");
+    }
+    Ok(())
+}

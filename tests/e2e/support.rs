@@ -25,7 +25,7 @@ pub fn members_and_links(archive: &Path) -> Result<Vec<Member>, String> {
     let bytes = std::fs::read(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
+        flate2::read::MultiGzDecoder::new(&bytes[..])
             .read_to_end(&mut out)
             .map_err(|e| e.to_string())?;
         out
@@ -277,4 +277,39 @@ pub fn push_plan(plan: &Path, target: &str, extra: &[&str]) -> Result<Pushed, St
         bytes: number(" bytes sent"),
         digest,
     })
+}
+
+/// A PATH whose `docker` and `podman` are the tests' own engines (wrappers in `dir`), for
+/// the commands that run the engines they find on PATH.
+pub fn engines_path(docker: &Dockerd, podman: &Podman, dir: &Path) -> Result<String, String> {
+    let bin = dir.join("engines");
+    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+    let podman_args = podman
+        .cmd()
+        .get_args()
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (name, text) in [
+        (
+            "docker",
+            format!(
+                "#!/bin/sh\nexec '{}' --host '{}' \"$@\"\n",
+                ok(Command::new("sh").args(["-c", "command -v docker"]))?.trim(),
+                docker.host
+            ),
+        ),
+        (
+            "podman",
+            format!("#!/bin/sh\nexec /usr/bin/podman {podman_args} \"$@\"\n"),
+        ),
+    ] {
+        let path = bin.join(name);
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        ok(Command::new("chmod").arg("755").arg(&path))?;
+    }
+    Ok(format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        bin.display()
+    ))
 }
