@@ -26,6 +26,19 @@ pub const BATCH: usize = 8 * 1024 * 1024;
 /// byte. Compressible data, even machine code, is far above.
 pub const STORED_CHI_SQUARE: u64 = 1800;
 
+/// The parameters that decide `codec`'s output bytes, as a name: what a compressed digest
+/// kept outside the store is filed under, so that changing a constant here (or the
+/// libraries) never serves a digest of other bytes.
+pub fn parameters(codec: Compression) -> Option<String> {
+    match codec {
+        Compression::Gzip => Some(format!(
+            "gzip-libdeflate{GZIP_LEVEL}-{GZIP_BLOCK}-stored{STORED_CHI_SQUARE}"
+        )),
+        Compression::Zstd => Some(format!("zstd{ZSTD_LEVEL}-{ZSTD_BLOCK}")),
+        Compression::None => None,
+    }
+}
+
 /// Compresses one block into a member or frame of its own.
 type BlockCompressor = fn(&[u8]) -> Vec<u8>;
 

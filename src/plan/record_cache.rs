@@ -7,7 +7,7 @@
 //! entry is a hint: a push checks the bytes it sends against it, and a bad or missing entry
 //! only means computing again. Nothing here is ever needed for correctness.
 
-use crate::compress::Compression;
+use crate::compress::{blocks, Compression};
 use crate::digest::{Blob, Digest};
 use crate::plan::record::RECORD_VERSION;
 use std::path::PathBuf;
@@ -39,19 +39,23 @@ impl RecordCache {
         RecordCache { dir: None }
     }
 
-    /// The file of `diff_id`'s form compressed with `compression`. Named by version (the
-    /// compression parameters), codec and hex digest only.
+    /// The file of `diff_id`'s form compressed with `compression`: named by record version,
+    /// the compressor's parameters (a change of level or block size files anew) and hex
+    /// digest only.
     fn file(&self, diff_id: &Digest, compression: Compression) -> Option<PathBuf> {
-        let codec = match compression {
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-            Compression::None => return None,
-        };
+        let codec = blocks::parameters(compression)?;
         let dir = self.dir.as_ref()?;
         Some(dir.join(format!(
             "records-v{RECORD_VERSION}/{codec}/{}",
             diff_id.hex()
         )))
+    }
+
+    /// Drops what is kept for `diff_id`, an entry the bytes proved wrong.
+    pub fn forget(&self, diff_id: &Digest, compression: Compression) {
+        if let Some(file) = self.file(diff_id, compression) {
+            let _ = std::fs::remove_file(file);
+        }
     }
 
     /// The compressed blob of the layer `diff_id`, when a push computed it before.
@@ -112,5 +116,13 @@ mod tests {
         assert_eq!(RecordCache::none().get(&diff, Compression::Gzip), None);
         let left: Vec<_> = std::fs::read_dir(file.parent().unwrap()).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary files left");
+        cache.put(&diff, Compression::Gzip, blob);
+        cache.forget(&diff, Compression::Gzip);
+        assert_eq!(cache.get(&diff, Compression::Gzip), None, "forgotten");
+        assert!(
+            file.to_string_lossy()
+                .contains(&format!("libdeflate{}", blocks::GZIP_LEVEL)),
+            "filed under the compressor's parameters: {file:?}"
+        );
     }
 }

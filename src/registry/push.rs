@@ -46,6 +46,19 @@ pub enum PushError {
         /// What was produced.
         found: String,
     },
+    /// A layer's compressed bytes are not those of the compressed digest recorded or cached
+    /// for it (another compressor's); a cached one is dropped.
+    #[error("layer {index} compresses to {found}, not the {expected} recorded or cached for it (by another version of strata; the cached digest is dropped: push again): {what}")]
+    CompressedMismatch {
+        /// Position from the bottom, from 1.
+        index: usize,
+        /// The layer's store paths or file.
+        what: String,
+        /// The compressed digest and size expected.
+        expected: String,
+        /// What was produced.
+        found: String,
+    },
     /// A layer could not be read.
     #[error("layer {index} ({what}): {source}")]
     Layer {
@@ -195,7 +208,12 @@ fn push_blobs(
         layers.push((blob, compressor));
         done.insert(diff_id, (blob, compressor));
     }
-    upload_layers(client, &missing, compressor, options.parallel, progress)?;
+    let sending = Sending {
+        compressor,
+        cache: &options.cache,
+        progress,
+    };
+    upload_layers(client, &missing, &sending, options.parallel)?;
     let created = plan.created_at(time::OffsetDateTime::now_utc());
     let diff_ids: Vec<Blob> = plan
         .layers
@@ -344,12 +362,19 @@ fn blobs_in_current_manifest(
 /// Uploads `missing` layers, up to `parallel` at a time, each on a connection of its own
 /// (latency hides behind other uploads; compression shares the cores). Stops at the first
 /// failure, which it returns.
+/// What every layer upload of a push shares.
+struct Sending<'a> {
+    compressor: Compression,
+    /// Where a compressed digest the bytes disprove is dropped from.
+    cache: &'a RecordCache,
+    progress: &'a Progress,
+}
+
 fn upload_layers(
     client: &Client,
     missing: &[(usize, &PlannedLayer, Blob)],
-    compressor: Compression,
+    sending: &Sending,
     parallel: usize,
-    progress: &Progress,
 ) -> Result<(), PushError> {
     let next = AtomicUsize::new(0);
     let failed = Mutex::new(None);
@@ -362,7 +387,7 @@ fn upload_layers(
                 let Some(&(i, layer, blob)) = missing.get(k) else {
                     return;
                 };
-                if let Err(e) = upload_layer(&mut client, i, layer, blob, compressor, progress) {
+                if let Err(e) = upload_layer(&mut client, i, layer, blob, sending) {
                     // Later jobs are not started; those under way finish.
                     next.store(missing.len(), Ordering::Relaxed);
                     failed
@@ -371,7 +396,7 @@ fn upload_layers(
                         .get_or_insert(e);
                     return;
                 }
-                progress.layer_done();
+                sending.progress.layer_done();
             });
         }
     });
@@ -388,9 +413,9 @@ fn upload_layer(
     index: usize,
     layer: &PlannedLayer,
     blob: Blob,
-    compressor: Compression,
-    progress: &Progress,
+    sending: &Sending,
 ) -> Result<(), PushError> {
+    let (compressor, progress) = (sending.compressor, sending.progress);
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
     let source = layer.content.source();
     let stamp = layer.content.stamp();
@@ -408,26 +433,50 @@ fn upload_layer(
             chunk: Vec::new(),
             at: 0,
             progress,
+            declared: blob.size,
+            sent: 0,
+            overflowed: false,
         };
         let uploaded = client.upload_blob(&blob.digest, blob.size, &mut body);
+        let overflowed = body.overflowed;
         drop(body);
         let produced = producer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the layer compressor panicked")));
-        (uploaded, produced)
+        (uploaded, produced, overflowed)
     });
-    let (uploaded, produced) = produced;
+    let (uploaded, produced, overflowed) = produced;
     let what = layer.content.describe_at_most(10);
+    let expected = || format!("{}, {} bytes", blob.digest, blob.size);
+    let disproved = || sending.cache.forget(&layer.record.diff_id, compressor);
+    if overflowed {
+        disproved();
+        return Err(PushError::CompressedMismatch {
+            index: index + 1,
+            what,
+            expected: expected(),
+            found: format!("more than {} bytes", blob.size),
+        });
+    }
     let (plain, compressed) = produced.map_err(|source| PushError::Layer {
         index: index + 1,
         what: what.clone(),
         source,
     })?;
-    if plain.digest != layer.record.diff_id || compressed != blob {
+    if plain.digest != layer.record.diff_id {
         return Err(PushError::Mismatch {
             index: index + 1,
             what,
             found: format!("{}, {} bytes", plain.digest, plain.size),
+        });
+    }
+    if compressed != blob {
+        disproved();
+        return Err(PushError::CompressedMismatch {
+            index: index + 1,
+            what,
+            expected: expected(),
+            found: format!("{}, {} bytes", compressed.digest, compressed.size),
         });
     }
     uploaded?;
@@ -458,9 +507,16 @@ struct ChannelReader<'a> {
     chunk: Vec<u8>,
     at: usize,
     progress: &'a Progress,
+    /// The bytes the upload declared (the recorded compressed size), and those sent so far.
+    declared: u64,
+    sent: u64,
+    /// Whether the layer had more bytes than declared.
+    overflowed: bool,
 }
 
 impl Read for ChannelReader<'_> {
+    /// The layer's bytes, failing (which aborts the request) when they are fewer or more
+    /// than declared: a registry given fewer waits for the rest until its timeout.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.chunk.len() {
             match self.rx.recv() {
@@ -468,13 +524,76 @@ impl Read for ChannelReader<'_> {
                     self.chunk = chunk;
                     self.at = 0;
                 }
-                Err(_) => return Ok(0),
+                Err(_) if self.sent == self.declared => return Ok(0),
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the compressed layer ended after {} of the {} bytes its record gives",
+                            self.sent, self.declared
+                        ),
+                    ))
+                }
             }
         }
         let n = buf.len().min(self.chunk.len() - self.at);
+        if self.sent + n as u64 > self.declared {
+            self.overflowed = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the compressed layer is longer than the {} bytes its record gives",
+                    self.declared
+                ),
+            ));
+        }
         buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
         self.at += n;
+        self.sent += n as u64;
         self.progress.add(n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads all a reader declared `declared` bytes gives, for chunks sent by a writer.
+    fn read_declared(chunks: &[&[u8]], declared: u64) -> (io::Result<Vec<u8>>, bool) {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(chunks.len());
+        for c in chunks {
+            tx.send(c.to_vec()).unwrap();
+        }
+        drop(tx);
+        let progress = Progress::quiet();
+        let mut reader = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            progress: &progress,
+            declared,
+            sent: 0,
+            overflowed: false,
+        };
+        let mut out = Vec::new();
+        let read = reader.read_to_end(&mut out).map(|_| out);
+        (read, reader.overflowed)
+    }
+
+    #[test]
+    fn an_upload_body_is_exactly_the_declared_bytes() {
+        let (read, over) = read_declared(&[b"abc", b"de"], 5);
+        assert_eq!(read.unwrap(), b"abcde");
+        assert!(!over);
+        // Fewer bytes than declared: an error, not an end the registry would wait past.
+        let (read, over) = read_declared(&[b"abc"], 5);
+        let err = read.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("3 of the 5"), "{err}");
+        assert!(!over);
+        let (read, over) = read_declared(&[b"abc", b"def"], 5);
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert!(over);
     }
 }

@@ -249,6 +249,8 @@ fn main() {
     }
 
     let scratch = Scratch::new();
+    // The helper's cache of compressed digests is the run's own, not the user's.
+    std::env::set_var("STRATA_CACHE_DIR", scratch.0.join("strata-cache"));
     let mut suite = Suite::from_args();
     let nix = Nix::new();
     let docker = match Dockerd::start(&scratch.0) {

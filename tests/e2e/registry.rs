@@ -87,6 +87,45 @@ pub fn push_uploads_only_what_the_registry_lacks(ctx: &mut Context) -> Check {
     ensure(out.ends_with("app 2\n"), || {
         format!("podman run printed {out:?}")
     })?;
+    // Compressed digests in the cache that the bytes disprove (one too long, one too short:
+    // another strata's) fail the push at once, in one line, and are dropped, so the next
+    // push goes through. A too-long size used to leave the registry waiting for the rest.
+    let cache = dir.join("stale-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let push_cached = |target: &str| -> Result<(bool, String), String> {
+        let out = run(Command::new(&helper)
+            .args(["push", "--parallel", "1"])
+            .arg(&v1)
+            .arg(format!("{host}/{target}"))
+            .env("STRATA_CACHE_DIR", &cache)
+            .env("STRATA_PROGRESS", "none"))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let (pushed, err) = push_cached("cached:v1")?;
+    ensure(pushed, || format!("push filling the cache: {err}"))?;
+    let entries = files_under(&cache);
+    ensure(entries.len() >= 2, || format!("cache entries: {entries:?}"))?;
+    for (k, file) in entries.iter().take(2).enumerate() {
+        let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+        let (digest, size) = text.trim().split_once(' ').unwrap_or_default();
+        let size: u64 = size.parse().map_err(|_| format!("cache entry {text:?}"))?;
+        let wrong = if k == 0 { size + 1000 } else { size - 1 };
+        std::fs::write(file, format!("{digest} {wrong}\n")).map_err(|e| e.to_string())?;
+    }
+    for _ in 0..2 {
+        let (pushed, err) = push_cached("stale:v1")?;
+        ensure(
+            !pushed && err.contains("recorded or cached") && err.trim().lines().count() == 1,
+            || format!("push with a stale cache entry: {err}"),
+        )?;
+    }
+    let (pushed, err) = push_cached("stale:v1")?;
+    ensure(pushed, || {
+        format!("push after the stale entries were dropped: {err}")
+    })?;
     // A registry that is down, and one that wants credentials we do not have.
     let down = run(Command::new(&helper)
         .arg("push")
@@ -350,4 +389,22 @@ pub fn image_index_multi_arch_and_copy_scripts(ctx: &mut Context) -> Check {
         bad.status.code() == Some(2) && err.contains("--bogus") && err.trim().lines().count() == 1,
         || format!("bad option: {err}"),
     )
+}
+
+/// The regular files under `dir`, sorted.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
 }
