@@ -14,13 +14,22 @@
 let
   strata = import ../nix { inherit helper toolbox system; };
   packages = builtins.fromJSON (builtins.readFile "${stage}/packages.json");
+  # The staged directories already added to the store (bench/loop.sh does it once), by
+  # package: importing them with builtins.path would hash all 1.5 GB at every evaluation,
+  # which is no part of what an image costs when its closure is in the store already.
+  added = let file = "${stage}/store-paths.json"; in
+    if builtins.pathExists file then builtins.fromJSON (builtins.readFile file) else { };
+  files = p:
+    if added ? ${p.name} && builtins.pathExists added.${p.name}
+    then builtins.storePath added.${p.name}
+    else builtins.path { path = /. + "${stage}/${p.name}"; name = "${p.name}-files"; };
   # Store path names allow neither `~` nor `:`.
   clean = builtins.replaceStrings [ "~" ":" ] [ "_" "_" ];
   package = p: derivation {
     name = "${p.name}-${clean p.version}";
     inherit system;
     builder = "${toolbox}/bin/sh";
-    src = builtins.path { path = /. + "${stage}/${p.name}"; name = "${p.name}-files"; };
+    src = files p;
     depends = map (d: byName.${d}) p.deps;
     args = [ "-ec" ''
       cp -a $src $out
