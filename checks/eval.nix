@@ -10,7 +10,34 @@ let
   marked = strata.overrideScope (final: prev: {
     internalResult = args: prev.internalResult args // { marked = true; };
   });
+  # The library for images of another system.
+  on = imageSystem: strata.overrideScope (final: prev: { inherit imageSystem; });
+  # Every Linux system nixpkgs maps, with the architecture and variant its images get.
+  linuxSystems = {
+    x86_64-linux = { architecture = "amd64"; variant = null; };
+    aarch64-linux = { architecture = "arm64"; variant = null; };
+    armv7l-linux = { architecture = "arm"; variant = "v7"; };
+    armv6l-linux = { architecture = "arm"; variant = "v6"; };
+    i686-linux = { architecture = "386"; variant = null; };
+    powerpc64le-linux = { architecture = "ppc64le"; variant = null; };
+    s390x-linux = { architecture = "s390x"; variant = null; };
+    riscv64-linux = { architecture = "riscv64"; variant = null; };
+  };
   checks = {
+    "streamLayeredImage refuses an image for darwin" = refused ((on "aarch64-darwin").streamLayeredImage { name = "check"; });
+    "buildLayeredImage refuses an image for darwin" = refused ((on "x86_64-darwin").buildLayeredImage { name = "check"; });
+    "buildImage refuses an image for freebsd" = refused ((on "x86_64-freebsd").buildImage { name = "check"; });
+    "the NixDb variants refuse an image for darwin" = refused ((on "aarch64-darwin").buildLayeredImageWithNixDb { name = "check"; }) && refused ((on "aarch64-darwin").buildImageWithNixDb { name = "check"; });
+    "imageIndex refuses an entry for darwin" = refused (strata.imageIndex { name = "check"; images = [ ((on "aarch64-darwin").streamLayeredImage { name = "check"; }) ]; });
+    "pullImage refuses to derive a platform from darwin" = refused ((on "aarch64-darwin").pullImage { imageName = "a/b"; imageDigest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "0") 64)}"; hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; });
+    "pullImage takes an explicit arch on darwin" = ((on "aarch64-darwin").pullImage { imageName = "a/b"; imageDigest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "0") 64)}"; hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; arch = "arm64"; }) ? drvPath;
+    "pullImage refuses a variant of an architecture that has none" = refused (strata.pullImage { imageName = "a/b"; imageDigest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "0") 64)}"; hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; arch = "s390x"; variant = "v7"; });
+    "pullImage takes arm's v7" = (strata.pullImage { imageName = "a/b"; imageDigest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "0") 64)}"; hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; arch = "arm"; variant = "v7"; }) ? drvPath;
+    "streamLayeredImage refuses a made-up architecture" = refused (image { architecture = "x86"; });
+    "buildImage refuses a made-up architecture" = refused (strata.buildImage { name = "check"; architecture = "pentium"; });
+    "streamLayeredImage takes every OCI architecture" = builtins.all (a: (image { architecture = a; }) ? drvPath) strata.lib.architectures;
+    "every Linux system maps to its architecture and variant" = builtins.all (s: strata.lib.platformOfSystem s == linuxSystems.${s}) (builtins.attrNames linuxSystems);
+    "every Linux system's image evaluates" = builtins.all (s: ((on s).streamLayeredImage { name = "check"; }) ? drvPath) (builtins.attrNames linuxSystems);
     "streamLayeredImage refuses maxLayers 1" = refused (image { maxLayers = 1; });
     "streamLayeredImage refuses a created date it cannot read" = refused (image { created = "yesterday"; });
     "streamLayeredImage refuses a tag docker refuses" = refused (image { tag = "a b"; });

@@ -6,7 +6,7 @@
 # and the closure of `copyToRoot` and `config` that the parent lacks. `runAsRoot` runs as root
 # over the unpacked parent inside the ordinary sandboxed build (a user namespace; no VM, no
 # KVM); owners it sets with chown are kept. Arguments and defaults are nixpkgs'.
-{ lib, toolbox, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalWriteFile }:
+{ lib, imageSystem, toolbox, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix.
@@ -106,6 +106,7 @@ let
 in
 assert lib.assertMsg (builtins.isString name && name != "")
   "buildImage: `name` must be a non-empty string, got ${lib.show name}";
+assert lib.checkPlatform "buildImage" { inherit imageSystem architecture; };
 assert lib.assertMsg (copyToRoot == null || contents == null)
   "buildImage: give `copyToRoot` or the deprecated `contents`, not both";
 assert lib.assertMsg (lib.isTime created)

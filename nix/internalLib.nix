@@ -99,4 +99,60 @@ rec {
       };
     in
     self;
+  # The OCI (Go GOARCH) architecture names an image's config and an index's platforms use.
+  architectures = [
+    "386" "amd64" "arm" "arm64" "loong64" "mips" "mipsle" "mips64" "mips64le"
+    "ppc64" "ppc64le" "riscv64" "s390x" "wasm"
+  ];
+
+  # The variants of the architectures that have them (OCI image index `platform.variant`;
+  # amd64's are Go's GOAMD64 levels), as patterns.
+  variantPatterns = { arm = "v[5-8]"; arm64 = "v8(\\.[0-9])?|v9(\\.[0-9])?"; amd64 = "v[1-4]"; };
+
+  # The kernel of a Nix system (`linux` in `x86_64-linux`).
+  systemKernel = system:
+    let m = builtins.match "[^-]+-(.+)" system; in if m == null then system else builtins.head m;
+
+  # The architecture and variant of images for a Linux Nix system, as the helper derives
+  # them, or null for a CPU it does not know.
+  platformOfSystem = system:
+    let
+      cpu = builtins.head (builtins.split "-" system);
+      known = {
+        x86_64 = { architecture = "amd64"; }; i686 = { architecture = "386"; };
+        i586 = { architecture = "386"; }; i486 = { architecture = "386"; }; i386 = { architecture = "386"; };
+        aarch64 = { architecture = "arm64"; };
+        armv7l = { architecture = "arm"; variant = "v7"; }; armv7a = { architecture = "arm"; variant = "v7"; };
+        armv6l = { architecture = "arm"; variant = "v6"; }; armv5tel = { architecture = "arm"; variant = "v5"; };
+        powerpc64le = { architecture = "ppc64le"; }; powerpc64 = { architecture = "ppc64"; };
+        s390x = { architecture = "s390x"; }; riscv64 = { architecture = "riscv64"; };
+        mips64el = { architecture = "mips64le"; }; mipsel = { architecture = "mipsle"; };
+        loongarch64 = { architecture = "loong64"; };
+      };
+    in
+    if known ? ${cpu} then { variant = null; } // known.${cpu} else null;
+
+  # Why `fn` cannot make an image for `imageSystem` with the `architecture` and `variant`
+  # given (null: derived from the system), as one line; null when it can. Images run on
+  # Linux: one for another kernel would hold binaries no container can execute.
+  # (pullImage given an `arch` fetches that platform's image whatever the system: `linux`
+  # false.)
+  platformProblem = fn: { imageSystem, architecture ? null, variant ? null, archName ? "architecture", linux ? true }:
+    let
+      arch = if architecture != null then architecture
+        else (platformOfSystem imageSystem).architecture or null;
+      pattern = variantPatterns.${arch} or null;
+    in
+    if linux && (!(builtins.isString imageSystem) || systemKernel imageSystem != "linux") then
+      "${fn}: images run on Linux, and the image system ${show imageSystem} is not a Linux system; build the image for a Linux system instead (`imageSystem = \"aarch64-linux\"`, with a Linux remote builder or a cross package set such as pkgsCross)"
+    else if architecture != null && !(builtins.elem architecture architectures) then
+      "${fn}: `${archName}` must be an OCI architecture name (${builtins.concatStringsSep ", " architectures}), got ${show architecture}"
+    else if arch == null && architecture == null then
+      "${fn}: no image architecture is known for the system ${show imageSystem}; give `${archName}`"
+    else if variant != null && (pattern == null || !(builtins.isString variant) || builtins.match pattern variant == null) then
+      "${fn}: `variant` ${show variant} is not a variant of ${arch}${if pattern == null then " (which has none)" else ""}"
+    else null;
+
+  # Throws `platformProblem`'s line, if any; true otherwise, for use in `assert`.
+  checkPlatform = fn: args: let problem = platformProblem fn args; in problem == null || builtins.throw problem;
 }

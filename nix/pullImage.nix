@@ -46,6 +46,7 @@ assert lib.assertMsg (builtins.isString imageDigest && builtins.match "sha256:[0
   "pullImage: `imageDigest` must be a sha256 digest (sha256: and 64 hex digits), got ${lib.show imageDigest}";
 assert lib.assertMsg ((hash == null) != (sha256 == null))
   "pullImage: give exactly one of `hash` and `sha256`";
+assert lib.checkPlatform "pullImage" { inherit imageSystem variant; architecture = arch; archName = "arch"; linux = arch == null; };
 let
   pulled = internalBuilder ({
     inherit name imageSystem imageName imageDigest os arch variant finalImageName finalImageTag tlsVerify;

@@ -5,7 +5,7 @@
 # The build decides the layers (the most popular store paths of the closure get a layer each)
 # and writes them into the executable, a plan file run by the helper; no image tarball is
 # stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
-{ lib, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalPlan, internalResult, internalWriteFile }:
+{ lib, imageSystem, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalPlan, internalResult, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix
@@ -154,6 +154,7 @@ let
 in
 assert lib.assertMsg (builtins.isString name && name != "")
   "streamLayeredImage: `name` must be a non-empty string, got ${lib.show name}";
+assert lib.checkPlatform "streamLayeredImage" { inherit imageSystem architecture; };
 assert lib.assertMsg (pipeline != null || (builtins.isInt maxLayers && maxLayers >= 2))
   "streamLayeredImage: `maxLayers` must be an integer of at least 2 (one store layer and the customisation layer), got ${lib.show maxLayers}";
 assert lib.assertMsg (tag == null || (builtins.isString tag && builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" tag != null))

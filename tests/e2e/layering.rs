@@ -12,6 +12,19 @@ pub fn max_layers_below_2_fails_at_evaluation(ctx: &mut Context) -> Check {
     ensure(
         err.contains("`created`") && err.contains("yesterday"),
         || format!("message: {err}"),
+    )?;
+    // An image for macOS, and an architecture no engine knows, as nixpkgs refuses them.
+    let err = nix.instantiate_fails("darwinImage")?;
+    ensure(
+        err.contains("streamLayeredImage")
+            && err.contains("\"aarch64-darwin\" is not a Linux system")
+            && err.contains("pkgsCross"),
+        || format!("message: {err}"),
+    )?;
+    let err = nix.instantiate_fails("madeUpArchitecture")?;
+    ensure(
+        err.contains("buildImage: `architecture`") && err.contains("\"x86\""),
+        || format!("message: {err}"),
     )
 }
 

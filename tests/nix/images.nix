@@ -420,6 +420,11 @@ rec {
     config.Cmd = [ "${toolbox}/bin/sh" "-c" "tools-check; ${appV1.app}/bin/app" ];
   };
 
+  # Images for systems that are not Linux, or architectures that are not OCI's: refused
+  # at evaluation.
+  darwinImage = (import ../../nix { inherit helper toolbox system; imageSystem = "aarch64-darwin"; }).streamLayeredImage { name = "d"; tag = "1"; };
+  madeUpArchitecture = strata.buildImage { name = "a"; architecture = "x86"; };
+
   tooFewLayers = strata.streamLayeredImage {
     name = "bad";
     maxLayers = 1;
