@@ -42,6 +42,21 @@ pub fn parameters(codec: Compression) -> Option<String> {
 /// Compresses one block into a member or frame of its own.
 type BlockCompressor = fn(&[u8]) -> Vec<u8>;
 
+/// One block of a batch and how it is compressed.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockJob {
+    start: usize,
+    end: usize,
+    compress: BlockCompressor,
+}
+
+impl BlockJob {
+    /// The block's output, from the batch it was cut from.
+    pub fn run(&self, batch: &[u8]) -> Vec<u8> {
+        (self.compress)(&batch[self.start..self.end])
+    }
+}
+
 /// The state of one compressed stream, fed a batch at a time.
 #[derive(Debug)]
 pub struct BlockStream {
@@ -58,17 +73,27 @@ impl BlockStream {
     /// Compresses `batch`, whose length must be a multiple of [`BATCH`] unless it is the last
     /// one, and returns the output bytes in order.
     pub fn compress(&mut self, batch: &[u8]) -> Vec<Vec<u8>> {
-        self.total_in += batch.len() as u64;
-        let (block, one): (usize, BlockCompressor) = match self.codec {
+        let jobs = self.jobs(batch.len());
+        jobs.par_iter().map(|job| job.run(batch)).collect()
+    }
+
+    /// The blocks of the next batch of `len` bytes, each to be compressed on its own (in any
+    /// order, on any thread) and written in order.
+    pub fn jobs(&mut self, len: usize) -> Vec<BlockJob> {
+        self.total_in += len as u64;
+        let (block, compress): (usize, BlockCompressor) = match self.codec {
             // A plain stream passes its input through, in one piece.
-            Compression::None => return vec![batch.to_vec()],
+            Compression::None => (len.max(1), <[u8]>::to_vec),
             Compression::Gzip => (GZIP_BLOCK, gzip_member),
             Compression::Zstd => (ZSTD_BLOCK, zstd_frame),
         };
-        let starts: Vec<usize> = (0..batch.len()).step_by(block).collect();
-        starts
-            .par_iter()
-            .map(|&s| one(&batch[s..(s + block).min(batch.len())]))
+        (0..len)
+            .step_by(block)
+            .map(|start| BlockJob {
+                start,
+                end: (start + block).min(len),
+                compress,
+            })
             .collect()
     }
 

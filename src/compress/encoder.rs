@@ -3,8 +3,9 @@
 
 use super::blocks::{BlockStream, BATCH};
 use super::Compression;
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -19,6 +20,62 @@ use std::thread::JoinHandle;
 pub struct CompressThread<W: Write + Send + 'static> {
     tx: Option<SyncSender<Work>>,
     handle: Option<JoinHandle<io::Result<W>>>,
+}
+
+/// Batches whose blocks may be compressing at once. With one, every batch's end was a
+/// barrier: cores that finished their blocks waited for the slowest block (a deflated one
+/// beside stored ones) before the next batch could start; 2 keeps them busy, and memory at a
+/// few batches.
+const IN_FLIGHT: usize = 2;
+
+/// A batch whose blocks are compressing on the pool, their outputs coming back by position.
+struct InFlight {
+    batch: Arc<Vec<u8>>,
+    blocks: usize,
+    outputs: Receiver<(usize, Vec<u8>)>,
+}
+
+impl InFlight {
+    /// Starts compressing `batch`'s blocks on `pool` (rayon's global pool when none).
+    fn start(
+        stream: &mut BlockStream,
+        batch: Arc<Vec<u8>>,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> InFlight {
+        let jobs = stream.jobs(batch.len());
+        let (tx, outputs) = mpsc::channel();
+        for (k, job) in jobs.iter().copied().enumerate() {
+            let (batch, tx) = (Arc::clone(&batch), tx.clone());
+            let work = move || {
+                let _ = tx.send((k, job.run(&batch)));
+            };
+            match pool {
+                Some(pool) => pool.spawn(work),
+                None => rayon::spawn(work),
+            }
+        }
+        InFlight {
+            batch,
+            blocks: jobs.len(),
+            outputs,
+        }
+    }
+
+    /// Waits for every block, writes them in order, and gives the batch back.
+    fn write_to(self, inner: &mut impl Write) -> io::Result<Arc<Vec<u8>>> {
+        let mut parts: Vec<Option<Vec<u8>>> = vec![None; self.blocks];
+        for _ in 0..self.blocks {
+            let (k, out) = self
+                .outputs
+                .recv()
+                .map_err(|_| io::Error::other("a block's compression failed"))?;
+            parts[k] = Some(out);
+        }
+        for part in parts.into_iter().flatten() {
+            inner.write_all(&part)?;
+        }
+        Ok(self.batch)
+    }
 }
 
 /// What a [`CompressThread`] is sent.
@@ -45,21 +102,28 @@ impl<W: Write + Send + 'static> CompressThread<W> {
         let (tx, rx) = mpsc::sync_channel::<Work>(0);
         let handle = std::thread::spawn(move || {
             let mut stream = BlockStream::new(codec);
+            let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(IN_FLIGHT);
+            let write_oldest = |in_flight: &mut VecDeque<InFlight>, inner: &mut W| {
+                if let Some(oldest) = in_flight.pop_front() {
+                    let batch = oldest.write_to(inner)?;
+                    if let Some(returns) = &returns {
+                        let _ = returns.send(batch);
+                    }
+                }
+                io::Result::Ok(())
+            };
             for work in rx {
                 match work {
                     Work::Batch(batch) => {
-                        let parts = match &pool {
-                            Some(pool) => pool.install(|| stream.compress(&batch)),
-                            None => stream.compress(&batch),
-                        };
-                        for part in parts {
-                            inner.write_all(&part)?;
+                        if in_flight.len() == IN_FLIGHT {
+                            write_oldest(&mut in_flight, &mut inner)?;
                         }
-                        if let Some(returns) = &returns {
-                            let _ = returns.send(batch);
-                        }
+                        in_flight.push_back(InFlight::start(&mut stream, batch, pool.as_deref()));
                     }
                     Work::Finish => {
+                        while !in_flight.is_empty() {
+                            write_oldest(&mut in_flight, &mut inner)?;
+                        }
                         inner.write_all(&stream.finish())?;
                         return Ok(inner);
                     }
