@@ -17,13 +17,15 @@
 # $ROOTS when absent). NIXPKGS_STREAMER names nixpkgs' stream_layered_image.py (from
 # pkgs/build-support/docker/); without it the nixpkgs columns are left out. Needs root, Nix,
 # docker.io, podman, skopeo, docker-registry, pigz, zstd (scripts/setup) and the ROOTS
-# packages installed.
+# packages installed. SECTIONS picks some of: limits loop perlayer archives loads push.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-/tmp/strata-bench-stage}
 runs=${RUNS:-3}
 roots=${ROOTS:-python3 postgresql-15 git nodejs openjdk-17-jre-headless golang-1.19-go docker.io}
 streamer=${NIXPKGS_STREAMER:-}
+sections=" ${SECTIONS:-limits loop perlayer archives loads push} "
+want() { [[ $sections == *" $1 "* ]]; }
 scripts/bootstrap >/dev/null
 strata=$PWD/build/bootstrap/helper/bin/strata
 export STRATA_PROGRESS=none
@@ -108,15 +110,19 @@ open(sys.argv[2], "w").write(json.dumps(conf))
 EOF
 }
 
+echo "$closure" > "$work/closure"
+if want limits; then
 echo
 echo "== machine limits (warm cache)"
-echo "$closure" > "$work/closure"
 read_s=$(timed "find \$(cat $work/closure) -type f -print0 | xargs -0 cat > /dev/null")
 sha_s=$(timed "find \$(cat $work/closure) -type f -print0 | xargs -0 cat | openssl dgst -sha256")
 printf 'read the files: %s s (%.0f MB/s); read + sha256 (openssl, SHA-NI) in one stream: %s s (%.0f MB/s)\n' \
   "$read_s" "$(awk -v m="$tar_mb" -v s="$read_s" 'BEGIN { print m / s }')" \
   "$sha_s" "$(awk -v m="$tar_mb" -v s="$sha_s" 'BEGIN { print m / s }')"
+fi
 
+plan=$plan0
+if want loop; then
 echo
 echo "== change → build → stream (s)"
 printf '%-4s %9s %9s %9s %8s | %9s %9s %9s %7s\n' run "build" "stream" "loop" "hashed" "nix build" "stream" "loop" "ratio"
@@ -137,10 +143,26 @@ for i in $(seq 1 "$runs"); do
   fi
   echo "$line"
 done
+fi
 plan_a=$plan
 
+if want perlayer; then
+echo
+echo "== perLayerDerivations: change → build (s; MB hashed: layer derivations + plan)"
+nixb -A imagePerLayer --argstr appVersion "$run-p0" >/dev/null 2>&1
+for i in $(seq 1 "$runs"); do
+  a=$(now); nixb -A imagePerLayer --argstr appVersion "$run-p$i" >/dev/null 2>"$work/build.log"; b=$(now)
+  hashed=$(grep -oE 'strata: records( completed)?: .*\(([0-9]+) bytes\)' "$work/build.log" | grep -oE '\([0-9]+ bytes\)' \
+    | tr -dc '0-9\n' | awk '{ s += $1 } END { printf "%.1f", s / 1e6 }' || true)
+  printf '%-4s build %6s s, hashed %s MB, layers rebuilt: %s\n' "$i" "$(seconds "$a" "$b")" "$hashed" \
+    "$(grep -c "^building '.*-layer.*drv'" "$work/build.log" || true)"
+done
+fi
+
+if want archives; then
 echo
 echo "== compressed archives of the image (bytes, s)"
+[ -z "$streamer" ] || nixpkgs_conf "$plan_a" "$work/conf.json"
 a=$(now); "$strata" archive --plan "$plan_a" --output "$work/a.tar.gz" --compressor gz; b=$(now)
 printf 'strata gz archive:              %11d B %7s s\n' "$(stat -c %s "$work/a.tar.gz")" "$(seconds "$a" "$b")"
 a=$(now); RAYON_NUM_THREADS=1 "$strata" archive --plan "$plan_a" --output "$work/a1.tar.gz" --compressor gz; b=$(now)
@@ -165,7 +187,9 @@ if [ -n "$streamer" ]; then
   printf 'nixpkgs stream | zstd -3 -T2:   %11d B %7s s\n' "$(stat -c %s "$work/n.zst")" "$t"
   rm -f "$work/n.gz" "$work/n.zst"
 fi
+fi
 
+if want loads; then
 echo
 echo "== loads (s)"
 mkdir -p "$work/bin" "$work/docker"
@@ -189,7 +213,8 @@ forget() { # engine: remove every image, and so every layer
 }
 plan_b=$(nixb -A image --argstr appVersion "$run-b" 2>/dev/null)
 plan_c=$(nixb -A image --argstr appVersion "$run-c" 2>/dev/null)
-nixb -A app --argstr appVersion "$run-c2" >/dev/null 2>&1
+nixb -A app --argstr appVersion "$run-docker" >/dev/null 2>&1
+nixb -A app --argstr appVersion "$run-podman" >/dev/null 2>&1
 [ -n "$streamer" ] && nixpkgs_conf "$plan_b" "$work/conf_b.json" && nixpkgs_conf "$plan_c" "$work/conf_c.json"
 printf '%-8s %-34s %9s %14s\n' engine "how" "first" "after change"
 for engine in docker podman; do
@@ -205,18 +230,24 @@ for engine in docker podman; do
   printf '%-8s %-34s %9s %14s\n' $engine "strata stream | $engine load" "$first" "$again"
   forget $engine
   first=$(timed "$strata load --engine $engine $plan_b")
-  again=$(timed "$strata load --engine $engine $plan_c")
-  "$strata" load --engine $engine "$plan_c" 2>&1 | tail -n1 | sed 's/^/         /'
-  # The user's whole wait after a change: build the changed image, load it, run it.
+  a=$(now); STRATA_PROGRESS=log "$strata" load --engine $engine "$plan_c" 2>"$work/load.log"; b=$(now)
+  again=$(seconds "$a" "$b")
+  tail -n1 "$work/load.log" | sed 's/^/         /'
+  # The user's whole wait after a change: build the changed image, load it (run it after).
   a=$(now)
-  plan_d=$(nixb -A image --argstr appVersion "$run-c2" 2>/dev/null)
+  plan_d=$(nixb -A image --argstr appVersion "$run-$engine" 2>/dev/null)
   "$strata" load --engine $engine "$plan_d" 2>/dev/null
   b=$(now)
-  runs_ok $engine "realistic:$run-c2" || { echo "bench: $engine did not run the loaded image" >&2; exit 1; }
+  runs_ok $engine "realistic:$run-$engine" || { echo "bench: $engine did not run the loaded image" >&2; exit 1; }
   printf '%-8s %-34s %9s %14s   (build + load: %s s)\n' $engine "strata load" "$first" "$again" "$(seconds "$a" "$b")"
   forget $engine
 done
+fi
 
+if want push; then
+[ -n "${plan_b:-}" ] || plan_b=$(nixb -A image --argstr appVersion "$run-b" 2>/dev/null)
+[ -n "${plan_c:-}" ] || plan_c=$(nixb -A image --argstr appVersion "$run-c" 2>/dev/null)
+[ -z "$streamer" ] || [ -f "$work/conf_b.json" ] || { nixpkgs_conf "$plan_b" "$work/conf_b.json"; nixpkgs_conf "$plan_c" "$work/conf_c.json"; }
 echo
 echo "== push of a changed image to a local registry"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -239,4 +270,5 @@ if [ -n "$streamer" ]; then
   measure_push "nixpkgs stream > file; skopeo copy" \
     "python3 $streamer $work/conf_b.json > $work/n.tar && skopeo copy --dest-tls-verify=false docker-archive:$work/n.tar docker://$host/nixpkgs:b" \
     "python3 $streamer $work/conf_c.json > $work/n.tar && skopeo copy --dest-tls-verify=false docker-archive:$work/n.tar docker://$host/nixpkgs:c"
+fi
 fi

@@ -66,6 +66,8 @@ in
   inherit app;
   # The image, streamed (the default build).
   image = image { };
+  # A derivation per automatic layer: a rebuild hashes only the layers whose paths changed.
+  imagePerLayer = image { perLayerDerivations = true; };
   # Layers stored gzip- or zstd-compressed in the archive.
   imageGz = image { layerCompressor = "gz"; };
   imageZstd = image { layerCompressor = "zstd"; };
