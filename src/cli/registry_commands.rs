@@ -85,8 +85,16 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
     } else {
         String::new()
     };
+    let first = if report.compressed_first > 0 {
+        format!(
+            ", {} layers compressed first to ask the registry",
+            report.compressed_first
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "pushed {target} ({}): {} blobs uploaded, {} already there{mounted}, {} bytes sent in {:.1} s",
+        "pushed {target} ({}): {} blobs uploaded, {} already there{mounted}{first}, {} bytes sent in {:.1} s",
         report.manifest,
         report.uploaded,
         report.skipped,

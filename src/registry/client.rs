@@ -8,9 +8,27 @@ use super::auth::{Auth, Refusal};
 use super::reference::Reference;
 use super::transport::{self, transport_message, Answer, Body, Sent};
 pub use super::RegistryError;
-use crate::digest::Digest;
-use std::io::Read;
+use crate::digest::{Blob, Digest, Hasher};
+use std::io::{self, Read};
 use std::time::Duration;
+
+/// Bytes per `PATCH` of a chunked upload: above the 5 MiB some registries require of every
+/// chunk but the last, and the memory an upload holds.
+pub const UPLOAD_CHUNK: usize = 8 << 20;
+
+/// Reads into `buf` until it is full or the input ends; the bytes read.
+fn read_full(body: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match body.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
 
 /// Media types a manifest GET accepts.
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -150,6 +168,84 @@ impl Client {
         match a.status {
             201 | 204 => Ok(()),
             _ => Err(self.status_error(&what, a)),
+        }
+    }
+
+    /// Uploads a blob whose digest is not known beforehand: its bytes from `body` in chunks
+    /// of [`UPLOAD_CHUNK`] (`PATCH` with `Content-Range`, as the distribution spec has it),
+    /// hashed on the way, then closed with the digest. Returns the blob.
+    pub fn upload_blob_chunked(&mut self, body: &mut dyn Read) -> Result<Blob, RegistryError> {
+        let what = "chunked upload of a blob".to_owned();
+        let start = format!("{}/blobs/uploads/", self.base);
+        let a = self.request("POST", &start, &[], Body::Bytes(&[]), &what)?;
+        if a.status != 202 {
+            return Err(self.status_error(&what, a));
+        }
+        let mut location = self.next_location(&what, a)?;
+        let mut hasher = Hasher::new();
+        let mut size = 0u64;
+        let mut chunk = vec![0u8; UPLOAD_CHUNK];
+        loop {
+            let n = read_full(body, &mut chunk)
+                .map_err(|e| self.unreachable(format!("{what}: reading the blob: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&chunk[..n]);
+            let headers = [
+                ("Content-Type", "application/octet-stream".to_owned()),
+                ("Content-Range", format!("{size}-{}", size + n as u64 - 1)),
+            ];
+            let a = self.request(
+                "PATCH",
+                &location,
+                &headers,
+                Body::Bytes(&chunk[..n]),
+                &what,
+            )?;
+            if a.status != 202 {
+                return Err(self.status_error(&what, a));
+            }
+            location = self.next_location(&what, a)?;
+            size += n as u64;
+        }
+        let blob = hasher.finish();
+        debug_assert_eq!(blob.size, size);
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={}", blob.digest);
+        let a = self.request("PUT", &url, &[], Body::Bytes(&[]), &what)?;
+        match a.status {
+            201 | 204 => Ok(blob),
+            _ => Err(self.status_error(&what, a)),
+        }
+    }
+
+    /// The upload URL an answer's `Location` names, made absolute.
+    fn next_location(&self, what: &str, a: Answer) -> Result<String, RegistryError> {
+        match a.header("Location").map(str::to_owned) {
+            Some(location) => Ok(self.absolute(&location)),
+            None => Err(self.status_error(&format!("{what}: no Location header"), a)),
+        }
+    }
+
+    /// Whether the repository holds any tag (a repository the registry does not know holds
+    /// none). An answer it cannot read counts as yes: the caller then asks blob by blob.
+    pub fn has_tags(&mut self) -> Result<bool, RegistryError> {
+        let url = format!("{}/tags/list?n=1", self.base);
+        let what = "tag list".to_owned();
+        let a = self.request("GET", &url, &[], Body::None, &what)?;
+        match a.status {
+            404 => Ok(false),
+            200 => {
+                let listed: serde_json::Value =
+                    serde_json::from_slice(&a.body).unwrap_or(serde_json::Value::Null);
+                Ok(match listed.get("tags") {
+                    Some(serde_json::Value::Array(tags)) => !tags.is_empty(),
+                    Some(serde_json::Value::Null) => false,
+                    _ => true,
+                })
+            }
+            _ => Ok(true),
         }
     }
 

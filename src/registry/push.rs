@@ -82,6 +82,8 @@ pub struct PushReport {
     pub mounted: usize,
     /// Compressed bytes sent.
     pub bytes_sent: u64,
+    /// Layers compressed once beforehand, to learn the digest the registry is asked for.
+    pub compressed_first: usize,
     /// Digest of the manifest pushed.
     pub manifest: Digest,
 }
@@ -178,14 +180,27 @@ fn push_blobs(
         Compression::Zstd => Compression::Zstd,
         _ => Compression::Gzip,
     };
-    let compressed = compressed_blobs(plan, compressor, present, &options.cache)?;
-    let mut layers: Vec<(Blob, Compression)> = Vec::with_capacity(plan.layers.len());
+    // A repository with no tag has no blobs to skip (and without `--mount-from` none are
+    // looked for elsewhere): every layer whose compressed digest is not known yet is then
+    // uploaded in chunks, its digest computed on the way, rather than compressed once to
+    // learn the digest and again to send it.
+    // A registry that will not list tags (a push-only credential) is asked blob by blob.
+    let fresh =
+        present.is_empty() && options.mount_from.is_empty() && !client.has_tags().unwrap_or(true);
+    let compressed = compressed_blobs(plan, compressor, present, &options.cache, !fresh)?;
+    report.compressed_first += compressed.computed;
+    let compressed = compressed.blobs;
+    // Each layer's blob; `None` until a chunked upload gives it.
+    let mut layers: Vec<Option<(Blob, Compression)>> = Vec::with_capacity(plan.layers.len());
     let mut done: HashMap<Digest, (Blob, Compression)> = HashMap::new();
-    let mut missing: Vec<(usize, &PlannedLayer, Blob)> = Vec::new();
+    // Layers to upload, with their compressed blob when known.
+    let mut missing: Vec<(usize, &PlannedLayer, Option<Blob>)> = Vec::new();
+    // diff_id → position in `missing` of the layers uploaded in chunks.
+    let mut chunked: HashMap<Digest, usize> = HashMap::new();
     for (i, layer) in plan.layers.iter().enumerate() {
         let diff_id = layer.record.diff_id;
         if let Some(found) = done.get(&diff_id).or_else(|| present.get(&diff_id)) {
-            layers.push(*found);
+            layers.push(Some(*found));
             if !done.contains_key(&diff_id) {
                 report.skipped += 1;
             }
@@ -193,7 +208,17 @@ fn push_blobs(
             progress.layer_done();
             continue;
         }
-        let blob = compressed[i].expect("compressed_blobs gives every layer not present");
+        let Some(blob) = compressed[i] else {
+            layers.push(None);
+            if let std::collections::hash_map::Entry::Vacant(e) = chunked.entry(diff_id) {
+                e.insert(missing.len());
+                missing.push((i, layer, None));
+                report.uploaded += 1;
+            } else {
+                progress.layer_done();
+            }
+            continue;
+        };
         if client.has_blob(&blob.digest)? {
             report.skipped += 1;
             progress.layer_done();
@@ -201,11 +226,11 @@ fn push_blobs(
             report.mounted += 1;
             progress.layer_done();
         } else {
-            missing.push((i, layer, blob));
+            missing.push((i, layer, Some(blob)));
             report.uploaded += 1;
             report.bytes_sent += blob.size;
         }
-        layers.push((blob, compressor));
+        layers.push(Some((blob, compressor)));
         done.insert(diff_id, (blob, compressor));
     }
     let sending = Sending {
@@ -213,7 +238,19 @@ fn push_blobs(
         cache: &options.cache,
         progress,
     };
-    upload_layers(client, &missing, &sending, options.parallel)?;
+    let sent = upload_layers(client, &missing, &sending, options.parallel)?;
+    for (k, (_, _, known)) in missing.iter().enumerate() {
+        if known.is_none() {
+            report.bytes_sent += sent[k].size;
+        }
+    }
+    let layers: Vec<(Blob, Compression)> = layers
+        .into_iter()
+        .zip(&plan.layers)
+        .map(|(blob, layer)| {
+            blob.unwrap_or_else(|| (sent[chunked[&layer.record.diff_id]], compressor))
+        })
+        .collect();
     let created = plan.created_at(time::OffsetDateTime::now_utc());
     let diff_ids: Vec<Blob> = plan
         .layers
@@ -240,14 +277,22 @@ fn push_blobs(
     Ok(oci_layout::manifest_of(&config_blob, &layers))
 }
 
+/// The compressed blobs of a plan's layers, and how many were computed.
+struct CompressedBlobs {
+    blobs: Vec<Option<Blob>>,
+    computed: usize,
+}
+
 /// The compressed blob of each layer of `plan` that `present` lacks: from its record, from
-/// `cache`, or computed now (and kept in `cache`). `None` for the layers `present` has.
+/// `cache`, or (when `compute`) computed now and kept in `cache`. `None` for the layers
+/// `present` has, and without `compute` for those not known.
 fn compressed_blobs(
     plan: &ImagePlan,
     compressor: Compression,
     present: &HashMap<Digest, (Blob, Compression)>,
     cache: &RecordCache,
-) -> Result<Vec<Option<Blob>>, PushError> {
+    compute: bool,
+) -> Result<CompressedBlobs, PushError> {
     let mut blobs: Vec<Option<Blob>> = plan
         .layers
         .iter()
@@ -264,8 +309,8 @@ fn compressed_blobs(
     let unknown: Vec<usize> = (0..plan.layers.len())
         .filter(|&i| blobs[i].is_none() && !present.contains_key(&plan.layers[i].record.diff_id))
         .collect();
-    if unknown.is_empty() {
-        return Ok(blobs);
+    if unknown.is_empty() || !compute {
+        return Ok(CompressedBlobs { blobs, computed: 0 });
     }
     let sources: Vec<_> = unknown
         .iter()
@@ -303,7 +348,10 @@ fn compressed_blobs(
         }
         blobs[i] = blob;
     }
-    Ok(blobs)
+    Ok(CompressedBlobs {
+        blobs,
+        computed: unknown.len(),
+    })
 }
 
 /// Mounts `digest` from the first repository of `from` that has it.
@@ -372,38 +420,51 @@ struct Sending<'a> {
 
 fn upload_layers(
     client: &Client,
-    missing: &[(usize, &PlannedLayer, Blob)],
+    missing: &[(usize, &PlannedLayer, Option<Blob>)],
     sending: &Sending,
     parallel: usize,
-) -> Result<(), PushError> {
+) -> Result<Vec<Blob>, PushError> {
     let next = AtomicUsize::new(0);
     let failed = Mutex::new(None);
+    let sent: Vec<Mutex<Option<Blob>>> = missing.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..parallel.clamp(1, missing.len().max(1)) {
             let mut client = client.clone();
-            let (next, failed) = (&next, &failed);
+            let (next, failed, sent) = (&next, &failed, &sent);
             scope.spawn(move || loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&(i, layer, blob)) = missing.get(k) else {
                     return;
                 };
-                if let Err(e) = upload_layer(&mut client, i, layer, blob, sending) {
-                    // Later jobs are not started; those under way finish.
-                    next.store(missing.len(), Ordering::Relaxed);
-                    failed
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e);
-                    return;
+                match upload_layer(&mut client, i, layer, blob, sending) {
+                    Ok(blob) => {
+                        *sent[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(blob);
+                    }
+                    Err(e) => {
+                        // Later jobs are not started; those under way finish.
+                        next.store(missing.len(), Ordering::Relaxed);
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
                 }
                 sending.progress.layer_done();
             });
         }
     });
-    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
     }
+    Ok(sent
+        .into_iter()
+        .map(|b| {
+            b.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("every upload either failed or gave its blob")
+        })
+        .collect())
 }
 
 /// Tars and compresses a layer on a thread while its bytes are uploaded, then checks both
@@ -412,11 +473,11 @@ fn upload_layer(
     client: &mut Client,
     index: usize,
     layer: &PlannedLayer,
-    blob: Blob,
+    blob: Option<Blob>,
     sending: &Sending,
-) -> Result<(), PushError> {
+) -> Result<Blob, PushError> {
     let (compressor, progress) = (sending.compressor, sending.progress);
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+    let (tx, rx) = mpsc::sync_channel::<Option<Vec<u8>>>(4);
     let source = layer.content.source();
     let stamp = layer.content.stamp();
     let produced = std::thread::scope(|scope| {
@@ -425,19 +486,17 @@ fn upload_layer(
             let plain = write_layer_to(&source, &stamp, HashingWriter::new(encoder))
                 .map_err(|e| io::Error::other(e.to_string()))?;
             let (encoder, plain) = plain.finish();
-            let (_, compressed) = encoder.finish()?.finish();
+            let (channel, compressed) = encoder.finish()?.finish();
+            channel.end()?;
             Ok((plain, compressed))
         });
-        let mut body = ChannelReader {
-            rx,
-            chunk: Vec::new(),
-            at: 0,
-            progress,
-            declared: blob.size,
-            sent: 0,
-            overflowed: false,
+        let mut body = ChannelReader::new(rx, blob.map(|b| b.size), progress);
+        let uploaded = match blob {
+            Some(blob) => client
+                .upload_blob(&blob.digest, blob.size, &mut body)
+                .map(|()| blob),
+            None => client.upload_blob_chunked(&mut body),
         };
-        let uploaded = client.upload_blob(&blob.digest, blob.size, &mut body);
         let overflowed = body.overflowed;
         drop(body);
         let produced = producer
@@ -447,14 +506,13 @@ fn upload_layer(
     });
     let (uploaded, produced, overflowed) = produced;
     let what = layer.content.describe_at_most(10);
-    let expected = || format!("{}, {} bytes", blob.digest, blob.size);
     let disproved = || sending.cache.forget(&layer.record.diff_id, compressor);
-    if overflowed {
+    if let (true, Some(blob)) = (overflowed, blob) {
         disproved();
         return Err(PushError::CompressedMismatch {
             index: index + 1,
             what,
-            expected: expected(),
+            expected: format!("{}, {} bytes", blob.digest, blob.size),
             found: format!("more than {} bytes", blob.size),
         });
     }
@@ -470,28 +528,50 @@ fn upload_layer(
             found: format!("{}, {} bytes", plain.digest, plain.size),
         });
     }
-    if compressed != blob {
-        disproved();
-        return Err(PushError::CompressedMismatch {
-            index: index + 1,
-            what,
-            expected: expected(),
-            found: format!("{}, {} bytes", compressed.digest, compressed.size),
-        });
+    match blob {
+        Some(blob) if compressed != blob => {
+            disproved();
+            return Err(PushError::CompressedMismatch {
+                index: index + 1,
+                what,
+                expected: format!("{}, {} bytes", blob.digest, blob.size),
+                found: format!("{}, {} bytes", compressed.digest, compressed.size),
+            });
+        }
+        Some(_) => {}
+        None => {}
     }
-    uploaded?;
-    Ok(())
+    let uploaded = uploaded?;
+    if blob.is_none() {
+        // What the registry was sent is what was compressed: the same bytes, hashed twice.
+        debug_assert_eq!(uploaded, compressed);
+        // Learnt by sending it: kept for the next push.
+        sending
+            .cache
+            .put(&layer.record.diff_id, compressor, uploaded);
+    }
+    Ok(uploaded)
 }
 
-/// Sends written bytes, in chunks, to a [`ChannelReader`].
+/// Sends written bytes, in chunks, to a [`ChannelReader`]; [`ChannelWriter::end`] says
+/// they are all there (a writer dropped without it is a stream cut short).
 struct ChannelWriter {
-    tx: SyncSender<Vec<u8>>,
+    tx: SyncSender<Option<Vec<u8>>>,
+}
+
+impl ChannelWriter {
+    /// Marks the end of the bytes.
+    fn end(self) -> io::Result<()> {
+        self.tx
+            .send(None)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
 }
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.tx
-            .send(buf.to_vec())
+            .send(Some(buf.to_vec()))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))?;
         Ok(buf.len())
     }
@@ -503,47 +583,81 @@ impl Write for ChannelWriter {
 
 /// Reads what a [`ChannelWriter`] sends, reporting progress.
 struct ChannelReader<'a> {
-    rx: Receiver<Vec<u8>>,
+    rx: Receiver<Option<Vec<u8>>>,
     chunk: Vec<u8>,
     at: usize,
     progress: &'a Progress,
-    /// The bytes the upload declared (the recorded compressed size), and those sent so far.
-    declared: u64,
+    /// The bytes the upload declared (the recorded compressed size), if it did.
+    declared: Option<u64>,
+    /// The bytes read so far.
     sent: u64,
+    /// Whether the writer marked the end.
+    ended: bool,
     /// Whether the layer had more bytes than declared.
     overflowed: bool,
 }
 
+impl ChannelReader<'_> {
+    /// A reader of `rx`'s bytes, `declared` of them if known.
+    fn new(
+        rx: Receiver<Option<Vec<u8>>>,
+        declared: Option<u64>,
+        progress: &Progress,
+    ) -> ChannelReader<'_> {
+        ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            progress,
+            declared,
+            sent: 0,
+            ended: false,
+            overflowed: false,
+        }
+    }
+}
+
 impl Read for ChannelReader<'_> {
-    /// The layer's bytes, failing (which aborts the request) when they are fewer or more
-    /// than declared: a registry given fewer waits for the rest until its timeout.
+    /// The layer's bytes, failing (which aborts the request, so no registry keeps a blob
+    /// cut short or waits for the rest) when the writer stops before marking the end, or
+    /// when they are fewer or more than declared.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.chunk.len() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.recv() {
-                Ok(chunk) => {
+                Ok(Some(chunk)) => {
                     self.chunk = chunk;
                     self.at = 0;
                 }
-                Err(_) if self.sent == self.declared => return Ok(0),
+                Ok(None) => match self.declared {
+                    Some(declared) if self.sent != declared => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "the compressed layer ended after {} of the {declared} bytes its record gives",
+                                self.sent
+                            ),
+                        ))
+                    }
+                    _ => self.ended = true,
+                },
                 Err(_) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "the compressed layer ended after {} of the {} bytes its record gives",
-                            self.sent, self.declared
-                        ),
+                        format!("the layer's compression stopped after {} bytes", self.sent),
                     ))
                 }
             }
         }
         let n = buf.len().min(self.chunk.len() - self.at);
-        if self.sent + n as u64 > self.declared {
+        if let Some(declared) = self.declared.filter(|&d| self.sent + n as u64 > d) {
             self.overflowed = true;
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "the compressed layer is longer than the {} bytes its record gives",
-                    self.declared
+                    "the compressed layer is longer than the {declared} bytes its record gives"
                 ),
             ));
         }
@@ -559,23 +673,23 @@ impl Read for ChannelReader<'_> {
 mod tests {
     use super::*;
 
-    /// Reads all a reader declared `declared` bytes gives, for chunks sent by a writer.
-    fn read_declared(chunks: &[&[u8]], declared: u64) -> (io::Result<Vec<u8>>, bool) {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(chunks.len());
+    /// Reads what a reader declaring `declared` bytes gives for `chunks`, the end marked
+    /// when `end`.
+    fn read_declared(
+        chunks: &[&[u8]],
+        end: bool,
+        declared: Option<u64>,
+    ) -> (io::Result<Vec<u8>>, bool) {
+        let (tx, rx) = mpsc::sync_channel::<Option<Vec<u8>>>(chunks.len() + 1);
         for c in chunks {
-            tx.send(c.to_vec()).unwrap();
+            tx.send(Some(c.to_vec())).unwrap();
+        }
+        if end {
+            tx.send(None).unwrap();
         }
         drop(tx);
         let progress = Progress::quiet();
-        let mut reader = ChannelReader {
-            rx,
-            chunk: Vec::new(),
-            at: 0,
-            progress: &progress,
-            declared,
-            sent: 0,
-            overflowed: false,
-        };
+        let mut reader = ChannelReader::new(rx, declared, &progress);
         let mut out = Vec::new();
         let read = reader.read_to_end(&mut out).map(|_| out);
         (read, reader.overflowed)
@@ -583,17 +697,28 @@ mod tests {
 
     #[test]
     fn an_upload_body_is_exactly_the_declared_bytes() {
-        let (read, over) = read_declared(&[b"abc", b"de"], 5);
+        let (read, over) = read_declared(&[b"abc", b"de"], true, Some(5));
         assert_eq!(read.unwrap(), b"abcde");
         assert!(!over);
         // Fewer bytes than declared: an error, not an end the registry would wait past.
-        let (read, over) = read_declared(&[b"abc"], 5);
+        let (read, over) = read_declared(&[b"abc"], true, Some(5));
         let err = read.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert!(err.to_string().contains("3 of the 5"), "{err}");
         assert!(!over);
-        let (read, over) = read_declared(&[b"abc", b"def"], 5);
+        let (read, over) = read_declared(&[b"abc", b"def"], true, Some(5));
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::InvalidData);
         assert!(over);
+    }
+
+    #[test]
+    fn an_undeclared_body_ends_only_where_its_writer_says() {
+        let (read, _) = read_declared(&[b"abc", b"de"], true, None);
+        assert_eq!(read.unwrap(), b"abcde");
+        // The compressor stopped (failed) without marking the end: no complete blob.
+        let (read, _) = read_declared(&[b"abc"], false, None);
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let (read, _) = read_declared(&[b"abcde"], false, Some(5));
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -12,6 +12,29 @@ pub fn push_uploads_only_what_the_registry_lacks(ctx: &mut Context) -> Check {
     };
     let v1 = nix.build("appV1")?;
     let v2 = nix.build("appV2")?;
+    // Into a repository with no tags, layers whose compressed digests nothing knows yet go
+    // in chunks, compressed once; a push to a repository that has tags compresses the
+    // layers it knows nothing of first, to ask the registry for them.
+    let fresh = push_plan(&v1, &format!("{host}/fresh:v1"), &[])?;
+    ensure(fresh.compressed_first == 0, || {
+        format!(
+            "the push into an empty repository compressed {} layers first",
+            fresh.compressed_first
+        )
+    })?;
+    let cold = dir.join("cold-cache");
+    let _ = std::fs::remove_dir_all(&cold);
+    let out = run(Command::new(&helper)
+        .arg("push")
+        .arg(&v1)
+        .arg(format!("{host}/fresh:v1-again"))
+        .env("STRATA_CACHE_DIR", &cold)
+        .env("STRATA_PROGRESS", "none"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure(
+        out.status.success() && err.contains("compressed first") && err.contains(" 0 bytes sent"),
+        || format!("push with no cache into a repository with tags: {err}"),
+    )?;
     let layers = |plan: &Path| -> Result<usize, String> {
         let text = std::fs::read_to_string(plan).map_err(|e| e.to_string())?;
         let json: Value = serde_json::from_str(text.split_once('\n').map_or("", |(_, j)| j))

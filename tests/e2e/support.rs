@@ -244,6 +244,8 @@ pub struct Pushed {
     pub skipped: usize,
     pub bytes: u64,
     pub digest: String,
+    /// Layers compressed before the upload to learn their digests (0 when none).
+    pub compressed_first: usize,
 }
 
 /// Pushes the image of `plan` to `target` with the bootstrap helper; reads its report line
@@ -276,6 +278,10 @@ pub fn push_plan(plan: &Path, target: &str, extra: &[&str]) -> Result<Pushed, St
         skipped: number(" already there") as usize,
         bytes: number(" bytes sent"),
         digest,
+        compressed_first: match number(" layers compressed first") {
+            u64::MAX => 0,
+            n => n as usize,
+        },
     })
 }
 
