@@ -251,6 +251,17 @@ fn push_blobs(
             blob.unwrap_or_else(|| (sent[chunked[&layer.record.diff_id]], compressor))
         })
         .collect();
+    let config_blob = push_config(plan, client, options, report)?;
+    Ok(oci_layout::manifest_of(&config_blob, &layers))
+}
+
+/// Sends the config of `plan` unless the registry has it; returns its blob.
+fn push_config(
+    plan: &ImagePlan,
+    client: &mut Client,
+    options: &PushOptions,
+    report: &mut PushReport,
+) -> Result<Blob, PushError> {
     let created = plan.created_at(time::OffsetDateTime::now_utc());
     let diff_ids: Vec<Blob> = plan
         .layers
@@ -274,7 +285,7 @@ fn push_blobs(
         report.uploaded += 1;
         report.bytes_sent += config_blob.size;
     }
-    Ok(oci_layout::manifest_of(&config_blob, &layers))
+    Ok(config_blob)
 }
 
 /// The compressed blobs of a plan's layers, and how many were computed.
@@ -467,20 +478,23 @@ fn upload_layers(
         .collect())
 }
 
-/// Tars and compresses a layer on a thread while its bytes are uploaded, then checks both
-/// the plain and the compressed digests against the record.
-fn upload_layer(
+/// What sending a layer gave: the upload's blob, the plain and compressed blobs its
+/// compressor saw, and whether it had more bytes than declared.
+type Sent = (Result<Blob, RegistryError>, io::Result<(Blob, Blob)>, bool);
+
+/// Tars and compresses `layer` on a thread while an upload sends its bytes: a monolithic
+/// one when its compressed `blob` is known, a chunked one otherwise.
+fn send_layer(
     client: &mut Client,
-    index: usize,
     layer: &PlannedLayer,
     blob: Option<Blob>,
     sending: &Sending,
-) -> Result<Blob, PushError> {
+) -> Sent {
     let (compressor, progress) = (sending.compressor, sending.progress);
     let (tx, rx) = mpsc::sync_channel::<Option<Vec<u8>>>(4);
     let source = layer.content.source();
     let stamp = layer.content.stamp();
-    let produced = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> io::Result<(Blob, Blob)> {
             let encoder = compressor.encoder(HashingWriter::new(ChannelWriter { tx }));
             let plain = write_layer_to(&source, &stamp, HashingWriter::new(encoder))
@@ -503,8 +517,20 @@ fn upload_layer(
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the layer compressor panicked")));
         (uploaded, produced, overflowed)
-    });
-    let (uploaded, produced, overflowed) = produced;
+    })
+}
+
+/// Tars and compresses a layer on a thread while its bytes are uploaded, then checks both
+/// the plain and the compressed digests against the record.
+fn upload_layer(
+    client: &mut Client,
+    index: usize,
+    layer: &PlannedLayer,
+    blob: Option<Blob>,
+    sending: &Sending,
+) -> Result<Blob, PushError> {
+    let compressor = sending.compressor;
+    let (uploaded, produced, overflowed) = send_layer(client, layer, blob, sending);
     let what = layer.content.describe_at_most(10);
     let disproved = || sending.cache.forget(&layer.record.diff_id, compressor);
     if let (true, Some(blob)) = (overflowed, blob) {
