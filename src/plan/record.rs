@@ -33,6 +33,10 @@ pub const RECORD_VERSION: u32 = 3;
 /// more cores speed up the compression inside each layer instead.
 pub const RECORD_WORKERS: usize = 2;
 
+/// Most layers whose records are computed at once when none is compressed: reading and
+/// hashing are then the whole work, one layer per core, each worker holding a few batches.
+pub const MAX_HASH_WORKERS: usize = 8;
+
 /// The facts about one layer that images and registries need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -193,7 +197,8 @@ impl LayerSink for RecordSink<'_> {
 }
 
 /// Computes the records of `sources` (each with its stamp; with `parts`), [`RECORD_WORKERS`]
-/// layers at a time, and reports progress. Each worker holds a few batches, so memory is bounded
+/// layers at a time when compressing, one more than the cores (up to [`MAX_HASH_WORKERS`])
+/// otherwise, and reports progress. Each worker holds a few batches, so memory is bounded
 /// whatever the number of layers or cores; the compression inside each layer runs on the
 /// whole rayon pool. On failure returns the index of the first failed layer.
 pub fn compute_records(
@@ -207,7 +212,12 @@ pub fn compute_records(
     let failed = AtomicBool::new(false);
     let results: Vec<Mutex<Option<Result<LayerRecord, LayerError>>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
-    let workers = RECORD_WORKERS.min(sources.len()).max(1);
+    let workers = if parts.compressed.is_none() {
+        (rayon::current_num_threads() + 1).clamp(RECORD_WORKERS, MAX_HASH_WORKERS)
+    } else {
+        RECORD_WORKERS
+    };
+    let workers = workers.min(sources.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
