@@ -155,4 +155,19 @@ rec {
 
   # Throws `platformProblem`'s line, if any; true otherwise, for use in `assert`.
   checkPlatform = fn: args: let problem = platformProblem fn args; in problem == null || builtins.throw problem;
+  # Whether `s` is an image name as docker reads one: `[DOMAIN/]PATH`, the domain a host with
+  # a dot or a port, `localhost`, or an IPv6 address in brackets; each path part lowercase
+  # letters and digits joined by `.`, `_`, `__` or dashes (the helper checks the same rules).
+  isImageName = s:
+    let
+      label = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?";
+      port = "(:[0-9]{1,5})?";
+      domain = "([[][0-9A-Fa-f:.]+[]]${port}|${label}(\\.${label})+${port}|${label}:[0-9]{1,5}|localhost${port})";
+      part = "[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*";
+    in
+    builtins.isString s && builtins.stringLength s <= 255
+    && builtins.match "(${domain}/)?${part}(/${part})*" s != null;
+
+  # Whether `s` is a tag docker accepts.
+  isTag = s: builtins.isString s && builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" s != null;
 }

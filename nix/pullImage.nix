@@ -46,6 +46,12 @@ assert lib.assertMsg (builtins.isString imageDigest && builtins.match "sha256:[0
   "pullImage: `imageDigest` must be a sha256 digest (sha256: and 64 hex digits), got ${lib.show imageDigest}";
 assert lib.assertMsg ((hash == null) != (sha256 == null))
   "pullImage: give exactly one of `hash` and `sha256`";
+assert lib.assertMsg (lib.isImageName imageName)
+  "pullImage: `imageName` must be an image name as docker reads one ([HOST[:PORT]/]NAME, the name lowercase letters and digits joined by `.`, `_`, `__` or `-`, parts separated by `/`), got ${lib.show imageName}";
+assert lib.assertMsg (lib.isImageName finalImageName)
+  "pullImage: `finalImageName` must be an image name as docker reads one ([HOST[:PORT]/]NAME), got ${lib.show finalImageName}";
+assert lib.assertMsg (lib.isTag finalImageTag)
+  "pullImage: `finalImageTag` must be a docker tag (letters, digits, `_`, `.`, `-`; at most 128, not starting with `.` or `-`), got ${lib.show finalImageTag}";
 assert lib.checkPlatform "pullImage" { inherit imageSystem variant; architecture = arch; archName = "arch"; linux = arch == null; };
 let
   pulled = internalBuilder ({

@@ -161,6 +161,21 @@ fn bad_command_lines_exit_2_and_bad_inputs_exit_1() {
     let out = run_with(strata().args(["tarsum", "--tarsum-version", "v9"]), b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`--tarsum-version`"));
+    // References are refused before any request: a digest that is none, a host that is
+    // none, a tag docker refuses, a repository climbing out of /v2/.
+    for (reference, why) in [
+        ("127.0.0.1:1/x@1", "is not a digest"),
+        ("!127.0.0.1:0000/x", "is not a host"),
+        ("127.0.0.1:1/x:bad tag", "a tag is"),
+        ("127.0.0.1:1/../x", "each part of the repository name"),
+    ] {
+        let line = failure(strata().args(["prefetch", reference]), 1);
+        assert!(
+            line.contains(&format!("`{reference}` is not an image reference"))
+                && line.contains(why),
+            "{reference}: {line}"
+        );
+    }
 }
 
 /// The customisation layer of the `rootfs/hello` fixture, built in `build`.

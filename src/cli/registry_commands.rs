@@ -54,10 +54,8 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
     };
     let plan = AnyPlan::read(plan_path)?;
     let (plans, repo_tag) = plan.images();
-    let last = target.rsplit('/').next().unwrap_or_default();
-    let explicit_tag = last.contains(':') || last.contains('@');
     let mut target = Reference::parse(target)?;
-    if !explicit_tag {
+    if !target.explicit {
         if let Some((_, tag)) = crate::image::oci_layout::split_tag(repo_tag) {
             target.reference = tag.to_owned();
         }
@@ -206,7 +204,7 @@ fn report(p: &Pulled) {
 /// `name:tag` for an image pulled by hand: the reference as written, digest dropped.
 fn default_repo_tag(written: &str, parsed: &Reference) -> String {
     let name = name_as_written(written);
-    if parsed.reference.starts_with("sha256:") {
+    if parsed.is_digest() {
         format!("{name}:latest")
     } else {
         format!("{name}:{}", parsed.reference)
@@ -287,16 +285,17 @@ pub(super) fn prefetch(
     let image_name = name_as_written(reference);
     let wanted = platform.wanted()?;
     let mut client = Client::new(&parsed, tls_verify);
-    let digest: Digest = if parsed.reference.starts_with("sha256:") {
-        Digest::parse(&parsed.reference)
-            .ok_or_else(|| anyhow::anyhow!("`{reference}`: malformed digest"))?
+    let digest: Digest = if parsed.is_digest() {
+        Digest::parse(&parsed.reference).ok_or_else(|| {
+            anyhow::anyhow!("`{reference}`: strata fetches by sha256 digests only")
+        })?
     } else {
         resolve(&mut client, &parsed.reference)?
     };
     let final_name = final_image_name.unwrap_or(&image_name).to_owned();
     let final_tag = match final_image_tag {
         Some(t) => t.to_owned(),
-        None if parsed.reference.starts_with("sha256:") => "latest".to_owned(),
+        None if parsed.is_digest() => "latest".to_owned(),
         None => parsed.reference.clone(),
     };
     let mut sink = HashingWriter::new(io::sink());

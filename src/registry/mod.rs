@@ -17,8 +17,13 @@ mod transport;
 #[non_exhaustive]
 pub enum RegistryError {
     /// The image reference cannot be parsed.
-    #[error("`{0}` is not an image reference (expected HOST[:PORT]/NAME[:TAG|@sha256:DIGEST])")]
-    Reference(String),
+    #[error("`{text}` is not an image reference ([HOST[:PORT]/]NAME[:TAG][@DIGEST]): {why}")]
+    Reference {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The registry could not be reached or stopped answering.
     #[error("registry {host}: {message}")]
     Unreachable {

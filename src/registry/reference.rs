@@ -1,64 +1,101 @@
-//! Image references as the registry commands take them: `[docker://]HOST[:PORT]/NAME[:TAG|@DIGEST]`.
+//! Image references as docker and skopeo read them: `[docker://][DOMAIN/]NAME[:TAG][@DIGEST]`,
+//! by the grammar of the distribution spec's reference package, with Docker Hub's
+//! normalisation (no domain, `docker.io` or `index.docker.io` → the Hub's registry,
+//! one-component names under `library/`).
 
 use super::RegistryError;
+
+/// Docker Hub's registry endpoint, where `docker.io/...` names are pulled from.
+pub const DOCKER_HUB: &str = "registry-1.docker.io";
+
+/// Longest name (domain and repository) the grammar allows.
+const MAX_NAME: usize = 255;
 
 /// An image reference: registry host, repository, and tag or digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
-    /// `host[:port]`.
+    /// `host[:port]` requests go to ([`DOCKER_HUB`] for Docker Hub's names).
     pub host: String,
     /// Repository path (`library/hello`).
     pub repository: String,
-    /// Tag, or `sha256:...` digest.
+    /// What is fetched: the digest when one is given, else the tag, else `latest`.
     pub reference: String,
+    /// Whether the text named a tag or a digest (else `latest` was assumed).
+    pub explicit: bool,
 }
 
 impl Reference {
-    /// Parses `[docker://]HOST[:PORT]/NAME[:TAG|@DIGEST]` (Docker Hub when there is no host).
+    /// Parses `[docker://][DOMAIN/]NAME[:TAG][@DIGEST]` (Docker Hub when there is no domain).
     pub fn parse(text: &str) -> Result<Reference, RegistryError> {
-        let bad = || RegistryError::Reference(text.to_owned());
+        let bad = |why: &str| RegistryError::Reference {
+            text: text.to_owned(),
+            why: why.to_owned(),
+        };
         let s = text.strip_prefix("docker://").unwrap_or(text);
-        let (name, reference) = match s.split_once('@') {
-            Some((name, digest)) => (name, digest.to_owned()),
-            None => match s.rsplit_once(':') {
-                Some((name, tag)) if !tag.contains('/') => (name, tag.to_owned()),
-                _ => (s, "latest".to_owned()),
-            },
-        };
-        let (host, repository) = match name.split_once('/') {
-            Some((h, rest)) if h.contains('.') || h.contains(':') || h == "localhost" => {
-                (h.to_owned(), rest.to_owned())
+        let (rest, digest) = match s.split_once('@') {
+            Some((rest, digest)) => {
+                check_digest(digest).map_err(|why| bad(&why))?;
+                (rest, Some(digest))
             }
-            _ => ("registry-1.docker.io".to_owned(), name.to_owned()),
+            None => (s, None),
         };
-        let repository = if host == "registry-1.docker.io" && !repository.contains('/') {
-            format!("library/{repository}")
-        } else {
-            repository
+        // A tag follows the last `:` after the last `/` (a `:` before it is a port).
+        let slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[slash..].find(':') {
+            Some(i) => (&rest[..slash + i], Some(&rest[slash + i + 1..])),
+            None => (rest, None),
         };
-        if repository.is_empty()
-            || reference.is_empty()
-            || repository
-                .bytes()
-                .any(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b)))
-        {
-            return Err(bad());
+        if let Some(tag) = tag {
+            if !is_tag(tag) {
+                return Err(bad("a tag is 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"));
+            }
         }
+        if name.len() > MAX_NAME {
+            return Err(bad("the name is longer than 255 characters"));
+        }
+        let (domain, path) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (Some(first), rest)
+            }
+            _ => (None, name),
+        };
+        let host = match domain {
+            None | Some("docker.io") | Some("index.docker.io") => DOCKER_HUB.to_owned(),
+            Some(d) => {
+                check_domain(d).map_err(|why| bad(&why))?;
+                d.to_owned()
+            }
+        };
+        if path.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(bad("the repository name must be lowercase"));
+        }
+        if !path.split('/').all(is_path_component) {
+            return Err(bad("each part of the repository name is lowercase letters and digits, joined by `.`, `_`, `__` or dashes"));
+        }
+        let repository = if host == DOCKER_HUB && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path.to_owned()
+        };
         Ok(Reference {
             host,
             repository,
-            reference,
+            reference: digest.or(tag).unwrap_or("latest").to_owned(),
+            explicit: digest.is_some() || tag.is_some(),
         })
+    }
+
+    /// Whether the reference names a digest (else a tag).
+    pub fn is_digest(&self) -> bool {
+        self.reference.contains(':')
     }
 }
 
 impl std::fmt::Display for Reference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sep = if self.reference.starts_with("sha256:") {
-            '@'
-        } else {
-            ':'
-        };
+        let sep = if self.is_digest() { '@' } else { ':' };
         write!(
             f,
             "{}/{}{sep}{}",
@@ -67,22 +104,275 @@ impl std::fmt::Display for Reference {
     }
 }
 
+/// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+/// One `/`-separated part of a repository name: lowercase letters and digits, joined by
+/// `.`, `_`, `__` or one or more `-`.
+fn is_path_component(part: &str) -> bool {
+    let b = part.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &part[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A registry domain: `host[:port]`, the host DNS labels (letters, digits, inner `-`), an
+/// IPv4 address, or an IPv6 address in brackets; the port 1 to 5 digits.
+fn check_domain(domain: &str) -> Result<(), String> {
+    let (host, port) = if let Some(v6) = domain.strip_prefix('[') {
+        let (addr, after) = v6
+            .split_once(']')
+            .ok_or("an IPv6 host needs its closing `]`")?;
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{addr}` is not an IPv6 address"));
+        }
+        match after {
+            "" => ("", None),
+            p => (
+                "",
+                Some(
+                    p.strip_prefix(':')
+                        .ok_or("only `:PORT` may follow an IPv6 host")?,
+                ),
+            ),
+        }
+    } else {
+        match domain.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (domain, None),
+        }
+    };
+    let label = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+    };
+    if !host.is_empty() && !host.split('.').all(label) {
+        return Err(format!("`{host}` is not a host name or address"));
+    }
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("`{port}` is not a port"));
+        }
+        if port.parse::<u32>().map_or(true, |p| p == 0 || p > 65535) {
+            return Err(format!("port {port} is out of range"));
+        }
+    }
+    Ok(())
+}
+
+/// A digest as the distribution spec defines it: `algorithm:encoded`, the algorithm's
+/// components lowercase letters and digits joined by `+`, `.`, `_` or `-`, the encoding
+/// `[A-Za-z0-9=_-]+`; sha256 and sha512 encodings are lowercase hex of 64 and 128 digits.
+pub fn check_digest(digest: &str) -> Result<(), String> {
+    let (algorithm, encoded) = digest.split_once(':').ok_or_else(|| {
+        format!("`{digest}` is not a digest (ALGORITHM:ENCODED, such as sha256:<64 hex digits>)")
+    })?;
+    let component_ok = algorithm.split(|c| "+._-".contains(c)).all(|c| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    if !component_ok {
+        return Err(format!("`{algorithm}` is not a digest algorithm"));
+    }
+    let hex = |n: usize| {
+        encoded.len() == n
+            && encoded
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let ok = match algorithm {
+        "sha256" => hex(64),
+        "sha512" => hex(128),
+        _ => {
+            !encoded.is_empty()
+                && encoded
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{digest}` is not a {algorithm} digest{}",
+            match algorithm {
+                "sha256" => " (64 lowercase hex digits)",
+                "sha512" => " (128 lowercase hex digits)",
+                _ => "",
+            }
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SHA: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    /// Valid references and their normalised form (cases of docker's reference tests).
     #[test]
-    fn references_parse_like_docker() {
-        let r = Reference::parse("localhost:5000/app/x:v1").unwrap();
+    fn references_parse_as_docker_reads_them() {
+        let cases: &[(&str, &str)] = &[
+            ("hello", "registry-1.docker.io/library/hello:latest"),
+            (
+                "docker.io/library/nginx",
+                "registry-1.docker.io/library/nginx:latest",
+            ),
+            (
+                "index.docker.io/library/nginx:1.25",
+                "registry-1.docker.io/library/nginx:1.25",
+            ),
+            (
+                "docker.io/nginx",
+                "registry-1.docker.io/library/nginx:latest",
+            ),
+            (
+                "docker://docker.io/user/app:v1",
+                "registry-1.docker.io/user/app:v1",
+            ),
+            ("test_com", "registry-1.docker.io/library/test_com:latest"),
+            ("test.com:tag", "registry-1.docker.io/library/test.com:tag"),
+            (
+                "test.com:5000",
+                "registry-1.docker.io/library/test.com:5000",
+            ),
+            ("test.com/repo:tag", "test.com/repo:tag"),
+            ("test:5000/repo", "test:5000/repo:latest"),
+            ("test:5000/repo:tag", "test:5000/repo:tag"),
+            ("localhost/app", "localhost/app:latest"),
+            ("localhost:5000/app/x:v1", "localhost:5000/app/x:v1"),
+            ("127.0.0.1:5000/app", "127.0.0.1:5000/app:latest"),
+            ("[::1]:5000/app:v1", "[::1]:5000/app:v1"),
+            ("Example.COM/a/b", "Example.COM/a/b:latest"),
+            ("a.b/x__y.z-w---v/q:_t", "a.b/x__y.z-w---v/q:_t"),
+        ];
+        for (text, normal) in cases {
+            let r = Reference::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(r.to_string(), *normal, "{text}");
+        }
+        let r = Reference::parse(&format!("test:5000/repo:tag@{SHA}")).unwrap();
         assert_eq!(
-            (r.host.as_str(), r.repository.as_str(), r.reference.as_str()),
-            ("localhost:5000", "app/x", "v1")
+            (r.reference.as_str(), r.explicit),
+            (SHA, true),
+            "the digest wins"
         );
-        let r = Reference::parse("docker://127.0.0.1:5000/app@sha256:abc").unwrap();
-        assert_eq!(r.reference, "sha256:abc");
-        assert_eq!(r.to_string(), "127.0.0.1:5000/app@sha256:abc");
-        let r = Reference::parse("hello").unwrap();
-        assert_eq!(r.to_string(), "registry-1.docker.io/library/hello:latest");
-        assert!(Reference::parse("Localhost:5000/App:v1").is_err());
+        assert!(!Reference::parse("test:5000/repo").unwrap().explicit);
+        let sha512 = format!("sha512:{}", "ab".repeat(64));
+        assert!(Reference::parse(&format!("a.b/c@{sha512}")).is_ok());
+        assert!(Reference::parse(
+            "a.b/c@multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8"
+        )
+        .is_ok());
+    }
+
+    /// Invalid references, each refused with a reason.
+    #[test]
+    fn bad_references_are_refused() {
+        let long = format!("a.b/{}", "a".repeat(252));
+        let cases: &[&str] = &[
+            "",
+            ":justtag",
+            "@sha256:ffff",
+            "host/x@1",
+            "host/x@sha256:abc",
+            &format!("host/x@sha256:{}", "A".repeat(64)),
+            "host/x@md5:",
+            "!127.0.0.1:0000/x",
+            "127.0.0.1:0/x",
+            "127.0.0.1:99999/x",
+            "host:port/x",
+            "-host.com/x",
+            "[::1/x",
+            "[zz]:5000/x",
+            "a.b/x:bad tag",
+            "a.b/x:-tag",
+            &format!("a.b/x:{}", "t".repeat(129)),
+            "Uppercase:tag",
+            "a.b/Upper/x",
+            "a.b/../x",
+            "a.b/x/..",
+            "a.b/x//y",
+            "a.b/x/",
+            "a.b/x-",
+            "a.b/.x",
+            "a.b/x..y",
+            "a.b/x___y",
+            "a.b/x_-y",
+            &long,
+        ];
+        for text in cases {
+            let e = Reference::parse(text).expect_err(text);
+            let message = e.to_string();
+            assert!(
+                message.contains("is not an image reference") && !message.contains('\n'),
+                "{text}: {message}"
+            );
+        }
+    }
+
+    /// Parsing what a reference prints gives it back, for random texts from the grammar's
+    /// alphabet (a deterministic fuzz: `cargo fuzz` needs nightly; this runs everywhere).
+    #[test]
+    fn parse_print_parse_round_trips() {
+        let alphabet = b"abcXYZ019-._:/@[]!";
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut parsed = 0;
+        for _ in 0..200_000 {
+            let len = (next() % 24) as usize;
+            let mut text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char)
+                .collect();
+            if next() % 4 == 0 {
+                text.push_str(&format!("@{SHA}"));
+            }
+            if let Ok(r) = Reference::parse(&text) {
+                parsed += 1;
+                let again = Reference::parse(&r.to_string())
+                    .unwrap_or_else(|e| panic!("{text} printed as {r} does not parse: {e}"));
+                assert_eq!(
+                    (&again.host, &again.repository, &again.reference),
+                    (&r.host, &r.repository, &r.reference),
+                    "{text}"
+                );
+                assert!(!r.repository.contains("..") && !r.repository.starts_with('/'));
+            }
+        }
+        assert!(parsed > 1000, "only {parsed} random texts parsed");
     }
 }
