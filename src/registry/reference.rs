@@ -27,9 +27,10 @@ pub struct Reference {
 impl Reference {
     /// Parses `[docker://][DOMAIN/]NAME[:TAG][@DIGEST]` (Docker Hub when there is no domain).
     pub fn parse(text: &str) -> Result<Reference, RegistryError> {
+        // Escaped: a newline or a control character in the text must not break the line.
         let bad = |why: &str| RegistryError::Reference {
-            text: text.to_owned(),
-            why: why.to_owned(),
+            text: text.escape_debug().to_string(),
+            why: why.escape_debug().to_string(),
         };
         let s = text.strip_prefix("docker://").unwrap_or(text);
         let (rest, digest) = match s.split_once('@') {
@@ -50,9 +51,6 @@ impl Reference {
                 return Err(bad("a tag is 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"));
             }
         }
-        if name.len() > MAX_NAME {
-            return Err(bad("the name is longer than 255 characters"));
-        }
         let (domain, path) = match name.split_once('/') {
             Some((first, rest))
                 if first.contains('.') || first.contains(':') || first == "localhost" =>
@@ -62,7 +60,9 @@ impl Reference {
             _ => (None, name),
         };
         let host = match domain {
-            None | Some("docker.io") | Some("index.docker.io") => DOCKER_HUB.to_owned(),
+            None | Some("docker.io") | Some("index.docker.io") | Some(DOCKER_HUB) => {
+                DOCKER_HUB.to_owned()
+            }
             Some(d) => {
                 check_domain(d).map_err(|why| bad(&why))?;
                 d.to_owned()
@@ -79,6 +79,16 @@ impl Reference {
         } else {
             path.to_owned()
         };
+        // The limit is on the normalised name, as docker counts it (Hub names as
+        // `docker.io/...`), so that a name printed and read again is still within it.
+        let domain_name = if host == DOCKER_HUB {
+            "docker.io"
+        } else {
+            &host
+        };
+        if domain_name.len() + 1 + repository.len() > MAX_NAME {
+            return Err(bad("the name is longer than 255 characters"));
+        }
         Ok(Reference {
             host,
             repository,
@@ -274,6 +284,10 @@ mod tests {
             ("127.0.0.1:5000/app", "127.0.0.1:5000/app:latest"),
             ("[::1]:5000/app:v1", "[::1]:5000/app:v1"),
             ("Example.COM/a/b", "Example.COM/a/b:latest"),
+            (
+                "registry-1.docker.io/x",
+                "registry-1.docker.io/library/x:latest",
+            ),
             ("a.b/x__y.z-w---v/q:_t", "a.b/x__y.z-w---v/q:_t"),
         ];
         for (text, normal) in cases {
@@ -287,6 +301,13 @@ mod tests {
             "the digest wins"
         );
         assert!(!Reference::parse("test:5000/repo").unwrap().explicit);
+        // Found by the fuzz target: a Hub name within the limit as written, over it once
+        // normalised, printed a reference that did not parse. The limit is on the
+        // normalised name (`docker.io/library/…`).
+        let within = "x".repeat(255 - "docker.io/library/".len());
+        let r = Reference::parse(&within).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        assert!(Reference::parse(&format!("{within}x")).is_err());
         let sha512 = format!("sha512:{}", "ab".repeat(64));
         assert!(Reference::parse(&format!("a.b/c@{sha512}")).is_ok());
         assert!(Reference::parse(
@@ -301,6 +322,9 @@ mod tests {
         let long = format!("a.b/{}", "a".repeat(252));
         let cases: &[&str] = &[
             "",
+            "\n",
+            "a.b/x:\n",
+            "a.b/x@sha256:\u{1b}[2J",
             ":justtag",
             "@sha256:ffff",
             "host/x@1",
