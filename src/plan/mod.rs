@@ -210,6 +210,17 @@ impl ImagePlan {
         }
     }
 
+    /// Each layer's uncompressed blob (`diff_id` and size), as its record gives it.
+    pub fn plain_blobs(&self) -> Vec<crate::digest::Blob> {
+        self.layers
+            .iter()
+            .map(|l| crate::digest::Blob {
+                digest: l.record.diff_id,
+                size: l.record.size,
+            })
+            .collect()
+    }
+
     /// The image's `history` entries, created at `created`.
     pub fn history(&self, created: &str) -> Vec<Value> {
         let own = self.own_layers().iter().map(|l| l.content.describe());

@@ -263,14 +263,7 @@ fn push_config(
     report: &mut PushReport,
 ) -> Result<Blob, PushError> {
     let created = plan.created_at(time::OffsetDateTime::now_utc());
-    let diff_ids: Vec<Blob> = plan
-        .layers
-        .iter()
-        .map(|l| Blob {
-            digest: l.record.diff_id,
-            size: l.record.size,
-        })
-        .collect();
+    let diff_ids = plan.plain_blobs();
     let config = image_config(plan, &created, &diff_ids);
     let config_blob = Blob {
         digest: Digest::of(&config),

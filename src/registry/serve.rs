@@ -65,14 +65,7 @@ impl ImageServer {
         created: &str,
         progress: Arc<Progress>,
     ) -> io::Result<ImageServer> {
-        let diff_ids: Vec<Blob> = plan
-            .layers
-            .iter()
-            .map(|l| Blob {
-                digest: l.record.diff_id,
-                size: l.record.size,
-            })
-            .collect();
+        let diff_ids = plan.plain_blobs();
         let config = image_config(plan, created, &diff_ids);
         let config_blob = Blob {
             digest: Digest::of(&config),
