@@ -59,10 +59,8 @@ enum Command {
         /// The file to write (stdout when not given).
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
-        /// Use HTTPS with certificate checks (plain HTTP when false; loopback hosts always
-        /// use plain HTTP).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        tls_verify: bool,
+        #[command(flatten)]
+        tls: registry_commands::TlsArgs,
         /// Structured attributes file (default: the one Nix provides).
         #[arg(long, conflicts_with = "reference")]
         attrs: Option<PathBuf>,
@@ -80,9 +78,8 @@ enum Command {
         /// The tag the image gets when loaded (the reference's tag, else `latest`).
         #[arg(long)]
         final_image_tag: Option<String>,
-        /// Use HTTPS with certificate checks (plain HTTP when false).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        tls_verify: bool,
+        #[command(flatten)]
+        tls: registry_commands::TlsArgs,
         /// Print JSON instead of a Nix expression.
         #[arg(long)]
         json: bool,
@@ -281,14 +278,14 @@ impl Command {
                 platform,
                 repo_tag,
                 output,
-                tls_verify,
+                tls,
                 ..
             } => registry_commands::pull_by_hand(
                 &reference,
                 &platform,
                 repo_tag.as_deref(),
                 output.as_deref(),
-                tls_verify,
+                &tls,
             ),
             C::Pull { attrs, .. } => registry_commands::pull_builder(attrs.as_deref()),
             C::Prefetch {
@@ -296,14 +293,14 @@ impl Command {
                 platform,
                 final_image_name,
                 final_image_tag,
-                tls_verify,
+                tls,
                 json,
             } => registry_commands::prefetch(
                 &reference,
                 &platform,
                 final_image_name.as_deref(),
                 final_image_tag.as_deref(),
-                tls_verify,
+                &tls,
                 json,
             ),
             C::Archive {

@@ -7,7 +7,7 @@ use crate::image::config::architecture_of_system;
 use crate::plan::index::AnyPlan;
 use crate::plan::record_cache::RecordCache;
 use crate::progress::Progress;
-use crate::registry::client::Client;
+use crate::registry::client::{Client, Connection, TlsOptions};
 use crate::registry::pull::{pull, resolve, Pulled, Wanted};
 use crate::registry::push::{push_index, PushOptions};
 use crate::registry::reference::Reference;
@@ -32,10 +32,33 @@ pub(super) struct PushArgs {
     /// Layers uploaded at once.
     #[arg(long, default_value_t = 3)]
     parallel: usize,
-    /// Use HTTPS with certificate checks (plain HTTP when false; loopback hosts always use
-    /// plain HTTP).
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// How registries are reached: `--tls-verify` and `--cert-dir`, as skopeo has them.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct TlsArgs {
+    /// Check the registry's certificate. false: HTTPS without checks, plain HTTP when the
+    /// registry speaks nothing else (loopback registries are treated so anyway).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tls_verify: bool,
+    /// A directory whose *.crt files are CAs to trust for the registry (default:
+    /// /etc/containers/certs.d/HOST, /etc/docker/certs.d/HOST,
+    /// ~/.config/containers/certs.d/HOST; the system store and SSL_CERT_FILE always count).
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The connection these options ask for.
+    fn connection(&self) -> Connection {
+        Connection::new(TlsOptions {
+            verify: self.tls_verify,
+            cert_dir: self.cert_dir.clone(),
+            plain_http: false,
+        })
+    }
 }
 
 /// `strata push`: an image or a multi-platform index.
@@ -45,7 +68,7 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         "zstd" => Compression::Zstd,
         other => bail!("`--compression` must be gzip or zstd, got {other:?}"),
     };
-    let tls_verify = args.tls_verify;
+    let connection = args.tls.connection();
     let options = PushOptions {
         compressor,
         mount_from: args.mount_from,
@@ -60,7 +83,7 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
             target.reference = tag.to_owned();
         }
     }
-    let mut client = Client::new(&target, tls_verify);
+    let mut client = Client::new(&target, &connection)?;
     let total = plans
         .iter()
         .flat_map(|p| &p.layers)
@@ -141,7 +164,7 @@ pub(super) fn pull_by_hand(
     platform: &PlatformArgs,
     repo_tag: Option<&str>,
     output: Option<&Path>,
-    tls_verify: bool,
+    tls: &TlsArgs,
 ) -> Result<()> {
     let parsed = Reference::parse(reference)?;
     let repo_tag = match repo_tag {
@@ -149,9 +172,16 @@ pub(super) fn pull_by_hand(
         None => default_repo_tag(reference, &parsed),
     };
     let wanted = platform.wanted()?;
-    let mut client = Client::new(&parsed, tls_verify);
+    let mut client = Client::new(&parsed, &tls.connection())?;
     match output {
-        Some(path) => pull_to_file(&mut client, &parsed.reference, &wanted, &repo_tag, path),
+        Some(path) => pull_to_file(
+            &mut client,
+            &parsed.reference,
+            &wanted,
+            &repo_tag,
+            path,
+            false,
+        ),
         None => {
             let stdout = io::stdout();
             if io::IsTerminal::is_terminal(&stdout) {
@@ -171,15 +201,27 @@ pub(super) fn pull_by_hand(
     }
 }
 
+/// Pulls into `path`: written beside it under a temporary name and renamed over it only
+/// once the image is complete, so a failed pull leaves a file that was there untouched.
+/// (The builder's `$out` is new and its directory the store: written in place there.)
 fn pull_to_file(
     client: &mut Client,
     reference: &str,
     wanted: &Wanted,
     repo_tag: &str,
     path: &Path,
+    in_place: bool,
 ) -> Result<()> {
-    let file =
-        fs::File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;
+    let partial = if in_place {
+        path.to_owned()
+    } else {
+        let name = path
+            .file_name()
+            .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
+        path.with_file_name(format!(".{name}.strata-partial-{}", std::process::id()))
+    };
+    let file = fs::File::create(&partial)
+        .with_context(|| format!("cannot create `{}`", partial.display()))?;
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
     let progress = |total, layers| Progress::start("pull", Some(total), layers);
     let pulled = pull(client, reference, wanted, repo_tag, &mut out, &progress).and_then(|p| {
@@ -187,10 +229,21 @@ fn pull_to_file(
             .map_err(crate::registry::pull::PullError::Write)?;
         Ok(p)
     });
-    if pulled.is_err() && fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        let _ = fs::remove_file(path);
+    drop(out);
+    let pulled = match pulled {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            return Err(e.into());
+        }
+    };
+    if !in_place {
+        fs::rename(&partial, path).with_context(|| {
+            let _ = fs::remove_file(&partial);
+            format!("cannot move the pulled image to `{}`", path.display())
+        })?;
     }
-    report(&pulled?);
+    report(&pulled);
     Ok(())
 }
 
@@ -260,7 +313,11 @@ pub(super) fn pull_builder(attrs: Option<&Path>) -> Result<()> {
         architecture,
         variant,
     };
-    let mut client = Client::new(&reference, a.tls_verify);
+    let connection = Connection::new(TlsOptions {
+        verify: a.tls_verify,
+        ..TlsOptions::default()
+    });
+    let mut client = Client::new(&reference, &connection)?;
     let repo_tag = format!("{}:{}", a.final_image_name, a.final_image_tag);
     pull_to_file(
         &mut client,
@@ -268,6 +325,7 @@ pub(super) fn pull_builder(attrs: Option<&Path>) -> Result<()> {
         &wanted,
         &repo_tag,
         &attrs.output("out")?,
+        true,
     )
 }
 
@@ -278,13 +336,13 @@ pub(super) fn prefetch(
     platform: &PlatformArgs,
     final_image_name: Option<&str>,
     final_image_tag: Option<&str>,
-    tls_verify: bool,
+    tls: &TlsArgs,
     json: bool,
 ) -> Result<()> {
     let parsed = Reference::parse(reference)?;
     let image_name = name_as_written(reference);
     let wanted = platform.wanted()?;
-    let mut client = Client::new(&parsed, tls_verify);
+    let mut client = Client::new(&parsed, &tls.connection())?;
     let digest: Digest = if parsed.is_digest() {
         Digest::parse(&parsed.reference).ok_or_else(|| {
             anyhow::anyhow!("`{reference}`: strata fetches by sha256 digests only")
@@ -327,7 +385,7 @@ pub(super) fn prefetch(
     if let Some(v) = &wanted.variant {
         fields.push(("variant", v.clone()));
     }
-    if !tls_verify {
+    if !tls.tls_verify {
         fields.push(("tlsVerify", "false".to_owned()));
     }
     print_expression(fields, json)

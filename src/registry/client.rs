@@ -6,6 +6,8 @@
 
 use super::auth::{Auth, Refusal};
 use super::reference::Reference;
+pub use super::tls::TlsOptions;
+pub use super::transport::Connection;
 use super::transport::{self, transport_message, Answer, Body, Sent};
 pub use super::RegistryError;
 use crate::digest::{Blob, Digest, Hasher};
@@ -38,12 +40,18 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, applicati
 #[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
+    /// `https://HOST/v2/REPOSITORY` (`http://` once the registry is found to speak plain
+    /// HTTP only).
     base: String,
     host: String,
     repository: String,
     auth: Auth,
     /// Why the proxy the environment names cannot be used.
     bad_proxy: Option<String>,
+    connection: Connection,
+    /// HTTPS is tried first but plain HTTP is allowed (`--tls-verify=false`, loopback), and
+    /// no request has told which the registry speaks yet.
+    undecided: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -54,39 +62,92 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for `reference`'s repository. Plain HTTP for loopback hosts (as Docker
-    /// treats them) or when `tls_verify` is off; HTTPS otherwise.
-    pub fn new(reference: &Reference, tls_verify: bool) -> Client {
-        Client::with_timeouts(
-            reference,
-            tls_verify,
-            Duration::from_secs(10),
-            Duration::from_secs(60),
-        )
-    }
-
-    /// A client whose requests give up after `connect` to connect and `read` without data.
-    pub fn with_timeouts(
-        reference: &Reference,
-        tls_verify: bool,
-        connect: Duration,
-        read: Duration,
-    ) -> Client {
+    /// A client for `reference`'s repository over HTTPS, its certificate checked against the
+    /// roots [`super::tls`] lists. With `tls.verify` off, or for a loopback host (as docker
+    /// treats them), HTTPS without checks first and plain HTTP when the registry speaks
+    /// nothing else. Fails when a CA file or `cert_dir` cannot be read.
+    pub fn new(reference: &Reference, connection: &Connection) -> Result<Client, RegistryError> {
         let host = &reference.host;
-        let scheme = if transport::is_loopback(host) || !tls_verify {
-            "http"
-        } else {
-            "https"
-        };
-        let (agent, bad_proxy) = transport::agent(scheme, host, connect, read);
-        Client {
+        let tls = &connection.tls;
+        let insecure = !tls.verify || transport::is_loopback(host);
+        let scheme = if tls.plain_http { "http" } else { "https" };
+        let mut options = tls.clone();
+        options.verify = !insecure;
+        let config = super::tls::client_config(host, &options).map_err(|message| {
+            RegistryError::Unreachable {
+                host: host.clone(),
+                message,
+                transient: false,
+            }
+        })?;
+        let (agent, bad_proxy) =
+            transport::agent(scheme, host, connection.connect, connection.read, config);
+        Ok(Client {
             agent,
             base: format!("{scheme}://{host}/v2/{}", reference.repository),
             host: host.clone(),
             repository: reference.repository.clone(),
             auth: Auth::for_host(host),
             bad_proxy,
+            connection: connection.clone(),
+            undecided: insecure && !tls.plain_http,
+        })
+    }
+
+    /// Whether requests go in plain HTTP to a host that is not this machine (credentials
+    /// are then never sent).
+    fn plain_to_remote(&self) -> bool {
+        self.base.starts_with("http://") && !transport::is_loopback(&self.host)
+    }
+
+    /// Asks `GET /v2/` over HTTPS once, when plain HTTP is allowed: any answer settles on
+    /// HTTPS, a failure to speak TLS (or to answer at all) on plain HTTP, as docker does
+    /// for insecure registries.
+    fn decide_scheme(&mut self) {
+        if !self.undecided {
+            return;
         }
+        self.undecided = false;
+        let origin = format!("https://{}/v2/", self.host);
+        let probe = self
+            .agent
+            .get(&origin)
+            .timeout(Duration::from_secs(10).min(self.connection.read))
+            .call();
+        if let Err(ureq::Error::Transport(_)) = probe {
+            self.base = self.base.replacen("https://", "http://", 1);
+            let (agent, bad_proxy) = transport::agent(
+                "http",
+                &self.host,
+                self.connection.connect,
+                self.connection.read,
+                super::tls::client_config(
+                    &self.host,
+                    &TlsOptions {
+                        verify: false,
+                        ..TlsOptions::default()
+                    },
+                )
+                .expect("a configuration that checks nothing needs no file"),
+            );
+            self.agent = agent;
+            self.bad_proxy = bad_proxy;
+        }
+    }
+
+    /// `url` as the scheme settled on has it.
+    fn settled(&self, url: &str) -> String {
+        let https = format!("https://{}/", self.host);
+        if self.base.starts_with("http://") && url.starts_with(&https) {
+            format!("http://{}/{}", self.host, &url[https.len()..])
+        } else {
+            url.to_owned()
+        }
+    }
+
+    /// How this client connects (timeouts, tries).
+    pub fn connection(&self) -> &Connection {
+        &self.connection
     }
 
     /// The repository this client talks to.
@@ -187,7 +248,7 @@ impl Client {
         let mut chunk = vec![0u8; UPLOAD_CHUNK];
         loop {
             let n = read_full(body, &mut chunk)
-                .map_err(|e| self.unreachable(format!("{what}: reading the blob: {e}")))?;
+                .map_err(|e| self.unreachable(format!("{what}: reading the blob: {e}"), false))?;
             if n == 0 {
                 break;
             }
@@ -195,12 +256,15 @@ impl Client {
             let headers = [
                 ("Content-Type", "application/octet-stream".to_owned()),
                 ("Content-Range", format!("{size}-{}", size + n as u64 - 1)),
+                ("Content-Length", n.to_string()),
             ];
+            // Sent once: after a cut-off chunk the registry may hold part of it, so the
+            // blob is started again from its first byte (by the caller), not this chunk.
             let a = self.request(
                 "PATCH",
                 &location,
                 &headers,
-                Body::Bytes(&chunk[..n]),
+                Body::Reader(&mut &chunk[..n]),
                 &what,
             )?;
             if a.status != 202 {
@@ -304,11 +368,15 @@ impl Client {
         }
     }
 
-    /// Opens a blob for streaming (layers); the caller checks its digest.
-    pub fn open_blob(&mut self, digest: &Digest) -> Result<Box<dyn Read + Send>, RegistryError> {
+    /// Opens a blob of `size` bytes for streaming (layers); the caller checks its digest.
+    pub fn open_blob(
+        &mut self,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Box<dyn Read + Send>, RegistryError> {
         let url = format!("{}/blobs/{digest}", self.base);
         let what = format!("blob {digest}");
-        let response = self.send("GET", &url, &[], Body::None, &what, true)?;
+        let response = self.send("GET", &url, &[], Body::None, &what, Some(size))?;
         match response {
             Sent::Stream(r) => Ok(r),
             Sent::Whole(a) => Err(self.status_error(&format!("GET {what}"), a)),
@@ -332,7 +400,7 @@ impl Client {
         let body: String = body.chars().take(300).collect();
         RegistryError::Status {
             host: self.host.clone(),
-            what: what.to_owned(),
+            what: format!("{what}{}", tries(a.attempts)),
             status: a.status,
             body: body.replace('\n', " "),
         }
@@ -346,10 +414,11 @@ impl Client {
         }
     }
 
-    fn unreachable(&self, message: String) -> RegistryError {
+    fn unreachable(&self, message: String, transient: bool) -> RegistryError {
         RegistryError::Unreachable {
             host: self.host.clone(),
             message,
+            transient,
         }
     }
 
@@ -362,14 +431,16 @@ impl Client {
         body: Body,
         what: &str,
     ) -> Result<Answer, RegistryError> {
-        match self.send(method, url, headers, body, what, false)? {
+        match self.send(method, url, headers, body, what, None)? {
             Sent::Whole(a) => Ok(a),
             Sent::Stream(_) => unreachable!("whole answers were asked for"),
         }
     }
 
     /// Sends a request, answering one authentication challenge; a 200 answer is streamed
-    /// when `stream`.
+    /// when `stream` (`expected` bytes of it, for the deadline). A transient failure (reset,
+    /// 408, 429, 5xx) is tried again, up to the connection's attempts, when the body can be
+    /// sent again; the last answer is returned, for its status and the registry's reason.
     fn send(
         &mut self,
         method: &str,
@@ -377,48 +448,113 @@ impl Client {
         headers: &[(&str, String)],
         mut body: Body,
         what: &str,
-        stream: bool,
+        stream: Option<u64>,
     ) -> Result<Sent, RegistryError> {
         if let Some(message) = &self.bad_proxy {
-            return Err(self.unreachable(format!("{what}: {message}")));
+            return Err(self.unreachable(format!("{what}: {message}"), false));
         }
-        for attempt in 0..2 {
-            let mut req = self.agent.request(method, url);
+        self.decide_scheme();
+        let url = self.settled(url);
+        let replayable = !matches!(body, Body::Reader(_));
+        let moved = match &body {
+            Body::Bytes(b) => b.len() as u64,
+            Body::Reader(_) => headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(u64::MAX / 2),
+            Body::None => stream.unwrap_or(transport::MAX_ANSWER),
+        };
+        // Small requests get the read timeout in all (ureq's deadline replaces its per-read
+        // timeout); large transfers keep the per-read timeout and an overall deadline
+        // checked between reads.
+        let large = stream.is_some() || matches!(body, Body::Reader(_));
+        let overall = self.connection.deadline(moved);
+        let small_deadline =
+            self.connection.read + Duration::from_secs(moved / transport::MIN_RATE);
+        let mut challenged = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.agent.request(method, &url);
+            if !large {
+                req = req.timeout(small_deadline);
+            }
+            let until = std::time::Instant::now() + overall;
             for (name, value) in headers {
                 req = req.set(name, value);
             }
             if let Some(authorization) = self.auth.header() {
-                req = req.set("Authorization", &authorization);
+                if !self.plain_to_remote() {
+                    req = req.set("Authorization", &authorization);
+                }
             }
             let result = match &mut body {
                 Body::None => req.call(),
                 Body::Bytes(b) => req.send_bytes(b),
                 // A streamed body cannot be replayed: authenticate first with an empty
                 // request when a challenge is possible.
-                Body::Reader(r) => req.send(&mut **r),
+                Body::Reader(r) => req.send(transport::Deadline::new(&mut **r, until, overall)),
             };
+            let retry = replayable && attempt < self.connection.attempts;
             let response = match result {
                 Ok(r) | Err(ureq::Error::Status(_, r)) => r,
                 Err(ureq::Error::Transport(t)) => {
-                    return Err(self.unreachable(format!("{what}: {}", transport_message(&t))))
+                    let message = transport_message(&t, &self.host);
+                    let transient = transport::is_transient(&t);
+                    if transient && retry {
+                        std::thread::sleep(self.connection.wait_before(attempt, None));
+                        continue;
+                    }
+                    let tries = tries(attempt);
+                    return Err(self.unreachable(format!("{what}: {message}{tries}"), transient));
                 }
             };
             let status = response.status();
-            if status == 401 && attempt == 0 && !matches!(body, Body::Reader(_)) {
+            if status == 401 && !challenged && replayable {
+                challenged = true;
+                attempt -= 1;
                 let challenge = response.header("WWW-Authenticate").unwrap_or_default();
-                match self.auth.answer(&self.agent, challenge, &self.repository) {
+                match self.auth.answer(
+                    &self.agent,
+                    challenge,
+                    &self.repository,
+                    self.plain_to_remote(),
+                ) {
                     Ok(()) => continue,
                     Err(Refusal::Unauthorized) => return Err(self.unauthorized(what)),
-                    Err(Refusal::Unreachable(message)) => return Err(self.unreachable(message)),
+                    Err(Refusal::Unreachable(message)) => {
+                        return Err(self.unreachable(message, true))
+                    }
+                    Err(Refusal::Credentials(message)) => {
+                        return Err(self.unreachable(format!("{what}: {message}"), false))
+                    }
                 }
             }
-            if stream && status == 200 {
-                return Ok(Sent::Stream(Box::new(response.into_reader())));
+            if transport::is_transient_status(status) && retry {
+                let asked = transport::retry_after(response.header("Retry-After"));
+                // Read off so the connection can be used again.
+                let _ = transport::read_whole(response, method);
+                std::thread::sleep(self.connection.wait_before(attempt, asked));
+                continue;
             }
-            let answer = transport::read_whole(response, method)
-                .map_err(|e| self.unreachable(format!("{what}: reading the answer: {e}")))?;
+            if stream.is_some() && status == 200 {
+                let reader = transport::Deadline::new(response.into_reader(), until, overall);
+                return Ok(Sent::Stream(Box::new(reader)));
+            }
+            let mut answer = transport::read_whole(response, method)
+                .map_err(|e| self.unreachable(format!("{what}: reading the answer: {e}"), true))?;
+            answer.attempts = attempt;
             return Ok(Sent::Whole(answer));
         }
-        Err(self.unauthorized(what))
+    }
+}
+
+/// " (after N tries)" when a request was tried more than once.
+pub fn tries(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} tries)")
+    } else {
+        String::new()
     }
 }

@@ -10,6 +10,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod serve;
+mod tls;
 mod transport;
 
 /// Why a registry operation failed.
@@ -31,6 +32,8 @@ pub enum RegistryError {
         host: String,
         /// What happened.
         message: String,
+        /// Whether trying again may succeed (a reset, a timeout, a registry restarting).
+        transient: bool,
     },
     /// The registry refused the credentials, or there were none.
     #[error("registry {host} refused access to {what} (HTTP 401/403){hint}")]
@@ -54,4 +57,16 @@ pub enum RegistryError {
         /// The start of the answer's body.
         body: String,
     },
+}
+
+impl RegistryError {
+    /// Whether the same request may succeed if made again: the connection failed or was
+    /// cut off, or the registry answered 408, 429 or 5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Unreachable { transient, .. } => *transient,
+            RegistryError::Status { status, .. } => transport::is_transient_status(*status),
+            _ => false,
+        }
+    }
 }

@@ -274,7 +274,9 @@ fn push_config(
     } else if mount(client, &config_blob.digest, &options.mount_from)? {
         report.mounted += 1;
     } else {
-        client.upload_blob(&config_blob.digest, config_blob.size, &mut &config[..])?;
+        retried(client, |client| {
+            Ok(client.upload_blob(&config_blob.digest, config_blob.size, &mut &config[..])?)
+        })?;
         report.uploaded += 1;
         report.bytes_sent += config_blob.size;
     }
@@ -513,9 +515,42 @@ fn send_layer(
     })
 }
 
+/// `once` until it succeeds, fails for good, or has been tried as often as the client's
+/// connection allows: a blob cut off or refused with 408, 429 or 5xx is sent again whole.
+fn retried<T>(
+    client: &mut Client,
+    mut once: impl FnMut(&mut Client) -> Result<T, PushError>,
+) -> Result<T, PushError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match once(client) {
+            Err(PushError::Registry(e))
+                if e.is_transient() && attempt < client.connection().attempts =>
+            {
+                std::thread::sleep(client.connection().wait_before(attempt, None));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Uploads a layer, again from its first byte after a transient failure.
+fn upload_layer(
+    client: &mut Client,
+    index: usize,
+    layer: &PlannedLayer,
+    blob: Option<Blob>,
+    sending: &Sending,
+) -> Result<Blob, PushError> {
+    retried(client, |client| {
+        upload_layer_once(client, index, layer, blob, sending)
+    })
+}
+
 /// Tars and compresses a layer on a thread while its bytes are uploaded, then checks both
 /// the plain and the compressed digests against the record.
-fn upload_layer(
+fn upload_layer_once(
     client: &mut Client,
     index: usize,
     layer: &PlannedLayer,
@@ -535,11 +570,20 @@ fn upload_layer(
             found: format!("more than {} bytes", blob.size),
         });
     }
-    let (plain, compressed) = produced.map_err(|source| PushError::Layer {
-        index: index + 1,
-        what: what.clone(),
-        source,
-    })?;
+    let (plain, compressed) = match produced {
+        Ok(produced) => produced,
+        // The upload failed and so stopped the compressor: the registry's reason counts.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe && uploaded.is_err() => {
+            return Err(uploaded.expect_err("checked").into())
+        }
+        Err(source) => {
+            return Err(PushError::Layer {
+                index: index + 1,
+                what,
+                source,
+            })
+        }
+    };
     if plain.digest != layer.record.diff_id {
         return Err(PushError::Mismatch {
             index: index + 1,

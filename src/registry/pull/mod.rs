@@ -10,7 +10,7 @@
 //! `fromImage` all read it. Its bytes depend only on the manifest pulled and the name given:
 //! a fixed-output derivation can pin them.
 
-use crate::digest::{Blob, Digest, HashingReader};
+use crate::digest::{Blob, Digest};
 use crate::image::archive::metadata::docker_manifest;
 use crate::image::oci_layout::{
     self, blob_path, IndexEntry, Platform, WireDescriptor as Descriptor, WirePlatform, OCI_LAYOUT,
@@ -466,7 +466,9 @@ fn check_whole(what: &str, blob: &Blob, bytes: &[u8]) -> Result<(), PullError> {
 }
 
 /// Streams a blob into `out`, hashing it; refuses it when it is longer, shorter or other
-/// than its descriptor says.
+/// than its descriptor says. A download cut off is asked for again, as often as the
+/// client's connection allows, and resumed past the bytes already written (read again and
+/// dropped: the digest covers the bytes written).
 fn copy_blob(
     client: &mut Client,
     what: &str,
@@ -474,34 +476,53 @@ fn copy_blob(
     out: &mut dyn Write,
     progress: &Progress,
 ) -> Result<(), PullError> {
-    let body = client.open_blob(&blob.digest)?;
-    let mut body = HashingReader::new(body.take(blob.size.saturating_add(1)));
+    let mut hasher = crate::digest::Hasher::new();
+    let mut written = 0u64;
+    let mut attempt = 0;
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let (host, _) = client.location();
-                return Err(RegistryError::Unreachable {
-                    host,
-                    message: format!("{what} {}: {e} (timed out or cut off)", blob.digest),
+    'open: loop {
+        attempt += 1;
+        let body = client.open_blob(&blob.digest, blob.size)?;
+        let mut body = body.take(blob.size.saturating_add(1));
+        let mut skip = written;
+        while skip > 0 {
+            let want = buf.len().min(skip as usize);
+            match body.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => skip -= n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if attempt < client.connection().attempts => {
+                    std::thread::sleep(client.connection().wait_before(attempt, None));
+                    continue 'open;
                 }
-                .into());
+                Err(e) => return Err(cut_off(client, what, blob, &e, attempt)),
             }
-        };
-        if body.size() > blob.size {
-            return Err(PullError::BlobMismatch {
-                what: what.to_owned(),
-                digest: blob.digest,
-                found: format!("more than the {} bytes its manifest gives", blob.size),
-            });
         }
-        out.write_all(&buf[..n]).map_err(PullError::Write)?;
-        progress.add(n as u64);
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break 'open,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) if attempt < client.connection().attempts => {
+                    std::thread::sleep(client.connection().wait_before(attempt, None));
+                    continue 'open;
+                }
+                Err(e) => return Err(cut_off(client, what, blob, &e, attempt)),
+            };
+            if written + n as u64 > blob.size {
+                return Err(PullError::BlobMismatch {
+                    what: what.to_owned(),
+                    digest: blob.digest,
+                    found: format!("more than the {} bytes its manifest gives", blob.size),
+                });
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(PullError::Write)?;
+            written += n as u64;
+            progress.add(n as u64);
+        }
     }
-    let found = body.finish();
+    let found = hasher.finish();
     if found != *blob {
         return Err(PullError::BlobMismatch {
             what: what.to_owned(),
@@ -513,6 +534,21 @@ fn copy_blob(
         });
     }
     Ok(())
+}
+
+/// The error for a blob download that failed on its last try.
+fn cut_off(client: &Client, what: &str, blob: &Blob, e: &io::Error, attempts: u32) -> PullError {
+    let (host, _) = client.location();
+    RegistryError::Unreachable {
+        host,
+        message: format!(
+            "{what} {}: {e} (timed out or cut off){}",
+            blob.digest,
+            crate::registry::client::tries(attempts)
+        ),
+        transient: true,
+    }
+    .into()
 }
 
 #[cfg(test)]

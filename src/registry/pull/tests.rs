@@ -2,6 +2,7 @@
 //! wrong bytes, server errors, stalls.
 
 use super::*;
+use crate::registry::client::{Connection, TlsOptions};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -139,7 +140,15 @@ impl FakeRegistry {
     fn client(&self, read_timeout: Duration) -> Client {
         let reference =
             crate::registry::reference::Reference::parse(&format!("{}/app", self.host)).unwrap();
-        Client::with_timeouts(&reference, false, Duration::from_secs(2), read_timeout)
+        let mut connection = Connection::new(TlsOptions {
+            plain_http: true,
+            ..TlsOptions::default()
+        });
+        connection.connect = Duration::from_secs(2);
+        connection.read = read_timeout;
+        connection.attempts = 2;
+        connection.backoff = Duration::from_millis(50);
+        Client::new(&reference, &connection).unwrap()
     }
 }
 
