@@ -39,10 +39,11 @@ pub(super) struct PushArgs {
 /// How registries are reached: `--tls-verify` and `--cert-dir`, as skopeo has them.
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct TlsArgs {
-    /// Check the registry's certificate. false: HTTPS without checks, plain HTTP when the
-    /// registry speaks nothing else (loopback registries are treated so anyway).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    tls_verify: bool,
+    /// Check the registry's certificate (the default, except for loopback registries, which
+    /// are treated as false unless it is given). false: HTTPS without checks, plain HTTP
+    /// when the registry speaks nothing else.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set)]
+    tls_verify: Option<bool>,
     /// A directory whose *.crt files are CAs to trust for the registry (default:
     /// /etc/containers/certs.d/HOST, /etc/docker/certs.d/HOST,
     /// ~/.config/containers/certs.d/HOST; the system store and SSL_CERT_FILE always count).
@@ -313,8 +314,9 @@ pub(super) fn pull_builder(attrs: Option<&Path>) -> Result<()> {
         architecture,
         variant,
     };
+    // tlsVerify = true is pullImage's default, not a demand: loopback stays docker's way.
     let connection = Connection::new(TlsOptions {
-        verify: a.tls_verify,
+        verify: (!a.tls_verify).then_some(false),
         ..TlsOptions::default()
     });
     let mut client = Client::new(&reference, &connection)?;
@@ -385,7 +387,7 @@ pub(super) fn prefetch(
     if let Some(v) = &wanted.variant {
         fields.push(("variant", v.clone()));
     }
-    if !tls.tls_verify {
+    if tls.tls_verify == Some(false) {
         fields.push(("tlsVerify", "false".to_owned()));
     }
     print_expression(fields, json)

@@ -63,17 +63,15 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for `reference`'s repository over HTTPS, its certificate checked against the
-    /// roots [`super::tls`] lists. With `tls.verify` off, or for a loopback host (as docker
-    /// treats them), HTTPS without checks first and plain HTTP when the registry speaks
-    /// nothing else. Fails when a CA file or `cert_dir` cannot be read.
+    /// roots [`super::tls`] lists. With `tls.verify` off, or unset for a loopback host (as
+    /// docker treats them), HTTPS without checks first and plain HTTP when the registry
+    /// speaks nothing else. Fails when a CA file or `cert_dir` cannot be read.
     pub fn new(reference: &Reference, connection: &Connection) -> Result<Client, RegistryError> {
         let host = &reference.host;
         let tls = &connection.tls;
-        let insecure = !tls.verify || transport::is_loopback(host);
+        let insecure = !tls.verify.unwrap_or(!transport::is_loopback(host));
         let scheme = if tls.plain_http { "http" } else { "https" };
-        let mut options = tls.clone();
-        options.verify = !insecure;
-        let config = super::tls::client_config(host, &options).map_err(|message| {
+        let config = super::tls::client_config(host, tls, !insecure).map_err(|message| {
             RegistryError::Unreachable {
                 host: host.clone(),
                 message,
@@ -121,14 +119,8 @@ impl Client {
                 &self.host,
                 self.connection.connect,
                 self.connection.read,
-                super::tls::client_config(
-                    &self.host,
-                    &TlsOptions {
-                        verify: false,
-                        ..TlsOptions::default()
-                    },
-                )
-                .expect("a configuration that checks nothing needs no file"),
+                super::tls::client_config(&self.host, &TlsOptions::default(), false)
+                    .expect("a configuration that checks nothing needs no file"),
             );
             self.agent = agent;
             self.bad_proxy = bad_proxy;

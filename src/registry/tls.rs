@@ -17,9 +17,10 @@ use std::sync::Arc;
 /// How a client secures its connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// Check the registry's certificate. Off: HTTPS without checks, and plain HTTP when the
-    /// registry speaks nothing else (loopback registries are treated so too, as by docker).
-    pub verify: bool,
+    /// Check the registry's certificate: `Some(false)` is HTTPS without checks, and plain
+    /// HTTP when the registry speaks nothing else; `None` checks it except for loopback
+    /// registries, which are treated as `Some(false)` (as docker treats them).
+    pub verify: Option<bool>,
     /// A directory whose `*.crt` files are trusted CAs for this registry.
     pub cert_dir: Option<PathBuf>,
     /// Speak plain HTTP without trying HTTPS first (a registry known to be plain).
@@ -29,7 +30,7 @@ pub struct TlsOptions {
 impl Default for TlsOptions {
     fn default() -> Self {
         TlsOptions {
-            verify: true,
+            verify: None,
             cert_dir: None,
             plain_http: false,
         }
@@ -42,12 +43,13 @@ impl Default for TlsOptions {
 pub(super) fn client_config(
     host: &str,
     options: &TlsOptions,
+    verify: bool,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS set-up: {e}"))?;
-    let config = if options.verify {
+    let config = if verify {
         builder
             .with_root_certificates(roots(host, options.cert_dir.as_deref())?)
             .with_no_client_auth()
@@ -238,7 +240,7 @@ mod tests {
             cert_dir: Some("/nonexistent/certs".into()),
             ..TlsOptions::default()
         };
-        let err = client_config("r.example", &options).unwrap_err();
+        let err = client_config("r.example", &options, true).unwrap_err();
         assert!(err.contains("`--cert-dir /nonexistent/certs`"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
@@ -246,7 +248,7 @@ mod tests {
             cert_dir: Some(dir.path().into()),
             ..TlsOptions::default()
         };
-        let err = client_config("r.example", &options).unwrap_err();
+        let err = client_config("r.example", &options, true).unwrap_err();
         assert!(err.contains("ca.crt`: no PEM certificate"), "{err}");
     }
 

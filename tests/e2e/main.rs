@@ -6,7 +6,7 @@
 //! `cargo test --test e2e -- NAME...` runs only the checks whose names contain a NAME.
 //!
 //! Each area has a file of its own (`stream`, `archives`, `build_image`, `layering`, `parent`,
-//! `registry`, `library`), one function per check; this file starts the daemons and runs
+//! `registry`, `registry_trust`, `library`), one function per check; this file starts the daemons and runs
 //! the checks in [`CHECKS`] order.
 
 #[path = "../util/mod.rs"]
@@ -14,10 +14,12 @@ mod util;
 
 mod archives;
 mod build_image;
+mod fault_proxy;
 mod layering;
 mod library;
 mod parent;
 mod registry;
+mod registry_trust;
 mod stream;
 mod support;
 
@@ -94,6 +96,14 @@ const CHECKS: &[(&str, CheckFn)] = &[
     (
         "push_uploads_only_what_the_registry_lacks",
         registry::push_uploads_only_what_the_registry_lacks,
+    ),
+    (
+        "registries_with_tls_auth_and_credential_helpers",
+        registry_trust::registries_with_tls_auth_and_credential_helpers,
+    ),
+    (
+        "registry_faults_are_retried_or_reported",
+        registry_trust::registry_faults_are_retried_or_reported,
     ),
     (
         "pull_image_by_digest_in_nix_build",

@@ -487,6 +487,16 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry on a free port and waits until it answers.
     pub fn start(scratch: &Path) -> Result<Registry, String> {
+        Registry::start_with(scratch, None, None)
+    }
+
+    /// Starts a registry serving HTTPS with `tls` (certificate and key files) and, with
+    /// `htpasswd` (a bcrypt file), requiring basic authentication.
+    pub fn start_with(
+        scratch: &Path,
+        tls: Option<(&Path, &Path)>,
+        htpasswd: Option<&Path>,
+    ) -> Result<Registry, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -497,8 +507,17 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("data").display()
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{}{}",
+                dir.join("data").display(),
+                tls.map_or(String::new(), |(cert, key)| format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                )),
+                htpasswd.map_or(String::new(), |file| format!(
+                    "auth:\n  htpasswd:\n    realm: strata-test\n    path: {}\n",
+                    file.display()
+                )),
             ),
         )
         .map_err(|e| e.to_string())?;
