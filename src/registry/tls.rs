@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How a client secures its connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// Check the registry's certificate: `Some(false)` is HTTPS without checks, and plain
     /// HTTP when the registry speaks nothing else; `None` checks it except for loopback
@@ -27,15 +27,6 @@ pub struct TlsOptions {
     pub plain_http: bool,
 }
 
-impl Default for TlsOptions {
-    fn default() -> Self {
-        TlsOptions {
-            verify: None,
-            cert_dir: None,
-            plain_http: false,
-        }
-    }
-}
 
 /// The rustls configuration for `host`: trusting the roots above, or nothing checked when
 /// `verify` is off. Fails naming a `cert_dir` that cannot be read or a certificate file
