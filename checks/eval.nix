@@ -23,7 +23,123 @@ let
     s390x-linux = { architecture = "s390x"; variant = null; };
     riscv64-linux = { architecture = "riscv64"; variant = null; };
   };
+  # A derivation whose path a config names, as nixpkgs users name their packages'.
+  hello = derivation { name = "hello"; system = "x86_64-linux"; builder = "/bin/sh"; };
+  # Whether evaluating the derivation `x` succeeds.
+  accepted = x: (builtins.tryEval x.drvPath).success;
+  # The argument kinds each image function checks.
+  argKinds = with strata.lib; {
+    streamLayeredImage = layeredImageKinds;
+    buildLayeredImage = layeredImageKinds;
+    buildLayeredImageWithNixDb = layeredImageKinds;
+    buildImage = buildImageKinds;
+    buildImageWithNixDb = buildImageKinds;
+  };
+  # Whether image function `fn` refuses `args` at evaluation, with the message `msg` (tryEval
+  # cannot see a message: it is the one the function's argument check makes).
+  refusedWith = fn: args: msg:
+    refused (strata.${fn} args)
+    && strata.lib.imageArgsProblem fn argKinds.${fn} strata.imageSystem args == msg;
+  # A runtime config as nixpkgs users write one: every field of the OCI image spec (and
+  # Docker's Healthcheck), strings with context, a derivation where a string goes (toJSON
+  # writes its path), null fields, and a field engines ignore.
+  nixpkgsConfig = {
+    Cmd = [ "${hello}/bin/hello" "--greeting" "hi" ];
+    Entrypoint = [ hello "-c" ];
+    Env = [ "PATH=/bin:${hello}/bin" "EMPTY=" "A==b" ];
+    ExposedPorts = { "80/tcp" = { }; "53/udp" = { }; };
+    User = "1000:1000";
+    Labels = { a = "b"; "org.opencontainers.image.source" = "${hello}"; };
+    WorkingDir = "/";
+    Volumes = { "/data" = { }; };
+    StopSignal = "SIGTERM";
+    ArgsEscaped = true;
+    Memory = 0;
+    MemorySwap = 0;
+    CpuShares = 512;
+    Healthcheck = { Test = [ "CMD" "${hello}/bin/hello" ]; Interval = 30000000000; Timeout = 1000000000; StartPeriod = 0; Retries = 3; };
+    OnBuild = null;
+    Shell = [ "/bin/sh" "-c" ];
+    MadeUp = 5;
+  };
+  nameRule = "an image name docker accepts once lowercased ([HOST[:PORT]/]PATH, PATH's parts lowercase letters and digits joined by `.`, `_`, `__` or `-`, separated by `/`)";
   checks = {
+    "image functions take nixpkgs-style config and arguments" =
+      accepted (image { config = nixpkgsConfig; contents = hello; uid = 1000; gid = 1000; uname = "u"; gname = "g"; extraCommands = "mkdir tmp"; fakeRootCommands = hello; includeStorePaths = true; fromImage = null; })
+      && accepted (strata.buildLayeredImage { name = "registry.example.com:5000/team/My-App"; config = nixpkgsConfig; contents = [ hello "${hello}" ]; compressor = "zstd"; })
+      && accepted (strata.buildLayeredImageWithNixDb { name = "localhost/app"; config = nixpkgsConfig; })
+      && accepted (strata.buildImage { name = "check"; tag = null; config = nixpkgsConfig; copyToRoot = hello; runAsRoot = "mkdir /x"; uid = 0; })
+      && accepted (strata.buildImage { name = "check"; tag = "1.0"; config = null; copyToRoot = [ hello ]; runAsRoot = null; })
+      && accepted (strata.buildImageWithNixDb { name = "check"; config = nixpkgsConfig; copyToRoot = [ hello ]; })
+      && accepted (strata.buildLayer { deps = hello; contents = [ hello ]; uid = 1; uname = "u"; });
+    "buildImage refuses a name with a space" = refusedWith "buildImage" { name = "My App"; }
+      "buildImage: `name` must be ${nameRule}, got the string \"My App\": its part \"my app\" holds a character other than lowercase letters, digits, `.`, `_` and `-`";
+    "streamLayeredImage refuses a name with empty parts" = refusedWith "streamLayeredImage" { name = "app//x/"; }
+      "streamLayeredImage: `name` must be ${nameRule}, got the string \"app//x/\": it has an empty part (`//`, or a `/` at an end)";
+    "buildLayeredImage refuses a name that is not a string" = refusedWith "buildLayeredImage" { name = 5; }
+      "buildLayeredImage: `name` must be ${nameRule}, got the integer 5";
+    "imageIndex refuses a name docker refuses" = refused (strata.imageIndex { name = "My App"; images = [ (image { }) ]; })
+      && refused (strata.imageIndex { name = "check"; tag = "a b"; images = [ (image { }) ]; });
+    "buildImage refuses a tag docker refuses" = refusedWith "buildImage" { name = "check"; tag = "a b"; }
+      "buildImage: `tag` must be null or a docker tag (letters, digits, `_`, `.`, `-`; at most 128, not starting with `.` or `-`), got the string \"a b\"";
+    "buildImage refuses an Env that is a string" = refusedWith "buildImage" { name = "check"; config.Env = "A=1"; }
+      "buildImage: `config.Env` must be a list of strings \"NAME=value\", got the string \"A=1\"";
+    "buildLayeredImage refuses an Env entry that is not a string" = refusedWith "buildLayeredImage" { name = "check"; config.Env = [ 1 ]; }
+      "buildLayeredImage: `config.Env` must be a list of strings \"NAME=value\", got a list holding the integer 1";
+    "streamLayeredImage refuses an Env entry without a name" = refusedWith "streamLayeredImage" { name = "check"; config.Env = [ "PATH=/bin" "=1" ]; }
+      "streamLayeredImage: `config.Env` must be a list of strings \"NAME=value\", got a list holding the string \"=1\"";
+    "streamLayeredImage refuses ExposedPorts as a list" = refusedWith "streamLayeredImage" { name = "check"; config.ExposedPorts = [ "80/tcp" ]; }
+      "streamLayeredImage: `config.ExposedPorts` must be an attribute set of empty sets such as { \"80/tcp\" = { }; }, got a list";
+    "streamLayeredImage refuses an ExposedPorts entry that is not an empty set" = refusedWith "streamLayeredImage" { name = "check"; config.ExposedPorts."80/tcp" = true; }
+      "streamLayeredImage: `config.ExposedPorts` must be an attribute set of empty sets such as { \"80/tcp\" = { }; }, got a set whose \"80/tcp\" is the Boolean true";
+    "buildImageWithNixDb refuses a numeric User" = refusedWith "buildImageWithNixDb" { name = "check"; config.User = 1000; }
+      "buildImageWithNixDb: `config.User` must be a string such as \"1000:1000\" or \"nobody\", got the integer 1000";
+    "buildLayeredImageWithNixDb refuses a Cmd of numbers" = refusedWith "buildLayeredImageWithNixDb" { name = "check"; config.Cmd = [ 1 2 ]; }
+      "buildLayeredImageWithNixDb: `config.Cmd` must be a list of strings, got a list holding the integer 1";
+    "streamLayeredImage refuses an Entrypoint that is a string" = refusedWith "streamLayeredImage" { name = "check"; config.Entrypoint = "${hello}/bin/hello"; }
+      "streamLayeredImage: `config.Entrypoint` must be a list of strings, got the string \"${hello}/bin/hello\"";
+    "buildImage refuses Labels that are not strings" = refusedWith "buildImage" { name = "check"; config.Labels.version = 2; }
+      "buildImage: `config.Labels` must be an attribute set of strings, got a set whose \"version\" is the integer 2";
+    "streamLayeredImage refuses a Healthcheck test that is a string" = refusedWith "streamLayeredImage" { name = "check"; config.Healthcheck.Test = "true"; }
+      "streamLayeredImage: `config.Healthcheck.Test` must be a list of strings such as [ \"CMD\" \"true\" ], got the string \"true\"";
+    "streamLayeredImage refuses a Healthcheck interval that is a string" = refusedWith "streamLayeredImage" { name = "check"; config.Healthcheck.Interval = "30s"; }
+      "streamLayeredImage: `config.Healthcheck.Interval` must be an integer (nanoseconds), got the string \"30s\"";
+    "every config field is checked" = builtins.all (f: strata.lib.configProblem "f" { ${f} = 1.5; } != null) (builtins.attrNames strata.lib.configKinds)
+      && builtins.all (f: strata.lib.configProblem "f" { Healthcheck.${f} = 1.5; } != null) (builtins.attrNames strata.lib.healthcheckKinds)
+      && builtins.sort builtins.lessThan (builtins.attrNames strata.lib.configKinds) == [ "ArgsEscaped" "Cmd" "CpuShares" "Entrypoint" "Env" "ExposedPorts" "Healthcheck" "Labels" "Memory" "MemorySwap" "OnBuild" "Shell" "StopSignal" "User" "Volumes" "WorkingDir" ];
+    "buildLayeredImage refuses a made-up architecture under its own name" = refusedWith "buildLayeredImage" { name = "check"; architecture = "foo"; }
+      "buildLayeredImage: `architecture` must be an OCI architecture name (${builtins.concatStringsSep ", " strata.lib.architectures}), got \"foo\"";
+    "streamLayeredImage refuses a uid that is a name" = refusedWith "streamLayeredImage" { name = "check"; uid = "root"; }
+      "streamLayeredImage: `uid` must be a non-negative integer, got the string \"root\"";
+    "buildImage refuses a negative gid" = refusedWith "buildImage" { name = "check"; gid = -1; }
+      "buildImage: `gid` must be a non-negative integer, got the integer -1";
+    "buildLayeredImage refuses a uname that is a number" = refusedWith "buildLayeredImage" { name = "check"; uname = 0; }
+      "buildLayeredImage: `uname` must be a string, got the integer 0";
+    "streamLayeredImage refuses extraCommands as a list" = refusedWith "streamLayeredImage" { name = "check"; extraCommands = [ "mkdir tmp" ]; }
+      "streamLayeredImage: `extraCommands` must be a string, got a list";
+    "streamLayeredImage refuses fakeRootCommands as a list" = refusedWith "streamLayeredImage" { name = "check"; fakeRootCommands = [ "chown 1:1 x" ]; }
+      "streamLayeredImage: `fakeRootCommands` must be a string, got a list";
+    "buildImage refuses runAsRoot as a list" = refusedWith "buildImage" { name = "check"; runAsRoot = [ "mkdir /x" ]; }
+      "buildImage: `runAsRoot` must be null or a string, got a list";
+    "streamLayeredImage refuses contents holding a number" = refusedWith "streamLayeredImage" { name = "check"; contents = [ hello 5 ]; }
+      "streamLayeredImage: `contents` must be a package (a derivation or a path) or a list of them, got a list holding the integer 5";
+    "buildImage refuses copyToRoot that is a number" = refusedWith "buildImage" { name = "check"; copyToRoot = 5; }
+      "buildImage: `copyToRoot` must be null or a package (a derivation or a path) or a list of them, got the integer 5";
+    "streamLayeredImage refuses maxLayers as a string" = refused (image { maxLayers = "100"; });
+    "streamLayeredImage refuses a created date that is a number" = refusedWith "streamLayeredImage" { name = "check"; created = 0; }
+      "streamLayeredImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got the integer 0";
+    "buildLayeredImage refuses includeStorePaths that is not a Boolean" = refusedWith "buildLayeredImage" { name = "check"; includeStorePaths = "no"; }
+      "buildLayeredImage: `includeStorePaths` must be a Boolean, got the string \"no\"";
+    "streamLayeredImage refuses a tag that is a number" = refusedWith "streamLayeredImage" { name = "check"; tag = 1; }
+      "streamLayeredImage: `tag` must be null or a docker tag (letters, digits, `_`, `.`, `-`; at most 128, not starting with `.` or `-`), got the integer 1";
+    "buildLayeredImageWithNixDb refuses an unknown compressor under its own name" = refusedWith "buildLayeredImageWithNixDb" { name = "check"; compressor = "xz"; }
+      "buildLayeredImageWithNixDb: `compressor` must be null or one of \"none\", \"gz\", \"zstd\", got the string \"xz\"";
+    "buildLayer refuses a uid that is a name" = refused (strata.buildLayer { uid = "root"; })
+      && strata.lib.argsProblem "buildLayer" { uid = strata.lib.kinds.id; } { uid = "root"; } == "buildLayer: `uid` must be a non-negative integer, got the string \"root\"";
+    "buildLayer refuses deps holding a number" = refused (strata.buildLayer { deps = [ 5 ]; });
+    "mergeImages refuses images that are not images" = refused (strata.mergeImages [ 5 ]);
+    "exportImage refuses a fromImage that is not an image" = refused (strata.exportImage { fromImage = 5; name = "x"; });
+    "pullImage refuses tlsVerify that is not a Boolean" = refused (strata.pullImage { imageName = "a/b"; imageDigest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "0") 64)}"; hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; tlsVerify = "no"; });
     "streamLayeredImage refuses an image for darwin" = refused ((on "aarch64-darwin").streamLayeredImage { name = "check"; });
     "buildLayeredImage refuses an image for darwin" = refused ((on "x86_64-darwin").buildLayeredImage { name = "check"; });
     "buildImage refuses an image for freebsd" = refused ((on "x86_64-freebsd").buildImage { name = "check"; });

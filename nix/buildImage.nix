@@ -9,7 +9,8 @@
 { lib, imageSystem, toolbox, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalWriteFile }:
 
 {
-  # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix.
+  # Image name, as in `docker run NAME`. Lowercased, then checked as docker reads names;
+  # may carry a registry prefix.
   name,
   # Image tag. null derives it from the hash of the image's plan, so it changes exactly when
   # the image does.
@@ -56,7 +57,7 @@
   includeNixDB ? false,
   # Attributes added to the result.
   passthru ? { },
-}:
+}@args:
 let
   baseName = lib.imageBaseName name;
   imageName = lib.toLower name;
@@ -104,15 +105,11 @@ let
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
 in
-assert lib.assertMsg (builtins.isString name && name != "")
-  "buildImage: `name` must be a non-empty string, got ${lib.show name}";
-assert lib.checkPlatform "buildImage" { inherit imageSystem architecture; };
+# The arguments that reach the helper, each by its kind (`lib.buildImageKinds`), and the
+# platform.
+assert lib.checkImageArgs "buildImage" lib.buildImageKinds imageSystem args;
 assert lib.assertMsg (copyToRoot == null || contents == null)
   "buildImage: give `copyToRoot` or the deprecated `contents`, not both";
-assert lib.assertMsg (lib.isTime created)
-  "buildImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show created}";
-assert lib.assertMsg (config == null || builtins.isAttrs config)
-  "buildImage: `config` must be an attribute set, got ${lib.show config}";
 internalResult {
   drv = internalArchive {
     caller = "buildImage";

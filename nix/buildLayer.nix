@@ -36,7 +36,7 @@
   gname ? "root",
   # Attributes added to the result.
   passthru ? { },
-}:
+}@args:
 let
   contentsList = lib.toList contents;
   contentsLayer =
@@ -56,6 +56,16 @@ let
     exportReferencesGraph.closure = lib.toList deps ++ contentsList;
   };
 in
+assert lib.checkProblem (lib.argsProblem "buildLayer" {
+  deps = lib.kinds.packages;
+  contents = lib.kinds.packages;
+  name = lib.kinds.string;
+  uid = lib.kinds.id;
+  gid = lib.kinds.id;
+  uname = lib.kinds.string;
+  gname = lib.kinds.string;
+  passthru = lib.kinds.set;
+} args);
 assert lib.assertMsg (builtins.isInt maxLayers && maxLayers >= 1)
   "buildLayer: `maxLayers` must be an integer of at least 1, got ${lib.show maxLayers}";
 assert lib.assertMsg (builtins.isList layers && builtins.all (l: l.isStrataLayer or false) layers)

@@ -4,7 +4,7 @@
 #
 # Writes the image streamLayeredImage would stream, compressed, to a file. Takes every
 # streamLayeredImage argument (name, tag, contents, config, maxLayers, ...) plus `compressor`.
-{ lib, internalArchive, internalResult, streamLayeredImage }:
+{ lib, imageSystem, internalArchive, internalResult, streamLayeredImage }:
 
 {
   # Image name, as in `docker run NAME`; see streamLayeredImage.
@@ -24,6 +24,8 @@ let
     else "gz";
   stream = streamLayeredImage (builtins.removeAttrs args [ "compressor" "passthru" ]);
 in
+# Checked here too, so that messages name this function rather than streamLayeredImage.
+assert lib.checkImageArgs "buildLayeredImage" lib.layeredImageKinds imageSystem args;
 internalResult {
   drv = internalArchive {
     caller = "buildLayeredImage";

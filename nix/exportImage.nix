@@ -18,7 +18,13 @@
   name ? "${lib.imageBaseName (fromImage.imageName or fromImage.name or "image")}-rootfs.tar",
   # Accepted for compatibility (nixpkgs' VM disk size); no VM is used.
   diskSize ? 1024,
-}:
+}@args:
+assert lib.checkProblem (lib.argsProblem "exportImage" {
+  fromImage = lib.kinds.package;
+  fromImageName = lib.orNull lib.kinds.string;
+  fromImageTag = lib.orNull lib.kinds.string;
+  name = lib.kinds.string;
+} args);
 internalBuilder {
   inherit name;
   command = "export-image";

@@ -21,7 +21,7 @@
   images,
   # Attributes added to the result.
   passthru ? { },
-}:
+}@args:
 let
   imageName = lib.toLower name;
   plan = internalBuilder {
@@ -34,8 +34,7 @@ let
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
 in
-assert lib.assertMsg (builtins.isString name && name != "")
-  "imageIndex: `name` must be a non-empty string, got ${lib.show name}";
+assert lib.checkProblem (lib.argsProblem "imageIndex" { name = lib.kinds.imageName; tag = lib.kinds.optionalTag; passthru = lib.kinds.set; } args);
 assert lib.assertMsg (builtins.isList images && images != [ ] && builtins.all (i: builtins.isAttrs i && (i ? stream || i.isExe or false)) images)
   "imageIndex: `images` must be a non-empty list of streamLayeredImage or buildLayeredImage results, got ${lib.show images}";
 internalResult {

@@ -170,4 +170,251 @@ rec {
 
   # Whether `s` is a tag docker accepts.
   isTag = s: builtins.isString s && builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" s != null;
+
+  # Why the string `s` is not an image name (isImageName decides), for a message: the first
+  # rule it breaks, or null. Docker reads a first part with a `.` or `:`, or `localhost`, as
+  # the registry host.
+  imageNameReason = s:
+    let
+      parts = builtins.filter builtins.isString (builtins.split "/" s);
+      hasHost = builtins.length parts > 1
+        && (builtins.match ".*[.:].*" (builtins.head parts) != null || builtins.head parts == "localhost");
+      path = if hasHost then builtins.tail parts else parts;
+      badParts = builtins.filter (p: builtins.match "[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*" p == null) path;
+      bad = builtins.head badParts;
+    in
+    if s == "" then "it is empty"
+    else if builtins.stringLength s > 255 then "it is longer than 255 characters"
+    else if builtins.elem "" parts then "it has an empty part (`//`, or a `/` at an end)"
+    else if hasHost && !(isImageName "${builtins.head parts}/x") then "its registry host ${builtins.toJSON (builtins.head parts)} is not a host name, host:port, localhost or [IPv6 address]"
+    else if badParts == [ ] then null
+    else if builtins.match "[a-z0-9._-]*" bad == null then "its part ${builtins.toJSON bad} holds a character other than lowercase letters, digits, `.`, `_` and `-`"
+    else "its part ${builtins.toJSON bad} starts or ends with a separator, or joins letters and digits by another than `.`, `_`, `__` or dashes";
+
+  # Whether `x` is a package as nixpkgs' `contents` and `copyToRoot` take one: a derivation
+  # (or any set with an `outPath`, such as a flake input), a path, or an absolute path string.
+  isPackage = x:
+    builtins.isPath x || (builtins.isAttrs x && x ? outPath)
+    || (builtins.isString x && builtins.substring 0 1 x == "/");
+
+  # What a value is, for an error message: its type and, when it is short, the value
+  # (strings as JSON, so the message stays one line). Never fails, whatever the value.
+  describe = v:
+    if builtins.isFunction v then "a function"
+    else if builtins.isString v then "the string ${builtins.toJSON v}"
+    else if builtins.isInt v then "the integer ${toString v}"
+    else if builtins.isFloat v then "the float ${builtins.toJSON v}"
+    else if builtins.isBool v then "the Boolean ${builtins.toJSON v}"
+    else if v == null then "null"
+    else if builtins.isPath v then "the path ${toString v}"
+    else if builtins.isList v then (if v == [ ] then "an empty list" else "a list")
+    else if builtins.isAttrs v && (v.type or null) == "derivation" && builtins.isString (v.name or null) then "the derivation ${builtins.toJSON v.name}"
+    else if builtins.isAttrs v && v ? outPath then "a set with an outPath"
+    else if builtins.isAttrs v then "a set"
+    else "a ${builtins.typeOf v}";
+
+  # The first message of `problems` that is not null, or null.
+  firstProblem = problems:
+    let given = builtins.filter (p: p != null) problems;
+    in if given == [ ] then null else builtins.head given;
+
+  # Throws `problem` unless it is null; true otherwise, for use in `assert`.
+  checkProblem = problem: problem == null || builtins.throw problem;
+
+  # Kinds of argument value. A kind says what its values are (`expect`) and, of a value,
+  # what is wrong with it (`got`: null for a value of the kind, else what it is, the first
+  # entry at fault in a list or a set); `problem` makes the one-line message naming the
+  # function and the argument. A kind may give its own `problem` instead (config).
+  kindOf = expect: ok: { inherit expect; got = v: if ok v then null else describe v; };
+  listKindOf = expect: ok: {
+    inherit expect;
+    got = v:
+      let bad = if builtins.isList v then builtins.filter (e: !ok e) v else [ ];
+      in if !(builtins.isList v) then describe v
+      else if bad == [ ] then null
+      else "a list holding ${describe (builtins.head bad)}";
+  };
+  # Sets that are not packages (a derivation is a set too, but never a map of values).
+  setKindOf = expect: ok: {
+    inherit expect;
+    got = v:
+      let
+        isSet = builtins.isAttrs v && !(v ? outPath);
+        bad = if isSet then builtins.filter (n: !ok v.${n}) (builtins.attrNames v) else [ ];
+      in
+      if !isSet then describe v
+      else if bad == [ ] then null
+      else "a set whose ${builtins.toJSON (builtins.head bad)} is ${describe v.${builtins.head bad}}";
+  };
+  # `kind`, or null (which the function reads as "not given").
+  orNull = kind:
+    if kind ? problem then { problem = fn: arg: v: if v == null then null else kind.problem fn arg v; }
+    else { expect = "null or ${kind.expect}"; got = v: if v == null then null else kind.got v; };
+  # The message saying that `v`, given as `arg` to `fn`, is not of `kind`; null if it is.
+  kindProblem = kind: fn: arg: v:
+    if kind ? problem then kind.problem fn arg v
+    else let got = kind.got v; in
+      if got == null then null else "${fn}: `${arg}` must be ${kind.expect}, got ${got}";
+
+  # Whether `x` becomes a string in JSON (builtins.toJSON, structured attributes) and in
+  # interpolation: a string, a path (copied to the store), or a set with an `outPath` (a
+  # derivation, as its path). nixpkgs users write `Cmd = [ ./start.sh ]` and
+  # `extraCommands = writeScript ...`, and those work.
+  isStringLike = x: builtins.isString x || builtins.isPath x || (builtins.isAttrs x && x ? outPath);
+
+  kinds = {
+    string = kindOf "a string" builtins.isString;
+    # Shell commands: nixpkgs interpolates them into a script, so a script's path will do.
+    commands = kindOf "a string" isStringLike;
+    bool = kindOf "a Boolean" builtins.isBool;
+    # uid and gid: the helper stamps them on tar entries, which hold no negative ids.
+    id = kindOf "a non-negative integer" (v: builtins.isInt v && v >= 0);
+    set = setKindOf "an attribute set" (_: true);
+    time = kindOf "\"now\" or a date such as 1970-01-01T00:00:01Z" isTime;
+    # null: the image's tag is its plan's hash.
+    optionalTag = orNull (kindOf "a docker tag (letters, digits, `_`, `.`, `-`; at most 128, not starting with `.` or `-`)" isTag);
+    # Lowercased first, as the image functions do (nixpkgs does not, and docker refuses
+    # capitals); what is left must be a name docker reads, or `docker load` refuses it.
+    imageName = {
+      expect = "an image name docker accepts once lowercased ([HOST[:PORT]/]PATH, PATH's parts lowercase letters and digits joined by `.`, `_`, `__` or `-`, separated by `/`)";
+      got = v:
+        let reason = if builtins.isString v then imageNameReason (toLower v) else null;
+        in if builtins.isString v && isImageName (toLower v) then null
+        else "${describe v}${if reason == null then "" else ": ${reason}"}";
+    };
+    package = kindOf "a package (a derivation or a path)" isPackage;
+    # nixpkgs takes a single package or a list of them.
+    packages = let expect = "a package (a derivation or a path) or a list of them"; in {
+      inherit expect;
+      got = v: if builtins.isList v then (listKindOf expect isPackage).got v else (kindOf expect isPackage).got v;
+    };
+    layers = listKindOf "a list of buildLayer results" (l: l.isStrataLayer or false);
+    compressor = kindOf "one of \"none\", \"gz\", \"zstd\"" (c: builtins.elem c [ "none" "gz" "zstd" ]);
+    config = { problem = fn: _: configProblem fn; };
+  };
+
+  # The runtime config's fields and their kinds: the OCI image spec's (config.md) and
+  # Docker's Healthcheck, as docker and podman decode them. A value of another type passes
+  # `nix-build` and fails `docker load` or `docker run`. A null field is taken as absent,
+  # as Go's decoder takes it; fields not listed pass unchecked (engines ignore them).
+  configKinds =
+    let
+      strings = listKindOf "a list of strings" isStringLike;
+      int = kindOf "an integer" builtins.isInt;
+      emptySets = example: setKindOf "an attribute set of empty sets such as { ${example} = { }; }" (x: x == { });
+      # Without a `=` (or a name before it) an entry sets no variable.
+      isEnvEntry = e: isStringLike e
+        && (let parts = builtins.split "=" (builtins.unsafeDiscardStringContext (toString e));
+          in builtins.length parts > 1 && builtins.head parts != "");
+    in
+    {
+      User = kindOf "a string such as \"1000:1000\" or \"nobody\"" isStringLike;
+      ExposedPorts = emptySets "\"80/tcp\"";
+      Env = listKindOf "a list of strings \"NAME=value\"" isEnvEntry;
+      Entrypoint = strings;
+      Cmd = strings;
+      Volumes = emptySets "\"/data\"";
+      WorkingDir = kindOf "a string" isStringLike;
+      Labels = setKindOf "an attribute set of strings" isStringLike;
+      StopSignal = kindOf "a string such as \"SIGTERM\"" isStringLike;
+      ArgsEscaped = kinds.bool;
+      Memory = int;
+      MemorySwap = int;
+      CpuShares = int;
+      Healthcheck = setKindOf "an attribute set (Test, Interval, Timeout, StartPeriod, StartInterval, Retries)" (_: true);
+      OnBuild = strings;
+      Shell = strings;
+    };
+
+  # Docker's Healthcheck fields; durations are integers of nanoseconds.
+  healthcheckKinds =
+    let nanoseconds = kindOf "an integer (nanoseconds)" builtins.isInt;
+    in {
+      Test = listKindOf "a list of strings such as [ \"CMD\" \"true\" ]" isStringLike;
+      Interval = nanoseconds;
+      Timeout = nanoseconds;
+      StartPeriod = nanoseconds;
+      StartInterval = nanoseconds;
+      Retries = kindOf "an integer" builtins.isInt;
+    };
+
+  # The message for `config` of `fn`, or null: the set itself, then each field `configKinds`
+  # lists, then Healthcheck's.
+  configProblem = fn: config:
+    let
+      fields = kindsOf: prefix: set: map
+        (f: if set ? ${f} && set.${f} != null then kindProblem kindsOf.${f} fn "${prefix}${f}" set.${f} else null)
+        (builtins.attrNames kindsOf);
+    in
+    if !(builtins.isAttrs config) || config ? outPath then "${fn}: `config` must be an attribute set, got ${describe config}"
+    else firstProblem (fields configKinds "config." config
+      ++ (if builtins.isAttrs (config.Healthcheck or null) then fields healthcheckKinds "config.Healthcheck." config.Healthcheck else [ ]));
+
+  # The message for the first argument of `args` (a call's arguments) not of its kind in
+  # `argKinds`, or null. Only arguments given are checked: the defaults are of their kinds.
+  argsProblem = fn: argKinds: args:
+    if !(builtins.isAttrs args) then "${fn}: expects a set of arguments, got ${describe args}"
+    else firstProblem (map (a: if args ? ${a} then kindProblem argKinds.${a} fn a args.${a} else null)
+      (builtins.attrNames argKinds));
+
+  # argsProblem, then platformProblem for the `architecture` given: what every image
+  # function checks first, under its own name (so a wrapper such as buildLayeredImage names
+  # itself, not the function it calls).
+  imageArgsProblem = fn: argKinds: imageSystem: args:
+    let given = argsProblem fn argKinds args; in
+    if given != null then given
+    else platformProblem fn { inherit imageSystem; architecture = args.architecture or null; };
+
+  # Throws imageArgsProblem's message, if any; true otherwise, for use in `assert`.
+  checkImageArgs = fn: argKinds: imageSystem: args: checkProblem (imageArgsProblem fn argKinds imageSystem args);
+
+  # The arguments of streamLayeredImage and buildLayeredImage (and its NixDb variant) that
+  # reach the helper, by kind. maxLayers and layeringPipeline depend on each other and are
+  # streamLayeredImage's to check.
+  layeredImageKinds = let k = kinds; in {
+    inherit (k) config layers;
+    name = k.imageName;
+    tag = k.optionalTag;
+    contents = k.packages;
+    created = k.time;
+    mtime = k.time;
+    uid = k.id;
+    gid = k.id;
+    uname = k.string;
+    gname = k.string;
+    extraCommands = k.commands;
+    fakeRootCommands = k.commands;
+    includeStorePaths = k.bool;
+    perLayerDerivations = k.bool;
+    enableFakechroot = k.bool;
+    includeNixDB = k.bool;
+    layerCompressor = k.compressor;
+    layeringPipeline = orNull (kindOf "a list of operations or a JSON file holding one" (p: builtins.isList p || builtins.isPath p || builtins.isString p));
+    fromImage = orNull k.package;
+    fromImageName = orNull k.string;
+    fromImageTag = orNull k.string;
+    passthru = k.set;
+    # buildLayeredImage's; null chooses by layerCompressor.
+    compressor = orNull k.compressor;
+  };
+
+  # buildImage's arguments (and its NixDb variant's) that reach the helper, by kind.
+  buildImageKinds = let k = kinds; in {
+    inherit (k) compressor;
+    name = k.imageName;
+    tag = k.optionalTag;
+    fromImage = orNull k.package;
+    fromImageName = orNull k.string;
+    fromImageTag = orNull k.string;
+    copyToRoot = orNull k.packages;
+    contents = orNull k.packages;
+    config = orNull k.config;
+    created = k.time;
+    extraCommands = k.commands;
+    runAsRoot = orNull k.commands;
+    uid = k.id;
+    gid = k.id;
+    includeNixDB = k.bool;
+    passthru = k.set;
+  };
 }

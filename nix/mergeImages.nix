@@ -13,6 +13,7 @@ let
 in
 assert lib.assertMsg (builtins.isList images && images != [ ])
   "mergeImages: expects a non-empty list of images, got ${lib.show images}";
+assert lib.checkProblem (lib.kindProblem (lib.listKindOf "a list of images (derivations or paths)" lib.isPackage) "mergeImages" "images" images);
 internalBuilder {
   name = "merge-docker-images";
   command = "merge-images";

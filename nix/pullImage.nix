@@ -41,7 +41,7 @@
   tlsVerify ? true,
   # Store name of the archive.
   name ? "docker-image-${lib.imageBaseName (builtins.replaceStrings [ "/" ":" ] [ "-" "-" ] "${finalImageName}-${finalImageTag}")}.tar",
-}:
+}@args:
 assert lib.assertMsg (builtins.isString imageDigest && builtins.match "sha256:[0-9a-f]{64}" imageDigest != null)
   "pullImage: `imageDigest` must be a sha256 digest (sha256: and 64 hex digits), got ${lib.show imageDigest}";
 assert lib.assertMsg ((hash == null) != (sha256 == null))
@@ -52,6 +52,7 @@ assert lib.assertMsg (lib.isImageName finalImageName)
   "pullImage: `finalImageName` must be an image name as docker reads one ([HOST[:PORT]/]NAME), got ${lib.show finalImageName}";
 assert lib.assertMsg (lib.isTag finalImageTag)
   "pullImage: `finalImageTag` must be a docker tag (letters, digits, `_`, `.`, `-`; at most 128, not starting with `.` or `-`), got ${lib.show finalImageTag}";
+assert lib.checkProblem (lib.argsProblem "pullImage" { os = lib.kinds.string; tlsVerify = lib.kinds.bool; } args);
 assert lib.checkPlatform "pullImage" { inherit imageSystem variant; architecture = arch; archName = "arch"; linux = arch == null; };
 let
   pulled = internalBuilder ({

@@ -8,7 +8,8 @@
 { lib, imageSystem, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalPlan, internalResult, internalWriteFile }:
 
 {
-  # Image name, as in `docker run NAME`. Lowercased; may carry a registry prefix
+  # Image name, as in `docker run NAME`. Lowercased, then checked as docker reads names
+  # (so "My App" fails at evaluation, not at `docker load`); may carry a registry prefix
   # (`registry.example.com/team/app`).
   name,
   # Image tag. null derives it from the hash of the executable's store path, so the tag
@@ -91,7 +92,7 @@
   layeringPipeline ? null,
   # Accepted for compatibility; has no effect.
   debug ? false,
-}:
+}@args:
 let
   pipeline =
     if layeringPipeline == null || builtins.isList layeringPipeline then layeringPipeline
@@ -152,27 +153,15 @@ let
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
 in
-assert lib.assertMsg (builtins.isString name && name != "")
-  "streamLayeredImage: `name` must be a non-empty string, got ${lib.show name}";
-assert lib.checkPlatform "streamLayeredImage" { inherit imageSystem architecture; };
+# The arguments that reach the helper, each by its kind (`lib.layeredImageKinds`), and the
+# platform; the rest depend on one another.
+assert lib.checkImageArgs "streamLayeredImage" lib.layeredImageKinds imageSystem args;
 assert lib.assertMsg (pipeline != null || (builtins.isInt maxLayers && maxLayers >= 2))
   "streamLayeredImage: `maxLayers` must be an integer of at least 2 (one store layer and the customisation layer), got ${lib.show maxLayers}";
-assert lib.assertMsg (tag == null || (builtins.isString tag && builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" tag != null))
-  "streamLayeredImage: `tag` must be null or a Docker tag (letters, digits, `_`, `.`, `-`; at most 128), got ${lib.show tag}";
-assert lib.assertMsg (lib.isTime created)
-  "streamLayeredImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show created}";
-assert lib.assertMsg (lib.isTime mtime)
-  "streamLayeredImage: `mtime` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got ${lib.show mtime}";
-assert lib.assertMsg (builtins.isList layers && builtins.all (l: l.isStrataLayer or false) layers)
-  "streamLayeredImage: `layers` must be a list of buildLayer results, got ${lib.show layers}";
-assert lib.assertMsg (builtins.isAttrs config)
-  "streamLayeredImage: `config` must be an attribute set, got ${lib.show config}";
 assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
   "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
 assert lib.assertMsg (pipeline == null || lib.isPipeline pipeline)
   "streamLayeredImage: `layeringPipeline` must be a list of operations such as [ [ \"popularity_contest\" ] [ \"limit_layers\" 99 ] ] (operations: ${builtins.concatStringsSep ", " lib.pipelineOperations}), got ${lib.show layeringPipeline}${lib.badPipelineCall pipeline}";
-assert lib.assertMsg (builtins.elem layerCompressor [ "none" "gz" "zstd" ])
-  "streamLayeredImage: `layerCompressor` must be one of \"none\", \"gz\", \"zstd\", got ${lib.show layerCompressor}";
 internalResult {
   drv = plan;
   attrs = copies // { inherit imageName imageTag; };

@@ -214,6 +214,49 @@ fn plan(build: &Build, custom: &Path, extra: Value) -> PathBuf {
 }
 
 #[test]
+fn a_builder_attribute_of_the_wrong_type_is_named() {
+    // What reaches the helper when the Nix checks are bypassed (a hand-made derivation):
+    // the attribute at fault is named, flattened settings (the plan's stamp) included.
+    let build = Build::new();
+    let custom = customisation_layer(&build);
+    let mut attrs = json!({
+        "helperBin": env!("CARGO_BIN_EXE_strata"),
+        "imageName": "fixture",
+        "imageSystem": "aarch64-linux",
+        "created": "1970-01-01T00:00:01Z",
+        "mtime": "1970-01-01T00:00:01Z",
+        "uid": "root", "gid": 0, "uname": "root", "gname": "root",
+        "maxLayers": 100,
+        "includeStorePaths": false,
+        "customisationLayer": custom,
+    });
+    let line = failure(&mut build.builder("plan", attrs.clone(), "plan"), 1);
+    assert!(
+        line.ends_with(r#"`: uid: invalid type: string "root", expected u64"#),
+        "{line}"
+    );
+    attrs["uid"] = json!(0);
+    attrs["maxLayers"] = json!("100");
+    let line = failure(&mut build.builder("plan", attrs, "plan"), 1);
+    assert!(
+        line.contains("`: maxLayers: invalid type: string"),
+        "{line}"
+    );
+    let attrs = json!({
+        "contents": [fixture("rootfs/hello"), 5],
+        "extraCommands": "",
+        "toolbox": "/nonexistent-toolbox",
+        "mtime": "1970-01-01T00:00:01Z",
+        "includeStorePaths": false,
+    });
+    let line = failure(&mut build.builder("customisation-layer", attrs, "bad"), 1);
+    assert!(
+        line.contains("`: contents[1]: invalid type: integer `5`"),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_plan_streams_and_archives_the_same_image_twice() {
     let build = Build::new();
     let custom = customisation_layer(&build);

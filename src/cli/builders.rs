@@ -16,7 +16,7 @@ use crate::rootfs::root_layer::RootLayer;
 use crate::rootfs::scripts::Scripts;
 use crate::rootfs::tree::{write_tree, TreeEntry};
 use crate::rootfs::{BuildError, Workspace};
-use crate::store::attrs::{build_dir, Attrs};
+use crate::store::attrs::{build_dir, named_errors, Attrs};
 use crate::store::layering::LayerBudget;
 use crate::store::nix_db::NixDbContents;
 use crate::tar::header::Stamp;
@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 struct PlanAttrs {
     /// The helper the plan's shebang line runs.
     helper_bin: PathBuf,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "named_errors")]
     settings: ImageSettings,
 }
 
@@ -106,7 +106,7 @@ struct BuildLayerAttrs {
     /// Exactly these store paths, as one layer (no closure, no layering).
     #[serde(default)]
     paths: Option<Vec<String>>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "named_errors")]
     stamp: Stamp,
 }
 

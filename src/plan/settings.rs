@@ -5,6 +5,7 @@ use crate::compress::Compression;
 use crate::plan::file::read_json;
 use crate::plan::record::RecordParts;
 use crate::plan::PlanError;
+use crate::store::attrs::named_errors;
 use crate::tar::header::Stamp;
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,7 +28,7 @@ pub struct ImageSettings {
     /// Creation time, "now" or a date.
     pub created: String,
     /// Owner and mtime of store files (`mtime` may be "now": the build time).
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "named_errors")]
     pub stamp: Stamp,
     /// Most layers the image may have, customisation layer included.
     pub max_layers: u64,

@@ -1,6 +1,7 @@
 //! The structured attributes (`__structuredAttrs = true`) Nix hands a builder.
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -72,6 +73,37 @@ pub fn build_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
+/// Deserialises a `#[serde(flatten)]` field so that an error names the attribute at fault:
+/// serde reads a flattened field from a buffered copy of the attributes, out of sight of the
+/// path [`Attrs::parse`] follows, so a wrong `uid` in a flattened ownership stamp would read
+/// `invalid type: string "root", expected u64` and name nothing. Use as
+/// `#[serde(flatten, deserialize_with = "crate::store::attrs::named_errors")]`.
+pub fn named_errors<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    deserialize_naming(deserializer)
+}
+
+/// `T` from `deserializer`, an error prefixed with the path of the value at fault
+/// (`contents[1]: ...`); at the top level, or within a flattened field that does not use
+/// [`named_errors`], the path is unknown and the error is serde's alone.
+fn deserialize_naming<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match path.as_str() {
+            "." => inner,
+            _ => D::Error::custom(format!("{path}: {inner}")),
+        }
+    })
+}
+
 impl Attrs {
     /// Reads the attributes file found by [`locate`].
     pub fn load(explicit: Option<&Path>) -> Result<Attrs, AttrsError> {
@@ -97,9 +129,12 @@ impl Attrs {
             .ok_or_else(|| self.malformed(format!("no path for output `{name}` in `outputs`")))
     }
 
-    /// Deserialises the attributes as `T` (unknown attributes are ignored).
+    /// Deserialises the attributes as `T` (unknown attributes are ignored). An error names
+    /// the attribute at fault (`uid: invalid type: ...`): serde's own message names only
+    /// the type, which leaves the user to guess which of a builder's arguments was wrong.
+    /// Fields of `T` that are `#[serde(flatten)]` need [`named_errors`] for this.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, AttrsError> {
-        serde_json::from_value(self.value.clone()).map_err(|e| self.malformed(e.to_string()))
+        deserialize_naming(&self.value).map_err(|e| self.malformed(e.to_string()))
     }
 
     fn malformed(&self, message: String) -> AttrsError {
@@ -145,5 +180,102 @@ mod tests {
         }
         let err = attrs.parse::<Missing>().unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    /// Attributes of the wrong type, as a caller bypassing the Nix checks passes them.
+    const WRONG_TYPES: &str = r#"{"uid": "root", "gid": 0, "uname": "root", "gname": "root",
+        "mtime": "1970-01-01T00:00:01Z", "contents": ["/nix/store/x-a", 5], "extraCommands": ["ls"]}"#;
+
+    fn wrong_types() -> Attrs {
+        Attrs {
+            path: PathBuf::from("/build/.attrs.json"),
+            value: serde_json::from_str(WRONG_TYPES).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_type_error_names_the_attribute() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Owner {
+            uid: u64,
+        }
+        let err = wrong_types().parse::<Owner>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"`/build/.attrs.json`: uid: invalid type: string "root", expected u64"#
+        );
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        #[serde(rename_all = "camelCase")]
+        struct Contents {
+            contents: Vec<PathBuf>,
+        }
+        let err = wrong_types().parse::<Contents>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`/build/.attrs.json`: contents[1]: invalid type: integer `5`, expected path string"
+        );
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        #[serde(rename_all = "camelCase")]
+        struct Commands {
+            extra_commands: String,
+        }
+        let err = wrong_types().parse::<Commands>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`/build/.attrs.json`: extraCommands: invalid type: sequence, expected a string"
+        );
+    }
+
+    #[test]
+    fn a_type_error_in_a_flattened_struct_names_the_attribute() {
+        // As the builders' settings flatten the ownership stamp (`tar::header::Stamp`).
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Stamp {
+            uid: u64,
+            gid: u64,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Settings {
+            #[serde(flatten, deserialize_with = "named_errors")]
+            stamp: Stamp,
+        }
+        let err = wrong_types().parse::<Settings>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"`/build/.attrs.json`: uid: invalid type: string "root", expected u64"#
+        );
+        // Flattened twice, as the plan's attributes hold the image settings, which hold
+        // the stamp; a wrong field beside the inner one is named too.
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        #[serde(rename_all = "camelCase")]
+        struct Plan {
+            #[serde(flatten, deserialize_with = "named_errors")]
+            settings: Settings,
+            contents: Vec<PathBuf>,
+        }
+        // (serde reads the fields of its own first, the flattened ones after.)
+        let err = wrong_types().parse::<Plan>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`/build/.attrs.json`: contents[1]: invalid type: integer `5`, expected path string"
+        );
+        let mut fixed = wrong_types();
+        fixed.value["contents"] = serde_json::json!([]);
+        let err = fixed.parse::<Plan>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"`/build/.attrs.json`: uid: invalid type: string "root", expected u64"#
+        );
+        fixed.value["uid"] = 0.into();
+        // A missing attribute was always named by serde.
+        fixed.value.as_object_mut().unwrap().remove("gid");
+        let err = fixed.parse::<Plan>().unwrap_err().to_string();
+        assert_eq!(err, "`/build/.attrs.json`: missing field `gid`");
     }
 }
