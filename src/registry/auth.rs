@@ -371,4 +371,75 @@ mod tests {
         assert_eq!(p[0], ("realm".into(), "https://auth.example/token".into()));
         assert_eq!(p[2], ("scope".into(), "repository:a/b:pull,push".into()));
     }
+
+    #[test]
+    fn credentials_never_go_to_a_plain_http_realm_elsewhere() {
+        assert!(realm_is_plain_remote("http://auth.example/token"));
+        assert!(realm_is_plain_remote("http://127.example.net:80/token"));
+        assert!(!realm_is_plain_remote("http://127.0.0.1:5000/token"));
+        assert!(!realm_is_plain_remote("http://localhost/token?x=1"));
+        assert!(!realm_is_plain_remote("https://auth.example/token"));
+        let mut auth = Auth {
+            basic: Some("dTpw".into()),
+            ..Auth::default()
+        };
+        let agent = ureq::agent();
+        let refused = auth.answer(
+            &agent,
+            r#"Bearer realm="http://auth.example/token""#,
+            "a",
+            false,
+        );
+        assert!(matches!(refused, Err(Refusal::Credentials(m)) if m.contains("clear text")));
+        let refused = auth.answer(&agent, r#"Basic realm="r""#, "a", true);
+        assert!(matches!(refused, Err(Refusal::Credentials(m)) if m.contains("clear text")));
+        assert!(!auth.send_basic);
+    }
+
+    #[test]
+    fn credential_helpers_are_run_and_their_failures_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(&path)
+                .status()
+                .unwrap();
+            Helper {
+                program: path.display().to_string(),
+                server: "r.example:5000".into(),
+            }
+        };
+        let good = script(
+            "good",
+            r#"read s; echo "{\"ServerURL\":\"$s\",\"Username\":\"u\",\"Secret\":\"p\"}""#,
+        );
+        assert_eq!(
+            run_helper(&good).ok().flatten(),
+            Some(("u".into(), "p".into()))
+        );
+        let none = script(
+            "none",
+            "echo 'credentials not found in native keychain'; exit 1",
+        );
+        assert!(matches!(run_helper(&none), Ok(None)));
+        let bad = script("bad", "echo locked >&2; exit 2");
+        let Err(Refusal::Credentials(message)) = run_helper(&bad) else {
+            panic!("a failing helper passed");
+        };
+        assert!(
+            message.contains("bad get` for r.example:5000") && message.contains("locked"),
+            "{message}"
+        );
+        let missing = Helper {
+            program: "docker-credential-strata-nonexistent".into(),
+            server: "r".into(),
+        };
+        let Err(Refusal::Credentials(message)) = run_helper(&missing) else {
+            panic!("a missing helper passed");
+        };
+        assert!(message.contains("not found on PATH"), "{message}");
+    }
 }

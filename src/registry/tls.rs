@@ -27,7 +27,6 @@ pub struct TlsOptions {
     pub plain_http: bool,
 }
 
-
 /// The rustls configuration for `host`: trusting the roots above, or nothing checked when
 /// `verify` is off. Fails naming a `cert_dir` that cannot be read or a certificate file
 /// that does not parse.

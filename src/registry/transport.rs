@@ -288,4 +288,36 @@ mod tests {
             assert!(!is_loopback(host), "{host}");
         }
     }
+
+    #[test]
+    fn waits_double_and_honour_retry_after_up_to_a_minute() {
+        let mut c = Connection::new(super::super::tls::TlsOptions::default());
+        c.backoff = Duration::from_secs(1);
+        assert_eq!(c.wait_before(1, None), Duration::from_secs(1));
+        assert_eq!(c.wait_before(3, None), Duration::from_secs(4));
+        assert_eq!(
+            c.wait_before(1, retry_after(Some("7"))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            c.wait_before(1, retry_after(Some("99999"))),
+            MAX_RETRY_AFTER
+        );
+        assert_eq!(retry_after(None), None);
+        assert!(is_transient_status(503) && is_transient_status(429) && !is_transient_status(404));
+        // A 1 GB transfer is given 120 s + 1 s per 64 KiB.
+        assert_eq!(c.deadline(1 << 30).as_secs(), 120 + (1 << 14));
+    }
+
+    #[test]
+    fn a_transfer_past_its_deadline_fails() {
+        let past = std::time::Instant::now() - Duration::from_secs(1);
+        let mut r = Deadline::new(&b"abc"[..], past, Duration::from_secs(120));
+        let err = r.read(&mut [0u8; 3]).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("120 s"), "{err}");
+        let future = std::time::Instant::now() + Duration::from_secs(60);
+        let mut r = Deadline::new(&b"abc"[..], future, Duration::from_secs(60));
+        assert_eq!(r.read(&mut [0u8; 3]).unwrap(), 3);
+    }
 }
