@@ -455,7 +455,8 @@ impl Client {
                 .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
                 .and_then(|(_, v)| v.parse().ok())
                 .unwrap_or(u64::MAX / 2),
-            Body::None => stream.unwrap_or(transport::MAX_ANSWER),
+            // What answers read whole are: manifests, configs, errors (a MiB, generously).
+            Body::None => stream.unwrap_or(1 << 20),
         };
         // Small requests get the read timeout in all (ureq's deadline replaces its per-read
         // timeout); large transfers keep the per-read timeout and an overall deadline
