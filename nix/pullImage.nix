@@ -37,7 +37,9 @@
   finalImageName ? imageName,
   # Tag the image is loaded under.
   finalImageTag ? "latest",
-  # Use HTTPS with certificate checks; false talks plain HTTP (loopback registries always do).
+  # Check the registry's certificate (against the web roots and the CA bundle Nix gives
+  # fixed-output builds, its `ssl-cert-file`); false: HTTPS without checks, and plain HTTP
+  # when the registry speaks nothing else (loopback registries are treated so either way).
   tlsVerify ? true,
   # Store name of the archive.
   name ? "docker-image-${lib.imageBaseName (builtins.replaceStrings [ "/" ":" ] [ "-" "-" ] "${finalImageName}-${finalImageTag}")}.tar",

@@ -291,6 +291,39 @@ pub fn registries_with_tls_auth_and_credential_helpers(ctx: &mut Context) -> Che
             .arg(&target)
             .env("REGISTRY_AUTH_FILE", &auth),
     )?;
+    // pullImage in the sandbox trusts it too: Nix gives fixed-output builds the machine's
+    // CA bundle.
+    let open = Registry::start_with(&dir, Some((&cert, &key)), None)?;
+    let image = format!("{}/open/app:v1", open.host);
+    succeeds(strata(&dir).args(["push"]).arg(&plan).arg(&image))?;
+    let prefetched = ok(strata(&dir).args(["prefetch", "--json", "--tls-verify", &image]))?;
+    let mut args: Value =
+        serde_json::from_str(&prefetched).map_err(|e| format!("{e}: {prefetched}"))?;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    args["name"] = Value::from(format!("pulled-tls-{nonce}.tar"));
+    let built = ok(Command::new("nix-build")
+        .current_dir(repo())
+        .arg("tests/nix/images.nix")
+        .args(nix.args())
+        .arg("--argstr")
+        .arg("pullArgs")
+        .arg(args.to_string())
+        .args([
+            "--option",
+            "sandbox",
+            "true",
+            "--no-out-link",
+            "-A",
+            "pulled",
+        ]))?;
+    let loaded = feed(Path::new(built.trim()), docker.cmd().arg("load"))?;
+    ensure(loaded.contains(&image), || format!("docker load: {loaded}"))?;
+    let out = docker.run(&image, &[])?;
+    ensure(out.ends_with("app 1\n"), || {
+        format!("docker run printed {out:?}")
+    })?;
     drop(installed);
     // An HTTPS client meeting a plain-HTTP registry is told so.
     let plain = Registry::start(&dir)?;
