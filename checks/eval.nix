@@ -127,7 +127,9 @@ let
       "buildImage: `copyToRoot` must be null or a package (a derivation or a path) or a list of them, got the integer 5";
     "streamLayeredImage refuses maxLayers as a string" = refused (image { maxLayers = "100"; });
     "streamLayeredImage refuses a created date that is a number" = refusedWith "streamLayeredImage" { name = "check"; created = 0; }
-      "streamLayeredImage: `created` must be \"now\" or a date such as 1970-01-01T00:00:01Z, got the integer 0";
+      "streamLayeredImage: `created` must be \"now\", @SECONDS or a date such as 1970-01-01T00:00:01Z (time, seconds and offset optional), got the integer 0";
+    "streamLayeredImage takes the dates date -Iseconds -d takes" = builtins.all (created: accepted (image { inherit created; mtime = created; }))
+      [ "2024-05-01T12:00:00+0000" "2024-05-01T12:00:00+02" "2024-05-01 12:00" "2024-05-01" "@1700000000" "now" "1970-01-01T00:00:01+00:00" ];
     "buildLayeredImage refuses includeStorePaths that is not a Boolean" = refusedWith "buildLayeredImage" { name = "check"; includeStorePaths = "no"; }
       "buildLayeredImage: `includeStorePaths` must be a Boolean, got the string \"no\"";
     "streamLayeredImage refuses a tag that is a number" = refusedWith "streamLayeredImage" { name = "check"; tag = 1; }

@@ -20,8 +20,11 @@ rec {
 
   # Whether `s` is "now" or a date nixpkgs' dockerTools accepts: RFC 3339, or ISO 8601
   # without an offset (`2024-01-01`, `2024-01-01T12:00:00`), read as UTC.
-  isTime = s: builtins.isString s && (s == "now" || builtins.match
-    "[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?" s != null);
+  # "now", @SECONDS, or a date as `date -Iseconds -d` (nixpkgs' normaliser) takes one: the
+  # time, its seconds and the offset optional; offsets Z, +HH:MM, +HHMM or +HH. The helper
+  # reads the same forms.
+  isTime = s: builtins.isString s && (s == "now" || builtins.match "@[0-9]+" s != null || builtins.match
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?)?" s != null);
 
   # A store-path-safe derivation name from an image name: the part after the last `/`,
   # characters Nix refuses in store paths replaced by `-`.
@@ -270,7 +273,7 @@ rec {
     # uid and gid: the helper stamps them on tar entries, which hold no negative ids.
     id = kindOf "a non-negative integer" (v: builtins.isInt v && v >= 0);
     set = setKindOf "an attribute set" (_: true);
-    time = kindOf "\"now\" or a date such as 1970-01-01T00:00:01Z" isTime;
+    time = kindOf "\"now\", @SECONDS or a date such as 1970-01-01T00:00:01Z (time, seconds and offset optional)" isTime;
     # null: the image's tag is its plan's hash.
     optionalTag = orNull (kindOf "a docker tag (letters, digits, `_`, `.`, `-`; at most 128, not starting with `.` or `-`)" isTag);
     # Lowercased first, as the image functions do (nixpkgs does not, and docker refuses

@@ -10,7 +10,7 @@ pub const DEFAULT_TIME: &str = "1970-01-01T00:00:01Z";
 /// A time argument that is neither "now" nor a date.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "`{field}` must be \"now\" or an RFC 3339 date such as 1970-01-01T00:00:01Z, got {value:?}"
+    "`{field}` must be \"now\", @SECONDS or a date such as 1970-01-01T00:00:01Z (the time, seconds and offset may be left out; offsets as Z, +HH:MM, +HHMM or +HH), got {value:?}"
 )]
 pub struct BadTime {
     /// The argument (`created` or `mtime`).
@@ -30,8 +30,8 @@ pub enum When {
 }
 
 impl When {
-    /// Parses "now", RFC 3339, or the shorter ISO 8601 forms nixpkgs accepts
-    /// (`2024-01-01`, `2024-01-01T12:00:00` and `2024-01-01 12:00:00`, read as UTC).
+    /// Parses "now", RFC 3339, or the other forms nixpkgs' `date -Iseconds -d` takes for
+    /// dates (see [`parse_instant`]).
     pub fn parse(field: &'static str, value: &str) -> Result<When, BadTime> {
         if value == "now" {
             return Ok(When::Now);
@@ -61,28 +61,61 @@ impl When {
     }
 }
 
+/// RFC 3339, and the forms `date -Iseconds -d` (nixpkgs' normaliser) takes for dates: a date
+/// alone, `T` or a space before the time, seconds and fractions optional, an offset as `Z`,
+/// `+HH:MM`, `+HHMM` or `+HH` (none: UTC), and `@SECONDS` since the epoch.
 fn parse_instant(value: &str) -> Option<OffsetDateTime> {
     use time::macros::format_description;
     if let Ok(t) = OffsetDateTime::parse(value, &Rfc3339) {
         return Some(t);
     }
-    // ISO 8601 without an offset: nixpkgs (Python's fromisoformat) reads these too.
-    let value = match value.as_bytes().get(10) {
-        Some(b' ') => format!("{}T{}", &value[..10], &value[11..]),
-        _ => value.to_owned(),
+    if let Some(seconds) = value.strip_prefix('@') {
+        return OffsetDateTime::from_unix_timestamp(seconds.parse().ok()?).ok();
+    }
+    let date = time::Date::parse(
+        value.get(..10)?,
+        format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
+    let rest = &value[10..];
+    if rest.is_empty() {
+        return Some(date.midnight().assume_utc());
+    }
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    // The offset: a trailing Z, or a sign after the time.
+    let (clock, offset) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, time::UtcOffset::UTC)
+    } else if let Some(at) = rest.rfind(['+', '-']) {
+        (&rest[..at], parse_offset(&rest[at..])?)
+    } else {
+        (rest, time::UtcOffset::UTC)
     };
-    let full = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-    let fraction = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
-    let date = format_description!("[year]-[month]-[day]");
-    time::PrimitiveDateTime::parse(&value, full)
-        .or_else(|_| time::PrimitiveDateTime::parse(&value, fraction))
-        .map(|t| t.assume_utc())
-        .ok()
-        .or_else(|| {
-            time::Date::parse(&value, date)
-                .ok()
-                .map(|d| d.midnight().assume_utc())
-        })
+    let clock = match clock.len() {
+        5 => format!("{clock}:00"),
+        _ => clock.to_owned(),
+    };
+    let full = format_description!("[hour]:[minute]:[second]");
+    let fraction = format_description!("[hour]:[minute]:[second].[subsecond]");
+    let t = time::Time::parse(&clock, full)
+        .or_else(|_| time::Time::parse(&clock, fraction))
+        .ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_offset(offset))
+}
+
+/// `+HH:MM`, `+HHMM` or `+HH` (or `-`).
+fn parse_offset(text: &str) -> Option<time::UtcOffset> {
+    let sign: i8 = if text.starts_with('-') { -1 } else { 1 };
+    let digits: String = text[1..].chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 2 | 4) {
+        return None;
+    }
+    let hours: i8 = digits[..2].parse().ok()?;
+    let minutes: i8 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0
+    };
+    time::UtcOffset::from_hms(sign * hours, sign * minutes, 0).ok()
 }
 
 impl serde::Serialize for When {
@@ -162,6 +195,22 @@ mod tests {
         assert_eq!(at("2024-05-01T12:30:00"), "2024-05-01T12:30:00Z");
         assert_eq!(at("2024-05-01 12:30:00.5"), "2024-05-01T12:30:00.5Z");
         assert_eq!(at("now"), "now");
+        // What `date -Iseconds -d` takes and nixpkgs therefore accepts.
+        assert_eq!(at("2024-05-01T12:00:00+0200"), "2024-05-01T10:00:00Z");
+        assert_eq!(at("2024-05-01T12:00:00+0000"), "2024-05-01T12:00:00Z");
+        assert_eq!(at("2024-05-01T12:00:00-05"), "2024-05-01T17:00:00Z");
+        assert_eq!(at("2024-05-01 12:00"), "2024-05-01T12:00:00Z");
+        assert_eq!(at("2024-05-01T12:00+01:00"), "2024-05-01T11:00:00Z");
+        assert_eq!(at("@1"), "1970-01-01T00:00:01Z");
+        for bad in [
+            "2024-05-01T12",
+            "2024-05-01T12:00:00+2",
+            "2024-13-01",
+            "@x",
+            "2024-05-01X",
+        ] {
+            assert!(When::parse("created", bad).is_err(), "{bad}");
+        }
         let now = OffsetDateTime::now_utc();
         assert_eq!(When::Now.resolve(now), now);
         let err = When::parse("mtime", "yesterday").unwrap_err();

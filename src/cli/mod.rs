@@ -34,7 +34,7 @@ enum Command {
         /// The plan file.
         plan: PathBuf,
         /// Write this `name:tag` into the archive instead of the plan's.
-        #[arg(long, short = 't', value_name = "NAME:TAG")]
+        #[arg(long, short = 't', alias = "repo_tag", value_name = "NAME:TAG")]
         repo_tag: Option<String>,
     },
     /// Push the image of a plan to a registry, uploading only the blobs it lacks.
@@ -54,7 +54,7 @@ enum Command {
         #[command(flatten)]
         platform: registry_commands::PlatformArgs,
         /// The `name:tag` the archive gives the image (the reference's by default).
-        #[arg(long, short = 't', value_name = "NAME:TAG")]
+        #[arg(long, short = 't', alias = "repo_tag", value_name = "NAME:TAG")]
         repo_tag: Option<String>,
         /// The file to write (stdout when not given).
         #[arg(long, short = 'o')]
@@ -205,7 +205,7 @@ enum Command {
         #[arg(long, default_value = "docker")]
         engine: String,
         /// Load it under this `name:tag` instead of its own.
-        #[arg(long, short = 't', value_name = "NAME:TAG")]
+        #[arg(long, short = 't', alias = "repo_tag", value_name = "NAME:TAG")]
         repo_tag: Option<String>,
     },
     /// Print an image's layers (a plan or an archive): each one's store paths, bytes and why

@@ -19,6 +19,16 @@ pub fn stream_docker_load_and_run(ctx: &mut Context) -> Check {
     ensure(out.trim() == "tools ok", || {
         format!("contents not at the root: {out:?}")
     })?;
+    // nixpkgs' flag names the image: `--repo_tag` (and `-t`, `--repo-tag`).
+    for flag in ["--repo_tag", "-t"] {
+        let loaded = pipe_cmd(
+            Command::new(&plan).args([flag, "strata-renamed:flag"]),
+            docker.cmd().arg("load"),
+        )?;
+        ensure(loaded.contains("strata-renamed:flag"), || {
+            format!("{flag}: docker load said {loaded:?}")
+        })?;
+    }
     let toolbox = PathBuf::from(nix.eval_json("toolboxPath")?.as_str().unwrap_or_default());
     let stat = format!("{}/bin/stat", toolbox.display());
     let cat = format!("{}/bin/cat", toolbox.display());
