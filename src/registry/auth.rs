@@ -143,32 +143,7 @@ impl Auth {
         let scope = get("scope")
             .map(str::to_owned)
             .unwrap_or_else(|| format!("repository:{repository}:pull,push"));
-        let result = match &self.identity_token {
-            // OAuth 2's refresh-token grant, as docker exchanges an identity token.
-            Some(refresh) => {
-                let mut form = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh.as_str()),
-                    ("client_id", "strata"),
-                    ("scope", scope.as_str()),
-                ];
-                if let Some(service) = get("service") {
-                    form.push(("service", service));
-                }
-                agent.post(realm).send_form(&form)
-            }
-            None => {
-                let mut req = agent.get(realm);
-                if let Some(service) = get("service") {
-                    req = req.query("service", service);
-                }
-                req = req.query("scope", &scope);
-                if let Some(basic) = &self.basic {
-                    req = req.set("Authorization", &format!("Basic {basic}"));
-                }
-                req.call()
-            }
-        };
+        let result = self.request_token(agent, realm, get("service"), &scope);
         let answer = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, _)) => return Err(Refusal::Unauthorized),
@@ -190,6 +165,39 @@ impl Auth {
             .ok_or(Refusal::Unauthorized)?;
         self.token = Some(token.to_owned());
         Ok(())
+    }
+
+    /// Asks `realm` for a token for `scope`: with the identity token a credential helper
+    /// gave, as OAuth 2's refresh-token grant (as docker exchanges one); else a GET, with
+    /// the basic credentials when there are some.
+    fn request_token(
+        &self,
+        agent: &ureq::Agent,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<ureq::Response, ureq::Error> {
+        if let Some(refresh) = &self.identity_token {
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+                ("client_id", "strata"),
+                ("scope", scope),
+            ];
+            if let Some(service) = service {
+                form.push(("service", service));
+            }
+            return agent.post(realm).send_form(&form);
+        }
+        let mut req = agent.get(realm);
+        if let Some(service) = service {
+            req = req.query("service", service);
+        }
+        req = req.query("scope", scope);
+        if let Some(basic) = &self.basic {
+            req = req.set("Authorization", &format!("Basic {basic}"));
+        }
+        req.call()
     }
 }
 

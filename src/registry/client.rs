@@ -430,7 +430,7 @@ impl Client {
     }
 
     /// Sends a request, answering one authentication challenge; a 200 answer is streamed
-    /// when `stream` (`expected` bytes of it, for the deadline). A transient failure (reset,
+    /// when `stream` (that many bytes of it, for the deadline). A transient failure (reset,
     /// 408, 429, 5xx) is tried again, up to the connection's attempts, when the body can be
     /// sent again; the last answer is returned, for its status and the registry's reason.
     fn send(
@@ -448,47 +448,13 @@ impl Client {
         self.decide_scheme();
         let url = self.settled(url);
         let replayable = !matches!(body, Body::Reader(_));
-        let moved = match &body {
-            Body::Bytes(b) => b.len() as u64,
-            Body::Reader(_) => headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(u64::MAX / 2),
-            // What answers read whole are: manifests, configs, errors (a MiB, generously).
-            Body::None => stream.unwrap_or(1 << 20),
-        };
-        // Small requests get the read timeout in all (ureq's deadline replaces its per-read
-        // timeout); large transfers keep the per-read timeout and an overall deadline
-        // checked between reads.
-        let large = stream.is_some() || matches!(body, Body::Reader(_));
-        let overall = self.connection.deadline(moved);
-        let small_deadline =
-            self.connection.read + Duration::from_secs(moved / transport::MIN_RATE);
+        let timing = self.timing(&body, headers, stream);
         let mut challenged = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut req = self.agent.request(method, &url);
-            if !large {
-                req = req.timeout(small_deadline);
-            }
-            let until = std::time::Instant::now() + overall;
-            for (name, value) in headers {
-                req = req.set(name, value);
-            }
-            if let Some(authorization) = self.auth.header() {
-                if !self.plain_to_remote() {
-                    req = req.set("Authorization", &authorization);
-                }
-            }
-            let result = match &mut body {
-                Body::None => req.call(),
-                Body::Bytes(b) => req.send_bytes(b),
-                // A streamed body cannot be replayed: authenticate first with an empty
-                // request when a challenge is possible.
-                Body::Reader(r) => req.send(transport::Deadline::new(&mut **r, until, overall)),
-            };
+            let until = std::time::Instant::now() + timing.overall;
+            let result = self.call_once(method, &url, headers, &mut body, &timing, until);
             let retry = replayable && attempt < self.connection.attempts;
             let response = match result {
                 Ok(r) | Err(ureq::Error::Status(_, r)) => r,
@@ -507,22 +473,8 @@ impl Client {
             if status == 401 && !challenged && replayable {
                 challenged = true;
                 attempt -= 1;
-                let challenge = response.header("WWW-Authenticate").unwrap_or_default();
-                match self.auth.answer(
-                    &self.agent,
-                    challenge,
-                    &self.repository,
-                    self.plain_to_remote(),
-                ) {
-                    Ok(()) => continue,
-                    Err(Refusal::Unauthorized) => return Err(self.unauthorized(what)),
-                    Err(Refusal::Unreachable(message)) => {
-                        return Err(self.unreachable(message, true))
-                    }
-                    Err(Refusal::Credentials(message)) => {
-                        return Err(self.unreachable(format!("{what}: {message}"), false))
-                    }
-                }
+                self.answer_challenge(&response, what)?;
+                continue;
             }
             if transport::is_transient_status(status) && retry {
                 let asked = transport::retry_after(response.header("Retry-After"));
@@ -532,7 +484,8 @@ impl Client {
                 continue;
             }
             if stream.is_some() && status == 200 {
-                let reader = transport::Deadline::new(response.into_reader(), until, overall);
+                let reader =
+                    transport::Deadline::new(response.into_reader(), until, timing.overall);
                 return Ok(Sent::Stream(Box::new(reader)));
             }
             let mut answer = transport::read_whole(response, method)
@@ -541,6 +494,88 @@ impl Client {
             return Ok(Sent::Whole(answer));
         }
     }
+
+    /// How long a request may take. Small ones get the read timeout in all, plus a second
+    /// per 64 KiB sent (ureq's deadline replaces its per-read timeout); large transfers keep
+    /// the per-read timeout and an overall deadline checked between reads.
+    fn timing(&self, body: &Body, headers: &[(&str, String)], stream: Option<u64>) -> Timing {
+        let moved = match body {
+            Body::Bytes(b) => b.len() as u64,
+            Body::Reader(_) => headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(u64::MAX / 2),
+            // What answers read whole are: manifests, configs, errors (a MiB, generously).
+            Body::None => stream.unwrap_or(1 << 20),
+        };
+        let large = stream.is_some() || matches!(body, Body::Reader(_));
+        Timing {
+            small: (!large)
+                .then(|| self.connection.read + Duration::from_secs(moved / transport::MIN_RATE)),
+            overall: self.connection.deadline(moved),
+        }
+    }
+
+    /// One try of a request, its credentials attached (unless they would travel in clear
+    /// text), a streamed body read until `until`.
+    fn call_once(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &mut Body,
+        timing: &Timing,
+        until: std::time::Instant,
+    ) -> Result<ureq::Response, ureq::Error> {
+        let mut req = self.agent.request(method, url);
+        if let Some(small) = timing.small {
+            req = req.timeout(small);
+        }
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        if let Some(authorization) = self.auth.header() {
+            if !self.plain_to_remote() {
+                req = req.set("Authorization", &authorization);
+            }
+        }
+        match body {
+            Body::None => req.call(),
+            Body::Bytes(b) => req.send_bytes(b),
+            // A streamed body cannot be replayed: authenticate first with an empty request
+            // when a challenge is possible.
+            Body::Reader(r) => req.send(transport::Deadline::new(&mut **r, until, timing.overall)),
+        }
+    }
+
+    /// Answers the `WWW-Authenticate` challenge of a 401 to `what`.
+    fn answer_challenge(
+        &mut self,
+        response: &ureq::Response,
+        what: &str,
+    ) -> Result<(), RegistryError> {
+        let challenge = response.header("WWW-Authenticate").unwrap_or_default();
+        let plain_remote = self.plain_to_remote();
+        match self
+            .auth
+            .answer(&self.agent, challenge, &self.repository, plain_remote)
+        {
+            Ok(()) => Ok(()),
+            Err(Refusal::Unauthorized) => Err(self.unauthorized(what)),
+            Err(Refusal::Unreachable(message)) => Err(self.unreachable(message, true)),
+            Err(Refusal::Credentials(message)) => {
+                Err(self.unreachable(format!("{what}: {message}"), false))
+            }
+        }
+    }
+}
+
+/// How long one request may take: `small`, ureq's deadline for the whole of a small
+/// request; `overall`, the deadline of a large transfer, checked between reads.
+struct Timing {
+    small: Option<Duration>,
+    overall: Duration,
 }
 
 /// " (after N tries)" when a request was tried more than once.
