@@ -170,6 +170,8 @@ impl Auth {
     /// Asks `realm` for a token for `scope`: with the identity token a credential helper
     /// gave, as OAuth 2's refresh-token grant (as docker exchanges one); else a GET, with
     /// the basic credentials when there are some.
+    // ureq's own result, handed straight to its caller.
+    #[allow(clippy::result_large_err)]
     fn request_token(
         &self,
         agent: &ureq::Agent,

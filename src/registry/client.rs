@@ -519,6 +519,8 @@ impl Client {
 
     /// One try of a request, its credentials attached (unless they would travel in clear
     /// text), a streamed body read until `until`.
+    // ureq's own result, handed straight to its caller.
+    #[allow(clippy::result_large_err)]
     fn call_once(
         &self,
         method: &str,
