@@ -20,6 +20,8 @@
   fakeRootCommands ? "",
   # Whether fakeRootCommands see the layer's root as `/`.
   enableFakechroot ? false,
+  # null (root), or `{ uid; gid; uname; gname; }`: the owner of `nix/` and `nix/store/`.
+  storeOwner ? null,
   # null, or `{ roots; configFile; }`: register the closure of roots and the config file's
   # references (not the file itself, which is not in the image) in a Nix database.
   nixDb ? null,
@@ -28,7 +30,8 @@ internalBuilder ({
   inherit name contents extraCommands mtime includeStorePaths toolbox;
   inherit fakeRootCommands enableFakechroot;
   command = "customisation-layer";
-} // (if nixDb == null then { } else {
+} // (if storeOwner == null then { } else { inherit storeOwner; })
+  // (if nixDb == null then { } else {
   includeNixDB = true;
   exclude = [ nixDb.configFile ];
   exportReferencesGraph.nixDb = nixDb.roots ++ [ nixDb.configFile ];

@@ -106,6 +106,9 @@ let
     mtime = if mtime == "now" then "1970-01-01T00:00:01Z" else mtime;
     inherit extraCommands includeStorePaths fakeRootCommands enableFakechroot;
     nixDb = if includeNixDB then { roots = lib.toList contents; inherit configFile; } else null;
+    # nixpkgs gives /nix and /nix/store to uid/gid (a single-user Nix in the container
+    # needs them); root's images keep the layer they had.
+    storeOwner = if uid == 0 && gid == 0 then null else { inherit uid gid uname gname; };
   };
 
   parent = if fromImage == null then null else internalParentImage {

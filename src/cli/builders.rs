@@ -187,6 +187,9 @@ struct CustomisationAttrs {
     fake_root_commands: String,
     #[serde(default)]
     enable_fakechroot: bool,
+    /// Absent when root owns the store directories.
+    #[serde(default)]
+    store_owner: Option<crate::rootfs::customisation::StoreOwner>,
     #[serde(default, rename = "includeNixDB")]
     include_nix_db: bool,
     /// Left out of the Nix database (the config file, which is not in the image).
@@ -214,6 +217,7 @@ pub(super) fn customisation_layer(attrs: Option<&Path>) -> Result<()> {
         fake_root_commands: a.fake_root_commands,
         enable_fakechroot: a.enable_fakechroot,
         include_store_paths: a.include_store_paths,
+        store_owner: a.store_owner,
         nix_db,
     };
     build_layer_dir(

@@ -358,6 +358,7 @@ mod tests {
             &LayerSource::Tree {
                 root,
                 store_dirs: true,
+                store_dirs_owner: None,
                 owners: None,
             },
             &Stamp::root(1),

@@ -81,6 +81,32 @@ pub fn write_layer_file(
     Ok(record)
 }
 
+/// The owner of an image's `nix/` and `nix/store/` (`uid`, `gid`, `uname`, `gname`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct StoreOwner {
+    /// Numeric owner.
+    pub uid: u64,
+    /// Numeric group.
+    pub gid: u64,
+    /// Owner name.
+    pub uname: String,
+    /// Group name.
+    pub gname: String,
+}
+
+impl StoreOwner {
+    /// The stamp of entries this owner owns, at `mtime`.
+    pub fn stamp(&self, mtime: u64) -> Stamp {
+        Stamp {
+            mtime,
+            uid: self.uid,
+            gid: self.gid,
+            uname: self.uname.clone(),
+            gname: self.gname.clone(),
+        }
+    }
+}
+
 /// What the customisation layer holds and how it is made (`internalCustomisationLayer`'s
 /// arguments).
 #[derive(Debug, Clone)]
@@ -95,6 +121,8 @@ pub struct CustomisationLayer {
     pub enable_fakechroot: bool,
     /// Whether the layer carries `nix/` and `nix/store/`.
     pub include_store_paths: bool,
+    /// Who owns `nix/` and `nix/store/` when not root (the image's `uid`/`gid`).
+    pub store_owner: Option<StoreOwner>,
     /// mtime of every entry, seconds since the epoch.
     pub mtime: u64,
     /// The Nix database to write in the root, when asked for.
@@ -120,6 +148,7 @@ impl CustomisationLayer {
         write_customisation_tar(
             root,
             self.include_store_paths,
+            self.store_owner.as_ref(),
             owners,
             self.mtime,
             &at.tar,
@@ -134,6 +163,7 @@ impl CustomisationLayer {
 pub fn write_customisation_tar(
     root: &Path,
     store_dirs: bool,
+    store_owner: Option<&StoreOwner>,
     owners: Option<Owners>,
     mtime: u64,
     out: &Path,
@@ -142,6 +172,7 @@ pub fn write_customisation_tar(
     let source = LayerSource::Tree {
         root: root.to_owned(),
         store_dirs,
+        store_dirs_owner: store_owner.map(|o| o.stamp(mtime)),
         owners: owners.map(std::sync::Arc::new),
     };
     write_layer_file(&source, &Stamp::root(mtime), out, progress)

@@ -221,6 +221,7 @@ mod tests {
         let l = listing(&build(&LayerSource::Tree {
             root: root.clone(),
             store_dirs: true,
+            store_dirs_owner: None,
             owners: None,
         }));
         let names: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
@@ -241,6 +242,7 @@ mod tests {
         let l = listing(&build(&LayerSource::Tree {
             root,
             store_dirs: false,
+            store_dirs_owner: None,
             owners: None,
         }));
         assert_eq!(l[0].0, "bin");
@@ -258,6 +260,7 @@ mod tests {
         let err = try_build(&LayerSource::Tree {
             root: dir.path().into(),
             store_dirs: true,
+            store_dirs_owner: None,
             owners: None,
         })
         .unwrap_err();

@@ -65,6 +65,9 @@ pub enum LayerSource {
         root: PathBuf,
         /// Whether to add `nix/` and `nix/store/` (false for an image without store paths).
         store_dirs: bool,
+        /// Their stamp when not the layer's: the image's `uid`/`gid`, which nixpkgs gives
+        /// them (a single-user Nix in the container needs to own the store).
+        store_dirs_owner: Option<crate::tar::header::Stamp>,
         /// Owners a root script gave files, overriding the stamp's.
         owners: Option<Arc<Owners>>,
     },

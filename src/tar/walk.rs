@@ -36,6 +36,7 @@ pub(super) fn walk(
         LayerSource::Tree {
             root,
             store_dirs,
+            store_dirs_owner,
             owners,
         } => {
             let mut owned = |e: &Entry<'_>, stamp: &Stamp| match owners.as_deref() {
@@ -43,8 +44,9 @@ pub(super) fn walk(
                 None => visit(e, stamp),
             };
             if *store_dirs {
-                store_dir(b"nix", stamp, &mut owned)?;
-                store_dir(b"nix/store", stamp, &mut owned)?;
+                let dirs = store_dirs_owner.as_ref().unwrap_or(stamp);
+                store_dir(b"nix", dirs, &mut owned)?;
+                store_dir(b"nix/store", dirs, &mut owned)?;
             }
             let mut fs_path = root.clone();
             let mut name = Vec::with_capacity(512);

@@ -196,10 +196,10 @@ pub fn non_root_owner_and_store_dir_modes(ctx: &mut Context) -> Check {
         || format!("output {out:?}"),
     )?;
     ensure(
-        lines[2] == "755 0" && lines[3] == "755 0" && lines[4].ends_with(" 1000"),
+        lines[2] == "755 1000" && lines[3] == "755 1000" && lines[4].ends_with(" 1000"),
         || {
             format!(
-                "expected /nix and /nix/store 755 root-owned, store files owned by 1000: {out:?}"
+                "expected /nix and /nix/store 755 and, as in nixpkgs, owned by 1000 like the store files: {out:?}"
             )
         },
     )?;
