@@ -1,6 +1,7 @@
 # exportImage: an image's root filesystem as one tar, its layers flattened (upper layers win,
-# whiteouts delete), as nixpkgs' exportImage gives, without its VM. Owners, modes (setuid
-# included) and mtimes are those of the layers; the output is the tar itself.
+# whiteouts delete), as nixpkgs' exportImage gives, without its VM: `./` names sorted by
+# name, hard links dereferenced, mtimes 1980-01-01 as its tar writes them; owners and modes
+# (setuid included) are those of the layers. The output is the tar itself.
 #
 #   tar -tf $(nix-build -A rootfs)
 { lib, internalBuilder, internalParentImage }:

@@ -276,8 +276,33 @@ pub fn export_image_flattens_layers_like_docker_export(ctx: &mut Context) -> Che
         .collect();
     let ours: BTreeSet<String> = ours
         .into_keys()
-        .filter(|n| !n.starts_with("etc/") && n != "etc")
+        .filter(|n| !n.is_empty() && !n.starts_with("etc/") && n != "etc")
         .collect();
+    // As nixpkgs' exportImage lists (its test greps `tar -tf` for `./bin/…`): `./` names,
+    // sorted directory by directory, every mtime 1980-01-01 (its SOURCE_DATE_EPOCH).
+    let listed = ok(Command::new("tar")
+        .arg("-tvf")
+        .arg(nix.build("chain3Rootfs")?))?;
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    ensure(
+        names.first() == Some(&"./")
+            && names.contains(&"./tmp/layer1")
+            && names.iter().all(|n| n.starts_with("./")),
+        || format!("tar -tf of the export: {names:?}"),
+    )?;
+    let mut sorted = names.clone();
+    sorted.sort_by(|a, b| {
+        a.trim_end_matches('/')
+            .split('/')
+            .cmp(b.trim_end_matches('/').split('/'))
+    });
+    ensure(sorted == names, || format!("not sorted by name: {names:?}"))?;
+    ensure(listed.lines().all(|l| l.contains("1980-01-01")), || {
+        format!("mtimes: {listed}")
+    })?;
     ensure(ours == theirs, || {
         format!(
             "exportImage and docker export differ: only ours {:?}, only docker's {:?}",
