@@ -22,15 +22,17 @@
           inherit (import ./nix { pkgs = final; helper = final.buildPackages.strata; })
             buildImage buildImageWithNixDb buildLayer buildLayeredImage buildLayeredImageWithNixDb
             exportImage imageIndex mergeImages streamLayeredImage
-            binSh caCertificates fakeNss shadowSetup usrBinEnv;
+            binSh caCertificates fakeNss shadowSetup tarsum usrBinEnv;
         };
       };
 
-      # `nix flake check`: the evaluation checks and the examples, built with nixpkgs.
+      # `nix flake check`: the evaluation checks (the library's and the overlay's
+      # dockerTools') and the examples, built with nixpkgs.
       checks = forAllSystems (system:
         let pkgs = pkgsFor system; in
         import ./checks {
           strata = import ./nix { inherit pkgs; helper = pkgs.buildPackages.strata; };
+          inherit (pkgs) dockerTools;
           examples = {
             example = pkgs.callPackage ./examples/hello.nix { };
             exampleLayered = pkgs.callPackage ./examples/hello.nix { layered = true; };

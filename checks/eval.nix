@@ -23,6 +23,10 @@ let
     s390x-linux = { architecture = "s390x"; variant = null; };
     riscv64-linux = { architecture = "riscv64"; variant = null; };
   };
+  # The functions that make one image, with a name and nothing else required.
+  imageFunctions = [ "streamLayeredImage" "buildLayeredImage" "buildLayeredImageWithNixDb" "buildImage" "buildImageWithNixDb" ];
+  # A meta as nixpkgs users give one.
+  meta17 = { description = "an image"; mainProgram = "hello"; platforms = [ "x86_64-linux" ]; };
   # A derivation whose path a config names, as nixpkgs users name their packages'.
   hello = derivation { name = "hello"; system = "x86_64-linux"; builder = "/bin/sh"; };
   # Whether evaluating the derivation `x` succeeds.
@@ -183,6 +187,65 @@ let
     "buildLayer results are layers" = (strata.buildLayer { }).isStrataLayer;
     "overrideScope reaches streamLayeredImage" = (marked.streamLayeredImage { name = "check"; }).marked or false;
     "overrideScope reaches functions built on others" = (marked.buildLayeredImage { name = "check"; }).marked or false;
+    # Issue 17: every dockerTools expression moves over by changing only the import.
+    "meta reaches the result's meta" = builtins.all (fn: (strata.${fn} { name = "check"; meta = meta17; }).meta == meta17) imageFunctions
+      && (strata.imageIndex { name = "check"; images = [ (image { }) ]; meta = meta17; }).meta == meta17
+      && (strata.buildLayeredImage { name = "check"; meta = meta17; }).stream.meta == meta17
+      && (image { }).meta == { };
+    "meta changes no derivation" = (image { meta = meta17; }).drvPath == (image { }).drvPath
+      && (strata.buildImage { name = "check"; meta = meta17; }).drvPath == (strata.buildImage { name = "check"; }).drvPath;
+    "streamLayeredImage refuses a meta that is not a set" = refusedWith "streamLayeredImage" { name = "check"; meta = "x"; }
+      "streamLayeredImage: `meta` must be an attribute set, got the string \"x\"";
+    "variant goes into the plan beside the architecture" =
+      let
+        planOf = fn: args: let r = strata.${fn} ({ name = "check"; architecture = "arm64"; variant = "v8"; } // args); in r.stream or r;
+      in
+      builtins.all (fn: let p = planOf fn { }; in p.architecture == "arm64" && p.variant == "v8") imageFunctions
+      && (planOf "buildLayeredImage" { }).conf.variant == "v8"
+      && (strata.imageIndex { name = "check"; images = [ (image { }) (image { architecture = "arm64"; variant = "v8"; }) ]; }) ? drvPath;
+    "variant defaults to none, leaving plans as they were" = !((image { }) ? variant) && !((strata.buildImage { name = "check"; }).stream ? variant)
+      && (image { variant = null; }).drvPath == (image { }).drvPath;
+    "variant without architecture takes the system's" = ((on "armv7l-linux").streamLayeredImage { name = "check"; variant = "v6"; }).variant == "v6";
+    "buildImage refuses a variant of another architecture" = refusedWith "buildImage" { name = "check"; architecture = "amd64"; variant = "v8"; }
+      "buildImage: `variant` \"v8\" is not a variant of amd64";
+    "streamLayeredImage refuses a variant of an architecture that has none" = refusedWith "streamLayeredImage" { name = "check"; architecture = "s390x"; variant = "v1"; }
+      "streamLayeredImage: `variant` \"v1\" is not a variant of s390x (which has none)";
+    "buildLayeredImage refuses a variant that is not a string" = refused (strata.buildLayeredImage { name = "check"; architecture = "arm"; variant = 7; });
+    ".override changes an argument" = builtins.all (fn: ((strata.${fn} { name = "check"; tag = "1"; }).override { tag = "2"; }).imageTag == "2") imageFunctions
+      && ((image { tag = "1"; }).override (old: { tag = old.tag + "-debug"; })).imageTag == "1-debug"
+      && (((image { tag = "1"; }).override { tag = "2"; }).override { name = "other"; }).imageName == "other"
+      && ((image { tag = "1"; }).override { tag = "2"; }).buildArgs == { name = "check"; tag = "2"; }
+      && ((strata.imageIndex { name = "check"; tag = "1"; images = [ (image { }) ]; }).override { tag = "2"; }).imageTag == "2";
+    ".overrideAttrs works on buildImage and buildLayeredImage results" =
+      let
+        base = strata.buildImage { name = "empty"; };
+        # nixos/tests/docker-tools.nix's repeatedLayerTestImage.
+        onItself = base.overrideAttrs (_: { fromImage = base; });
+        layered = (strata.buildLayeredImage { name = "check"; tag = "1"; }).overrideAttrs (old: { tag = "2"; meta = old.meta // { description = "d"; }; });
+      in
+      onItself.buildArgs.fromImage == base && onItself.stream.drvPath != base.stream.drvPath
+      && layered.imageTag == "2" && layered.meta.description == "d" && layered.stream.imageTag == "2"
+      && (layered.overrideAttrs (old: { passthru = old.passthru // { extra = 1; }; })).extra == 1
+      && ((image { }).overrideAttrs { tag = "3"; }).imageTag == "3"
+      && ((strata.buildImageWithNixDb { name = "check"; }).overrideAttrs (_: { tag = "4"; })).imageTag == "4";
+    "results carry buildArgs, conf and streamScript" =
+      let
+        args = { name = "check"; tag = "1"; config.Cmd = [ "x" ]; };
+        stream = image args;
+        layered = strata.buildLayeredImage (args // { compressor = "zstd"; });
+      in
+      stream.buildArgs == args && stream.passthru.buildArgs == args
+      && layered.buildArgs == args // { compressor = "zstd"; } && layered.passthru.buildArgs == layered.buildArgs
+      && (strata.buildImage args).buildArgs == args && (strata.buildImage args).passthru ? buildArgs
+      && stream.conf.drvPath == stream.drvPath && stream.streamScript.drvPath == stream.drvPath && stream.passthru ? conf
+      && layered.conf.drvPath == layered.stream.drvPath && layered.streamScript.drvPath == layered.stream.drvPath && layered.streamScript.isExe
+      && layered.passthru ? conf && layered.passthru ? streamScript;
+    "config = null is no config" = (image { config = null; }).drvPath == (image { config = { }; }).drvPath
+      && accepted (strata.buildLayeredImage { name = "check"; config = null; })
+      && accepted (strata.buildLayeredImageWithNixDb { name = "check"; config = null; })
+      && accepted (strata.buildImage { name = "check"; config = null; });
+    "tarsum is a package of bin/tarsum" = strata.tarsum ? drvPath && strata.tarsum.meta.mainProgram == "tarsum"
+      && builtins.any (e: e.path == "bin/tarsum" && e.symlink == "${strata.helper}/bin/strata") strata.tarsum.entries;
   };
   failed = builtins.filter (name: !checks.${name}) (builtins.attrNames checks);
 in

@@ -34,6 +34,10 @@
   config ? null,
   # Image architecture as GOARCH; null derives it from the system.
   architecture ? null,
+  # CPU variant of the architecture ("v8" for arm64), written into the image config (and
+  # each layer's legacy `json`) beside `architecture`, as nixpkgs does; checked at
+  # evaluation. null: the system's (armv7l gives v7), or none with an explicit architecture.
+  variant ? null,
   # Shell commands run in the image root after runAsRoot, not as root.
   extraCommands ? "",
   # Numeric owner of the layer's files (root's by default).
@@ -57,6 +61,9 @@
   includeNixDB ? false,
   # Attributes added to the result.
   passthru ? { },
+  # The result's `meta`, as nixpkgs gives it; not a derivation attribute, so it changes no
+  # image.
+  meta ? { },
 }@args:
 let
   baseName = lib.imageBaseName name;
@@ -89,7 +96,7 @@ let
 
   plan = internalPlan {
     name = "stream-${baseName}";
-    inherit imageName tag architecture created uid gid configFile parent;
+    inherit imageName tag architecture variant created uid gid configFile parent;
     mtime = "1970-01-01T00:00:01Z";
     uname = "root";
     gname = "root";
@@ -116,6 +123,6 @@ internalResult {
     baseName = "docker-image-${baseName}";
     inherit plan compressor;
   };
-  attrs = copies // { inherit imageName imageTag layer; stream = plan; };
-  inherit passthru;
+  attrs = copies // { inherit imageName imageTag layer; stream = plan; buildArgs = args; };
+  inherit meta passthru;
 }

@@ -14,6 +14,8 @@
   compressor ? null,
   # Attributes added to the result.
   passthru ? { },
+  # The result's `meta`, as nixpkgs gives it (its stream gets it too); changes no image.
+  meta ? { },
   # Every other streamLayeredImage argument, passed on unchanged.
   ...
 }@args:
@@ -33,6 +35,13 @@ internalResult {
     plan = stream;
     inherit compressor;
   };
-  attrs = { inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman; inherit stream; };
-  inherit passthru;
+  # `conf` and `streamScript` as nixpkgs' streamLayeredImage has them: the plan, which is
+  # also the stream executable.
+  attrs = {
+    inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman conf;
+    inherit stream;
+    buildArgs = args;
+    streamScript = stream;
+  };
+  inherit meta passthru;
 }

@@ -28,16 +28,18 @@ lib.makeScope (self: {
   helper = lib.asStorePath helper;
   toolbox = lib.asStorePath toolbox;
 
+  # Image functions go through makeOverridableImage, so their results have `.override` and
+  # `.overrideAttrs` as nixpkgs' do; packages that take arguments through makeOverridable.
   binSh = lib.makeOverridable (self.callFunction ./binSh.nix { }) { };
-  buildImage = self.callFunction ./buildImage.nix { };
-  buildImageWithNixDb = self.callFunction ./buildImageWithNixDb.nix { };
+  buildImage = lib.makeOverridableImage (self.callFunction ./buildImage.nix { });
+  buildImageWithNixDb = lib.makeOverridableImage (self.callFunction ./buildImageWithNixDb.nix { });
   buildLayer = self.callFunction ./buildLayer.nix { };
-  buildLayeredImage = self.callFunction ./buildLayeredImage.nix { };
-  buildLayeredImageWithNixDb = self.callFunction ./buildLayeredImageWithNixDb.nix { };
+  buildLayeredImage = lib.makeOverridableImage (self.callFunction ./buildLayeredImage.nix { });
+  buildLayeredImageWithNixDb = lib.makeOverridableImage (self.callFunction ./buildLayeredImageWithNixDb.nix { });
   caCertificates = lib.makeOverridable (self.callFunction ./caCertificates.nix { }) { };
   exportImage = self.callFunction ./exportImage.nix { };
   fakeNss = lib.makeOverridable (self.callFunction ./fakeNss.nix { }) { };
-  imageIndex = self.callFunction ./imageIndex.nix { };
+  imageIndex = lib.makeOverridableImage (self.callFunction ./imageIndex.nix { });
   internalArchive = self.callFunction ./internalArchive.nix { };
   internalBuilder = self.callFunction ./internalBuilder.nix { };
   internalCopyCommands = self.callFunction ./internalCopyCommands.nix { };
@@ -51,6 +53,7 @@ lib.makeScope (self: {
   mergeImages = self.callFunction ./mergeImages.nix { };
   pullImage = self.callFunction ./pullImage.nix { };
   shadowSetup = self.callFunction ./shadowSetup.nix { };
-  streamLayeredImage = self.callFunction ./streamLayeredImage.nix { };
+  streamLayeredImage = lib.makeOverridableImage (self.callFunction ./streamLayeredImage.nix { });
+  tarsum = self.callFunction ./tarsum.nix { };
   usrBinEnv = lib.makeOverridable (self.callFunction ./usrBinEnv.nix { }) { };
 })

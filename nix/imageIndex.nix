@@ -21,6 +21,8 @@
   images,
   # Attributes added to the result.
   passthru ? { },
+  # The result's `meta`, as the images' have it; changes no image.
+  meta ? { },
 }@args:
 let
   imageName = lib.toLower name;
@@ -34,12 +36,12 @@ let
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
 in
-assert lib.checkProblem (lib.argsProblem "imageIndex" { name = lib.kinds.imageName; tag = lib.kinds.optionalTag; passthru = lib.kinds.set; } args);
+assert lib.checkProblem (lib.argsProblem "imageIndex" { name = lib.kinds.imageName; tag = lib.kinds.optionalTag; passthru = lib.kinds.set; meta = lib.kinds.set; } args);
 assert lib.assertMsg (builtins.isList images && images != [ ] && builtins.all (i: builtins.isAttrs i && (i ? stream || i.isExe or false)) images)
   "imageIndex: `images` must be a non-empty list of streamLayeredImage or buildLayeredImage results, got ${lib.show images}";
 internalResult {
   drv = plan;
-  attrs = copies // { inherit imageName imageTag; };
+  attrs = copies // { inherit imageName imageTag; buildArgs = args; };
   extra.isExe = true;
-  inherit passthru;
+  inherit meta passthru;
 }

@@ -85,8 +85,31 @@ rec {
   # `x` as a list (nixpkgs accepts a single package for `contents`).
   toList = x: if builtins.isList x then x else [ x ];
 
-  # `f args` with `.override newArgs` giving `f (args // newArgs)`, as nixpkgs' packages have.
-  makeOverridable = f: args: f args // { override = newArgs: makeOverridable f (args // newArgs); };
+  # `f args` with `.override newArgs` giving `f (args // newArgs)`, again overridable, as
+  # nixpkgs' lib.makeOverridable gives; `newArgs` may be a function of the arguments given
+  # (`.override (old: { tag = old.tag + "-debug"; })`). Written here rather than taken from
+  # nixpkgs' lib, so results behave the same with and without nixpkgs.
+  makeOverridable = f: args: f args // { override = newArgs: makeOverridable f (args // toFunction newArgs args); };
+
+  # `x` if it is a function, else the function giving `x` whatever its argument (nixpkgs'
+  # override and overrideAttrs take both forms).
+  toFunction = x: if builtins.isFunction x then x else _: x;
+
+  # An image function made overridable as nixpkgs' dockerTools functions are: `.override` as
+  # makeOverridable gives, and `.overrideAttrs` too, which nixpkgs results have since they
+  # are mkDerivation's. A strata image's derivations read the image's arguments and no other
+  # attribute, so `.overrideAttrs (old: { fromImage = base; })` (nixos/tests/docker-tools.nix)
+  # re-calls the function with that argument, as `.override` does; `old` is the arguments
+  # given, with `passthru` and `meta` ({ } when not given) so `old.meta // { ... }` works. An
+  # attribute that is no argument fails as an unknown argument does (Nix names it).
+  makeOverridableImage = f: args:
+    let
+      change = old: newArgs: makeOverridableImage f (args // toFunction newArgs old);
+    in
+    f args // {
+      override = change args;
+      overrideAttrs = change ({ passthru = { }; meta = { }; } // args);
+    };
 
   # A package scope: `f self` gives the attributes; `self.callFunction file extra` imports
   # `file` (a function) and passes it the scope attributes it names, plus `extra`;
@@ -360,13 +383,13 @@ rec {
     else firstProblem (map (a: if args ? ${a} then kindProblem argKinds.${a} fn a args.${a} else null)
       (builtins.attrNames argKinds));
 
-  # argsProblem, then platformProblem for the `architecture` given: what every image
-  # function checks first, under its own name (so a wrapper such as buildLayeredImage names
-  # itself, not the function it calls).
+  # argsProblem, then platformProblem for the `architecture` and `variant` given: what every
+  # image function checks first, under its own name (so a wrapper such as buildLayeredImage
+  # names itself, not the function it calls).
   imageArgsProblem = fn: argKinds: imageSystem: args:
     let given = argsProblem fn argKinds args; in
     if given != null then given
-    else platformProblem fn { inherit imageSystem; architecture = args.architecture or null; };
+    else platformProblem fn { inherit imageSystem; architecture = args.architecture or null; variant = args.variant or null; };
 
   # Throws imageArgsProblem's message, if any; true otherwise, for use in `assert`.
   checkImageArgs = fn: argKinds: imageSystem: args: checkProblem (imageArgsProblem fn argKinds imageSystem args);
@@ -375,7 +398,9 @@ rec {
   # reach the helper, by kind. maxLayers and layeringPipeline depend on each other and are
   # streamLayeredImage's to check.
   layeredImageKinds = let k = kinds; in {
-    inherit (k) config layers;
+    inherit (k) layers;
+    # null: no config, as in nixpkgs (the same image as { }).
+    config = orNull k.config;
     name = k.imageName;
     tag = k.optionalTag;
     contents = k.packages;
@@ -397,6 +422,7 @@ rec {
     fromImageName = orNull k.string;
     fromImageTag = orNull k.string;
     passthru = k.set;
+    meta = k.set;
     # buildLayeredImage's; null chooses by layerCompressor.
     compressor = orNull k.compressor;
   };
@@ -419,5 +445,6 @@ rec {
     gid = k.id;
     includeNixDB = k.bool;
     passthru = k.set;
+    meta = k.set;
   };
 }

@@ -15,6 +15,9 @@
   tag,
   # GOARCH; null derives it from `imageSystem`.
   architecture,
+  # CPU variant (`v8`), written into the image config beside `architecture`; null takes the
+  # one `imageSystem` has (`v7` for armv7l), or none with an explicit architecture.
+  variant ? null,
   # "now" or a date.
   created,
   # mtime of the store layers' entries.
@@ -49,7 +52,7 @@
   # nixpkgs' layering pipeline (a list), or null for the default layering.
   layeringPipeline ? null,
 }:
-internalBuilder {
+internalBuilder ({
   inherit name command imageSystem imageName tag architecture created mtime uid gid uname gname;
   inherit maxLayers includeStorePaths configFile customisationLayer parent layers legacyLayout layerCompressor;
   inherit layeringPipeline;
@@ -58,3 +61,6 @@ internalBuilder {
   helperBin = "${helper}/bin/strata";
   exportReferencesGraph.closure = closureRoots;
 }
+# Only when given, so that the plans of images without one stay the derivations they were
+# (their tags are their plans' hashes).
+// (if variant != null then { inherit variant; } else { }))

@@ -1,5 +1,6 @@
 # What a public function returns: its derivation with `attrs` on it and in its `passthru`,
-# `extra` on it only, and the user's `passthru` on top (as nixpkgs' dockerTools results).
+# `extra` on it only, the user's `meta` as its `meta`, and the user's `passthru` on top (as
+# nixpkgs' dockerTools results).
 { }:
 
 {
@@ -10,7 +11,11 @@
   attrs ? { },
   # Attributes on the result only.
   extra ? { },
+  # The user's `meta` argument. It is the result's `meta` only, never a derivation attribute:
+  # nixpkgs keeps meta out of derivations too, so changing it rebuilds nothing (and it may
+  # hold what the helper's structured attributes cannot, such as functions).
+  meta ? { },
   # The user's `passthru` argument.
   passthru ? { },
 }:
-drv // extra // attrs // { passthru = passthru // attrs; } // passthru
+drv // extra // attrs // { inherit meta; passthru = passthru // attrs; } // passthru

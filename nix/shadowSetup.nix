@@ -13,10 +13,13 @@
 { toolbox, pkgs }:
 
 let
+  # root's login shell: nixpkgs' runtimeShell (bash in the store), as nixpkgs' shadowSetup
+  # writes it; without nixpkgs, /bin/sh (binSh gives one).
+  rootShell = if pkgs != null then pkgs.runtimeShell else "/bin/sh";
   files = ''
     mkdir -p /etc/pam.d
     if [ ! -f /etc/passwd ]; then
-      echo "root:x:0:0::/root:/bin/sh" > /etc/passwd
+      echo "root:x:0:0::/root:${rootShell}" > /etc/passwd
       echo "root:!x:::::::" > /etc/shadow
     fi
     if [ ! -f /etc/group ]; then

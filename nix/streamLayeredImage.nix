@@ -20,10 +20,16 @@
   contents ? [ ],
   # The runtime config (Docker image spec `config`: Cmd, Entrypoint, Env, WorkingDir, User,
   # ExposedPorts, Labels, ...). Store paths it names are put in the image with their closure.
+  # null, as nixpkgs takes it, is no config: the image of { }.
   config ? { },
   # Image architecture as GOARCH ("amd64", "arm64", ...). null derives it from the system
   # the library was instantiated for (x86_64-linux gives amd64).
   architecture ? null,
+  # CPU variant of the architecture (OCI's `variant`: "v8" for arm64, "v7" for arm), written
+  # into the image config beside `architecture` and used for the image's platform in an
+  # imageIndex, as nixpkgs does. Checked at evaluation against the architecture's variants.
+  # null: the system's (armv7l gives v7), or none with an explicit architecture.
+  variant ? null,
   # Image creation date, RFC 3339 (or `2024-01-01`), or "now": the time the image is
   # streamed, so every stream is a different image.
   created ? "1970-01-01T00:00:01Z",
@@ -66,6 +72,9 @@
   layerCompressor ? "none",
   # Attributes added to the result.
   passthru ? { },
+  # The result's `meta` (description, license, mainProgram, ...), as nixpkgs gives it; not a
+  # derivation attribute, so it changes no image.
+  meta ? { },
   # An image to build on (`FROM`): a docker-archive or OCI layout archive (plain, gzip or
   # zstd; from strata, `docker save`, skopeo, pullImage) or a strata image. Its layers come
   # first, unchanged, and count against maxLayers; store paths it holds are not added again;
@@ -118,12 +127,12 @@ let
 
   configFile = internalWriteFile {
     name = "${baseName}-config.json";
-    text = builtins.toJSON config;
+    text = builtins.toJSON (if config == null then { } else config);
   };
 
   # The settings the plan and the layering builders read.
   settings = {
-    inherit imageName tag architecture created mtime uid gid uname gname;
+    inherit imageName tag architecture variant created mtime uid gid uname gname;
     inherit maxLayers includeStorePaths configFile customisationLayer parent layerCompressor;
     layeringPipeline = pipeline;
     closureRoots = if includeStorePaths then [ configFile customisationLayer ] else [ ];
@@ -167,7 +176,9 @@ assert lib.assertMsg (pipeline == null || lib.isPipeline pipeline)
   "streamLayeredImage: `layeringPipeline` must be a list of operations such as [ [ \"popularity_contest\" ] [ \"limit_layers\" 99 ] ] (operations: ${builtins.concatStringsSep ", " lib.pipelineOperations}), got ${lib.show layeringPipeline}${lib.badPipelineCall pipeline}";
 internalResult {
   drv = plan;
-  attrs = copies // { inherit imageName imageTag; };
+  # nixpkgs' `conf` (the JSON its Python streamer reads) and `streamScript` (that streamer):
+  # here both are the plan, an executable holding what the helper streams.
+  attrs = copies // { inherit imageName imageTag; buildArgs = args; conf = plan; streamScript = plan; };
   extra = { inherit customisationLayer configFile; isExe = true; };
-  inherit passthru;
+  inherit meta passthru;
 }

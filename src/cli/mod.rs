@@ -257,10 +257,23 @@ fn parse_args<P: Parser>(
 /// Runs the command line `args` (program name first).
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<()> {
     configure_threads();
-    match parse_args::<Cli>(args)? {
+    match parse_args::<Cli>(as_called(args.into_iter().collect()))? {
         Some(cli) => cli.command.run(),
         None => Ok(()),
     }
+}
+
+/// The command line with `tarsum` put in as the subcommand when the helper was called by the
+/// name `tarsum`: the library's `tarsum` package (nixpkgs' `dockerTools.tarsum`, a program
+/// run as `tarsum < layer.tar`) is a link of that name to the helper, so it needs no shell.
+fn as_called(mut args: Vec<OsString>) -> Vec<OsString> {
+    let name = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name());
+    if name == Some(std::ffi::OsStr::new("tarsum")) {
+        args.insert(1, "tarsum".into());
+    }
+    args
 }
 
 impl Command {
@@ -402,5 +415,24 @@ mod tests {
         let line = error_line(&err);
         assert!(line.contains("--bogus") && !line.contains('\n'), "{line}");
         assert!(run(["strata", "--version"].map(OsString::from)).is_ok());
+    }
+
+    #[test]
+    fn called_as_tarsum_it_is_strata_tarsum() {
+        let called = |args: &[&str]| as_called(args.iter().map(OsString::from).collect());
+        assert_eq!(
+            called(&["/nix/store/x-tarsum/bin/tarsum", "--tarsum-version", "v0"]),
+            [
+                "/nix/store/x-tarsum/bin/tarsum",
+                "tarsum",
+                "--tarsum-version",
+                "v0"
+            ]
+        );
+        assert_eq!(called(&["tarsum"]), ["tarsum", "tarsum"]);
+        assert_eq!(
+            called(&["strata", "stream", "p"]),
+            ["strata", "stream", "p"]
+        );
     }
 }

@@ -44,8 +44,11 @@ pub fn plan_image(
 ) -> Result<ImagePlan, PlanError> {
     check_config(&config)?;
     let (architecture, variant) = match &settings.architecture {
-        Some(a) => (a.clone(), None),
-        None => architecture_of_system(&settings.image_system)?,
+        Some(a) => (a.clone(), settings.variant.clone()),
+        None => {
+            let (a, derived) = architecture_of_system(&settings.image_system)?;
+            (a, settings.variant.clone().or(derived))
+        }
     };
     let created = When::parse("created", &settings.created)?;
     let tag = match &settings.tag {
@@ -400,6 +403,7 @@ mod tests {
             image_name: "Hello".into(),
             tag: None,
             architecture: None,
+            variant: None,
             image_system: "x86_64-linux".into(),
             created: "1970-01-01T00:00:01Z".into(),
             stamp: Stamp::root(1),
@@ -448,6 +452,34 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.starts_with("#!/nix/store/h-strata/bin/strata stream\n{"));
         assert_eq!(ImagePlan::read(&file).unwrap(), plan);
+    }
+
+    #[test]
+    fn variant_given_goes_into_the_plan() {
+        let f = fixture(1);
+        let out = Path::new(OUT);
+        let mut arm64 = settings(100, &f);
+        arm64.architecture = Some("arm64".into());
+        arm64.variant = Some("v8".into());
+        let plan = plan_image(&arm64, Value::Null, &f.closure, out, false).unwrap();
+        assert_eq!(
+            (plan.architecture.as_str(), plan.variant.as_deref()),
+            ("arm64", Some("v8"))
+        );
+        // Without one, an explicit architecture has none and a system gives its own.
+        arm64.variant = None;
+        let plan = plan_image(&arm64, Value::Null, &f.closure, out, false).unwrap();
+        assert_eq!(plan.variant, None);
+        let mut armv7 = settings(100, &f);
+        armv7.image_system = "armv7l-linux".into();
+        let plan = plan_image(&armv7, Value::Null, &f.closure, out, false).unwrap();
+        assert_eq!(plan.variant.as_deref(), Some("v7"));
+        armv7.variant = Some("v6".into());
+        let plan = plan_image(&armv7, Value::Null, &f.closure, out, false).unwrap();
+        assert_eq!(
+            (plan.architecture.as_str(), plan.variant.as_deref()),
+            ("arm", Some("v6"))
+        );
     }
 
     #[test]

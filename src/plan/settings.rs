@@ -23,6 +23,10 @@ pub struct ImageSettings {
     /// Explicit architecture; `None` derives it from `image_system`.
     #[serde(default)]
     pub architecture: Option<String>,
+    /// CPU variant (`v8` of arm64, as nixpkgs' `variant`); `None` takes the one derived from
+    /// `image_system` (`v7` for armv7l), or none with an explicit `architecture`.
+    #[serde(default)]
+    pub variant: Option<String>,
     /// Nix system the image is for (`x86_64-linux`).
     pub image_system: String,
     /// Creation time, "now" or a date.

@@ -165,6 +165,13 @@ pub fn flake_check(scratch: &Path) -> Check {
         listed.contains("overrideScope reaches streamLayeredImage"),
         || format!("flake checks.eval: {listed}"),
     )?;
+    // pkgs.dockerTools through the overlay: meta, variant, .override (issue 17).
+    let overlay = built(&format!("checks.{system}.overlay"))?;
+    let listed = std::fs::read_to_string(&overlay).map_err(|e| e.to_string())?;
+    ensure(
+        listed.contains("dockerTools passes variant to the plan"),
+        || format!("flake checks.overlay: {listed}"),
+    )?;
     let example = built(&format!("checks.{system}.example"))?;
     ensure(example == plan, || {
         format!(

@@ -245,6 +245,12 @@ pub fn registry_prefix_lowercase_name_and_architecture(ctx: &mut Context) -> Che
     )?)
     .map_err(|e| e.to_string())?;
     ensure(inspect["Architecture"] == "arm64", || format!("{inspect}"))?;
+    // nixpkgs' `variant` (issue 17): in the config beside the architecture.
+    let v8 = streamed_image(&nix.build("armV8")?, &dir.join("arm-v8.tar"))?;
+    ensure(
+        v8.config["architecture"] == "arm64" && v8.config["variant"] == "v8",
+        || format!("{}", v8.config),
+    )?;
     pipe(&plan, docker.cmd().arg("load"))?;
     let tags = ok(docker
         .cmd()

@@ -307,6 +307,15 @@ rec {
     config.Cmd = [ "/bin/true" ];
   };
 
+  # nixpkgs' `variant`: in the config beside the architecture, and the platform's.
+  armV8 = strata.streamLayeredImage {
+    name = "strata-arm64-v8";
+    tag = "1.0";
+    architecture = "arm64";
+    variant = "v8";
+    config.Cmd = [ "/bin/true" ];
+  };
+
   # created = "now": the image date is the build's (nixpkgs' unstableDate example).
   nowDated = strata.streamLayeredImage {
     name = "strata-now";
