@@ -7,15 +7,20 @@
 //! layer whose entries could escape a root they are unpacked into (`..`, absolute names,
 //! links pointing out, device nodes, duplicates), whose bytes do not match the digests the
 //! archive claims, or that the manifest names but the archive lacks, is refused with an
-//! error naming the member.
+//! error naming the member. What an import may unpack and hold is bounded ([`limits`]); a
+//! layer the manifest lists several times is imported once; scratch files go however the
+//! import ends ([`scratch`]).
 
 mod check;
 mod choose;
 pub mod export;
+pub mod limits;
 mod members;
 pub mod of_plan;
+pub mod scratch;
 
 pub use check::{check_layer, store_paths_of_tar, LayerFacts};
+pub use limits::Limits;
 
 use crate::compress::decompressed;
 use crate::digest::{Blob, HashingReader};
@@ -25,13 +30,15 @@ use crate::plan::{LayerContent, PlannedLayer};
 use crate::progress::Progress;
 use crate::tar::layer::LayerSink;
 use choose::{docker_layers, oci_layers, OciIndex};
+use limits::Budget;
 use members::Members;
+use scratch::ScratchDir;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why a parent image cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -122,17 +129,22 @@ impl ParentImage {
 
 /// Imports the image `pick` (`name:tag`; the first image when `None`) of the archive read
 /// from `reader` into `out` (which must not exist): `layers/<i>.tar` and the returned
-/// description. `scratch` is a directory for the archive's members, emptied afterwards.
+/// description. `scratch` is a directory for the archive's members, removed afterwards;
+/// `out` is removed too when the import fails. `limits` bounds what the import unpacks.
 pub fn import(
     reader: impl Read,
     pick: Option<&str>,
     out: &Path,
     scratch: &Path,
+    limits: Limits,
     progress: &Progress,
 ) -> Result<ParentImage, ParentError> {
-    let members = read_members(reader, scratch)?;
-    let image = import_image(&members, pick, 0, out, progress)?;
-    let _ = fs::remove_dir_all(scratch);
+    let _scratch = ScratchDir::new(scratch);
+    let unfinished = ScratchDir::fresh(out);
+    let budget = Budget::new(limits);
+    let members = read_members(reader, scratch, &budget)?;
+    let image = import_image(&members, pick, 0, out, &budget, progress)?;
+    unfinished.keep();
     Ok(image)
 }
 
@@ -142,9 +154,13 @@ pub fn import_all(
     reader: impl Read,
     out: &Path,
     scratch: &Path,
+    limits: Limits,
     progress: &Progress,
 ) -> Result<Vec<ParentImage>, ParentError> {
-    let members = read_members(reader, scratch)?;
+    let _scratch = ScratchDir::new(scratch);
+    let unfinished = ScratchDir::fresh(out);
+    let budget = Budget::new(limits);
+    let members = read_members(reader, scratch, &budget)?;
     let count = if members.has("manifest.json") {
         members.json::<Vec<Value>>("manifest.json")?.len()
     } else if members.has("index.json") {
@@ -159,18 +175,23 @@ pub fn import_all(
             None,
             k,
             &out.join(k.to_string()),
+            &budget,
             progress,
         )?);
     }
-    let _ = fs::remove_dir_all(scratch);
+    unfinished.keep();
     Ok(images)
 }
 
 /// Reads the (possibly compressed) archive from `reader` into scratch files under `scratch`.
-fn read_members(reader: impl Read, scratch: &Path) -> Result<Members, ParentError> {
+fn read_members(
+    reader: impl Read,
+    scratch: &Path,
+    budget: &Budget,
+) -> Result<Members, ParentError> {
     fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
     let reader = decompressed(reader).map_err(io_err("read", Path::new("the archive")))?;
-    Members::read(reader, scratch)
+    Members::read(reader, scratch, budget)
 }
 
 /// An I/O error doing `what` on `path`.
@@ -179,12 +200,17 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ParentEr
     move |source| FileError::on(what, &path)(source).into()
 }
 
-/// Imports image `pick` (or the `at`th image) of the archive's `members` into `out`.
+/// A layer member already imported: its tar, record, and the digest of the member itself.
+type Imported = (PathBuf, LayerRecord, Blob);
+
+/// Imports image `pick` (or the `at`th image) of the archive's `members` into `out`. A member
+/// the manifest lists several times is read and stored once, and appears at each place.
 fn import_image(
     members: &Members,
     pick: Option<&str>,
     at: usize,
     out: &Path,
+    budget: &Budget,
     progress: &Progress,
 ) -> Result<ParentImage, ParentError> {
     let (config, to_import, repo_tags) = if members.has("manifest.json") {
@@ -202,6 +228,7 @@ fn import_image(
     fs::create_dir_all(&layer_dir).map_err(io_err("create", &layer_dir))?;
     let mut layers = Vec::with_capacity(to_import.len());
     let mut store_paths = BTreeSet::new();
+    let mut imported: HashMap<PathBuf, Imported> = HashMap::new();
     for (i, layer) in to_import.iter().enumerate() {
         let (scratch_file, size) = members.file(&layer.member)?;
         if let Some(blob) = &layer.blob {
@@ -212,8 +239,18 @@ fn import_image(
                 ));
             }
         }
-        let tar_path = layer_dir.join(format!("{i}.tar"));
-        let (record, facts, raw) = import_layer(&scratch_file, &layer.member, &tar_path, progress)?;
+        let (tar_path, record, raw) = match imported.get(&scratch_file) {
+            Some(done) => done.clone(),
+            None => {
+                let tar_path = layer_dir.join(format!("{i}.tar"));
+                let (record, facts, raw) =
+                    import_layer(&scratch_file, &layer.member, &tar_path, budget, progress)?;
+                store_paths.extend(facts.store_paths);
+                let done = (tar_path, record, raw);
+                imported.insert(scratch_file, done.clone());
+                done
+            }
+        };
         if let Some(blob) = &layer.blob {
             if raw.digest != blob.digest {
                 return Err(member_error(
@@ -235,7 +272,6 @@ fn import_image(
             ));
         }
         progress.layer_done();
-        store_paths.extend(facts.store_paths);
         layers.push(PlannedLayer {
             why: "from fromImage".to_owned(),
             content: LayerContent::Tarball {
@@ -253,12 +289,14 @@ fn import_image(
     })
 }
 
-/// Reads one layer member once: hashes it as stored, decompresses it, checks its entries,
-/// and writes it to `tar_path` while computing its record.
+/// Reads one layer member once: hashes it as stored, decompresses it (the bytes counted
+/// against `budget`), checks its entries, and writes it to `tar_path` while computing its
+/// record.
 fn import_layer(
     scratch_file: &Path,
     member: &str,
     tar_path: &Path,
+    budget: &Budget,
     progress: &Progress,
 ) -> Result<(LayerRecord, LayerFacts, Blob), ParentError> {
     let file = File::open(scratch_file).map_err(io_err("open", scratch_file))?;
@@ -270,7 +308,7 @@ fn import_layer(
         let layer = decompressed(&mut raw)
             .map_err(|e| member_error(member, format!("cannot read it: {e}")))?;
         let tee = Tee {
-            inner: layer,
+            inner: budget.reader(layer),
             sink: &mut sink,
         };
         let (_, facts) = check_layer(tee, member)?;

@@ -87,6 +87,14 @@ fn import_bytes(
     archive: &[u8],
     pick: Option<&str>,
 ) -> (tempfile::TempDir, Result<ParentImage, ParentError>) {
+    import_limited(archive, pick, Limits::for_archive(archive.len() as u64))
+}
+
+fn import_limited(
+    archive: impl Read,
+    pick: Option<&str>,
+    limits: Limits,
+) -> (tempfile::TempDir, Result<ParentImage, ParentError>) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let result = import(
@@ -94,8 +102,12 @@ fn import_bytes(
         pick,
         &out,
         &dir.path().join("scratch"),
+        limits,
         &Progress::quiet(),
     );
+    // The scratch files go however the import ends; a failed import leaves no output.
+    assert!(!dir.path().join("scratch").exists(), "scratch left behind");
+    assert_eq!(out.exists(), result.is_ok(), "{:?}", result.as_ref().err());
     (dir, result)
 }
 

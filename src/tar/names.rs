@@ -26,9 +26,27 @@ impl RefusedEntry {
     }
 }
 
+/// Longest name or link target accepted in a tar strata reads: Linux's `PATH_MAX`. Docker and
+/// podman unpack an entry at its path under the layer's root, so a longer one cannot be
+/// unpacked anyway, and a reader holds no more of a name.
+pub const MAX_NAME: usize = 4096;
+
+/// Refuses a name or link target longer than [`MAX_NAME`].
+pub fn check_length(raw: &[u8]) -> Result<(), String> {
+    if raw.len() > MAX_NAME {
+        return Err(format!(
+            "a name of {} bytes, longer than the {MAX_NAME} Linux paths take",
+            raw.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Normalises a member or entry name: leading `./` and `/`-runs and a trailing `/` go, `.`
-/// components go. The root itself gives `""`. Absolute names and `..` components are refused.
+/// components go. The root itself gives `""`. Absolute names, `..` components and names
+/// longer than [`MAX_NAME`] are refused.
 pub fn clean_name(raw: &[u8]) -> Result<String, String> {
+    check_length(raw)?;
     let text = std::str::from_utf8(raw).map_err(|_| "the name is not UTF-8".to_owned())?;
     if text.starts_with('/') {
         return Err("absolute name".to_owned());
