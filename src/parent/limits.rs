@@ -128,7 +128,9 @@ pub(super) fn check_json_size(name: &str, size: u64) -> Result<(), ParentError> 
     if size > MAX_JSON {
         return Err(member_error(
             name,
-            format!("{size} bytes of JSON, more than the {MAX_JSON} strata reads"),
+            format!(
+                "{size} bytes of JSON, more than the {MAX_JSON} bytes strata reads into memory"
+            ),
         ));
     }
     Ok(())
