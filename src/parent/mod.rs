@@ -29,13 +29,13 @@ use crate::plan::record::{LayerRecord, RecordParts, RecordSink, RECORD_VERSION};
 use crate::plan::{LayerContent, PlannedLayer};
 use crate::progress::Progress;
 use crate::tar::layer::LayerSink;
-use choose::{docker_layers, oci_layers, OciIndex};
+use choose::{docker_layers, oci_layers, LayerToImport, OciIndex};
 use limits::Budget;
 use members::Members;
 use scratch::ScratchDir;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -143,13 +143,15 @@ pub fn import(
     let unfinished = ScratchDir::fresh(out);
     let budget = Budget::new(limits);
     let members = read_members(reader, scratch, &budget)?;
-    let image = import_image(&members, pick, 0, out, &budget, progress)?;
+    let mut imported = Imported::default();
+    let image = import_image(&members, pick, 0, out, &budget, &mut imported, progress)?;
     unfinished.keep();
     Ok(image)
 }
 
 /// Imports every image of the archive read from `reader` (`mergeImages`): image `k` into
-/// `out/<k>/`, as [`import`] does for one.
+/// `out/<k>/`, as [`import`] does for one; a layer several images share is imported once,
+/// into the directory of the first.
 pub fn import_all(
     reader: impl Read,
     out: &Path,
@@ -169,6 +171,7 @@ pub fn import_all(
         0
     };
     let mut images = Vec::with_capacity(count);
+    let mut imported = Imported::default();
     for k in 0..count.max(1) {
         images.push(import_image(
             &members,
@@ -176,6 +179,7 @@ pub fn import_all(
             k,
             &out.join(k.to_string()),
             &budget,
+            &mut imported,
             progress,
         )?);
     }
@@ -200,8 +204,13 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ParentEr
     move |source| FileError::on(what, &path)(source).into()
 }
 
-/// A layer member already imported: its tar, record, and the digest of the member itself.
-type Imported = (PathBuf, LayerRecord, Blob);
+/// A layer member imported: its tar, record, the digest of the member itself, and the store
+/// paths it holds.
+type Import = (PathBuf, LayerRecord, Blob, BTreeSet<String>);
+
+/// The layer members imported so far, by scratch file: each is read and stored once, however
+/// many times (and by however many images) it is listed.
+type Imported = HashMap<PathBuf, Import>;
 
 /// Imports image `pick` (or the `at`th image) of the archive's `members` into `out`. A member
 /// the manifest lists several times is read and stored once, and appears at each place.
@@ -211,6 +220,7 @@ fn import_image(
     at: usize,
     out: &Path,
     budget: &Budget,
+    imported: &mut Imported,
     progress: &Progress,
 ) -> Result<ParentImage, ParentError> {
     let (config, to_import, repo_tags) = if members.has("manifest.json") {
@@ -228,7 +238,7 @@ fn import_image(
     fs::create_dir_all(&layer_dir).map_err(io_err("create", &layer_dir))?;
     let mut layers = Vec::with_capacity(to_import.len());
     let mut store_paths = BTreeSet::new();
-    let mut imported: HashMap<PathBuf, Imported> = HashMap::new();
+    let mut counted = HashSet::new();
     for (i, layer) in to_import.iter().enumerate() {
         let (scratch_file, size) = members.file(&layer.member)?;
         if let Some(blob) = &layer.blob {
@@ -239,45 +249,25 @@ fn import_image(
                 ));
             }
         }
-        let (tar_path, record, raw) = match imported.get(&scratch_file) {
-            Some(done) => done.clone(),
-            None => {
-                let tar_path = layer_dir.join(format!("{i}.tar"));
-                let (record, facts, raw) =
-                    import_layer(&scratch_file, &layer.member, &tar_path, budget, progress)?;
-                store_paths.extend(facts.store_paths);
-                let done = (tar_path, record, raw);
-                imported.insert(scratch_file, done.clone());
-                done
-            }
-        };
-        if let Some(blob) = &layer.blob {
-            if raw.digest != blob.digest {
-                return Err(member_error(
-                    &layer.member,
-                    format!(
-                        "its content hashes to {}, but the manifest says {}",
-                        raw.digest, blob.digest
-                    ),
-                ));
-            }
+        if !imported.contains_key(&scratch_file) {
+            let tar_path = layer_dir.join(format!("{i}.tar"));
+            let (record, facts, raw) =
+                import_layer(&scratch_file, &layer.member, &tar_path, budget, progress)?;
+            let done = (tar_path, record, raw, facts.store_paths);
+            imported.insert(scratch_file.clone(), done);
         }
-        if record.diff_id != layer.diff_id {
-            return Err(member_error(
-                &layer.member,
-                format!(
-                    "the layer hashes to {}, but the config's diff_ids say {}",
-                    record.diff_id, layer.diff_id
-                ),
-            ));
+        let (tar_path, record, raw, paths) = &imported[&scratch_file];
+        if counted.insert(scratch_file.clone()) {
+            store_paths.extend(paths.iter().cloned());
         }
+        check_digests(layer, raw, record)?;
         progress.layer_done();
         layers.push(PlannedLayer {
             why: "from fromImage".to_owned(),
             content: LayerContent::Tarball {
                 path: tar_path.to_string_lossy().into_owned(),
             },
-            record,
+            record: record.clone(),
         });
     }
     Ok(ParentImage {
@@ -287,6 +277,36 @@ fn import_image(
         store_paths,
         repo_tags,
     })
+}
+
+/// Refuses `layer` when what it hashes to (`raw` as stored, `record` as a tar) is not what
+/// the manifest (OCI) and the config's `diff_ids` claim.
+fn check_digests(
+    layer: &LayerToImport,
+    raw: &Blob,
+    record: &LayerRecord,
+) -> Result<(), ParentError> {
+    if let Some(blob) = &layer.blob {
+        if raw.digest != blob.digest {
+            return Err(member_error(
+                &layer.member,
+                format!(
+                    "its content hashes to {}, but the manifest says {}",
+                    raw.digest, blob.digest
+                ),
+            ));
+        }
+    }
+    if record.diff_id != layer.diff_id {
+        return Err(member_error(
+            &layer.member,
+            format!(
+                "the layer hashes to {}, but the config's diff_ids say {}",
+                record.diff_id, layer.diff_id
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads one layer member once: hashes it as stored, decompresses it (the bytes counted

@@ -514,6 +514,34 @@ fn issue_16_a_layer_listed_many_times_is_imported_once() {
     let stored = fs::read_dir(dir.path().join("out/layers")).unwrap().count();
     assert_eq!(stored, 1);
 
+    // 300 images of one archive sharing the layer (mergeImages): stored once for them all.
+    let config = config_for(&[&layer]);
+    let entry = serde_json::json!({"Config": "config.json", "Layers": ["0/layer.tar"]});
+    let manifest = serde_json::to_vec(&vec![entry; 300]).unwrap();
+    let archive = tar_of(&[
+        (b"0/layer.tar", b'0', b"", &layer),
+        (b"config.json", b'0', b"", &config),
+        (b"manifest.json", b'0', b"", &manifest),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let limits = Limits::for_archive(archive.len() as u64);
+    let images = import_all(
+        &archive[..],
+        &out,
+        &dir.path().join("s"),
+        limits,
+        &Progress::quiet(),
+    )
+    .unwrap();
+    assert_eq!(images.len(), 300);
+    assert_eq!(images[299].store_paths, images[0].store_paths);
+    let stored: usize = (0..300)
+        .filter_map(|k| fs::read_dir(out.join(format!("{k}/layers"))).ok())
+        .map(|d| d.count())
+        .sum();
+    assert_eq!(stored, 1);
+
     // A repeated layer whose diff_ids differ at one place is still refused there.
     let other = tar_of(&[(b"f", b'0', b"", b"other")]);
     let config = config_for(&[&layer, &other]);
