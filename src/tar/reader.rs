@@ -219,9 +219,16 @@ impl<R: Read> TarReader<R> {
             .filter(|n| !n.is_empty())
             .or_else(|| non_empty(&pax, b"linkpath"))
             .unwrap_or_else(|| h.link());
-        for key in [&b"uid"[..], b"gid"] {
+        // Go refuses the header when one of these does not parse.
+        for key in [&b"uid"[..], b"gid", b"mtime", b"atime", b"ctime"] {
             if let Some(v) = non_empty(&pax, key) {
-                pax_integer(&v).ok_or_else(|| bad(format!("bad PAX `{}`", ascii(key))))?;
+                let ok = match key {
+                    b"uid" | b"gid" => pax_integer(&v).is_some(),
+                    _ => pax_time_ok(&v),
+                };
+                if !ok {
+                    return Err(bad(format!("bad PAX `{}` {:?}", ascii(key), ascii(&v))));
+                }
             }
         }
         let declared_size = match non_empty(&pax, b"size") {
@@ -374,6 +381,16 @@ fn non_empty(pax: &BTreeMap<Vec<u8>, Vec<u8>>, key: &[u8]) -> Option<Vec<u8>> {
 /// A PAX integer record as Go's `strconv.ParseInt(v, 10, 64)` reads it.
 fn pax_integer(value: &[u8]) -> Option<i64> {
     std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Whether a PAX time record parses as Go's `parsePAXTime` parses it: an integer, then
+/// optionally `.` and digits.
+fn pax_time_ok(value: &[u8]) -> bool {
+    let (secs, fraction) = match value.iter().position(|&b| b == b'.') {
+        Some(dot) => (&value[..dot], &value[dot + 1..]),
+        None => (value, &b""[..]),
+    };
+    pax_integer(secs).is_some() && fraction.iter().all(u8::is_ascii_digit)
 }
 
 fn ascii(bytes: &[u8]) -> String {
@@ -596,6 +613,20 @@ mod tests {
         tar.extend(padded(b"9 path=px"));
         tar.extend(file());
         assert!(entries(&tar).unwrap_err().to_string().contains("PAX"));
+        // PAX numbers Go refuses (it refuses the header): uid, times.
+        for (key, value) in [("uid", "1.5"), ("mtime", "pp"), ("atime", "1.x")] {
+            let records = pax(&[(key, value)]);
+            let mut tar = block(b"././@PaxHeader", b'x', records.len() as u64, b"", false);
+            tar.extend(padded(&records));
+            tar.extend(file());
+            let err = entries(&tar).unwrap_err().to_string();
+            assert!(err.contains(&format!("bad PAX `{key}`")), "{err}");
+        }
+        let records = pax(&[("mtime", "-1.25")]);
+        let mut tar = block(b"././@PaxHeader", b'x', records.len() as u64, b"", false);
+        tar.extend(padded(&records));
+        tar.extend(file());
+        assert_eq!(entries(&tar).unwrap().len(), 1);
         // Truncated data.
         let tar = &file()[..600];
         assert!(entries(tar)
