@@ -3,7 +3,7 @@
 
 use super::members::tar_failure;
 use super::{member_error, ParentError};
-use crate::tar::names::{check_length, clean_name, link_stays_inside};
+use crate::tar::names::{self, check_length, clean_name, link_stays_inside, shown};
 use crate::tar::reader::{ambiguity, TarReader};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeSet, HashSet};
@@ -41,7 +41,7 @@ pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), 
     let mut files: HashSet<[u8; 16]> = HashSet::new();
     let bad = |entry: &str, reason: String| member_error(format!("{member}: {entry}"), reason);
     while let Some(entry) = tar.next_entry().map_err(|e| tar_failure(Some(member), e))? {
-        let shown = String::from_utf8_lossy(&entry.name).into_owned();
+        let shown = shown(&entry.name);
         if let Some(why) = ambiguity(&entry) {
             return Err(bad(&shown, why));
         }
@@ -63,7 +63,7 @@ pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), 
                         &shown,
                         format!(
                             "symlink to `{}` points out of the image",
-                            String::from_utf8_lossy(target)
+                            names::shown(target)
                         ),
                     ));
                 }

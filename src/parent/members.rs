@@ -5,7 +5,7 @@ use super::limits::{check_json_size, expansion_limit, read_failure, Budget, MAX_
 use super::{member_error, ParentError};
 use crate::digest::Digest;
 use crate::file_error::FileError;
-use crate::tar::names::{clean_name, link_stays_inside, resolve_dots};
+use crate::tar::names::{clean_name, link_stays_inside, resolve_dots, shown};
 use crate::tar::reader::{ambiguity, TarReadError, TarReader};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -66,7 +66,7 @@ impl Members {
         let mut count = 0usize;
         let mut table = 0u64;
         while let Some(entry) = tar.next_entry().map_err(|e| tar_failure(None, e))? {
-            let shown = String::from_utf8_lossy(&entry.name).into_owned();
+            let shown = shown(&entry.name);
             if let Some(why) = ambiguity(&entry) {
                 return Err(member_error(&shown, why));
             }

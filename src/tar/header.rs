@@ -517,11 +517,14 @@ pub fn numeric(field: &[u8]) -> Result<i64, BadNumber> {
     i64::try_from(n.ok_or_else(overflow)?).map_err(|_| overflow())
 }
 
+/// A PAX record: key and value.
+pub type PaxRecord = (Vec<u8>, Vec<u8>);
+
 /// The records of a PAX header, in order, parsed as Go's archive/tar parses them
 /// (`parsePAXRecord`): `"<len> <key>=<value>\n"` where `<len>` counts the whole record; a
 /// malformed record, an empty key, or a NUL in a key (or in a `path`, `linkpath`, `uname` or
 /// `gname` value) makes the whole header malformed.
-pub fn parse_pax(all: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+pub fn parse_pax(all: &[u8]) -> Result<Vec<PaxRecord>, String> {
     let mut out = Vec::new();
     let mut data = all;
     while !data.is_empty() {

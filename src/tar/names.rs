@@ -42,6 +42,23 @@ pub fn check_length(raw: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest part of a name an error message quotes.
+const SHOWN: usize = 200;
+
+/// A name as error messages quote it: lossy UTF-8, and for a name longer than 200 bytes its
+/// start, `…` and its length, so that an error stays readable whatever the name.
+pub fn shown(raw: &[u8]) -> String {
+    if raw.len() <= SHOWN {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    let start = String::from_utf8_lossy(&raw[..SHOWN]);
+    format!(
+        "{}… ({} bytes)",
+        start.trim_end_matches('\u{fffd}'),
+        raw.len()
+    )
+}
+
 /// Normalises a member or entry name: leading `./` and `/`-runs and a trailing `/` go, `.`
 /// components go. The root itself gives `""`. Absolute names, `..` components and names
 /// longer than [`MAX_NAME`] are refused.

@@ -444,8 +444,11 @@ mod tests {
         out
     }
 
-    /// (name, typeflag, size, data) of every entry.
-    fn entries(tar: &[u8]) -> Result<Vec<(String, u8, u64, Vec<u8>)>, TarReadError> {
+    /// An entry as the tests compare it: name, typeflag, size, data.
+    type Seen = (String, u8, u64, Vec<u8>);
+
+    /// Every entry of `tar`.
+    fn entries(tar: &[u8]) -> Result<Vec<Seen>, TarReadError> {
         let mut r = TarReader::new(tar);
         let mut out = Vec::new();
         while let Some(e) = r.next_entry()? {
