@@ -179,6 +179,11 @@ let
     "buildLayer refuses maxLayers 0" = refused (strata.buildLayer { maxLayers = 0; });
     "pullImage refuses a tag for a digest" = refused (strata.pullImage { imageName = "a/b"; imageDigest = "latest"; hash = ""; });
     "mergeImages refuses no images" = refused (strata.mergeImages [ ]);
+    "fromImageMaxBytes must be a positive number of bytes" = let parent = ../tests/fixtures/parents/docker-archive.tar; in
+      refused (image { fromImage = parent; fromImageMaxBytes = 0; })
+      && refused (strata.buildImage { name = "check"; fromImage = parent; fromImageMaxBytes = "1G"; })
+      && refused (strata.exportImage { fromImage = parent; fromImageMaxBytes = -1; })
+      && (image { fromImage = parent; fromImageMaxBytes = 64 * 1024 * 1024 * 1024; }) ? drvPath;
     "the tag given is the image tag" = (image { tag = "1.0"; }).imageTag == "1.0";
     "the image name is lowercased" = (image { name = "Registry.example/App"; }).imageName == "registry.example/app";
     "passthru reaches the result" = (image { passthru.extra = 1; }).extra == 1 && (image { passthru.extra = 1; }).passthru.extra == 1;

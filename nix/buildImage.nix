@@ -22,6 +22,11 @@
   fromImageName ? null,
   # With fromImageName, picks one image of a multi-image fromImage.
   fromImageTag ? null,
+  # Most bytes importing fromImage may unpack (its tar stream and its layers', decompressed,
+  # together), so a small archive that expands to terabytes fails instead of filling the
+  # disk. null: the larger of 4 GiB and 100 times the archive's size, which real images stay
+  # far below; set it for a parent of highly compressible content beyond that.
+  fromImageMaxBytes ? null,
   # Packages (or a list of them) merged at the image root, like symlinkJoin.
   copyToRoot ? null,
   # Deprecated name of copyToRoot (warns).
@@ -75,7 +80,7 @@ let
 
   parent = if fromImage == null then null else internalParentImage {
     name = "${baseName}-parent";
-    inherit fromImage fromImageName fromImageTag;
+    inherit fromImage fromImageName fromImageTag fromImageMaxBytes;
   };
 
   configFile = internalWriteFile {
@@ -117,6 +122,8 @@ in
 assert lib.checkImageArgs "buildImage" lib.buildImageKinds imageSystem args;
 assert lib.assertMsg (copyToRoot == null || contents == null)
   "buildImage: give `copyToRoot` or the deprecated `contents`, not both";
+assert lib.assertMsg (fromImageMaxBytes == null || (builtins.isInt fromImageMaxBytes && fromImageMaxBytes > 0))
+  "buildImage: `fromImageMaxBytes` must be null or a positive number of bytes, got ${lib.show fromImageMaxBytes}";
 internalResult {
   drv = internalArchive {
     caller = "buildImage";

@@ -14,6 +14,11 @@
   fromImageName ? null,
   # With fromImageName, picks one image of a multi-image fromImage.
   fromImageTag ? null,
+  # Most bytes importing fromImage may unpack (its tar stream and its layers', decompressed,
+  # together), so a small archive that expands to terabytes fails instead of filling the
+  # disk. null: the larger of 4 GiB and 100 times the archive's size, which real images stay
+  # far below; set it for a parent of highly compressible content beyond that.
+  fromImageMaxBytes ? null,
   # Store name of the tar. nixpkgs defaults to fromImage's name, which for an image archive
   # ends in `.tar.gz` although the export is a plain tar: strata names it after the image.
   name ? "${lib.imageBaseName (fromImage.imageName or fromImage.name or "image")}-rootfs.tar",
@@ -26,11 +31,13 @@ assert lib.checkProblem (lib.argsProblem "exportImage" {
   fromImageTag = lib.orNull lib.kinds.string;
   name = lib.kinds.string;
 } args);
+assert lib.assertMsg (fromImageMaxBytes == null || (builtins.isInt fromImageMaxBytes && fromImageMaxBytes > 0))
+  "exportImage: `fromImageMaxBytes` must be null or a positive number of bytes, got ${lib.show fromImageMaxBytes}";
 internalBuilder {
   inherit name;
   command = "export-image";
   parent = internalParentImage {
     name = "${lib.imageBaseName name}-image";
-    inherit fromImage fromImageName fromImageTag;
+    inherit fromImage fromImageName fromImageTag fromImageMaxBytes;
   };
 }

@@ -14,9 +14,11 @@
   fromImageName ? null,
   # With fromImageName, picks one image of a multi-image archive.
   fromImageTag ? null,
+  # Most bytes the import may unpack; null: the helper's default for the archive's size.
+  fromImageMaxBytes ? null,
 }:
 internalBuilder {
-  inherit name fromImageName fromImageTag;
+  inherit name fromImageName fromImageTag fromImageMaxBytes;
   command = "import-parent";
   # buildLayeredImage results carry their plan: reading it is free, unpacking the archive not.
   fromImage = fromImage.stream or fromImage;

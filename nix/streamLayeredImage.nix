@@ -84,6 +84,11 @@
   fromImageName ? null,
   # With fromImageName, picks one image of a multi-image fromImage.
   fromImageTag ? null,
+  # Most bytes importing fromImage may unpack (its tar stream and its layers', decompressed,
+  # together), so a small archive that expands to terabytes fails instead of filling the
+  # disk. null: the larger of 4 GiB and 100 times the archive's size, which real images stay
+  # far below; set it for a parent of highly compressible content beyond that.
+  fromImageMaxBytes ? null,
   # Shell commands run as root in the image root after extraCommands, in a user namespace:
   # owners they set (`chown 1000:1000 home/alice`) and modes show in the image.
   fakeRootCommands ? "",
@@ -122,7 +127,7 @@ let
 
   parent = if fromImage == null then null else internalParentImage {
     name = "${baseName}-parent";
-    inherit fromImage fromImageName fromImageTag;
+    inherit fromImage fromImageName fromImageTag fromImageMaxBytes;
   };
 
   configFile = internalWriteFile {
@@ -174,6 +179,8 @@ assert lib.assertMsg (!(perLayerDerivations && mtime == "now"))
   "streamLayeredImage: `perLayerDerivations` needs a fixed `mtime` (layer derivations are shared between builds), got \"now\"";
 assert lib.assertMsg (pipeline == null || lib.isPipeline pipeline)
   "streamLayeredImage: `layeringPipeline` must be a list of operations such as [ [ \"popularity_contest\" ] [ \"limit_layers\" 99 ] ] (operations: ${builtins.concatStringsSep ", " lib.pipelineOperations}), got ${lib.show layeringPipeline}${lib.badPipelineCall pipeline}";
+assert lib.assertMsg (fromImageMaxBytes == null || (builtins.isInt fromImageMaxBytes && fromImageMaxBytes > 0))
+  "streamLayeredImage: `fromImageMaxBytes` must be null or a positive number of bytes, got ${lib.show fromImageMaxBytes}";
 internalResult {
   drv = plan;
   # nixpkgs' `conf` (the JSON its Python streamer reads) and `streamScript` (that streamer):

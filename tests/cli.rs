@@ -496,3 +496,195 @@ fn layers_measure_reports_excess_root_bumps_and_sharing() {
         "maxLayers 3 leaves 2 for store paths"
     );
 }
+
+/// How a measured run of the binary ended: exit code, stderr, peak resident memory in bytes.
+struct Measured {
+    code: Option<i32>,
+    stderr: String,
+    max_rss: u64,
+}
+
+/// Runs `cmd` to its end, `feed` writing its stdin from a thread (write errors, such as the
+/// pipe closed by an early exit, end the feed), and measures the child's own peak memory
+/// with `wait4`, which other tests' children running at the same time do not blur.
+// std has no safe `wait4`; the child is ours and reaped by it exactly once (so clippy's
+// zombie check, which looks for `wait()`, does not see it).
+#[allow(unsafe_code, clippy::zombie_processes)]
+fn run_measured(
+    cmd: &mut Command,
+    feed: impl FnOnce(&mut std::process::ChildStdin) -> std::io::Result<()> + Send + 'static,
+) -> Measured {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strata runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = feed(&mut stdin);
+    });
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `child` has not been waited for; the pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    feeder.join().unwrap();
+    Measured {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stderr,
+        max_rss: usage.ru_maxrss as u64 * 1024,
+    }
+}
+
+/// A raw ustar header for `name` of type `typeflag` declaring `size` bytes.
+fn raw_header(name: &[u8], typeflag: u8, size: u64) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name);
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[136..148].copy_from_slice(b"00000000001\0");
+    h[156] = typeflag;
+    h[257..265].copy_from_slice(b"ustar\x0000");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+/// A `.tar.gz` of `head` followed by `mib` MiB of `fill` bytes, written without compressing
+/// them all: one gzip member of 1 MiB repeated (gzip readers read concatenated members as one
+/// stream), so a file of a few megabytes expands to gigabytes.
+fn expanding_gz(path: &Path, head: &[u8], fill: u8, mib: usize) {
+    use std::io::Write;
+    let gz = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let chunk = gz(&vec![fill; 1 << 20]);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    file.write_all(&gz(head)).unwrap();
+    for _ in 0..mib {
+        file.write_all(&chunk).unwrap();
+    }
+    file.flush().unwrap();
+}
+
+/// Most memory a refusal may take: far below the gigabytes the hostile inputs declare.
+const RSS_BOUND: u64 = 500 << 20;
+
+#[test]
+fn issue_16_hostile_parents_are_refused_early_in_bounded_memory_and_leave_nothing() {
+    // 2 GiB of long name, PAX header or manifest.json, all really there in a 2 MB `.tar.gz`:
+    // each refused from its header, naming it, without holding or writing the data.
+    for (name, flag, says) in [
+        (
+            &b"././@LongLink"[..],
+            b'L',
+            "a GNU long name of 2147483648 bytes",
+        ),
+        (b"././@PaxHeader", b'x', "a PAX header of 2147483648 bytes"),
+        (b"manifest.json", b'0', "2147483648 bytes of JSON"),
+    ] {
+        let build = Build::new();
+        let archive = build.path("hostile.tar.gz");
+        expanding_gz(&archive, &raw_header(name, flag, 2 << 30), b'a', 2048);
+        let attrs = json!({ "fromImage": archive });
+        let started = std::time::Instant::now();
+        let run = run_measured(&mut build.builder("import-parent", attrs, "parent"), |_| {
+            Ok(())
+        });
+        let shown = String::from_utf8_lossy(name);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("member `{shown}`")) && run.stderr.contains(says),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.max_rss < RSS_BOUND,
+            "{shown}: {} bytes resident",
+            run.max_rss
+        );
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{shown}: {:?}",
+            started.elapsed()
+        );
+        assert_build_dir_holds_only(&build, &["hostile.tar.gz"]);
+    }
+}
+
+/// Fails unless the build directory holds only `names` (and the attributes files).
+fn assert_build_dir_holds_only(build: &Build, names: &[&str]) {
+    let left: Vec<_> = std::fs::read_dir(build.0.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".attrs.json") && !names.contains(&n.as_str()))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn issue_16_a_decompression_bomb_stops_at_the_limit_and_the_default_takes_real_parents() {
+    // A member declaring 8 GiB, 64 MiB of zeros there: with the limit lowered to 8 MiB the
+    // import stops there, names the member and the override, and leaves nothing behind.
+    let build = Build::new();
+    let archive = build.path("bomb.tar.gz");
+    expanding_gz(&archive, &raw_header(b"big", b'0', (8 << 30) - 1), 0, 64);
+    let attrs = json!({ "fromImage": archive, "fromImageMaxBytes": 8 << 20 });
+    let line = failure(&mut build.builder("import-parent", attrs, "parent"), 1);
+    assert!(
+        line.contains("member `big`: unpacking it passes 8388608 bytes")
+            && line.contains("`fromImageMaxBytes` sets it"),
+        "{line}"
+    );
+    assert_build_dir_holds_only(&build, &["bomb.tar.gz"]);
+
+    // The fixtures, imported with the default limit, and with one set far above them.
+    for max in [None, Some(1u64 << 40)] {
+        let build = Build::new();
+        let mut attrs = json!({ "fromImage": fixture("parents/oci-layout.tar") });
+        if let Some(max) = max {
+            attrs["fromImageMaxBytes"] = json!(max);
+        }
+        success(&mut build.builder("import-parent", attrs, "parent"));
+        assert_build_dir_holds_only(&build, &["parent"]);
+    }
+}
+
+#[test]
+fn issue_16_tarsum_refuses_a_huge_pax_header_without_buffering_it() {
+    // A 1 GiB PAX header fed on stdin: refused from its header; strata stops reading.
+    let started = std::time::Instant::now();
+    let run = run_measured(strata().arg("tarsum"), |stdin| {
+        use std::io::Write;
+        stdin.write_all(&raw_header(b"././@PaxHeader", b'x', 1 << 30))?;
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..1024 {
+            stdin.write_all(&chunk)?;
+        }
+        Ok(())
+    });
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("an extension header of 1073741824 bytes, more than the 1048576"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.max_rss < RSS_BOUND, "{} bytes resident", run.max_rss);
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+}

@@ -3,7 +3,7 @@
 
 use super::files::{closure_of, create_dir, write_file, write_json};
 use super::image_commands;
-use crate::parent::{import, ParentImage, PARENT_FILE};
+use crate::parent::{import, Limits, ParentImage, PARENT_FILE};
 use crate::plan::file::is_script;
 use crate::plan::index::IndexPlan;
 use crate::plan::planner::{automatic_groups, plan_image, plan_layer_set};
@@ -143,6 +143,18 @@ struct ImportParentAttrs {
     from_image_name: Option<String>,
     #[serde(default)]
     from_image_tag: Option<String>,
+    /// Most bytes the import may unpack; the default of [`Limits::for_archive`] when unset.
+    #[serde(default)]
+    from_image_max_bytes: Option<u64>,
+}
+
+/// What importing the archive `file` may unpack: `max_bytes` when given, else the default for
+/// its size.
+pub(super) fn import_limits(file: &fs::File, max_bytes: Option<u64>) -> Result<Limits> {
+    Ok(match max_bytes {
+        Some(bytes) => Limits::at_most(bytes),
+        None => Limits::for_archive(file.metadata()?.len()),
+    })
 }
 
 /// `fromImage`'s import: a strata image's plan read as it is, an archive checked and its
@@ -162,9 +174,12 @@ pub(super) fn import_parent(attrs: Option<&Path>) -> Result<()> {
     } else {
         let file = fs::File::open(&a.from_image)
             .with_context(|| format!("fromImage: cannot open `{shown}`"))?;
-        let scratch = build_dir().join("parent-members");
+        let limits = import_limits(&file, a.from_image_max_bytes)
+            .with_context(|| format!("fromImage: cannot read `{shown}`"))?;
+        // Named after the process, so two imports run by hand in one directory do not meet.
+        let scratch = build_dir().join(format!("parent-members-{}", std::process::id()));
         let progress = Progress::start("parent layers", None, 0);
-        let parent = import(file, pick.as_deref(), &out, &scratch, &progress)
+        let parent = import(file, pick.as_deref(), &out, &scratch, limits, &progress)
             .with_context(|| format!("fromImage `{shown}`"))?;
         progress.finish();
         parent

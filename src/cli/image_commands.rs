@@ -96,6 +96,9 @@ pub(super) fn tarsum_of_stdin(version: &str) -> Result<()> {
             Err(e) => return Err(e).context("cannot read stdin"),
         };
         hasher.update(&buf[..n]);
+        if hasher.has_failed() {
+            break;
+        }
     }
     let sums = hasher.finish()?;
     let text = match version {

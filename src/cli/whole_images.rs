@@ -1,9 +1,11 @@
 //! Builders that take whole images in: `exportImage` (an image's root filesystem as one tar)
 //! and `mergeImages` (several images in one archive).
 
+use super::builders::import_limits;
 use super::image_commands::write_archive_file;
 use crate::compress::Compression;
 use crate::parent::export::{export_rootfs, store_layer_bytes};
+use crate::parent::scratch::ScratchDir;
 use crate::parent::{import_all, ParentImage};
 use crate::plan::file::is_script;
 use crate::plan::ImagePlan;
@@ -35,7 +37,8 @@ pub(super) fn export_image_builder(attrs: Option<&Path>) -> Result<()> {
     let file =
         fs::File::create(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let file = io::BufWriter::with_capacity(1 << 20, file);
-    let scratch = build_dir().join("store-layers");
+    let scratch = build_dir().join(format!("store-layers-{}", std::process::id()));
+    let _scratch = ScratchDir::new(&scratch);
     let summary = export_rootfs(&image, &scratch, file, &progress)?;
     progress.finish();
     eprintln!(
@@ -51,6 +54,9 @@ struct MergeAttrs {
     images: Vec<PathBuf>,
     /// none, gz, zstd, or "detect" (the last image's compression).
     compressor: String,
+    /// Most bytes importing one archive may unpack; the default for its size when unset.
+    #[serde(default)]
+    from_image_max_bytes: Option<u64>,
 }
 
 /// `mergeImages`: every image of every input in one docker-archive; a layer two images share
@@ -60,6 +66,8 @@ pub(super) fn merge_images_builder(attrs: Option<&Path>) -> Result<()> {
     let a: MergeAttrs = attrs.parse()?;
     let out = attrs.output("out")?;
     let mut plans = Vec::new();
+    // The imported inputs are needed until the archive is written, then go.
+    let mut inputs = Vec::new();
     let progress = Progress::quiet();
     for (k, input) in a.images.iter().enumerate() {
         let shown = input.display().to_string();
@@ -69,8 +77,12 @@ pub(super) fn merge_images_builder(attrs: Option<&Path>) -> Result<()> {
         }
         let file =
             fs::File::open(input).with_context(|| format!("mergeImages: cannot open `{shown}`"))?;
-        let dir = build_dir().join(format!("input-{k}"));
-        let images = import_all(file, &dir, &build_dir().join("members"), &progress)
+        let limits = import_limits(&file, a.from_image_max_bytes)
+            .with_context(|| format!("mergeImages: cannot read `{shown}`"))?;
+        let dir = build_dir().join(format!("input-{k}-{}", std::process::id()));
+        inputs.push(ScratchDir::new(&dir));
+        let members = build_dir().join(format!("members-{}", std::process::id()));
+        let images = import_all(file, &dir, &members, limits, &progress)
             .with_context(|| format!("mergeImages: `{shown}`"))?;
         plans.extend(images.into_iter().map(ParentImage::into_plan));
     }

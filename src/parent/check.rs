@@ -1,8 +1,11 @@
 //! Checking a layer tar of a parent image without trusting it: every entry must stay inside
 //! the root it is unpacked into.
 
+use super::members::tar_failure;
 use super::{member_error, ParentError};
-use crate::tar::names::{clean_name, link_stays_inside};
+use crate::tar::names::{self, check_length, clean_name, link_stays_inside, shown};
+use crate::tar::reader::{ambiguity, TarReader};
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
@@ -17,86 +20,96 @@ pub struct LayerFacts {
     pub entries: u64,
 }
 
-/// Reads the layer tar `reader` to its end, refusing any entry that could escape the root it
-/// is unpacked into. `member` names the layer in errors. Returns the reader, with everything
-/// read (so a tee around it saw every byte), and what the layer holds.
+/// A name as the sets of names seen hold it: 16 bytes of its sha256, whatever its length, so
+/// a layer of long names costs no more memory than one of short names.
+fn key(name: &str) -> [u8; 16] {
+    let digest = Sha256::digest(name.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// Reads the layer tar `reader` to its end (as Go's archive/tar reads it, since that is how
+/// docker and podman unpack it), refusing any entry that could escape the root it is
+/// unpacked into or that readers could read differently. `member` names the layer in errors.
+/// Returns the reader, with everything read (so a tee around it saw every byte), and what the
+/// layer holds.
 pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), ParentError> {
-    let mut archive = tar::Archive::new(reader);
+    let mut tar = TarReader::new(reader);
     let mut facts = LayerFacts::default();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut files: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<[u8; 16]> = HashSet::new();
+    let mut files: HashSet<[u8; 16]> = HashSet::new();
     let bad = |entry: &str, reason: String| member_error(format!("{member}: {entry}"), reason);
-    {
-        let entries = archive
-            .entries()
-            .map_err(|e| member_error(member, format!("not a tar: {e}")))?;
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| member_error(member, format!("malformed layer tar: {e}")))?;
-            let raw = entry.path_bytes();
-            let shown = String::from_utf8_lossy(&raw).into_owned();
-            let name = clean_name(&raw).map_err(|r| bad(&shown, r))?;
-            let kind = entry.header().entry_type();
-            use tar::EntryType as T;
-            match kind {
-                T::Regular | T::Continuous => {
-                    files.insert(name.clone());
-                }
-                T::Directory | T::Fifo => {}
-                T::Symlink => {
-                    let target = entry.link_name_bytes().unwrap_or_default();
-                    if target.is_empty() {
-                        return Err(bad(&shown, "symlink without a target".to_owned()));
-                    }
-                    if !link_stays_inside(&name, &target) {
-                        return Err(bad(
-                            &shown,
-                            format!(
-                                "symlink to `{}` points out of the image",
-                                String::from_utf8_lossy(&target)
-                            ),
-                        ));
-                    }
-                }
-                T::Link => {
-                    let target = entry.link_name_bytes().unwrap_or_default();
-                    let target = clean_name(&target)
-                        .map_err(|r| bad(&shown, format!("hard link target refused: {r}")))?;
-                    if !files.contains(&target) {
-                        return Err(bad(
-                            &shown,
-                            format!(
-                                "hard link to `{target}`, which is not a file earlier in this layer"
-                            ),
-                        ));
-                    }
-                }
-                T::Char | T::Block => {
-                    return Err(bad(&shown, "device node".to_owned()));
-                }
-                T::XGlobalHeader => continue,
-                other => {
-                    return Err(bad(&shown, format!("unsupported entry type {other:?}")));
-                }
-            }
-            if name.is_empty() {
-                continue;
-            }
-            if !seen.insert(name.clone()) {
-                return Err(bad(&shown, "appears twice in the layer".to_owned()));
-            }
-            if let Some(rest) = name.strip_prefix("nix/store/") {
-                let base = rest.split('/').next().unwrap_or(rest);
-                if !base.starts_with(".wh.") {
-                    facts.store_paths.insert(base.to_owned());
-                }
-            }
-            facts.entries += 1;
+    while let Some(entry) = tar.next_entry().map_err(|e| tar_failure(Some(member), e))? {
+        let shown = shown(&entry.name);
+        if let Some(why) = ambiguity(&entry) {
+            return Err(bad(&shown, why));
         }
+        let name = clean_name(&entry.name).map_err(|r| bad(&shown, r))?;
+        match entry.typeflag {
+            b'0' | b'7' => {
+                files.insert(key(&name));
+            }
+            b'5' | b'6' => {}
+            b'2' => {
+                let target = &entry.link;
+                if target.is_empty() {
+                    return Err(bad(&shown, "symlink without a target".to_owned()));
+                }
+                check_length(target)
+                    .map_err(|r| bad(&shown, format!("symlink target refused: {r}")))?;
+                if !link_stays_inside(&name, target) {
+                    return Err(bad(
+                        &shown,
+                        format!(
+                            "symlink to `{}` points out of the image",
+                            names::shown(target)
+                        ),
+                    ));
+                }
+            }
+            b'1' => {
+                let target = clean_name(&entry.link)
+                    .map_err(|r| bad(&shown, format!("hard link target refused: {r}")))?;
+                if !files.contains(&key(&target)) {
+                    return Err(bad(
+                        &shown,
+                        format!(
+                            "hard link to `{target}`, which is not a file earlier in this layer"
+                        ),
+                    ));
+                }
+            }
+            b'3' | b'4' => {
+                return Err(bad(&shown, "device node".to_owned()));
+            }
+            b'g' => continue,
+            other => {
+                return Err(bad(
+                    &shown,
+                    format!(
+                        "unsupported entry type `{}`",
+                        (other as char).escape_default()
+                    ),
+                ));
+            }
+        }
+        if name.is_empty() {
+            continue;
+        }
+        if !seen.insert(key(&name)) {
+            return Err(bad(&shown, "appears twice in the layer".to_owned()));
+        }
+        if let Some(rest) = name.strip_prefix("nix/store/") {
+            let base = rest.split('/').next().unwrap_or(rest);
+            if !base.starts_with(".wh.") {
+                facts.store_paths.insert(base.to_owned());
+            }
+        }
+        facts.entries += 1;
     }
-    let mut reader = archive.into_inner();
-    io::copy(&mut reader, &mut io::sink())
-        .map_err(|e| member_error(member, format!("cannot read the layer to its end: {e}")))?;
+    let mut reader = tar.into_inner();
+    io::copy(&mut reader, &mut io::sink()).map_err(|e| super::limits::read_failure(member, &e))?;
     Ok((reader, facts))
 }
 

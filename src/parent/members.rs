@@ -1,10 +1,12 @@
 //! The members of a parent archive, read once into numbered scratch files (never to paths the
 //! archive names), and looked up by name with links followed.
 
+use super::limits::{check_json_size, expansion_limit, read_failure, Budget, MAX_MEMBER_TABLE};
 use super::{member_error, ParentError};
 use crate::digest::Digest;
 use crate::file_error::FileError;
-use crate::tar::names::{clean_name, link_stays_inside, resolve_dots};
+use crate::tar::names::{clean_name, link_stays_inside, resolve_dots, shown};
+use crate::tar::reader::{ambiguity, TarReadError, TarReader};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -24,53 +26,83 @@ pub(super) struct Members {
     members: HashMap<String, Member>,
 }
 
+/// Whether a member of this name is read as JSON by name (so is refused from its header
+/// when too large, before it is written out).
+fn read_as_json(name: &str) -> bool {
+    name.ends_with(".json") || name == "oci-layout" || name == "repositories"
+}
+
+/// The error for a tar that could not be read: named after the member (an extension
+/// header's own name) when there is one.
+pub(super) fn tar_failure(scope: Option<&str>, e: TarReadError) -> ParentError {
+    let within = |name: &str| match scope {
+        Some(layer) => format!("{layer}: {name}"),
+        None => name.to_owned(),
+    };
+    match (&e, scope) {
+        (TarReadError::TooLarge { header_name, .. }, _) => {
+            member_error(within(header_name), e.to_string())
+        }
+        (TarReadError::Io(io), Some(layer)) => read_failure(layer, io),
+        (TarReadError::Io(io), None) => match expansion_limit(io) {
+            Some(limit) => ParentError::Image(format!("the archive: {limit}")),
+            None => ParentError::Image(format!("cannot read the archive: {io}")),
+        },
+        (_, Some(layer)) => member_error(layer, format!("malformed layer tar: {e}")),
+        (_, None) => ParentError::Image(format!("malformed archive: {e}")),
+    }
+}
+
 impl Members {
-    /// Reads every member of `reader` (the whole archive) into scratch files in `dir`.
-    pub(super) fn read(reader: impl Read, dir: &Path) -> Result<Members, ParentError> {
-        let mut archive = tar::Archive::new(reader);
+    /// Reads every member of `reader` (the whole archive, decompressed) into scratch files in
+    /// `dir`, every byte counted against `budget`.
+    pub(super) fn read(
+        reader: impl Read,
+        dir: &Path,
+        budget: &Budget,
+    ) -> Result<Members, ParentError> {
+        let mut tar = TarReader::new(budget.reader(reader));
         let mut members = HashMap::new();
         let mut count = 0usize;
-        let entries = archive
-            .entries()
-            .map_err(|e| ParentError::Image(format!("not a tar archive: {e}")))?;
-        for entry in entries {
-            let mut entry =
-                entry.map_err(|e| ParentError::Image(format!("malformed archive: {e}")))?;
-            let raw = entry.path_bytes();
-            let shown = String::from_utf8_lossy(&raw).into_owned();
-            let name = clean_name(&raw).map_err(|r| member_error(&shown, r))?;
-            use tar::EntryType as T;
-            let member = match entry.header().entry_type() {
-                T::Directory | T::XGlobalHeader => continue,
-                T::Regular | T::Continuous => {
+        let mut table = 0u64;
+        while let Some(entry) = tar.next_entry().map_err(|e| tar_failure(None, e))? {
+            let shown = shown(&entry.name);
+            if let Some(why) = ambiguity(&entry) {
+                return Err(member_error(&shown, why));
+            }
+            let name = clean_name(&entry.name).map_err(|r| member_error(&shown, r))?;
+            let member = match entry.typeflag {
+                b'5' | b'g' => continue,
+                b'0' | b'7' => {
+                    if read_as_json(&name) {
+                        check_json_size(&shown, entry.size)?;
+                    }
                     let path = dir.join(count.to_string());
                     count += 1;
-                    let mut file =
-                        File::create(&path).map_err(FileError::on("create", &path.clone()))?;
-                    let size = io::copy(&mut entry, &mut file)
-                        .map_err(|e| member_error(&shown, format!("cannot read it: {e}")))?;
+                    let mut file = File::create(&path).map_err(FileError::on("create", &path))?;
+                    let size = io::copy(&mut tar.data(), &mut file)
+                        .map_err(|e| read_failure(&shown, &e))?;
                     Member::File {
                         index: count - 1,
                         size,
                     }
                 }
-                T::Symlink => {
-                    let target = entry.link_name_bytes().unwrap_or_default();
+                b'2' => {
+                    let target = &entry.link;
                     let (dir_part, _) = name.rsplit_once('/').unwrap_or(("", ""));
                     let mut joined = dir_part.as_bytes().to_vec();
-                    if !target.starts_with(b"/") && !link_stays_inside(&name, &target) {
-                        return Err(member_error(&shown, "symlink points out of the archive"));
-                    }
                     if target.starts_with(b"/") {
                         return Err(member_error(&shown, "symlink to an absolute path"));
                     }
+                    if !link_stays_inside(&name, target) {
+                        return Err(member_error(&shown, "symlink points out of the archive"));
+                    }
                     joined.push(b'/');
-                    joined.extend_from_slice(&target);
+                    joined.extend_from_slice(target);
                     Member::Link(resolve_dots(&joined))
                 }
-                T::Link => {
-                    let target = entry.link_name_bytes().unwrap_or_default();
-                    let target = clean_name(&target).map_err(|r| {
+                b'1' => {
+                    let target = clean_name(&entry.link).map_err(|r| {
                         member_error(&shown, format!("hard link target refused: {r}"))
                     })?;
                     Member::Link(target)
@@ -78,10 +110,21 @@ impl Members {
                 other => {
                     return Err(member_error(
                         &shown,
-                        format!("unsupported member type {other:?}"),
+                        format!(
+                            "unsupported member type `{}`",
+                            (other as char).escape_default()
+                        ),
                     ))
                 }
             };
+            // Names and link targets are bounded one by one; their number is bounded here.
+            table += 64 + name.len() as u64 + entry.link.len() as u64;
+            if table > MAX_MEMBER_TABLE {
+                return Err(member_error(
+                    &shown,
+                    format!("the archive's members take more than {MAX_MEMBER_TABLE} bytes to list (names, links), more than an image archive has"),
+                ));
+            }
             if members.insert(name, member).is_some() {
                 return Err(member_error(&shown, "appears twice in the archive"));
             }
@@ -116,9 +159,10 @@ impl Members {
         self.members.contains_key(name)
     }
 
-    /// Member `name`'s bytes.
+    /// Member `name`'s bytes, to be parsed as JSON: at most [`super::limits::MAX_JSON`].
     pub(super) fn bytes(&self, name: &str) -> Result<Vec<u8>, ParentError> {
-        let (path, _) = self.file(name)?;
+        let (path, size) = self.file(name)?;
+        check_json_size(name, size)?;
         Ok(fs::read(&path).map_err(FileError::on("read", &path))?)
     }
 

@@ -7,15 +7,20 @@
 //! layer whose entries could escape a root they are unpacked into (`..`, absolute names,
 //! links pointing out, device nodes, duplicates), whose bytes do not match the digests the
 //! archive claims, or that the manifest names but the archive lacks, is refused with an
-//! error naming the member.
+//! error naming the member. What an import may unpack and hold is bounded ([`limits`]); a
+//! layer the manifest lists several times is imported once; scratch files go however the
+//! import ends ([`scratch`]).
 
 mod check;
 mod choose;
 pub mod export;
+pub mod limits;
 mod members;
 pub mod of_plan;
+pub mod scratch;
 
 pub use check::{check_layer, store_paths_of_tar, LayerFacts};
+pub use limits::Limits;
 
 use crate::compress::decompressed;
 use crate::digest::{Blob, HashingReader};
@@ -24,14 +29,16 @@ use crate::plan::record::{LayerRecord, RecordParts, RecordSink, RECORD_VERSION};
 use crate::plan::{LayerContent, PlannedLayer};
 use crate::progress::Progress;
 use crate::tar::layer::LayerSink;
-use choose::{docker_layers, oci_layers, OciIndex};
+use choose::{docker_layers, oci_layers, LayerToImport, OciIndex};
+use limits::Budget;
 use members::Members;
+use scratch::ScratchDir;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why a parent image cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -122,29 +129,40 @@ impl ParentImage {
 
 /// Imports the image `pick` (`name:tag`; the first image when `None`) of the archive read
 /// from `reader` into `out` (which must not exist): `layers/<i>.tar` and the returned
-/// description. `scratch` is a directory for the archive's members, emptied afterwards.
+/// description. `scratch` is a directory for the archive's members, removed afterwards;
+/// `out` is removed too when the import fails. `limits` bounds what the import unpacks.
 pub fn import(
     reader: impl Read,
     pick: Option<&str>,
     out: &Path,
     scratch: &Path,
+    limits: Limits,
     progress: &Progress,
 ) -> Result<ParentImage, ParentError> {
-    let members = read_members(reader, scratch)?;
-    let image = import_image(&members, pick, 0, out, progress)?;
-    let _ = fs::remove_dir_all(scratch);
+    let _scratch = ScratchDir::new(scratch);
+    let unfinished = ScratchDir::fresh(out);
+    let budget = Budget::new(limits);
+    let members = read_members(reader, scratch, &budget)?;
+    let mut imported = Imported::default();
+    let image = import_image(&members, pick, 0, out, &budget, &mut imported, progress)?;
+    unfinished.keep();
     Ok(image)
 }
 
 /// Imports every image of the archive read from `reader` (`mergeImages`): image `k` into
-/// `out/<k>/`, as [`import`] does for one.
+/// `out/<k>/`, as [`import`] does for one; a layer several images share is imported once,
+/// into the directory of the first.
 pub fn import_all(
     reader: impl Read,
     out: &Path,
     scratch: &Path,
+    limits: Limits,
     progress: &Progress,
 ) -> Result<Vec<ParentImage>, ParentError> {
-    let members = read_members(reader, scratch)?;
+    let _scratch = ScratchDir::new(scratch);
+    let unfinished = ScratchDir::fresh(out);
+    let budget = Budget::new(limits);
+    let members = read_members(reader, scratch, &budget)?;
     let count = if members.has("manifest.json") {
         members.json::<Vec<Value>>("manifest.json")?.len()
     } else if members.has("index.json") {
@@ -153,24 +171,31 @@ pub fn import_all(
         0
     };
     let mut images = Vec::with_capacity(count);
+    let mut imported = Imported::default();
     for k in 0..count.max(1) {
         images.push(import_image(
             &members,
             None,
             k,
             &out.join(k.to_string()),
+            &budget,
+            &mut imported,
             progress,
         )?);
     }
-    let _ = fs::remove_dir_all(scratch);
+    unfinished.keep();
     Ok(images)
 }
 
 /// Reads the (possibly compressed) archive from `reader` into scratch files under `scratch`.
-fn read_members(reader: impl Read, scratch: &Path) -> Result<Members, ParentError> {
+fn read_members(
+    reader: impl Read,
+    scratch: &Path,
+    budget: &Budget,
+) -> Result<Members, ParentError> {
     fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
     let reader = decompressed(reader).map_err(io_err("read", Path::new("the archive")))?;
-    Members::read(reader, scratch)
+    Members::read(reader, scratch, budget)
 }
 
 /// An I/O error doing `what` on `path`.
@@ -179,12 +204,23 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ParentEr
     move |source| FileError::on(what, &path)(source).into()
 }
 
-/// Imports image `pick` (or the `at`th image) of the archive's `members` into `out`.
+/// A layer member imported: its tar, record, the digest of the member itself, and the store
+/// paths it holds.
+type Import = (PathBuf, LayerRecord, Blob, BTreeSet<String>);
+
+/// The layer members imported so far, by scratch file: each is read and stored once, however
+/// many times (and by however many images) it is listed.
+type Imported = HashMap<PathBuf, Import>;
+
+/// Imports image `pick` (or the `at`th image) of the archive's `members` into `out`. A member
+/// the manifest lists several times is read and stored once, and appears at each place.
 fn import_image(
     members: &Members,
     pick: Option<&str>,
     at: usize,
     out: &Path,
+    budget: &Budget,
+    imported: &mut Imported,
     progress: &Progress,
 ) -> Result<ParentImage, ParentError> {
     let (config, to_import, repo_tags) = if members.has("manifest.json") {
@@ -202,6 +238,7 @@ fn import_image(
     fs::create_dir_all(&layer_dir).map_err(io_err("create", &layer_dir))?;
     let mut layers = Vec::with_capacity(to_import.len());
     let mut store_paths = BTreeSet::new();
+    let mut counted = HashSet::new();
     for (i, layer) in to_import.iter().enumerate() {
         let (scratch_file, size) = members.file(&layer.member)?;
         if let Some(blob) = &layer.blob {
@@ -212,36 +249,25 @@ fn import_image(
                 ));
             }
         }
-        let tar_path = layer_dir.join(format!("{i}.tar"));
-        let (record, facts, raw) = import_layer(&scratch_file, &layer.member, &tar_path, progress)?;
-        if let Some(blob) = &layer.blob {
-            if raw.digest != blob.digest {
-                return Err(member_error(
-                    &layer.member,
-                    format!(
-                        "its content hashes to {}, but the manifest says {}",
-                        raw.digest, blob.digest
-                    ),
-                ));
-            }
+        if !imported.contains_key(&scratch_file) {
+            let tar_path = layer_dir.join(format!("{i}.tar"));
+            let (record, facts, raw) =
+                import_layer(&scratch_file, &layer.member, &tar_path, budget, progress)?;
+            let done = (tar_path, record, raw, facts.store_paths);
+            imported.insert(scratch_file.clone(), done);
         }
-        if record.diff_id != layer.diff_id {
-            return Err(member_error(
-                &layer.member,
-                format!(
-                    "the layer hashes to {}, but the config's diff_ids say {}",
-                    record.diff_id, layer.diff_id
-                ),
-            ));
+        let (tar_path, record, raw, paths) = &imported[&scratch_file];
+        if counted.insert(scratch_file.clone()) {
+            store_paths.extend(paths.iter().cloned());
         }
+        check_digests(layer, raw, record)?;
         progress.layer_done();
-        store_paths.extend(facts.store_paths);
         layers.push(PlannedLayer {
             why: "from fromImage".to_owned(),
             content: LayerContent::Tarball {
                 path: tar_path.to_string_lossy().into_owned(),
             },
-            record,
+            record: record.clone(),
         });
     }
     Ok(ParentImage {
@@ -253,12 +279,44 @@ fn import_image(
     })
 }
 
-/// Reads one layer member once: hashes it as stored, decompresses it, checks its entries,
-/// and writes it to `tar_path` while computing its record.
+/// Refuses `layer` when what it hashes to (`raw` as stored, `record` as a tar) is not what
+/// the manifest (OCI) and the config's `diff_ids` claim.
+fn check_digests(
+    layer: &LayerToImport,
+    raw: &Blob,
+    record: &LayerRecord,
+) -> Result<(), ParentError> {
+    if let Some(blob) = &layer.blob {
+        if raw.digest != blob.digest {
+            return Err(member_error(
+                &layer.member,
+                format!(
+                    "its content hashes to {}, but the manifest says {}",
+                    raw.digest, blob.digest
+                ),
+            ));
+        }
+    }
+    if record.diff_id != layer.diff_id {
+        return Err(member_error(
+            &layer.member,
+            format!(
+                "the layer hashes to {}, but the config's diff_ids say {}",
+                record.diff_id, layer.diff_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads one layer member once: hashes it as stored, decompresses it (the bytes counted
+/// against `budget`), checks its entries, and writes it to `tar_path` while computing its
+/// record.
 fn import_layer(
     scratch_file: &Path,
     member: &str,
     tar_path: &Path,
+    budget: &Budget,
     progress: &Progress,
 ) -> Result<(LayerRecord, LayerFacts, Blob), ParentError> {
     let file = File::open(scratch_file).map_err(io_err("open", scratch_file))?;
@@ -270,7 +328,7 @@ fn import_layer(
         let layer = decompressed(&mut raw)
             .map_err(|e| member_error(member, format!("cannot read it: {e}")))?;
         let tee = Tee {
-            inner: layer,
+            inner: budget.reader(layer),
             sink: &mut sink,
         };
         let (_, facts) = check_layer(tee, member)?;

@@ -123,7 +123,10 @@ impl Closure {
                     let mut all = Vec::new();
                     for name in names.keys() {
                         let items = map.get(name).and_then(Value::as_array).ok_or_else(|| {
-                            format!("graph `{name}` named by `exportReferencesGraph` is missing")
+                            format!(
+                                "graph `{}` named by `exportReferencesGraph` is missing",
+                                name.escape_debug()
+                            )
                         })?;
                         all.extend(parse_array(items, name)?.entries);
                     }
@@ -157,16 +160,22 @@ fn parse_entry(item: &Value, at: &str) -> Result<ClosureEntry, String> {
     ClosureEntry::deserialize(item).map_err(|e| format!("entry {at}: {e}"))
 }
 
+/// Refuses entries and references outside the store; paths in messages are escaped, so a
+/// message stays one line whatever the file holds.
 fn check_paths(closure: Closure) -> Result<Closure, String> {
     for e in &closure.entries {
         if !is_store_path(&e.path) {
-            return Err(format!("`{}` is not a path in /nix/store", e.path));
+            return Err(format!(
+                "`{}` is not a path in /nix/store",
+                e.path.escape_debug()
+            ));
         }
         for r in &e.references {
             if !is_store_path(r) {
                 return Err(format!(
-                    "`{}` has a reference `{r}` that is not a path in /nix/store",
-                    e.path
+                    "`{}` has a reference `{}` that is not a path in /nix/store",
+                    e.path.escape_debug(),
+                    r.escape_debug()
                 ));
             }
         }
@@ -227,5 +236,16 @@ mod tests {
         assert!(err.contains("/etc/passwd"), "{err}");
         let err = Closure::from_json(&json!("x")).unwrap_err();
         assert!(err.contains("expected"), "{err}");
+    }
+
+    #[test]
+    fn errors_stay_one_line_whatever_the_paths_hold() {
+        // The closure fuzz target's find: a newline in a reference broke the one-line error.
+        let err = Closure::from_json(&json!([{"path": A, "references": ["/x\ny"]}])).unwrap_err();
+        assert!(err.contains(r"`/x\ny`") && !err.contains('\n'), "{err}");
+        let err = Closure::from_json(&json!([{"path": "/x\ny"}])).unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        let err = Closure::from_json(&json!({"exportReferencesGraph": {"a\nb": []}})).unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
     }
 }

@@ -289,8 +289,26 @@ fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 #[error("bad numeric field {0:?}")]
 pub struct BadNumber(pub String);
 
-/// A header block as read: its fields by name, numbers decoded (octal, or base-256 when the
-/// top bit is set, as GNU writes large values).
+/// Most bytes of data a PAX header or GNU long name may have: Go's archive/tar, which docker
+/// and podman read images with, refuses more (`maxSpecialFileSize`, 1 MiB), so no image they
+/// load has a larger one, and a reader holds at most this much of one in memory.
+pub const MAX_EXTENSION: u64 = 1 << 20;
+
+/// The header formats Go's archive/tar tells apart, which decide where a name's prefix is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// No magic: name, link and numbers only.
+    V7,
+    /// `ustar\0` (POSIX ustar and PAX): a 155-byte prefix.
+    Ustar,
+    /// `ustar \0` (old GNU): no prefix, but access and change times there.
+    Gnu,
+    /// `ustar\0` with the `tar\0` trailer (star): a 131-byte prefix, then times.
+    Star,
+}
+
+/// A header block as read: its fields by name, numbers decoded as Go's archive/tar decodes
+/// them (octal, or base-256 when the top bit is set, as GNU writes large values).
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderBlock<'a>(pub &'a [u8]);
 
@@ -300,28 +318,81 @@ impl HeaderBlock<'_> {
         self.0.iter().all(|&b| b == 0)
     }
 
+    /// Whether the checksum field matches the block, as Go checks it: the unsigned or the
+    /// signed sum of its bytes, the checksum field counted as spaces.
+    pub fn checksum_ok(&self) -> bool {
+        // Go reads the checksum as octal only.
+        let Ok(claimed) = number(&self.0[field::CHECKSUM]) else {
+            return false;
+        };
+        if self.0[field::CHECKSUM.start] & 0x80 != 0 {
+            return false;
+        }
+        let (mut unsigned, mut signed) = (0i64, 0i64);
+        for (i, &b) in self.0.iter().enumerate() {
+            let b = if field::CHECKSUM.contains(&i) {
+                b' '
+            } else {
+                b
+            };
+            unsigned += i64::from(b);
+            signed += i64::from(b as i8);
+        }
+        let claimed = i64::try_from(claimed).unwrap_or(-1);
+        claimed == unsigned || claimed == signed
+    }
+
     /// The entry type byte.
     pub fn typeflag(&self) -> u8 {
         self.0[field::TYPEFLAG]
     }
 
+    /// The format, from the magic, version and star trailer (Go's `getFormat`).
+    pub fn format(&self) -> Format {
+        let magic = &self.0[field::MAGIC];
+        if magic == b"ustar\0" {
+            if &self.0[STAR_TRAILER] == b"tar\0" {
+                Format::Star
+            } else {
+                Format::Ustar
+            }
+        } else if magic == b"ustar " && &self.0[field::VERSION] == b" \0" {
+            Format::Gnu
+        } else {
+            Format::V7
+        }
+    }
+
     /// Whether the magic says POSIX ustar (`ustar\0`).
     pub fn is_ustar(&self) -> bool {
-        &self.0[field::MAGIC] == b"ustar\0"
+        matches!(self.format(), Format::Ustar | Format::Star)
     }
 
-    /// Whether the magic says ustar or GNU (`ustar `), which carry device numbers.
+    /// Whether the format carries owner names and device numbers (all but V7).
     pub fn has_device_numbers(&self) -> bool {
-        self.is_ustar() || &self.0[field::MAGIC] == b"ustar "
+        self.format() != Format::V7
     }
 
-    /// The name, joined to the ustar prefix when there is one.
+    /// The name, joined to the prefix where Go reads one: ustar's 155 bytes, star's 131, and
+    /// for GNU headers whose time fields do not parse (written by Go before 1.8), the ustar
+    /// prefix when it is ASCII.
     pub fn name(&self) -> Vec<u8> {
         let name = text(&self.0[field::NAME]);
-        let prefix = if self.is_ustar() {
-            text(&self.0[field::PREFIX])
-        } else {
-            &[]
+        let prefix = match self.format() {
+            Format::V7 => &[][..],
+            Format::Ustar => text(&self.0[field::PREFIX]),
+            Format::Star => text(&self.0[STAR_PREFIX]),
+            Format::Gnu => {
+                let bad = |at: std::ops::Range<usize>| {
+                    self.0[at.start] != 0 && numeric(&self.0[at]).is_err()
+                };
+                let prefix = text(&self.0[field::PREFIX]);
+                if (bad(GNU_ATIME) || bad(GNU_CTIME)) && prefix.is_ascii() {
+                    prefix
+                } else {
+                    &[]
+                }
+            }
         };
         if prefix.is_empty() {
             name.to_vec()
@@ -335,71 +406,161 @@ impl HeaderBlock<'_> {
         text(&self.0[field::LINKNAME]).to_vec()
     }
 
-    /// The size field.
+    /// The size field (never negative).
     pub fn size(&self) -> Result<u64, BadNumber> {
         number(&self.0[field::SIZE])
     }
 
     /// The mode field.
-    pub fn mode(&self) -> Result<u64, BadNumber> {
-        number(&self.0[field::MODE])
+    pub fn mode(&self) -> Result<i64, BadNumber> {
+        numeric(&self.0[field::MODE])
     }
 
     /// The uid field.
-    pub fn uid(&self) -> Result<u64, BadNumber> {
-        number(&self.0[field::UID])
+    pub fn uid(&self) -> Result<i64, BadNumber> {
+        numeric(&self.0[field::UID])
     }
 
     /// The gid field.
-    pub fn gid(&self) -> Result<u64, BadNumber> {
-        number(&self.0[field::GID])
+    pub fn gid(&self) -> Result<i64, BadNumber> {
+        numeric(&self.0[field::GID])
     }
 
     /// The mtime field.
-    pub fn mtime(&self) -> Result<u64, BadNumber> {
-        number(&self.0[field::MTIME])
+    pub fn mtime(&self) -> Result<i64, BadNumber> {
+        numeric(&self.0[field::MTIME])
     }
 
     /// The device numbers, (0, 0) for formats without them.
-    pub fn device(&self) -> Result<(u64, u64), BadNumber> {
+    pub fn device(&self) -> Result<(i64, i64), BadNumber> {
         if !self.has_device_numbers() {
             return Ok((0, 0));
         }
         Ok((
-            number(&self.0[field::DEVMAJOR])?,
-            number(&self.0[field::DEVMINOR])?,
+            numeric(&self.0[field::DEVMAJOR])?,
+            numeric(&self.0[field::DEVMINOR])?,
         ))
     }
+
+    /// Checks every numeric field Go's archive/tar parses before it hands an entry over
+    /// (it refuses the header when one does not parse).
+    pub fn check_numbers(&self) -> Result<(), BadNumber> {
+        self.size()?;
+        self.mode()?;
+        self.uid()?;
+        self.gid()?;
+        self.mtime()?;
+        self.device()?;
+        if self.format() == Format::Star {
+            numeric(&self.0[STAR_ATIME])?;
+            numeric(&self.0[STAR_CTIME])?;
+        }
+        Ok(())
+    }
 }
+
+/// Where star keeps its prefix, times and trailer (Go's `headerSTAR`).
+const STAR_PREFIX: std::ops::Range<usize> = 345..476;
+const STAR_ATIME: std::ops::Range<usize> = 476..488;
+const STAR_CTIME: std::ops::Range<usize> = 488..500;
+const STAR_TRAILER: std::ops::Range<usize> = 508..512;
+/// Where old GNU headers keep access and change times (Go's `headerGNU`).
+const GNU_ATIME: std::ops::Range<usize> = 345..357;
+const GNU_CTIME: std::ops::Range<usize> = 357..369;
 
 /// A field's text: up to its first NUL.
 fn text(field: &[u8]) -> &[u8] {
     &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())]
 }
 
-/// A numeric field: octal text, or base-256 when the top bit is set.
+/// A numeric field that cannot be negative (a size, a checksum).
 pub fn number(field: &[u8]) -> Result<u64, BadNumber> {
+    let n = numeric(field)?;
+    u64::try_from(n).map_err(|_| BadNumber(format!("negative value {n}")))
+}
+
+/// A numeric field as Go's archive/tar reads it (`parseNumeric`): base-256 two's complement
+/// when the top bit is set; otherwise octal, NULs and spaces trimmed at both ends and the text
+/// cut at its first NUL, every other byte an octal digit.
+pub fn numeric(field: &[u8]) -> Result<i64, BadNumber> {
+    let overflow = || BadNumber("a numeric field overflows".into());
     if field.first().is_some_and(|b| b & 0x80 != 0) {
-        let mut n: u64 = u64::from(field[0] & 0x7f);
-        for &b in &field[1..] {
-            n = n
-                .checked_mul(256)
-                .and_then(|n| n.checked_add(u64::from(b)))
-                .ok_or_else(|| BadNumber("a numeric field overflows".into()))?;
+        let invert = if field[0] & 0x40 != 0 { 0xff } else { 0 };
+        let mut n: u64 = 0;
+        for (i, &b) in field.iter().enumerate() {
+            let b = if i == 0 {
+                (b ^ invert) & 0x7f
+            } else {
+                b ^ invert
+            };
+            if n >> 56 != 0 {
+                return Err(overflow());
+            }
+            n = n << 8 | u64::from(b);
         }
-        return Ok(n);
+        let n = i64::try_from(n).map_err(|_| overflow())?;
+        return Ok(if invert == 0xff { !n } else { n });
     }
-    let digits: Vec<u8> = field
-        .iter()
-        .copied()
-        .take_while(|&b| b != 0)
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    if digits.is_empty() {
+    let pad = |b: &u8| *b == b' ' || *b == 0;
+    let Some(start) = field.iter().position(|b| !pad(b)) else {
         return Ok(0);
+    };
+    let end = field.iter().rposition(|b| !pad(b)).map_or(start, |e| e + 1);
+    let digits = text(&field[start..end]);
+    let bad = || BadNumber(String::from_utf8_lossy(field).into_owned());
+    if !digits.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        return Err(bad());
     }
-    u64::from_str_radix(std::str::from_utf8(&digits).unwrap_or("x"), 8)
-        .map_err(|_| BadNumber(String::from_utf8_lossy(field).into_owned()))
+    let n = digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(8)?.checked_add(u64::from(d - b'0'))
+    });
+    i64::try_from(n.ok_or_else(overflow)?).map_err(|_| overflow())
+}
+
+/// A PAX record: key and value.
+pub type PaxRecord = (Vec<u8>, Vec<u8>);
+
+/// The records of a PAX header, in order, parsed as Go's archive/tar parses them
+/// (`parsePAXRecord`): `"<len> <key>=<value>\n"` where `<len>` counts the whole record; a
+/// malformed record, an empty key, or a NUL in a key (or in a `path`, `linkpath`, `uname` or
+/// `gname` value) makes the whole header malformed.
+pub fn parse_pax(all: &[u8]) -> Result<Vec<PaxRecord>, String> {
+    let mut out = Vec::new();
+    let mut data = all;
+    while !data.is_empty() {
+        let at = all.len() - data.len();
+        let bad = |why: &str| format!("malformed PAX record at byte {at}: {why}");
+        let space = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| bad("no length"))?;
+        let len: usize = std::str::from_utf8(&data[..space])
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| bad("its length is not a number"))?;
+        if len < 5 || len > data.len() || len <= space + 1 {
+            return Err(bad("its length is out of range"));
+        }
+        if data[len - 1] != b'\n' {
+            return Err(bad("it does not end in a newline"));
+        }
+        let record = &data[space + 1..len - 1];
+        let eq = record
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| bad("no `=`"))?;
+        let (key, value) = (&record[..eq], &record[eq + 1..]);
+        let nul_in = match key {
+            b"path" | b"linkpath" | b"uname" | b"gname" => value,
+            _ => key,
+        };
+        if key.is_empty() || nul_in.contains(&0) {
+            return Err(bad("an empty key or a NUL byte"));
+        }
+        out.push((key.to_vec(), value.to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -26,9 +26,44 @@ impl RefusedEntry {
     }
 }
 
+/// Longest name or link target accepted in a tar strata reads: Linux's `PATH_MAX`. Docker and
+/// podman unpack an entry at its path under the layer's root, so a longer one cannot be
+/// unpacked anyway, and a reader holds no more of a name.
+pub const MAX_NAME: usize = 4096;
+
+/// Refuses a name or link target longer than [`MAX_NAME`].
+pub fn check_length(raw: &[u8]) -> Result<(), String> {
+    if raw.len() > MAX_NAME {
+        return Err(format!(
+            "a name of {} bytes, longer than the {MAX_NAME} Linux paths take",
+            raw.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Longest part of a name an error message quotes.
+const SHOWN: usize = 200;
+
+/// A name as error messages quote it: lossy UTF-8, and for a name longer than 200 bytes its
+/// start, `…` and its length, so that an error stays readable whatever the name.
+pub fn shown(raw: &[u8]) -> String {
+    if raw.len() <= SHOWN {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    let start = String::from_utf8_lossy(&raw[..SHOWN]);
+    format!(
+        "{}… ({} bytes)",
+        start.trim_end_matches('\u{fffd}'),
+        raw.len()
+    )
+}
+
 /// Normalises a member or entry name: leading `./` and `/`-runs and a trailing `/` go, `.`
-/// components go. The root itself gives `""`. Absolute names and `..` components are refused.
+/// components go. The root itself gives `""`. Absolute names, `..` components and names
+/// longer than [`MAX_NAME`] are refused.
 pub fn clean_name(raw: &[u8]) -> Result<String, String> {
+    check_length(raw)?;
     let text = std::str::from_utf8(raw).map_err(|_| "the name is not UTF-8".to_owned())?;
     if text.starts_with('/') {
         return Err("absolute name".to_owned());

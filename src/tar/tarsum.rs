@@ -5,7 +5,7 @@
 //! Version0, xattrs only in Version1) and the file's content; the archive's sum is the sha256
 //! of the sorted per-entry hex digests. Dev is Version1 under another label.
 
-use crate::tar::header::{BadNumber, HeaderBlock};
+use crate::tar::header::{parse_pax, BadNumber, HeaderBlock, MAX_EXTENSION};
 use sha2::{Digest as _, Sha256};
 
 /// The tarsums of one tar stream.
@@ -141,8 +141,10 @@ impl TarsumHasher {
                         bytes = &bytes[skip..];
                         if *pad == 0 {
                             let kind = *kind;
-                            self.extension_done(kind);
                             self.state = State::Header;
+                            if let Err(e) = self.extension_done(kind) {
+                                self.error = Some(e);
+                            }
                         }
                     }
                 }
@@ -168,6 +170,12 @@ impl TarsumHasher {
                 }
             }
         }
+    }
+
+    /// Whether the stream is already known not to be a tar tarsum reads (more bytes change
+    /// nothing: a reader can stop).
+    pub fn has_failed(&self) -> bool {
+        self.error.is_some()
     }
 
     /// The sums of everything given so far (a stream that ended early counts what it had).
@@ -202,9 +210,19 @@ impl TarsumHasher {
             self.state = State::Done;
             return Ok(());
         }
+        if !block.checksum_ok() {
+            return Err(TarsumError("a header's checksum does not match".into()));
+        }
         let size = block.size()?;
         let pad = (512 - size % 512) % 512;
         let kind = block.typeflag();
+        if matches!(kind, b'x' | b'L' | b'K') && size > MAX_EXTENSION {
+            // Refused from the header, as Docker's Go reader refuses it, before any of the
+            // data is held.
+            return Err(TarsumError(format!(
+                "an extension header of {size} bytes, more than the {MAX_EXTENSION} Go's archive/tar reads"
+            )));
+        }
         if matches!(kind, b'x' | b'L' | b'K') {
             self.extension.clear();
             self.state = State::Extension {
@@ -213,8 +231,8 @@ impl TarsumHasher {
                 pad,
             };
             if size == 0 {
-                self.extension_done(kind);
                 self.state = State::Header;
+                self.extension_done(kind)?;
             }
             return Ok(());
         }
@@ -260,7 +278,6 @@ impl TarsumHasher {
                 .map(|(_, v)| v.clone())
         };
         let pax_number = |key: &[u8]| record(key).and_then(|v| pax_integer(&v));
-        let signed = |n: u64| n as i64;
         let mut name = self.long_name.take().unwrap_or_else(|| block.name());
         if let Some(path) = record(b"path") {
             name = path;
@@ -284,15 +301,15 @@ impl TarsumHasher {
         xattrs.dedup_by(|a, b| a.0 == b.0);
         Ok(Entry {
             name,
-            mode: signed(block.mode()?),
-            uid: pax_number(b"uid").map_or_else(|| block.uid().map(signed), Ok)?,
-            gid: pax_number(b"gid").map_or_else(|| block.gid().map(signed), Ok)?,
+            mode: block.mode()?,
+            uid: pax_number(b"uid").map_or_else(|| block.uid(), Ok)?,
+            gid: pax_number(b"gid").map_or_else(|| block.gid(), Ok)?,
             size: pax_number(b"size").map_or(size, |s| s as u64),
-            mtime: pax_number(b"mtime").map_or_else(|| block.mtime().map(signed), Ok)?,
+            mtime: pax_number(b"mtime").map_or_else(|| block.mtime(), Ok)?,
             kind,
             link,
-            major: signed(major),
-            minor: signed(minor),
+            major,
+            minor,
             xattrs,
         })
     }
@@ -343,37 +360,16 @@ impl TarsumHasher {
         }
     }
 
-    fn extension_done(&mut self, kind: u8) {
+    fn extension_done(&mut self, kind: u8) -> Result<(), TarsumError> {
         let data = std::mem::take(&mut self.extension);
         let cut = |d: &[u8]| d[..d.iter().position(|&b| b == 0).unwrap_or(d.len())].to_vec();
         match kind {
             b'L' => self.long_name = Some(cut(&data)),
             b'K' => self.long_link = Some(cut(&data)),
-            _ => self.pax.extend(pax_records(&data)),
+            _ => self.pax.extend(parse_pax(&data).map_err(TarsumError)?),
         }
+        Ok(())
     }
-}
-
-/// `"<len> <key>=<value>\n"` records.
-fn pax_records(mut data: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = Vec::new();
-    while let Some(space) = data.iter().position(|&b| b == b' ') {
-        let Some(len) = std::str::from_utf8(&data[..space])
-            .ok()
-            .and_then(|l| l.parse::<usize>().ok())
-        else {
-            break;
-        };
-        if len <= space + 1 || len > data.len() {
-            break;
-        }
-        let record = &data[space + 1..len - 1];
-        if let Some(eq) = record.iter().position(|&b| b == b'=') {
-            out.push((record[..eq].to_vec(), record[eq + 1..].to_vec()));
-        }
-        data = &data[len..];
-    }
-    out
 }
 
 /// A PAX numeric record as Go reads it: an integer, or a decimal whose fraction is dropped
@@ -447,6 +443,48 @@ mod tests {
             assert_eq!(s.v0, format!("tarsum+sha256:{empty}"));
             assert_eq!(s.v1, format!("tarsum.v1+sha256:{empty}"));
         }
+    }
+
+    #[test]
+    fn huge_extension_headers_are_refused_before_their_data() {
+        // A 1 GiB PAX header (or GNU long name): refused from its header block, as Go's
+        // reader refuses it, instead of buffering the gigabyte that follows.
+        for flag in [b'x', b'L', b'K'] {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(1 << 30);
+            header.set_entry_type(tar::EntryType::new(flag));
+            header.set_cksum();
+            let mut h = TarsumHasher::new();
+            h.update(header.as_bytes());
+            assert!(h.has_failed());
+            h.update(&[b'a'; 4096]);
+            assert!(h.extension.is_empty());
+            let err = h.finish().unwrap_err().to_string();
+            assert!(
+                err.contains("1073741824 bytes") && err.contains("1048576"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_pax_records_and_checksums_are_errors() {
+        let mut tar = single_file();
+        tar[0] ^= 1;
+        let mut h = TarsumHasher::new();
+        h.update(&tar);
+        assert!(h.finish().unwrap_err().to_string().contains("checksum"));
+
+        let mut header = tar::Header::new_ustar();
+        header.set_size(8);
+        header.set_entry_type(tar::EntryType::XHeader);
+        header.set_cksum();
+        let mut h = TarsumHasher::new();
+        h.update(header.as_bytes());
+        let mut data = b"9 path=p".to_vec();
+        data.resize(512, 0);
+        h.update(&data);
+        assert!(h.finish().unwrap_err().to_string().contains("PAX"));
     }
 
     #[test]

@@ -1,0 +1,645 @@
+//! Reading a tar strata does not trust (a parent image and its layers) entry by entry, as
+//! Go's archive/tar reads it: docker and podman unpack with that reader, so the names, types
+//! and sizes strata checks are the ones they unpack. Headers are checked (checksum, numeric
+//! fields); PAX records and GNU long names apply as Go applies them; data follows only the
+//! types Go reads data for. An extension header larger than Go reads ([`MAX_EXTENSION`]) is
+//! refused from its header, before its data is read, so a header declaring gigabytes costs
+//! nothing.
+
+use crate::tar::header::{padding, parse_pax, HeaderBlock, BLOCK, MAX_EXTENSION};
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+/// Why a tar could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TarReadError {
+    /// The stream failed, or ended inside a header or an entry.
+    #[error("{0}")]
+    Io(#[source] io::Error),
+    /// A header Go's archive/tar refuses, or one readers disagree on.
+    #[error("the header at byte {offset}: {reason}")]
+    Header {
+        /// Where the header starts.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An extension header whose data is larger than readers hold.
+    #[error("a {what} of {size} bytes at byte {offset}, more than the {MAX_EXTENSION} bytes Go's archive/tar (docker's and podman's reader) takes")]
+    TooLarge {
+        /// The extension header's own name (`././@LongLink`, `././@PaxHeader`, ...).
+        header_name: String,
+        /// What it is (`GNU long name`, `PAX header`, ...).
+        what: &'static str,
+        /// The size its header declares.
+        size: u64,
+        /// Where the header starts.
+        offset: u64,
+    },
+}
+
+/// One entry, as Go's archive/tar hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarEntry {
+    /// Where its first header starts (the first extension header's, when it has some).
+    pub offset: u64,
+    /// The name it is unpacked at: the GNU long name, else the PAX `path`, else the header's
+    /// (with its prefix).
+    pub name: Vec<u8>,
+    /// The link target: the GNU long link, else the PAX `linkpath`, else the header's.
+    pub link: Vec<u8>,
+    /// The type flag; `\0` is read as Go reads it: `5` for a name ending in `/`, else `0`.
+    pub typeflag: u8,
+    /// Bytes of data that follow: the declared size, or 0 for the types Go reads no data for
+    /// (hard and symbolic links, devices, directories, fifos).
+    pub size: u64,
+    /// The size the headers declare (the PAX `size` when given), data or not.
+    pub declared_size: u64,
+    /// The PAX records that apply to it, the last of a key winning (for a global header
+    /// `g`, its own records).
+    pub pax: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// Whether Go reads no data after a header of type `typeflag`, whatever its size says.
+pub fn is_header_only(typeflag: u8) -> bool {
+    matches!(typeflag, b'1'..=b'6')
+}
+
+/// Why readers could unpack `entry` differently, when they could: strata refuses these
+/// rather than check one reading while docker unpacks another.
+/// - Sparse files: Go unpacks a PAX sparse file under `GNU.sparse.name`, not the name its
+///   headers give (`GNUSparseFile.0/...`), and old GNU sparse entries (`S`) carry a map.
+/// - A header-only type (link, directory, device, fifo) whose size is not 0: Go reads the
+///   next header right after it, other readers skip that many bytes as its data.
+pub fn ambiguity(entry: &TarEntry) -> Option<String> {
+    if entry.typeflag == b'g' {
+        return None;
+    }
+    if entry.typeflag == b'S' {
+        return Some("an old GNU sparse file (type `S`), which strata does not read".into());
+    }
+    if let Some(key) = entry.pax.keys().find(|k| k.starts_with(b"GNU.sparse.")) {
+        return Some(format!(
+            "a GNU sparse file (PAX record `{}`), which strata does not read: docker would unpack it under another name than its header's",
+            ascii(key)
+        ));
+    }
+    if is_header_only(entry.typeflag) && entry.declared_size != 0 {
+        return Some(format!(
+            "a `{}` entry whose header declares {} bytes of data: tar readers disagree on whether data follows it",
+            ascii(&[entry.typeflag]),
+            entry.declared_size
+        ));
+    }
+    None
+}
+
+/// Reads the entries of a tar stream; [`TarReader::data`] reads the current entry's data.
+#[derive(Debug)]
+pub struct TarReader<R> {
+    inner: R,
+    offset: u64,
+    left: u64,
+    pad: u64,
+    ended: bool,
+}
+
+impl<R: Read> TarReader<R> {
+    /// A reader at the start of a tar stream.
+    pub fn new(inner: R) -> TarReader<R> {
+        TarReader {
+            inner,
+            offset: 0,
+            left: 0,
+            pad: 0,
+            ended: false,
+        }
+    }
+
+    /// The next entry, after skipping what is left of the current one's data; `None` after
+    /// the end-of-archive blocks (or at the end of the stream between entries, as Go allows).
+    pub fn next_entry(&mut self) -> Result<Option<TarEntry>, TarReadError> {
+        if self.ended {
+            return Ok(None);
+        }
+        self.skip(self.left + self.pad)?;
+        (self.left, self.pad) = (0, 0);
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut long_link: Option<Vec<u8>> = None;
+        let mut pax: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut first = None;
+        loop {
+            let at = self.offset;
+            let Some(block) = self.read_header()? else {
+                self.ended = true;
+                return match first {
+                    None => Ok(None),
+                    Some(offset) => Err(TarReadError::Header {
+                        offset,
+                        reason: "extension headers with no entry after them".into(),
+                    }),
+                };
+            };
+            let start = *first.get_or_insert(at);
+            let h = HeaderBlock(&block);
+            let header_err = |reason: String| TarReadError::Header { offset: at, reason };
+            if !h.checksum_ok() {
+                return Err(header_err("its checksum does not match".into()));
+            }
+            h.check_numbers().map_err(|e| header_err(e.to_string()))?;
+            let size = h.size().map_err(|e| header_err(e.to_string()))?;
+            let typeflag = h.typeflag();
+            let what = match typeflag {
+                b'L' => "GNU long name",
+                b'K' => "GNU long link name",
+                b'x' => "PAX header",
+                b'g' => "PAX global header",
+                _ => "",
+            };
+            if !what.is_empty() {
+                if size > MAX_EXTENSION {
+                    return Err(TarReadError::TooLarge {
+                        header_name: String::from_utf8_lossy(&h.name()).into_owned(),
+                        what,
+                        size,
+                        offset: at,
+                    });
+                }
+                let data = self.read_extension(size)?;
+                let cut =
+                    || data[..data.iter().position(|&b| b == 0).unwrap_or(data.len())].to_vec();
+                match typeflag {
+                    b'L' => long_name = Some(cut()),
+                    b'K' => long_link = Some(cut()),
+                    _ => {
+                        // A later header replaces an earlier one, as in Go.
+                        pax = parse_pax(&data).map_err(header_err)?.into_iter().collect();
+                        if typeflag == b'g' {
+                            // Go hands a global header over as an entry of its own; what came
+                            // before it applies to nothing.
+                            let name = non_empty(&pax, b"path").unwrap_or_else(|| h.name());
+                            return Ok(Some(TarEntry {
+                                offset: at,
+                                name,
+                                link: Vec::new(),
+                                typeflag,
+                                size: 0,
+                                declared_size: size,
+                                pax,
+                            }));
+                        }
+                    }
+                }
+                continue;
+            }
+            let entry = self.entry(h, start, size, pax, long_name, long_link)?;
+            (self.left, self.pad) = (entry.size, padding(entry.size) as u64);
+            return Ok(Some(entry));
+        }
+    }
+
+    /// The entry header `h` describes, with the extensions read before it (Go's `mergePAX`,
+    /// then the GNU long names, which win).
+    fn entry(
+        &self,
+        h: HeaderBlock<'_>,
+        offset: u64,
+        size: u64,
+        pax: BTreeMap<Vec<u8>, Vec<u8>>,
+        long_name: Option<Vec<u8>>,
+        long_link: Option<Vec<u8>>,
+    ) -> Result<TarEntry, TarReadError> {
+        let bad = |reason: String| TarReadError::Header { offset, reason };
+        let name = long_name
+            .filter(|n| !n.is_empty())
+            .or_else(|| non_empty(&pax, b"path"))
+            .unwrap_or_else(|| h.name());
+        let link = long_link
+            .filter(|n| !n.is_empty())
+            .or_else(|| non_empty(&pax, b"linkpath"))
+            .unwrap_or_else(|| h.link());
+        // Go refuses the header when one of these does not parse.
+        for key in [&b"uid"[..], b"gid", b"mtime", b"atime", b"ctime"] {
+            if let Some(v) = non_empty(&pax, key) {
+                let ok = match key {
+                    b"uid" | b"gid" => pax_integer(&v).is_some(),
+                    _ => pax_time_ok(&v),
+                };
+                if !ok {
+                    return Err(bad(format!("bad PAX `{}` {:?}", ascii(key), ascii(&v))));
+                }
+            }
+        }
+        let declared_size = match non_empty(&pax, b"size") {
+            None => size,
+            Some(v) => pax_integer(&v)
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| bad(format!("bad PAX `size` {:?}", ascii(&v))))?,
+        };
+        let typeflag = match h.typeflag() {
+            0 if name.ends_with(b"/") => b'5',
+            0 => b'0',
+            t => t,
+        };
+        Ok(TarEntry {
+            offset,
+            name,
+            link,
+            typeflag,
+            size: if is_header_only(typeflag) {
+                0
+            } else {
+                declared_size
+            },
+            declared_size,
+            pax,
+        })
+    }
+
+    /// The current entry's data (what [`TarEntry::size`] says; nothing after a header-only
+    /// entry).
+    pub fn data(&mut self) -> EntryData<'_, R> {
+        EntryData { tar: self }
+    }
+
+    /// The stream, after the end of the archive (what follows the end-of-archive blocks).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// One header block; `None` at the end of the archive (two zero blocks, or the end of
+    /// the stream where a header would start, as Go reads it).
+    fn read_header(&mut self) -> Result<Option<[u8; BLOCK]>, TarReadError> {
+        let mut block = [0u8; BLOCK];
+        if !self.read_block(&mut block)? {
+            return Ok(None);
+        }
+        if HeaderBlock(&block).is_zero() {
+            let at = self.offset;
+            if !self.read_block(&mut block)? || HeaderBlock(&block).is_zero() {
+                return Ok(None);
+            }
+            // Go refuses this; other readers stop at the first zero block and never see the
+            // rest.
+            return Err(TarReadError::Header {
+                offset: at,
+                reason: "a header after a zero block (readers disagree on where the archive ends)"
+                    .into(),
+            });
+        }
+        Ok(Some(block))
+    }
+
+    /// Fills `block`: false when the stream ends before its first byte.
+    fn read_block(&mut self, block: &mut [u8; BLOCK]) -> Result<bool, TarReadError> {
+        let mut got = 0;
+        while got < BLOCK {
+            match self.inner.read(&mut block[got..]) {
+                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) => return Err(ended("a header")),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(TarReadError::Io(e)),
+            }
+        }
+        self.offset += BLOCK as u64;
+        Ok(true)
+    }
+
+    /// The data of an extension header of `size` bytes (at most [`MAX_EXTENSION`]), and
+    /// its padding.
+    fn read_extension(&mut self, size: u64) -> Result<Vec<u8>, TarReadError> {
+        let mut data = Vec::with_capacity(size as usize);
+        let got = (&mut self.inner)
+            .take(size)
+            .read_to_end(&mut data)
+            .map_err(TarReadError::Io)?;
+        self.offset += got as u64;
+        if (got as u64) < size {
+            return Err(ended("an extension header"));
+        }
+        self.skip(padding(size) as u64)?;
+        Ok(data)
+    }
+
+    /// Reads and drops `n` bytes.
+    fn skip(&mut self, n: u64) -> Result<(), TarReadError> {
+        let got =
+            io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(TarReadError::Io)?;
+        self.offset += got;
+        if got < n {
+            return Err(ended("an entry"));
+        }
+        Ok(())
+    }
+}
+
+/// The data of the current entry of a [`TarReader`]; ends with an error when the stream
+/// ends first.
+#[derive(Debug)]
+pub struct EntryData<'t, R> {
+    tar: &'t mut TarReader<R>,
+}
+
+impl<R: Read> Read for EntryData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let tar = &mut *self.tar;
+        if tar.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(tar.left).unwrap_or(usize::MAX));
+        let n = tar.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends inside an entry",
+            ));
+        }
+        tar.left -= n as u64;
+        tar.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// The stream ended inside `what`.
+fn ended(what: &str) -> TarReadError {
+    TarReadError::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the archive ends inside {what}"),
+    ))
+}
+
+/// A PAX record's value when it is there and not empty (an empty one keeps the header's
+/// value, as in Go).
+fn non_empty(pax: &BTreeMap<Vec<u8>, Vec<u8>>, key: &[u8]) -> Option<Vec<u8>> {
+    pax.get(key).filter(|v| !v.is_empty()).cloned()
+}
+
+/// A PAX integer record as Go's `strconv.ParseInt(v, 10, 64)` reads it.
+fn pax_integer(value: &[u8]) -> Option<i64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Whether a PAX time record parses as Go's `parsePAXTime` parses it: an integer, then
+/// optionally `.` and digits.
+fn pax_time_ok(value: &[u8]) -> bool {
+    let (secs, fraction) = match value.iter().position(|&b| b == b'.') {
+        Some(dot) => (&value[..dot], &value[dot + 1..]),
+        None => (value, &b""[..]),
+    };
+    pax_integer(secs).is_some() && fraction.iter().all(u8::is_ascii_digit)
+}
+
+fn ascii(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).escape_debug().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header block with `name`, `typeflag`, a size field of `size` and `link`; `magic`
+    /// picks ustar or GNU.
+    fn block(name: &[u8], typeflag: u8, size: u64, link: &[u8], gnu: bool) -> Vec<u8> {
+        let mut h = vec![0u8; BLOCK];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[136..148].copy_from_slice(b"00000000001\0");
+        h[156] = typeflag;
+        h[157..157 + link.len()].copy_from_slice(link);
+        h[257..265].copy_from_slice(if gnu { b"ustar  \0" } else { b"ustar\x0000" });
+        sign(&mut h);
+        h
+    }
+
+    fn sign(h: &mut [u8]) {
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    }
+
+    /// `data` padded to a block boundary.
+    fn padded(data: &[u8]) -> Vec<u8> {
+        let mut v = data.to_vec();
+        v.resize(data.len().div_ceil(BLOCK) * BLOCK, 0);
+        v
+    }
+
+    fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in records {
+            let body = k.len() + v.len() + 3;
+            let mut len = body + 1;
+            while len != body + len.to_string().len() {
+                len = body + len.to_string().len();
+            }
+            out.extend(format!("{len} {k}={v}\n").into_bytes());
+        }
+        out
+    }
+
+    /// An entry as the tests compare it: name, typeflag, size, data.
+    type Seen = (String, u8, u64, Vec<u8>);
+
+    /// Every entry of `tar`.
+    fn entries(tar: &[u8]) -> Result<Vec<Seen>, TarReadError> {
+        let mut r = TarReader::new(tar);
+        let mut out = Vec::new();
+        while let Some(e) = r.next_entry()? {
+            let mut data = Vec::new();
+            r.data().read_to_end(&mut data).map_err(TarReadError::Io)?;
+            out.push((
+                String::from_utf8_lossy(&e.name).into_owned(),
+                e.typeflag,
+                e.size,
+                data,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<R>(R, u64);
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn huge_extension_headers_are_refused_from_their_header() {
+        // A 2 GiB GNU long name or PAX header, its data really there (an endless stream):
+        // refused after the header block, nothing of the data read or held.
+        for (flag, what) in [
+            (b'L', "GNU long name"),
+            (b'x', "PAX header"),
+            (b'g', "PAX global header"),
+            (b'K', "GNU long link name"),
+        ] {
+            let head = block(b"././@LongLink", flag, 2 << 30, b"", true);
+            let mut source = Counting(io::Cursor::new(head).chain(io::repeat(b'a')), 0);
+            let mut r = TarReader::new(&mut source);
+            let err = r.next_entry().unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(what)
+                    && text.contains("2147483648 bytes")
+                    && text.contains("1048576"),
+                "{text}"
+            );
+            assert!(
+                matches!(err, TarReadError::TooLarge { ref header_name, .. } if header_name == "././@LongLink")
+            );
+            assert!(source.1 <= BLOCK as u64, "read {} bytes", source.1);
+        }
+        // Exactly the limit is read.
+        let name = vec![b'n'; MAX_EXTENSION as usize];
+        let mut tar = block(b"././@LongLink", b'L', MAX_EXTENSION, b"", true);
+        tar.extend(padded(&name));
+        tar.extend(block(b"short", b'0', 0, b"", true));
+        assert_eq!(entries(&tar).unwrap()[0].0.len(), name.len());
+    }
+
+    #[test]
+    fn header_only_types_have_no_data_whatever_their_size_says() {
+        // Go reads the block after a symlink's header as the next header even when its size
+        // says 1024: so does this reader (the tar crate would skip it as data).
+        let mut tar = block(b"link", b'2', 1024, b"target", false);
+        tar.extend(block(b"hidden", b'0', 2, b"", false));
+        tar.extend(padded(b"hi"));
+        tar.extend([0u8; 1024]);
+        let got = entries(&tar).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].1, got[0].2), (b'2', 0));
+        assert_eq!((got[1].0.as_str(), &got[1].3[..]), ("hidden", &b"hi"[..]));
+        let mut r = TarReader::new(&tar[..]);
+        assert_eq!(r.next_entry().unwrap().unwrap().declared_size, 1024);
+    }
+
+    #[test]
+    fn extensions_apply_as_go_applies_them() {
+        let records = pax(&[("path", "from-pax"), ("size", "3"), ("linkpath", "")]);
+        let mut tar = block(b"././@PaxHeader", b'x', records.len() as u64, b"", false);
+        tar.extend(padded(&records));
+        tar.extend(block(b"ustar-name", b'0', 0, b"ustar-link", false));
+        tar.extend(padded(b"abc"));
+        // A GNU long name wins over PAX `path` and is cut at its first NUL.
+        let records = pax(&[("path", "pax-loses")]);
+        tar.extend(block(
+            b"././@PaxHeader",
+            b'x',
+            records.len() as u64,
+            b"",
+            false,
+        ));
+        tar.extend(padded(&records));
+        tar.extend(block(b"././@LongLink", b'L', 12, b"", true));
+        tar.extend(padded(b"long\0ignored"));
+        tar.extend(block(b"dir/", 0, 0, b"", true));
+        tar.extend([0u8; 1024]);
+        let mut r = TarReader::new(&tar[..]);
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(
+            (&e.name[..], &e.link[..], e.size),
+            (&b"from-pax"[..], &b"ustar-link"[..], 3)
+        );
+        assert_eq!(e.offset, 0);
+        let mut data = Vec::new();
+        r.data().read_to_end(&mut data).unwrap();
+        assert_eq!(data, b"abc");
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(&e.name[..], b"long");
+        // `\0` is a file here: the name that counts (`long`) has no trailing `/`.
+        assert_eq!(e.typeflag, b'0');
+        assert!(r.next_entry().unwrap().is_none());
+
+        // `\0` with a name ending in `/` is a directory (Go's legacy rule), without data.
+        let mut tar = block(b"d/", 0, 512, b"", false);
+        tar.extend(block(b"after", b'0', 0, b"", false));
+        tar.extend([0u8; 1024]);
+        let got = entries(&tar).unwrap();
+        assert_eq!((got[0].1, got[0].2, got.len()), (b'5', 0, 2));
+    }
+
+    #[test]
+    fn gnu_headers_from_old_go_writers_get_their_prefix() {
+        // Go before 1.8 wrote a ustar prefix into GNU headers; Go reads it back when the time
+        // fields there do not parse. So must strata, or a name could hide behind it.
+        let mut h = block(b"passwd", b'0', 0, b"", true);
+        h[345..351].copy_from_slice(b"etc/x!");
+        sign(&mut h);
+        let mut tar = h;
+        tar.extend([0u8; 1024]);
+        assert_eq!(entries(&tar).unwrap()[0].0, "etc/x!/passwd");
+    }
+
+    #[test]
+    fn malformed_archives_are_refused() {
+        let file = || {
+            let mut t = block(b"f", b'0', 1, b"", false);
+            t.extend(padded(b"x"));
+            t
+        };
+        // A zero block followed by a header: Go refuses it, other readers stop early.
+        let mut tar = file();
+        tar.extend([0u8; 512]);
+        tar.extend(file());
+        let err = entries(&tar).unwrap_err().to_string();
+        assert!(err.contains("after a zero block"), "{err}");
+        // A bad checksum.
+        let mut tar = file();
+        tar[0] = b'g';
+        assert!(entries(&tar).unwrap_err().to_string().contains("checksum"));
+        // A size field that is not octal, as Go reads it ("1 2" is not a number).
+        let mut tar = block(b"f", b'0', 0, b"", false);
+        tar[124..136].copy_from_slice(b"0000001 2\0\0\0");
+        sign(&mut tar);
+        assert!(entries(&tar).unwrap_err().to_string().contains("numeric"));
+        // An extension header with nothing after it.
+        let records = pax(&[("path", "p")]);
+        let mut tar = block(b"././@PaxHeader", b'x', records.len() as u64, b"", false);
+        tar.extend(padded(&records));
+        assert!(entries(&tar)
+            .unwrap_err()
+            .to_string()
+            .contains("no entry after"));
+        // A malformed PAX record.
+        let mut tar = block(b"././@PaxHeader", b'x', 9, b"", false);
+        tar.extend(padded(b"9 path=px"));
+        tar.extend(file());
+        assert!(entries(&tar).unwrap_err().to_string().contains("PAX"));
+        // PAX numbers Go refuses (it refuses the header): uid, times.
+        for (key, value) in [("uid", "1.5"), ("mtime", "pp"), ("atime", "1.x")] {
+            let records = pax(&[(key, value)]);
+            let mut tar = block(b"././@PaxHeader", b'x', records.len() as u64, b"", false);
+            tar.extend(padded(&records));
+            tar.extend(file());
+            let err = entries(&tar).unwrap_err().to_string();
+            assert!(err.contains(&format!("bad PAX `{key}`")), "{err}");
+        }
+        let records = pax(&[("mtime", "-1.25")]);
+        let mut tar = block(b"././@PaxHeader", b'x', records.len() as u64, b"", false);
+        tar.extend(padded(&records));
+        tar.extend(file());
+        assert_eq!(entries(&tar).unwrap().len(), 1);
+        // Truncated data.
+        let tar = &file()[..600];
+        assert!(entries(tar)
+            .unwrap_err()
+            .to_string()
+            .contains("ends inside"));
+        // The end of the stream between entries, or after one zero block, is the end.
+        assert_eq!(entries(&file()).unwrap().len(), 1);
+        let mut tar = file();
+        tar.extend([0u8; 512]);
+        assert_eq!(entries(&tar).unwrap().len(), 1);
+    }
+}
