@@ -2,7 +2,8 @@
 //! manifest an index names, the blobs, an authentication challenge and the token its realm
 //! gives, served by a loopback server from the fuzzer's bytes (parts split by `\n--\n`).
 //! Any answers give an archive or a one-line error: no panic, no hang, no unbounded memory
-//! (`cargo +nightly fuzz run registry_answers`).
+//! (`cargo +nightly fuzz run registry_answers corpus/registry_answers seeds/registry_answers
+//! -- -max_len=4096`; the seeds are a manifest, an index, a bearer and a basic challenge).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
