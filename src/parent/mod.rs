@@ -4,8 +4,7 @@
 //! The archive is read once: its members go to numbered scratch files (never to paths the
 //! archive names), then the chosen image's layers are read once each, decompressed, checked
 //! entry by entry, hashed and copied into the output as plain tars with their records. A
-//! layer whose entries could escape a root they are unpacked into (`..`, absolute names,
-//! links pointing out, device nodes, duplicates), whose bytes do not match the digests the
+//! layer whose entries could escape a root they are unpacked into (`..`, links pointing out, device nodes, duplicates), whose bytes do not match the digests the
 //! archive claims, or that the manifest names but the archive lacks, is refused with an
 //! error naming the member. What an import may unpack and hold is bounded ([`limits`]); a
 //! layer the manifest lists several times is imported once; scratch files go however the

@@ -153,6 +153,24 @@ fn docker_archive_imports_layers_as_they_are() {
 }
 
 #[test]
+fn layers_with_absolute_names_as_nixpkgs_writes_them_import() {
+    // nixpkgs' streamer names layer members `/nix/store/…`; docker reads `/` as the root.
+    let layer = tar_of(&[
+        (b"/nix", b'5', b"", b""),
+        (b"/nix/store", b'5', b"", b""),
+        (b"/nix/store/aaaa-hello", b'5', b"", b""),
+        (b"/nix/store/aaaa-hello/hi", b'0', b"", b"hi\n"),
+    ]);
+    let config = config_for(&[&layer]);
+    let (_dir, result) = import_bytes(&docker_archive(&[&layer], &config, &[]), None);
+    let parent = result.unwrap();
+    assert_eq!(
+        parent.store_paths.iter().collect::<Vec<_>>(),
+        ["aaaa-hello"]
+    );
+}
+
+#[test]
 fn images_are_picked_by_name_and_tag() {
     let layer = good_layer();
     let archive = docker_archive(&[&layer], &config_for(&[&layer]), &[]);
@@ -224,7 +242,11 @@ fn oci_layout_with_compressed_layers_imports() {
 fn hostile_layers_are_refused_naming_the_member() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (tar_of(&[(b"../evil", b'0', b"", b"x")]), "`..`"),
-        (tar_of(&[(b"/etc/passwd", b'0', b"", b"x")]), "absolute"),
+        (tar_of(&[(b"/../etc/passwd", b'0', b"", b"x")]), "`..`"),
+        (
+            tar_of(&[(b"/f", b'0', b"", b"1"), (b"f", b'0', b"", b"2")]),
+            "twice",
+        ),
         (
             tar_of(&[(b"a/b", b'2', b"../../../etc", b"")]),
             "points out",
@@ -285,8 +307,8 @@ fn lying_archives_are_refused() {
     let err = error_of(&docker_archive(&[&short], &config_for(&[&short]), &[]));
     assert!(err.contains("0/layer.tar"), "{err}");
 
-    // Archive members with escaping names.
-    for name in [&b"../x"[..], b"/abs"] {
+    // Archive members with escaping names (a leading `/` is the root, as in layers).
+    for name in [&b"../x"[..], b"/../x"] {
         let err = error_of(&docker_archive(
             &[&layer],
             &config,

@@ -60,14 +60,12 @@ pub fn shown(raw: &[u8]) -> String {
 }
 
 /// Normalises a member or entry name: leading `./` and `/`-runs and a trailing `/` go, `.`
-/// components go. The root itself gives `""`. Absolute names, `..` components and names
-/// longer than [`MAX_NAME`] are refused.
+/// components go. The root itself gives `""`. A leading `/` means the root, as docker and
+/// containerd read layers (nixpkgs' streamer writes `/nix/store/…`). `..` components and
+/// names longer than [`MAX_NAME`] are refused.
 pub fn clean_name(raw: &[u8]) -> Result<String, String> {
     check_length(raw)?;
     let text = std::str::from_utf8(raw).map_err(|_| "the name is not UTF-8".to_owned())?;
-    if text.starts_with('/') {
-        return Err("absolute name".to_owned());
-    }
     if text.contains('\0') {
         return Err("the name holds a NUL byte".to_owned());
     }

@@ -71,7 +71,7 @@ pub fn parent_from_docker_save_and_hostile_parents(ctx: &mut Context) -> Check {
     let rootfs = std::fs::read(built("onArchiveRootfs")?).map_err(|e| e.to_string())?;
     let names: BTreeSet<String> = entries(&rootfs).into_iter().map(|e| e.0).collect();
     ensure(
-        names.contains("bin/tools-check") && names.contains("etc/tools.conf"),
+        names.contains("./bin/tools-check") && names.contains("./etc/tools.conf"),
         || format!("export of a docker save archive: {names:?}"),
     )?;
     let merged = built("mergedArchive")?;
@@ -90,6 +90,49 @@ pub fn parent_from_docker_save_and_hostile_parents(ctx: &mut Context) -> Check {
             )
         })?;
     }
+
+    // A parent written the way nixpkgs' streamer writes layers (absolute member names, PAX
+    // headers, hard links as regular files): streamLayeredImage, buildImage, exportImage
+    // and mergeImages take it.
+    let nixpkgs_style = dir.join("nixpkgs-style.tar");
+    ok(Command::new("python3")
+        .arg(repo().join("tests/scripts/nixpkgs_style_archive.py"))
+        .arg(&saved)
+        .arg(&nixpkgs_style)
+        .arg("nixpkgs-style:latest"))?;
+    let on_nixpkgs = |attr: &str| -> Result<PathBuf, String> {
+        let out = nix_build_on(nix, &nixpkgs_style, attr, false)?;
+        ensure(out.status.success(), || {
+            format!(
+                "{attr} on a nixpkgs-style parent: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    };
+    pipe(&on_nixpkgs("onArchive")?, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-on-archive:latest", &["/bin/tools-check"])?;
+    ensure(out.trim() == "tools ok", || {
+        format!("on a nixpkgs-style parent: {out:?}")
+    })?;
+    feed(&on_nixpkgs("runAsRootOnArchive")?, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-root-on-archive:latest", &[])?;
+    ensure(out.trim() == "ran", || {
+        format!("buildImage on a nixpkgs-style parent: {out:?}")
+    })?;
+    let rootfs = std::fs::read(on_nixpkgs("onArchiveRootfs")?).map_err(|e| e.to_string())?;
+    let names: BTreeSet<String> = entries(&rootfs).into_iter().map(|e| e.0).collect();
+    ensure(names.contains("./bin/tools-check"), || {
+        format!("export of a nixpkgs-style parent: {names:?}")
+    })?;
+    let loaded = feed(&on_nixpkgs("mergedArchive")?, docker.cmd().arg("load"))?;
+    ensure(loaded.contains("nixpkgs-style:latest"), || {
+        format!("merge of a nixpkgs-style parent: {loaded:?}")
+    })?;
+    let out = docker.run("nixpkgs-style:latest", &["/bin/tools-check"])?;
+    ensure(out.trim() == "tools ok", || {
+        format!("the merged nixpkgs-style image: {out:?}")
+    })?;
 
     let out = build_on(&evil, "onArchive")?;
     let err = String::from_utf8_lossy(&out.stderr);
