@@ -229,12 +229,10 @@ pub fn export_image_flattens_layers_like_docker_export(ctx: &mut Context) -> Che
     let mut archive = tar::Archive::new(&rootfs[..]);
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
-        let name = entry
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_owned();
+        let path = entry.path().map_err(|e| e.to_string())?;
+        let name = path.to_string_lossy();
+        let name = name.strip_prefix("./").unwrap_or(&name);
+        let name = name.trim_end_matches('/').to_owned();
         let mut bytes = Vec::new();
         if entry.header().entry_type().is_file() {
             entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;

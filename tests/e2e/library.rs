@@ -88,7 +88,7 @@ pub fn examples_build_and_run(ctx: &mut Context) -> Check {
     let rootfs = std::fs::read(nix.build("examples.rootfs")?).map_err(|e| e.to_string())?;
     let names: BTreeSet<String> = entries(&rootfs).into_iter().map(|e| e.0).collect();
     ensure(
-        names.contains("bin/hello") && names.contains("home/alice/"),
+        names.contains("./bin/hello") && names.contains("./home/alice/"),
         || format!("examples.rootfs holds {names:?}"),
     )
 }
