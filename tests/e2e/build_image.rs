@@ -251,6 +251,59 @@ pub fn nix_db_registers_the_closure(ctx: &mut Context) -> Check {
     Ok(())
 }
 
+pub fn build_image_without_tag_compressors_prefix_and_arm64(ctx: &mut Context) -> Check {
+    let (nix, docker, podman) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman);
+    // No tag: loaded under imageName:imageTag (the plan's hash), NixDb variants too.
+    for attr in ["imageNoTag", "nixDbImageNoTag", "nixDbLayeredNoTag"] {
+        let archive = nix.build(attr)?;
+        let name = nix.eval_json(&format!("{attr}.imageName"))?;
+        let image = format!(
+            "{}:{}",
+            name.as_str().unwrap_or_default(),
+            image_tag(nix, attr)?
+        );
+        let loaded = feed(&archive, docker.cmd().arg("load"))?;
+        ensure(loaded.contains(&image), || {
+            format!("{attr}: docker load said {loaded:?}, not {image}")
+        })?;
+        let out = docker.run(&image, &[])?;
+        ensure(out.trim() == HELLO, || format!("{attr} printed {out:?}"))?;
+    }
+    // compressor = "none": a plain tar docker loads; "zstd": zstd, podman loads it.
+    let plain = std::fs::read(nix.build("imageUncompressed")?).map_err(|e| e.to_string())?;
+    ensure(plain.get(257..262) == Some(&b"ustar"[..]), || {
+        "compressor none: not a plain tar".into()
+    })?;
+    feed(&nix.build("imageUncompressed")?, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-image-none:latest", &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("imageUncompressed printed {out:?}")
+    })?;
+    let zstd = nix.build("imageZstd")?;
+    let head = std::fs::read(&zstd).map_err(|e| e.to_string())?;
+    ensure(head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), || {
+        "compressor zstd: not zstd".into()
+    })?;
+    feed(&zstd, podman.cmd().arg("load"))?;
+    let out = podman.run("localhost/strata-image-zstd:latest", &[])?;
+    ensure(out.trim() == HELLO, || format!("imageZstd printed {out:?}"))?;
+    // A registry prefix stays in the name.
+    let loaded = feed(&nix.build("imagePrefixed")?, docker.cmd().arg("load"))?;
+    ensure(
+        loaded.contains("registry.example.com/team/strata-prefixed:latest"),
+        || format!("prefixed: docker load said {loaded:?}"),
+    )?;
+    let out = docker.run("registry.example.com/team/strata-prefixed:latest", &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("imagePrefixed printed {out:?}")
+    })?;
+    // arm64: the config says so (this machine cannot run it).
+    let arm = open_image(&nix.build("imageArm64")?)?;
+    ensure(arm.config["architecture"] == "arm64", || {
+        format!("imageArm64 config: {}", arm.config)
+    })
+}
+
 pub fn nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers(ctx: &mut Context) -> Check {
     let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     // layered-bulk-layer: maxLayers = 4 on a maxLayers = 2 parent gives 4 layers.

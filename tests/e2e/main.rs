@@ -219,6 +219,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         library::family_packages_without_nixpkgs,
     ),
     (
+        "build_image_without_tag_compressors_prefix_and_arm64",
+        build_image::build_image_without_tag_compressors_prefix_and_arm64,
+    ),
+    (
         "nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers",
         build_image::nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers,
     ),

@@ -140,6 +140,10 @@ pub fn image_tag(nix: &Nix, attr: &str) -> Result<String, String> {
 
 /// Every image (and layer derivation) the tests build.
 pub const BUILT: &[&str] = &[
+    "imageNoTag",
+    "nixDbImageNoTag",
+    "imageUncompressed",
+    "imageZstd",
     "sharedDeps",
     "appV1",
     "appV1.appLayer",

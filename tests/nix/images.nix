@@ -163,6 +163,50 @@ rec {
     config.Cmd = [ "${toolbox}/bin/sh" "-c" "stat -c '%n %u:%g %a' /home/alice /data" ];
   };
 
+  # nixos/tests/docker-tools.nix's buildImage cases: no tag (loaded as imageName:imageTag,
+  # for the NixDb variants too), compressor none and zstd, a registry prefix, arm64.
+  imageNoTag = strata.buildImage {
+    name = "strata-no-tag";
+    copyToRoot = toolbox;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  nixDbImageNoTag = strata.buildImageWithNixDb {
+    name = "strata-nixdb-no-tag";
+    copyToRoot = toolbox;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  nixDbLayeredNoTag = strata.buildLayeredImageWithNixDb {
+    name = "strata-nixdb-layered-no-tag";
+    contents = tools;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  imageUncompressed = strata.buildImage {
+    name = "strata-image-none";
+    tag = "latest";
+    compressor = "none";
+    copyToRoot = toolbox;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  imageZstd = strata.buildImage {
+    name = "strata-image-zstd";
+    tag = "latest";
+    compressor = "zstd";
+    copyToRoot = toolbox;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  imagePrefixed = strata.buildImage {
+    name = "registry.example.com/team/strata-prefixed";
+    tag = "latest";
+    copyToRoot = toolbox;
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+  imageArm64 = strata.buildImage {
+    name = "strata-image-arm64";
+    tag = "latest";
+    architecture = "arm64";
+    copyToRoot = toolbox;
+  };
+
   # includeNixDB: the closure registered in a Nix database, read back by the tests with the
   # host's nix-store from the exported root filesystem.
   nixDbLayered = strata.buildLayeredImageWithNixDb {
