@@ -138,6 +138,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         stream::image_without_store_paths,
     ),
     (
+        "no_store_paths_images_run_only_with_the_store_mounted",
+        stream::no_store_paths_images_run_only_with_the_store_mounted,
+    ),
+    (
         "registry_prefix_lowercase_name_and_architecture",
         stream::registry_prefix_lowercase_name_and_architecture,
     ),

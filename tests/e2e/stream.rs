@@ -228,6 +228,48 @@ pub fn image_without_store_paths(ctx: &mut Context) -> Check {
     })
 }
 
+pub fn no_store_paths_images_run_only_with_the_store_mounted(ctx: &mut Context) -> Check {
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
+    for (attr, image) in [
+        ("helloOnRootNoStore", "strata-hello-no-store:latest"),
+        (
+            "helloOnRootNoStoreFakechroot",
+            "strata-hello-no-store-fakechroot:latest",
+        ),
+    ] {
+        let plan = nix.build(attr)?;
+        let img = streamed_image(&plan, &dir.join(format!("{attr}.tar")))?;
+        let stored: Vec<String> = img
+            .layers
+            .iter()
+            .flat_map(|l| entries(l))
+            .map(|(n, _, _)| n)
+            .filter(|n| n.trim_start_matches('/').starts_with("nix/store/"))
+            .collect();
+        ensure(stored.is_empty(), || {
+            format!("{attr}: store entries {stored:?}")
+        })?;
+        pipe(&plan, docker.cmd().arg("load"))?;
+        // As in nixos/tests/docker-tools.nix: fails on its own, runs with /nix/store mounted.
+        let alone = run(docker.cmd().args(["run", "--rm", "--network=none", image]))?;
+        ensure(!alone.status.success(), || {
+            format!("{attr} ran without the store")
+        })?;
+        let out = ok(docker.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "-v",
+            "/nix/store:/nix/store:ro",
+            image,
+        ]))?;
+        ensure(out.trim() == HELLO, || {
+            format!("{attr} with the store printed {out:?}")
+        })?;
+    }
+    Ok(())
+}
+
 pub fn registry_prefix_lowercase_name_and_architecture(ctx: &mut Context) -> Check {
     let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     let plan = nix.build("arm")?;

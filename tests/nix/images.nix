@@ -331,6 +331,24 @@ rec {
     config.Cmd = [ "${hello}/bin/hello" "--whoami" ];
   };
 
+  # nixpkgs' helloOnRootNoStore[Fakechroot]: contents at the root, their store paths left
+  # out, so the image runs only with the host's store mounted.
+  helloOnRootNoStore = strata.streamLayeredImage {
+    name = "strata-hello-no-store";
+    tag = "latest";
+    contents = [ hello ];
+    config.Cmd = [ "/bin/hello" ];
+    includeStorePaths = false;
+  };
+  helloOnRootNoStoreFakechroot = strata.streamLayeredImage {
+    name = "strata-hello-no-store-fakechroot";
+    tag = "latest";
+    contents = [ hello ];
+    config.Cmd = [ "/bin/hello" ];
+    includeStorePaths = false;
+    enableFakechroot = true;
+  };
+
   # No store paths at all: only the customisation layer, made by extraCommands.
   noStore = strata.streamLayeredImage {
     name = "strata-nostore";
