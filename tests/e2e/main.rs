@@ -142,6 +142,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         stream::no_store_paths_images_run_only_with_the_store_mounted,
     ),
     (
+        "bare_paths_in_contents_and_store_symlinks",
+        stream::bare_paths_in_contents_and_store_symlinks,
+    ),
+    (
         "registry_prefix_lowercase_name_and_architecture",
         stream::registry_prefix_lowercase_name_and_architecture,
     ),

@@ -270,6 +270,31 @@ pub fn no_store_paths_images_run_only_with_the_store_mounted(ctx: &mut Context) 
     Ok(())
 }
 
+pub fn bare_paths_in_contents_and_store_symlinks(ctx: &mut Context) -> Check {
+    let (nix, docker) = (&mut ctx.nix, &mut ctx.docker);
+    // nixos/tests/docker-tools.nix: `copyToRoot`/`contents = [ … ./test-dummy ]` puts
+    // hello.txt at the root, for buildImage and streamLayeredImage.
+    feed(&nix.build("imageWithPath")?, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-image-with-path:latest", &[])?;
+    ensure(out == "hello from a bare path\n", || {
+        format!("imageWithPath printed {out:?}")
+    })?;
+    let out = docker_load_run(
+        docker,
+        &nix.build("layeredWithPath")?,
+        "strata-layered-with-path:latest",
+    )?;
+    ensure(out == "hello from a bare path\n", || {
+        format!("layeredWithPath printed {out:?}")
+    })?;
+    // A store path that is a symlink is kept as one (`test -L`), its target with it.
+    feed(&nix.build("layeredStoreSymlink")?, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-store-symlink:latest", &[])?;
+    ensure(out.trim() == "en_US.UTF-8", || {
+        format!("layeredStoreSymlink printed {out:?}")
+    })
+}
+
 pub fn registry_prefix_lowercase_name_and_architecture(ctx: &mut Context) -> Check {
     let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
     let plan = nix.build("arm")?;

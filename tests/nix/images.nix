@@ -349,6 +349,28 @@ rec {
     enableFakechroot = true;
   };
 
+  # nixpkgs' build-image-with-path / layered-image-with-path: a bare path in contents.
+  imageWithPath = strata.buildImage {
+    name = "strata-image-with-path";
+    tag = "latest";
+    copyToRoot = [ toolbox ./test-dummy ];
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "cat /hello.txt" ];
+  };
+  layeredWithPath = strata.streamLayeredImage {
+    name = "strata-layered-with-path";
+    tag = "latest";
+    contents = [ toolbox ./test-dummy ];
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "cat /hello.txt" ];
+  };
+  # nixpkgs' layeredStoreSymlink: a store path that is itself a symlink stays one.
+  storeSymlink = pkgs.mk "symlink" "ln -s ${pkgs.localeData} $out";
+  layeredStoreSymlink = strata.buildLayeredImage {
+    name = "strata-store-symlink";
+    tag = "latest";
+    contents = [ toolbox storeSymlink ];
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "test -L ${storeSymlink} && cat ${storeSymlink}/share/locale/default" ];
+  };
+
   # No store paths at all: only the customisation layer, made by extraCommands.
   noStore = strata.streamLayeredImage {
     name = "strata-nostore";
