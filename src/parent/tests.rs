@@ -1,6 +1,7 @@
 use super::*;
 use crate::compress::Compression;
 use crate::digest::Digest;
+use crate::tar::reader::pax_records;
 
 /// A tar entry: name, typeflag, link target, data.
 type Raw<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
@@ -461,20 +462,6 @@ fn issue_16_long_names_are_refused() {
         err.contains("0/layer.tar: l`: symlink target refused: a name of 5000 bytes"),
         "{err}"
     );
-}
-
-/// PAX records `"<len> <key>=<value>\n"`.
-fn pax_records(records: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (k, v) in records {
-        let body = k.len() + v.len() + 3;
-        let mut len = body + 1;
-        while len != body + len.to_string().len() {
-            len = body + len.to_string().len();
-        }
-        out.extend(format!("{len} {k}={v}\n").into_bytes());
-    }
-    out
 }
 
 #[test]

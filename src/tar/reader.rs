@@ -397,6 +397,21 @@ fn ascii(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).escape_debug().to_string()
 }
 
+/// PAX records `"<len> <key>=<value>\n"`, for the tests that write extension headers.
+#[cfg(test)]
+pub(crate) fn pax_records(records: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in records {
+        let body = k.len() + v.len() + 3;
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        out.extend(format!("{len} {k}={v}\n").into_bytes());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,16 +447,7 @@ mod tests {
     }
 
     fn pax(records: &[(&str, &str)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (k, v) in records {
-            let body = k.len() + v.len() + 3;
-            let mut len = body + 1;
-            while len != body + len.to_string().len() {
-                len = body + len.to_string().len();
-            }
-            out.extend(format!("{len} {k}={v}\n").into_bytes());
-        }
-        out
+        pax_records(records)
     }
 
     /// An entry as the tests compare it: name, typeflag, size, data.
