@@ -14,17 +14,7 @@
       lib = import ./nix;
 
       # Puts strata's functions at pkgs.dockerTools and the helper at pkgs.strata.
-      overlays.default = final: prev: {
-        strata = final.callPackage ./nix/package.nix { };
-        dockerTools = (prev.dockerTools or { }) // {
-          # pullImage stays nixpkgs' here: its outputs are pinned by hashes of skopeo's
-          # archives, which strata's differ from; take strata's from `lib`.
-          inherit (import ./nix { pkgs = final; helper = final.buildPackages.strata; })
-            buildImage buildImageWithNixDb buildLayer buildLayeredImage buildLayeredImageWithNixDb
-            exportImage imageIndex mergeImages streamLayeredImage
-            binSh caCertificates fakeNss shadowSetup tarsum usrBinEnv;
-        };
-      };
+      overlays.default = import ./nix/overlay.nix;
 
       # `nix flake check`: the evaluation checks (the library's and the overlay's
       # dockerTools') and the examples, built with nixpkgs.

@@ -36,6 +36,7 @@ lib.makeScope (self: {
   buildLayer = self.callFunction ./buildLayer.nix { };
   buildLayeredImage = lib.makeOverridableImage (self.callFunction ./buildLayeredImage.nix { });
   buildLayeredImageWithNixDb = lib.makeOverridableImage (self.callFunction ./buildLayeredImageWithNixDb.nix { });
+  buildNixShellImage = lib.makeOverridableImage (self.callFunction ./buildNixShellImage.nix { });
   caCertificates = lib.makeOverridable (self.callFunction ./caCertificates.nix { }) { };
   exportImage = self.callFunction ./exportImage.nix { };
   fakeNss = lib.makeOverridable (self.callFunction ./fakeNss.nix { }) { };
@@ -54,6 +55,7 @@ lib.makeScope (self: {
   pullImage = self.callFunction ./pullImage.nix { };
   shadowSetup = self.callFunction ./shadowSetup.nix { };
   streamLayeredImage = lib.makeOverridableImage (self.callFunction ./streamLayeredImage.nix { });
+  streamNixShellImage = lib.makeOverridableImage (self.callFunction ./streamNixShellImage.nix { });
   tarsum = self.callFunction ./tarsum.nix { };
   usrBinEnv = lib.makeOverridable (self.callFunction ./usrBinEnv.nix { }) { };
 })

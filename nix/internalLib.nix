@@ -85,6 +85,11 @@ rec {
   # `x` as a list (nixpkgs accepts a single package for `contents`).
   toList = x: if builtins.isList x then x else [ x ];
 
+  # `s` quoted for a POSIX shell, as nixpkgs' lib.escapeShellArg quotes it.
+  escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s) + "'";
+  # Each of `args` quoted, joined by spaces.
+  escapeShellArgs = args: builtins.concatStringsSep " " (map escapeShellArg args);
+
   # `f args` with `.override newArgs` giving `f (args // newArgs)`, again overridable, as
   # nixpkgs' lib.makeOverridable gives; `newArgs` may be a function of the arguments given
   # (`.override (old: { tag = old.tag + "-debug"; })`). Written here rather than taken from

@@ -1,7 +1,7 @@
 # The shell and tools `extraCommands` run with when the library is built from nixpkgs.
-{ buildEnv, bash, coreutils, findutils, gnugrep, gnused, gnutar, gzip }:
+{ buildEnv, bash, coreutils, findutils, gawk, gnugrep, gnused, gnutar, gzip }:
 
 buildEnv {
   name = "strata-toolbox";
-  paths = [ bash coreutils findutils gnugrep gnused gnutar gzip ];
+  paths = [ bash coreutils findutils gawk gnugrep gnused gnutar gzip ];
 }

@@ -5,6 +5,7 @@ use super::{io_err, BuildError};
 use crate::tar::names::clean_name;
 use serde::Deserialize;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// One entry of a tree: exactly one of `symlink`, `text` and `directory`.
@@ -22,6 +23,9 @@ pub struct TreeEntry {
     /// An empty directory.
     #[serde(default)]
     pub directory: bool,
+    /// Whether the `text` file is executable (a script).
+    #[serde(default)]
+    pub executable: bool,
 }
 
 /// Writes `entries` under `out` (created), parents as needed. Entry paths must stay inside.
@@ -36,6 +40,9 @@ pub fn write_tree(out: &Path, entries: &[TreeEntry]) -> Result<(), BuildError> {
         if rel.is_empty() {
             return Err(bad("the root itself".to_owned()));
         }
+        if entry.executable && entry.text.is_none() {
+            return Err(bad("`executable` is for `text` entries".to_owned()));
+        }
         let at = out.join(&rel);
         if let Some(parent) = at.parent() {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
@@ -44,7 +51,13 @@ pub fn write_tree(out: &Path, entries: &[TreeEntry]) -> Result<(), BuildError> {
             (Some(target), None, false) => {
                 std::os::unix::fs::symlink(target, &at).map_err(io_err(&at))?
             }
-            (None, Some(text), false) => fs::write(&at, text).map_err(io_err(&at))?,
+            (None, Some(text), false) => {
+                fs::write(&at, text).map_err(io_err(&at))?;
+                if entry.executable {
+                    let mode = fs::Permissions::from_mode(0o755);
+                    fs::set_permissions(&at, mode).map_err(io_err(&at))?;
+                }
+            }
             (None, None, true) => fs::create_dir_all(&at).map_err(io_err(&at))?,
             _ => {
                 return Err(bad(
@@ -66,6 +79,7 @@ mod tests {
             symlink: None,
             text: None,
             directory: false,
+            executable: false,
         }
     }
 
@@ -86,6 +100,11 @@ mod tests {
                 directory: true,
                 ..entry("var/empty")
             },
+            TreeEntry {
+                text: Some("#!/bin/sh\n".into()),
+                executable: true,
+                ..entry("bin/run")
+            },
         ];
         write_tree(&out, &entries).unwrap();
         assert_eq!(
@@ -97,12 +116,20 @@ mod tests {
             b"root:x:0:0::/:/bin/sh\n"
         );
         assert!(out.join("var/empty").is_dir());
+        let mode = fs::metadata(out.join("bin/run")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0o111);
+        assert_eq!(fs::metadata(out.join("etc/passwd")).unwrap().permissions().mode() & 0o111, 0);
         for bad in [
             TreeEntry {
                 text: Some(String::new()),
                 ..entry("../x")
             },
             entry("etc/none"),
+            TreeEntry {
+                directory: true,
+                executable: true,
+                ..entry("var/x")
+            },
         ] {
             let err = write_tree(&dir.path().join("other"), &[bad]).unwrap_err();
             assert!(err.to_string().contains("`internalTree`"), "{err}");

@@ -111,7 +111,7 @@ fn copy_exact(
 mod tests {
     use super::*;
     use std::fs;
-    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
     use std::path::PathBuf;
 
     fn stamp() -> Stamp {
@@ -251,6 +251,39 @@ mod tests {
             "an existing nix dir is kept"
         );
         assert!(!l.iter().any(|e| e.0 == "nix/store"));
+    }
+
+    #[test]
+    fn a_trees_own_store_dirs_keep_the_owner_and_mode_a_root_script_gave() {
+        // streamNixShellImage's fakeRootCommands: `chown -R 1000:1000 ./nix`, `chmod 1777`.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("nix/store")).unwrap();
+        fs::set_permissions(root.join("nix/store"), fs::Permissions::from_mode(0o1775)).unwrap();
+        let id = |p: &str| {
+            let m = fs::metadata(root.join(p)).unwrap();
+            (m.dev(), m.ino())
+        };
+        let owners: Owners = [
+            (id("nix"), (Some(1000), Some(100))),
+            (id("nix/store"), (Some(1000), Some(100))),
+        ]
+        .into_iter()
+        .collect();
+        let bytes = build(&LayerSource::Tree {
+            root,
+            store_dirs: true,
+            store_dirs_owner: None,
+            owners: Some(std::sync::Arc::new(owners)),
+        });
+        let l = listing(&bytes);
+        assert_eq!((l[0].0.as_str(), l[0].1), ("nix", 0o755));
+        assert_eq!((l[1].0.as_str(), l[1].1), ("nix/store", 0o1775));
+        let mut archive = tar::Archive::new(&bytes[..]);
+        for e in archive.entries().unwrap() {
+            let e = e.unwrap();
+            assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (1000, 100));
+        }
     }
 
     #[test]

@@ -45,8 +45,8 @@ pub(super) fn walk(
             };
             if *store_dirs {
                 let dirs = store_dirs_owner.as_ref().unwrap_or(stamp);
-                store_dir(b"nix", dirs, &mut owned)?;
-                store_dir(b"nix/store", dirs, &mut owned)?;
+                tree_store_dir(root, b"nix", dirs, &mut owned)?;
+                tree_store_dir(root, b"nix/store", dirs, &mut owned)?;
             }
             let mut fs_path = root.clone();
             let mut name = Vec::with_capacity(512);
@@ -78,6 +78,32 @@ fn store_dir(name: &[u8], stamp: &Stamp, visit: &mut Visit<'_>) -> Result<(), La
         },
         stamp,
     )
+}
+
+/// `nix` or `nix/store` of a tree: the tree's own directory when it has one, so the owner a
+/// root script gave it (`chown 1000 nix/store`, a single-user Nix) and its mode are kept;
+/// else the standard one.
+fn tree_store_dir(
+    root: &Path,
+    name: &[u8],
+    stamp: &Stamp,
+    visit: &mut Visit<'_>,
+) -> Result<(), LayerError> {
+    let path = root.join(std::ffi::OsStr::from_bytes(name));
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_dir() => visit(
+            &Entry {
+                id: (meta.dev(), meta.ino()),
+                name,
+                kind: Kind::Directory,
+                mode: meta.mode() & 0o7777,
+                link: b"",
+                path: &path,
+            },
+            stamp,
+        ),
+        _ => store_dir(name, stamp, visit),
+    }
 }
 
 /// `nix`, `nix/store`, then each store path (sorted, once) with everything below it.

@@ -1,9 +1,18 @@
 # `import nixpkgs { system; overlays; }` for the stand-in: a fixpoint of a tiny base package
 # set and the overlays. Its dockerTools functions throw, so an image that builds proves the
-# overlay replaced them.
-{ system ? builtins.currentSystem, overlays ? [ ], ... }:
+# overlay replaced them. Its stdenv is a few lines of bash (stdenv/setup.sh) with nixpkgs'
+# interface: `mkDerivation`, `mkShell`, `$stdenv/setup`, `runHook`, `substituteInPlace`.
+{
+  system ? builtins.currentSystem,
+  overlays ? [ ],
+  # What the stand-in's packages are made of: the helper (bin/strata), the toolbox (static
+  # busybox's bin/) and static bash (bin/bash), as scripts/bootstrap makes them. The flake
+  # test copies them into ./prebuilt.
+  prebuilt ? { helper = ./prebuilt/helper; toolbox = ./prebuilt/toolbox; bash = ./prebuilt/bash; },
+  ...
+}:
 let
-  toolbox = ./prebuilt/toolbox;
+  inherit (prebuilt) toolbox;
   shDerivation = name: script: derivation {
     inherit name system;
     builder = "${toolbox}/bin/sh";
@@ -13,7 +22,6 @@ let
   base = final: {
     inherit system;
     buildPackages = final;
-    stdenv = { hostPlatform.system = system; buildPlatform.system = system; };
     callPackage = fn: args:
       let f = if builtins.isFunction fn then fn else import fn;
       in f (builtins.intersectAttrs (builtins.functionArgs f) final // args);
@@ -22,16 +30,68 @@ let
       assert builtins.pathExists cargoLock.lockFile;
       shDerivation "${pname}-${version}" ''
         mkdir -p $out/bin
-        cp ${./prebuilt/helper/bin/strata} $out/bin/strata
+        cp ${prebuilt.helper}/bin/strata $out/bin/strata
         test -e ${src}/Cargo.toml
       '';
-    buildEnv = { name, paths }: toolbox;
-    bash = { }; coreutils = { }; findutils = { }; gnugrep = { }; gnused = { }; gnutar = { }; gzip = { };
-    hello = shDerivation "hello-2.12" ''
+    # Links every `bin/` entry of `paths` into one `bin/`, the first path's winning.
+    buildEnv = { name, paths, ... }: shDerivation name ''
       mkdir -p $out/bin
-      printf '#!${toolbox}/bin/sh\necho "Hello, world!"\n' > $out/bin/hello
-      chmod 555 $out/bin/hello
+      for p in ${builtins.concatStringsSep " " (map (p: "${p}") paths)}; do
+        for f in $p/bin/*; do
+          [ -e "$out/bin/''${f##*/}" ] || ln -s "$f" "$out/bin/"
+        done
+      done
     '';
+    # Static bash, as bash and bashInteractive (with bin/sh, as nixpkgs' bash has).
+    bash = shDerivation "bash-5.2-static" ''
+      mkdir -p $out/bin
+      cp ${prebuilt.bash}/bin/bash $out/bin/bash
+      ln -s bash $out/bin/sh
+    '';
+    bashInteractive = final.bash;
+    runtimeShell = "${final.bash}/bin/bash";
+    # busybox stands in for the GNU tools.
+    coreutils = toolbox; findutils = toolbox; gnugrep = toolbox; gnused = toolbox; gawk = toolbox;
+    gnutar = toolbox; gzip = toolbox; diffutils = toolbox;
+    cacert = shDerivation "cacert-stand-in" ''
+      mkdir -p $out/etc/ssl/certs
+      echo "# stand-in CA bundle" > $out/etc/ssl/certs/ca-bundle.crt
+    '';
+    # nixpkgs' stdenv is a derivation holding `setup`, with mkDerivation and the platforms.
+    stdenv = (shDerivation "stdenv-stand-in" ''
+      mkdir $out
+      echo 'initialPath="${toolbox}"' > $out/setup
+      cat ${./stdenv/setup.sh} >> $out/setup
+    '') // {
+      hostPlatform.system = system;
+      buildPlatform.system = system;
+      shell = "${final.bash}/bin/bash";
+      initialPath = [ toolbox ];
+      # A derivation built by sourcing setup and running genericBuild, as nixpkgs' is.
+      mkDerivation = { name, ... }@attrs: derivation ({
+        inherit system;
+        builder = "${final.bash}/bin/bash";
+        args = [ "-e" ./stdenv/default-builder.sh ];
+        stdenv = final.stdenv;
+      } // attrs);
+    };
+    # nixpkgs' mkShell: a derivation for nix-shell, which refuses to be built.
+    mkShell = attrs: final.stdenv.mkDerivation ({
+      name = "nix-shell";
+      phases = [ "nobuildPhase" ];
+      nobuildPhase = ''
+        echo "This derivation is not meant to be built, unless you want to capture the dependency closure." >&2
+        exit 1
+      '';
+    } // attrs);
+    hello = final.stdenv.mkDerivation {
+      name = "hello-2.12";
+      buildCommand = ''
+        mkdir -p $out/bin
+        printf '#!${toolbox}/bin/sh\necho "Hello, world!"\n' > $out/bin/hello
+        chmod 555 $out/bin/hello
+      '';
+    };
     dockerTools = {
       streamLayeredImage = throw "stand-in nixpkgs: dockerTools.streamLayeredImage was not replaced by the overlay";
       buildLayeredImage = throw "stand-in nixpkgs: dockerTools.buildLayeredImage was not replaced by the overlay";

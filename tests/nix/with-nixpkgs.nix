@@ -1,0 +1,128 @@
+# Images built as a nixpkgs user builds them: `pkgs.dockerTools.*` of the stand-in nixpkgs
+# (tests/nix/stand-in-nixpkgs, whose stdenv is a small bash setup) with strata's overlay.
+# `nixShell.*` are nixpkgs' examples.nix nix-shell examples with their arguments unchanged;
+# `scripts.*` run extraCommands, fakeRootCommands and runAsRoot as nixpkgs runs them.
+{ helper, toolbox, bash, system ? builtins.currentSystem }:
+let
+  pkgs = import ./stand-in-nixpkgs {
+    inherit system;
+    prebuilt = { inherit helper toolbox bash; };
+    overlays = [ (import ../../nix/overlay.nix) ];
+  };
+  inherit (pkgs) dockerTools;
+in
+{
+  inherit pkgs;
+
+  # nixpkgs' examples.nix, "nix-shell-*".
+  nixShell = {
+    basic = dockerTools.streamNixShellImage {
+      name = "nix-shell-basic";
+      tag = "latest";
+      drv = pkgs.hello;
+    };
+    hook = dockerTools.streamNixShellImage {
+      name = "nix-shell-hook";
+      tag = "latest";
+      drv = pkgs.mkShell {
+        shellHook = ''
+          echo "This is the shell hook!"
+          exit
+        '';
+      };
+    };
+    inputs = dockerTools.streamNixShellImage {
+      name = "nix-shell-inputs";
+      tag = "latest";
+      drv = pkgs.mkShell {
+        nativeBuildInputs = [ pkgs.hello ];
+      };
+      command = ''
+        hello
+      '';
+    };
+    passAsFile = dockerTools.streamNixShellImage {
+      name = "nix-shell-pass-as-file";
+      tag = "latest";
+      drv = pkgs.mkShell {
+        str = "this is a string";
+        passAsFile = [ "str" ];
+      };
+      command = ''
+        cat "$strPath"
+      '';
+    };
+    run = dockerTools.streamNixShellImage {
+      name = "nix-shell-run";
+      tag = "latest";
+      drv = pkgs.mkShell { };
+      run = ''
+        case "$-" in
+        *i*) echo This shell is interactive ;;
+        *) echo This shell is not interactive ;;
+        esac
+      '';
+    };
+    command = dockerTools.streamNixShellImage {
+      name = "nix-shell-command";
+      tag = "latest";
+      drv = pkgs.mkShell { };
+      command = ''
+        case "$-" in
+        *i*) echo This shell is interactive ;;
+        *) echo This shell is not interactive ;;
+        esac
+      '';
+    };
+    writableHome = dockerTools.streamNixShellImage {
+      name = "nix-shell-writable-home";
+      tag = "latest";
+      drv = pkgs.mkShell { };
+      run = ''
+        if [[ "$HOME" != "$(eval "echo ~$(whoami)")" ]]; then
+          echo "\$HOME ($HOME) is not the same as ~\$(whoami) ($(eval "echo ~$(whoami)"))"
+          exit 1
+        fi
+
+        if ! touch $HOME/test-file; then
+          echo "home directory is not writable"
+          exit 1
+        fi
+        echo "home directory is writable"
+      '';
+    };
+    nonexistentHome = dockerTools.streamNixShellImage {
+      name = "nix-shell-nonexistent-home";
+      tag = "latest";
+      drv = pkgs.mkShell { };
+      homeDirectory = "/homeless-shelter";
+      run = ''
+        if [[ "$HOME" != "$(eval "echo ~$(whoami)")" ]]; then
+          echo "\$HOME ($HOME) is not the same as ~\$(whoami) ($(eval "echo ~$(whoami)"))"
+          exit 1
+        fi
+
+        if -e $HOME; then
+          echo "home directory exists"
+          exit 1
+        fi
+        echo "home directory doesn't exist"
+      '';
+    };
+    buildDerivation = dockerTools.streamNixShellImage {
+      name = "nix-shell-build-derivation";
+      tag = "latest";
+      drv = pkgs.hello;
+      run = ''
+        buildDerivation
+        $out/bin/hello
+      '';
+    };
+    # buildNixShellImage: the same image as an archive (nixpkgs' docker-tools-nix-shell.nix
+    # loads it with `docker load <`).
+    archive = dockerTools.buildNixShellImage {
+      drv = pkgs.mkShell { name = "nix-shell-archive"; shellHook = "echo archived; exit"; };
+      tag = "latest";
+    };
+  };
+}
