@@ -6,7 +6,7 @@
 # and the closure of `copyToRoot` and `config` that the parent lacks. `runAsRoot` runs as root
 # over the unpacked parent inside the ordinary sandboxed build (a user namespace; no VM, no
 # KVM); owners it sets with chown are kept. Arguments and defaults are nixpkgs'.
-{ lib, imageSystem, toolbox, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalWriteFile }:
+{ lib, imageSystem, toolbox, stdenv, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased, then checked as docker reads names;
@@ -43,7 +43,8 @@
   # each layer's legacy `json`) beside `architecture`, as nixpkgs does; checked at
   # evaluation. null: the system's (armv7l gives v7), or none with an explicit architecture.
   variant ? null,
-  # Shell commands run in the image root after runAsRoot, not as root.
+  # Shell commands run in the image root after runAsRoot, not as root; with nixpkgs after
+  # `$stdenv/setup`, as nixpkgs runs them (see streamLayeredImage's extraCommands).
   extraCommands ? "",
   # Numeric owner of the layer's files (root's by default).
   uid ? 0,
@@ -51,6 +52,7 @@
   gid ? 0,
   # Shell commands run as root with the image root (the parent's files plus copyToRoot) as
   # `/` and the build's /nix/store mounted in: chown, chmod, useradd, ... show in the image.
+  # PATH is the toolbox's bin/ then the image's /bin (nixpkgs: coreutils' then /bin).
   runAsRoot ? null,
   # Accepted for compatibility (nixpkgs' VM disk size); no VM is used.
   diskSize ? 1024,
@@ -88,7 +90,7 @@ let
     text = builtins.toJSON (if config == null then { } else config);
   };
 
-  layer = internalBuilder {
+  layer = internalBuilder ({
     name = "${baseName}-layer";
     command = "root-layer";
     inherit parent toolbox uid gid extraCommands includeNixDB;
@@ -97,7 +99,7 @@ let
     mtime = "1970-01-01T00:00:01Z";
     exclude = [ configFile ];
     exportReferencesGraph.closure = rootContents ++ [ configFile ];
-  };
+  } // (if stdenv == null then { } else { inherit stdenv; }));
 
   plan = internalPlan {
     name = "stream-${baseName}";

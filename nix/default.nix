@@ -27,6 +27,9 @@ lib.makeScope (self: {
   inherit lib system imageSystem pkgs;
   helper = lib.asStorePath helper;
   toolbox = lib.asStorePath toolbox;
+  # nixpkgs' stdenv, whose setup extraCommands and fakeRootCommands run after (as nixpkgs
+  # runs them); null without nixpkgs.
+  stdenv = if pkgs != null then pkgs.stdenv else null;
 
   # Image functions go through makeOverridableImage, so their results have `.override` and
   # `.overrideAttrs` as nixpkgs' do; packages that take arguments through makeOverridable.

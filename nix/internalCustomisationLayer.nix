@@ -3,7 +3,7 @@
 # a 1777 `tmp` survive). The output is a directory: `layer.tar` and its record, `record.json`.
 # Store paths the tar's symlinks and files name are its references, so they end up in the
 # image's closure.
-{ toolbox, internalBuilder }:
+{ toolbox, stdenv, internalBuilder }:
 
 {
   # Store name of the directory.
@@ -31,6 +31,7 @@ internalBuilder ({
   inherit fakeRootCommands enableFakechroot;
   command = "customisation-layer";
 } // (if storeOwner == null then { } else { inherit storeOwner; })
+  // (if stdenv == null then { } else { inherit stdenv; })
   // (if nixDb == null then { } else {
   includeNixDB = true;
   exclude = [ nixDb.configFile ];

@@ -46,7 +46,9 @@
   # Group name of the store files in the image.
   gname ? "root",
   # Shell commands run in the image root before the customisation layer is tarred, e.g.
-  # `mkdir -m 1777 tmp`. They run with the toolbox's sh (`-e`) and only its bin/ on PATH.
+  # `mkdir -m 1777 tmp`. With nixpkgs they run as nixpkgs runs them, in bash after
+  # `$stdenv/setup` (stdenv's PATH, substituteInPlace, awk); without, with the toolbox's sh
+  # (`-e`) and only its bin/ on PATH.
   extraCommands ? "",
   # Whether the closure goes into the image. false gives the customisation layer alone,
   # whose links point into a /nix/store the image lacks (mount one at run time).
@@ -90,7 +92,8 @@
   # far below; set it for a parent of highly compressible content beyond that.
   fromImageMaxBytes ? null,
   # Shell commands run as root in the image root after extraCommands, in a user namespace:
-  # owners they set (`chown 1000:1000 home/alice`) and modes show in the image.
+  # owners they set (`chown 1000:1000 home/alice`) and modes show in the image. Like
+  # extraCommands, after `$stdenv/setup` with nixpkgs (unless enableFakechroot, as nixpkgs).
   fakeRootCommands ? "",
   # Whether fakeRootCommands see the image root as `/` (with the build's /nix/store mounted
   # in), so absolute paths (`mkdir /home`) land in the image.

@@ -196,6 +196,9 @@ struct CustomisationAttrs {
     #[serde(default)]
     extra_commands: String,
     toolbox: PathBuf,
+    /// nixpkgs' stdenv, when the library has nixpkgs: scripts run after its setup.
+    #[serde(default)]
+    stdenv: Option<PathBuf>,
     mtime: String,
     include_store_paths: bool,
     #[serde(default)]
@@ -238,7 +241,7 @@ pub(super) fn customisation_layer(attrs: Option<&Path>) -> Result<()> {
     build_layer_dir(
         &out,
         "customisation-root",
-        a.toolbox,
+        scripts(a.toolbox, a.stdenv),
         "customisation layer",
         |at, p| layer.build(at, p),
     )
@@ -256,6 +259,9 @@ struct RootLayerAttrs {
     #[serde(default)]
     run_as_root: String,
     toolbox: PathBuf,
+    /// nixpkgs' stdenv, when the library has nixpkgs: scripts run after its setup.
+    #[serde(default)]
+    stdenv: Option<PathBuf>,
     mtime: String,
     uid: u64,
     gid: u64,
@@ -281,25 +287,32 @@ pub(super) fn root_layer(attrs: Option<&Path>) -> Result<()> {
         exclude: a.exclude,
         include_nix_db: a.include_nix_db,
     };
-    build_layer_dir(&out, "root", a.toolbox, "image layer", |at, p| {
+    build_layer_dir(&out, "root", scripts(a.toolbox, a.stdenv), "image layer", |at, p| {
         layer.build(at, p)
     })
 }
 
-/// Builds a layer from a fresh root (`root_name` in the build directory, scripts run with
-/// `toolbox`) into `out`: `layer.tar` and its `record.json`.
+/// How the build's scripts run: with `toolbox`, in the build directory, after `stdenv`'s
+/// setup when there is one.
+fn scripts(toolbox: PathBuf, stdenv: Option<PathBuf>) -> Scripts {
+    Scripts {
+        toolbox,
+        build_dir: build_dir(),
+        stdenv,
+    }
+}
+
+/// Builds a layer from a fresh root (`root_name` in the build directory, its scripts run as
+/// `scripts` says) into `out`: `layer.tar` and its `record.json`.
 fn build_layer_dir(
     out: &Path,
     root_name: &str,
-    toolbox: PathBuf,
+    scripts: Scripts,
     label: &str,
     build: impl FnOnce(&Workspace, &Progress) -> Result<LayerRecord, BuildError>,
 ) -> Result<()> {
     let at = Workspace {
-        scripts: Scripts {
-            toolbox,
-            build_dir: build_dir(),
-        },
+        scripts,
         root: build_dir().join(root_name),
         tar: out.join("layer.tar"),
     };

@@ -1,7 +1,10 @@
 //! The shell scripts a build runs in an image root: `extraCommands` as the build user,
 //! `runAsRoot` and `fakeRootCommands` as root in a user namespace ([`super::root_shell`]).
-//! All run with the toolbox's `sh -e` and an environment of their own: only the toolbox's
-//! `bin/` on PATH, the build directory as TMPDIR, nothing inherited.
+//! All run with the toolbox's `sh -e` and an environment of their own: the toolbox's `bin/`
+//! on PATH (then the image's `/bin` for `runAsRoot`, as nixpkgs gives it), the build
+//! directory as TMPDIR, nothing inherited. With a stdenv (the library built from nixpkgs),
+//! `extraCommands` and `fakeRootCommands` run after `$stdenv/setup`, as nixpkgs runs them in
+//! its derivations: stdenv's PATH and functions (`substituteInPlace`, `runHook`) are there.
 
 use super::root_shell::{Owners, RootShell};
 use super::BuildError;
@@ -16,6 +19,8 @@ pub struct Scripts {
     pub toolbox: PathBuf,
     /// The build directory (`NIX_BUILD_TOP`).
     pub build_dir: PathBuf,
+    /// nixpkgs' stdenv (a directory holding `setup`), when the library has nixpkgs.
+    pub stdenv: Option<PathBuf>,
 }
 
 impl Scripts {
@@ -23,14 +28,16 @@ impl Scripts {
         self.toolbox.join("bin/sh")
     }
 
-    /// The environment scripts run with.
-    fn env(&self) -> Vec<(String, String)> {
+    /// The environment `what` runs with.
+    fn env(&self, what: &str) -> Vec<(String, String)> {
         let top = self.build_dir.to_string_lossy().into_owned();
-        vec![
-            (
-                "PATH".into(),
-                self.toolbox.join("bin").to_string_lossy().into_owned(),
-            ),
+        let mut path = self.toolbox.join("bin").to_string_lossy().into_owned();
+        if what == "runAsRoot" {
+            // nixpkgs' runAsRoot has `${coreutils}/bin:/bin`: the image's own tools next.
+            path.push_str(":/bin");
+        }
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), path),
             ("HOME".into(), "/homeless-shelter".into()),
             ("NIX_BUILD_TOP".into(), top.clone()),
             ("TMPDIR".into(), top),
@@ -38,7 +45,24 @@ impl Scripts {
                 "NIX_BUILD_CORES".into(),
                 std::env::var("NIX_BUILD_CORES").unwrap_or_else(|_| "1".into()),
             ),
-        ]
+        ];
+        if let Some(stdenv) = &self.stdenv {
+            env.push(("stdenv".into(), stdenv.to_string_lossy().into_owned()));
+            // stdenv's setup wants an `out`; the scripts' output is the image root, so this
+            // is a scratch path in the build directory, never the derivation's output.
+            let out = self.build_dir.join("script-out");
+            env.push(("out".into(), out.to_string_lossy().into_owned()));
+        }
+        env
+    }
+
+    /// `script` as it runs: after stdenv's setup when there is a stdenv and `setup` is
+    /// wanted (nixpkgs sources it for extraCommands and fakeRootCommands, not in a chroot).
+    fn script<'a>(&self, script: &'a str, setup: bool) -> std::borrow::Cow<'a, str> {
+        match (&self.stdenv, setup) {
+            (Some(_), true) => format!(". \"$stdenv/setup\"\n{script}").into(),
+            _ => script.into(),
+        }
     }
 
     /// Runs `extraCommands` in `root`, not as root.
@@ -50,10 +74,10 @@ impl Scripts {
         let status = Command::new(&shell)
             .arg("-e")
             .arg("-c")
-            .arg(script)
+            .arg(&*self.script(script, true))
             .current_dir(root)
             .env_clear()
-            .envs(self.env())
+            .envs(self.env("extraCommands"))
             .stdin(Stdio::null())
             .status()
             .map_err(|source| BuildError::Shell { shell, source })?;
@@ -76,13 +100,14 @@ impl Scripts {
             return Ok(None);
         }
         let shell = self.shell();
+        let script = self.script(script, what != "runAsRoot" && !chroot);
         let owners = RootShell {
             what,
             shell: &shell,
-            script,
+            script: &script,
             dir,
             chroot,
-            env: self.env(),
+            env: self.env(what),
         }
         .run()?;
         Ok(Some(owners))
@@ -102,6 +127,7 @@ mod tests {
         let scripts = Scripts {
             toolbox: "/".into(),
             build_dir: dir.path().into(),
+            stdenv: None,
         };
         scripts
             .run_extra_commands("mkdir tmp && chmod 1777 tmp", dir.path())
@@ -118,5 +144,27 @@ mod tests {
         scripts
             .run_extra_commands("  \n", Path::new("/nonexistent"))
             .unwrap();
+    }
+
+    #[test]
+    fn with_a_stdenv_scripts_run_after_its_setup() {
+        let dir = tempfile::tempdir().unwrap();
+        let stdenv = dir.path().join("stdenv");
+        fs::create_dir(&stdenv).unwrap();
+        fs::write(stdenv.join("setup"), "greet() { echo \"hi from $out\" > greeting; }\n").unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let scripts = Scripts {
+            toolbox: "/".into(),
+            build_dir: dir.path().into(),
+            stdenv: Some(stdenv),
+        };
+        scripts.run_extra_commands("greet", &root).unwrap();
+        let greeting = fs::read_to_string(root.join("greeting")).unwrap();
+        assert_eq!(greeting.trim(), format!("hi from {}/script-out", dir.path().display()));
+        // Without one, the script runs as written.
+        let plain = Scripts { stdenv: None, ..scripts };
+        assert!(plain.run_extra_commands("greet", &root).is_err());
+        assert_eq!(plain.script("x", true), "x");
     }
 }

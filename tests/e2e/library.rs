@@ -106,7 +106,7 @@ pub fn flake_check(scratch: &Path) -> Check {
     let copy = scratch.join("flake-src");
     let _ = std::fs::remove_dir_all(&copy);
     bash(&format!(
-        "mkdir -p {c} && cp -r flake.nix flake.lock nix checks Cargo.toml Cargo.lock src examples tests {c}/ && mkdir -p {c}/tests/nix/stand-in-nixpkgs/prebuilt && cp -a build/bootstrap/helper build/bootstrap/toolbox {c}/tests/nix/stand-in-nixpkgs/prebuilt/",
+        "mkdir -p {c} && cp -r flake.nix flake.lock nix checks Cargo.toml Cargo.lock src examples tests {c}/ && mkdir -p {c}/tests/nix/stand-in-nixpkgs/prebuilt && cp -a build/bootstrap/helper build/bootstrap/toolbox build/bootstrap/bash {c}/tests/nix/stand-in-nixpkgs/prebuilt/",
         c = copy.display()
     ))?;
     let stand_in = copy.join("tests/nix/stand-in-nixpkgs");

@@ -6,7 +6,8 @@
 //! `cargo test --test e2e -- NAME...` runs only the checks whose names contain a NAME.
 //!
 //! Each area has a file of its own (`stream`, `archives`, `build_image`, `layering`, `parent`,
-//! `registry`, `registry_trust`, `library`), one function per check; this file starts the daemons and runs
+//! `registry`, `registry_trust`, `fault_proxy`, `library`,
+//! `with_nixpkgs`), one function per check; this file starts the daemons and runs
 //! the checks in [`CHECKS`] order.
 
 #[path = "../util/mod.rs"]
@@ -22,6 +23,7 @@ mod registry;
 mod registry_trust;
 mod stream;
 mod support;
+mod with_nixpkgs;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -238,6 +240,14 @@ const CHECKS: &[(&str, CheckFn)] = &[
     (
         "flake_overlay_with_stand_in_nixpkgs",
         library::flake_overlay_with_stand_in_nixpkgs,
+    ),
+    (
+        "nix_shell_images_as_nixpkgs_examples",
+        with_nixpkgs::nix_shell_images_as_nixpkgs_examples,
+    ),
+    (
+        "scripts_run_under_stdenv_with_nixpkgs",
+        with_nixpkgs::scripts_run_under_stdenv_with_nixpkgs,
     ),
 ];
 

@@ -125,4 +125,62 @@ in
       tag = "latest";
     };
   };
+
+  # Scripts as nixpkgs runs them: extraCommands and fakeRootCommands after stdenv's setup
+  # (substituteInPlace, awk on PATH), runAsRoot with the image's /bin on PATH.
+  scripts =
+    let
+      imageTool = pkgs.stdenv.mkDerivation {
+        name = "image-tool";
+        buildCommand = ''
+          mkdir -p $out/bin
+          printf '#!${pkgs.runtimeShell}\necho "from the image'"'"'s /bin"\n' > $out/bin/image-tool
+          chmod 555 $out/bin/image-tool
+        '';
+      };
+      # The same script for both kinds of image: it fails unless stdenv's setup ran.
+      extraCommands = ''
+        mkdir -p etc
+        echo "greeting=@GREETING@" > etc/app.conf
+        substituteInPlace etc/app.conf --replace-fail @GREETING@ hello
+        echo "a b c" | awk '{ print $2 }' > etc/awk-said
+        if [ "$(type -t runHook)" = function ]; then echo sourced > etc/setup-was; fi
+      '';
+    in
+    {
+      layered = dockerTools.buildLayeredImage {
+        name = "scripts-under-stdenv";
+        tag = "latest";
+        contents = [ pkgs.hello pkgs.coreutils ];
+        inherit extraCommands;
+        fakeRootCommands = ''
+          mkdir -p home/alice
+          chown 1000:1000 home/alice
+          substituteInPlace etc/app.conf --replace-fail hello "hello from fakeRootCommands"
+        '';
+        config.Cmd = [ "/bin/hello" ];
+      };
+      single = dockerTools.buildImage {
+        name = "scripts-under-stdenv-b";
+        tag = "latest";
+        copyToRoot = [ pkgs.coreutils imageTool ];
+        runAsRoot = ''
+          image-tool > /ran-as-root
+        '';
+        inherit extraCommands;
+        config.Cmd = [ "/bin/cat" "/ran-as-root" "/etc/app.conf" "/etc/awk-said" "/etc/setup-was" ];
+      };
+    };
+
+  # What streamNixShellImage refuses, at evaluation.
+  refused = {
+    structuredAttrs = dockerTools.streamNixShellImage {
+      drv = pkgs.stdenv.mkDerivation { name = "structured"; __structuredAttrs = true; };
+    };
+    commandAndRun = dockerTools.streamNixShellImage {
+      drv = pkgs.mkShell { };
+      command = "true";
+      run = "true";
+    };
+  };
 }

@@ -129,41 +129,60 @@ impl Drop for Scratch {
     }
 }
 
-/// Builds attributes of `tests/nix/images.nix` with the sandbox on, once each.
+/// Builds attributes of `tests/nix/images.nix` (or another test file) with the sandbox on,
+/// once each.
 pub struct Nix {
+    file: &'static str,
     helper: PathBuf,
     toolbox: PathBuf,
+    /// Static bash, for files built through the stand-in nixpkgs.
+    bash: Option<PathBuf>,
     built: HashMap<String, PathBuf>,
 }
 
 impl Nix {
-    /// Uses the helper and toolbox `scripts/bootstrap` prepared.
+    /// `tests/nix/images.nix`, with the helper and toolbox `scripts/bootstrap` prepared.
     pub fn new() -> Nix {
         let boot = repo().join("build/bootstrap");
         Nix {
+            file: "tests/nix/images.nix",
             helper: boot.join("helper"),
             toolbox: boot.join("toolbox"),
+            bash: None,
             built: HashMap::new(),
         }
     }
 
-    /// The arguments that instantiate the library in its no-nixpkgs form.
+    /// `tests/nix/with-nixpkgs.nix`: images built through the stand-in nixpkgs, which also
+    /// takes the static bash `scripts/bootstrap` prepared.
+    pub fn with_nixpkgs() -> Nix {
+        Nix {
+            file: "tests/nix/with-nixpkgs.nix",
+            bash: Some(repo().join("build/bootstrap/bash")),
+            ..Nix::new()
+        }
+    }
+
+    /// The arguments that instantiate the library in its no-nixpkgs form (and the bash of
+    /// the stand-in nixpkgs).
     pub fn args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "--arg".into(),
             "helper".into(),
             self.helper.display().to_string(),
             "--arg".into(),
             "toolbox".into(),
             self.toolbox.display().to_string(),
-        ]
+        ];
+        if let Some(bash) = &self.bash {
+            args.extend(["--arg".into(), "bash".into(), bash.display().to_string()]);
+        }
+        args
     }
 
     fn command(&self, program: &str) -> Command {
         let mut c = Command::new(program);
-        c.current_dir(repo())
-            .arg("tests/nix/images.nix")
-            .args(self.args());
+        c.current_dir(repo()).arg(self.file).args(self.args());
         c
     }
 
