@@ -24,8 +24,7 @@
   # The user's home directory in /etc/passwd and $HOME. Only /build is created.
   homeDirectory ? "/build",
   # The shell, a bash (it is run with `--rcfile`); nixpkgs' bashInteractive by default.
-  shell ? if pkgs != null then "${pkgs.bashInteractive}/bin/bash"
-    else throw "streamNixShellImage: needs nixpkgs for its shell: import strata's library with `pkgs`, or pass `shell` (a bash)",
+  shell ? if pkgs != null then "${pkgs.bashInteractive}/bin/bash" else throw "streamNixShellImage: needs a bash: pass `shell`, or import strata's library with `pkgs`",
   # Shell commands run in the interactive shell, which then exits (`nix-shell --command`).
   command ? null,
   # Shell commands run in a non-interactive shell, which then exits (`nix-shell --run`).

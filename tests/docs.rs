@@ -11,7 +11,7 @@ fn public_nix_files() -> Vec<(String, String)> {
         .filter_map(|p| {
             let name = p.file_stem()?.to_str()?.to_owned();
             let internal = name.starts_with("internal")
-                || ["default", "package", "toolbox"].contains(&name.as_str());
+                || ["default", "overlay", "package", "toolbox"].contains(&name.as_str());
             (p.extension()? == "nix" && !internal)
                 .then(|| (name, std::fs::read_to_string(&p).unwrap()))
         })
