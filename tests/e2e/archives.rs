@@ -336,6 +336,36 @@ pub fn merge_images_loads_every_image(ctx: &mut Context) -> Check {
     ensure(out.starts_with("hello\n"), || {
         format!("podman run printed {out:?}")
     })?;
+    // An image merged without a tag runs under the tag it was given (its plan's hash).
+    let zstd = format!("strata-layered-zstd:{}", image_tag(nix, "layeredZstd")?);
+    ensure(loaded.contains(&zstd), || {
+        format!("docker load said {loaded:?}, not {zstd}")
+    })?;
+    let out = docker.run(&zstd, &[])?;
+    ensure(out.trim() == HELLO, || format!("{zstd} printed {out:?}"))?;
+    // nixpkgs' layeredImageWithFakeRootCommands: the owner fakeRootCommands gave, and the
+    // closure of the store path it linked; merged with an uncompressed buildImage
+    // (mergedBashFakeRoot), both survive.
+    for archive in ["layeredFakeRoot", "mergedFakeRoot"] {
+        // Gone before the merge is loaded, so what runs next came from it.
+        let _ = docker
+            .cmd()
+            .args(["rmi", "-f", "strata-layered-fake-root:latest", "strata-image-none:latest"])
+            .output();
+        feed(&nix.build(archive)?, docker.cmd().arg("load"))?;
+        let out = docker.run(
+            "strata-layered-fake-root:latest",
+            &["sh", "-c", "stat -c %u /home/alice && /hello/bin/hello"],
+        )?;
+        ensure(
+            out == "1000\nhello from the fakeRootCommands link\n",
+            || format!("{archive}: strata-layered-fake-root printed {out:?}"),
+        )?;
+    }
+    let out = docker.run("strata-image-none:latest", &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("mergedFakeRoot: strata-image-none printed {out:?}")
+    })?;
     // The two layered images share their store layers: each is stored once.
     let manifest = ok(Command::new("sh").arg("-c").arg(format!(
         "gzip -dc {} | tar -xO manifest.json",

@@ -339,6 +339,23 @@ pub fn created_now_and_empty_image(ctx: &mut Context) -> Check {
             .args(["inspect", "--format", "{{.Created}}", "strata-now:latest"]))?;
     let year: u32 = created.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
     ensure(year >= 2025, || format!("created = \"now\" gave {created}"))?;
+    // buildImage: "now" is the build's time (unstableDate); by default the stable date.
+    feed(&nix.build("imageNow")?, docker.cmd().arg("load"))?;
+    let inspect = |image: &str| {
+        ok(docker
+            .cmd()
+            .args(["inspect", "--format", "{{.Created}}", image]))
+    };
+    let created = inspect("strata-image-now:latest")?;
+    let year: u32 = created.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
+    ensure(year >= 2025, || {
+        format!("buildImage created = \"now\" gave {created}")
+    })?;
+    feed(&nix.build("imageUncompressed")?, docker.cmd().arg("load"))?;
+    let created = inspect("strata-image-none:latest")?;
+    ensure(created.trim() == "1970-01-01T00:00:01Z", || {
+        format!("buildImage's default Created is {created}")
+    })?;
     let plan = nix.build("empty")?;
     let file = dir.join("empty.tar");
     let img = streamed_image(&plan, &file)?;

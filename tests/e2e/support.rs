@@ -151,6 +151,8 @@ pub const BUILT: &[&str] = &[
     "splitLayer",
     "perLayer",
     "nowDated",
+    "layeredFakeRoot",
+    "mergedFakeRoot",
     "stream",
     "stream.customisationLayer",
     "stream.configFile",

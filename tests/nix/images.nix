@@ -239,6 +239,25 @@ rec {
     stream
   ];
 
+  # nixpkgs' layeredImageWithFakeRootCommands: plain fakeroot on relative paths, and a link
+  # to a package only the customisation layer names (so its closure must come with it).
+  layeredFakeRoot = strata.buildLayeredImage {
+    name = "strata-layered-fake-root";
+    tag = "latest";
+    contents = [ toolbox ];
+    fakeRootCommands = ''
+      mkdir -p ./home/alice
+      chown 1000 ./home/alice
+      ln -s ${pkgs.mk "fake-root-hello" ''
+        mkdir -p $out/bin
+        printf '#!${toolbox}/bin/sh\necho "hello from the fakeRootCommands link"\n' > $out/bin/hello
+        chmod 555 $out/bin/hello
+      ''} ./hello
+    '';
+  };
+  # nixpkgs' mergedBashFakeRoot, with an uncompressed buildImage (mixed compressors).
+  mergedFakeRoot = strata.mergeImages [ imageUncompressed layeredFakeRoot ];
+
   # The no-nixpkgs family: /bin/sh, /usr/bin/env, fakeNss, CA certificates, and a useradd
   # through shadowSetup in runAsRoot.
   family = strata.buildImage {
@@ -405,6 +424,15 @@ rec {
     name = "strata-now";
     tag = "latest";
     created = "now";
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+
+  # nixpkgs' unstableDate: buildImage with created = "now", the build's time.
+  imageNow = strata.buildImage {
+    name = "strata-image-now";
+    tag = "latest";
+    created = "now";
+    copyToRoot = toolbox;
     config.Cmd = [ "${hello}/bin/hello" ];
   };
 
