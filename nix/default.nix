@@ -41,7 +41,7 @@ lib.makeScope (self: {
   buildLayeredImageWithNixDb = lib.makeOverridableImage (self.callFunction ./buildLayeredImageWithNixDb.nix { });
   buildNixShellImage = lib.makeOverridableImage (self.callFunction ./buildNixShellImage.nix { });
   caCertificates = lib.makeOverridable (self.callFunction ./caCertificates.nix { }) { };
-  exportImage = self.callFunction ./exportImage.nix { };
+  exportImage = lib.makeOverridableImage (self.callFunction ./exportImage.nix { });
   fakeNss = lib.makeOverridable (self.callFunction ./fakeNss.nix { }) { };
   imageIndex = lib.makeOverridableImage (self.callFunction ./imageIndex.nix { });
   internalArchive = self.callFunction ./internalArchive.nix { };
@@ -55,7 +55,7 @@ lib.makeScope (self: {
   internalTree = self.callFunction ./internalTree.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
   mergeImages = self.callFunction ./mergeImages.nix { };
-  pullImage = self.callFunction ./pullImage.nix { };
+  pullImage = lib.makeOverridableImage (self.callFunction ./pullImage.nix { });
   shadowSetup = self.callFunction ./shadowSetup.nix { };
   streamLayeredImage = lib.makeOverridableImage (self.callFunction ./streamLayeredImage.nix { });
   streamNixShellImage = lib.makeOverridableImage (self.callFunction ./streamNixShellImage.nix { });

@@ -387,3 +387,62 @@ pub fn merge_images_loads_every_image(ctx: &mut Context) -> Check {
         )
     })
 }
+
+/// nixpkgs' nginx example and check, with busybox's httpd: the server starts, drops to
+/// fakeNss's nobody and serves its page. The engine here has no bridge to publish ports
+/// through (`-p`), so the container shares the host's network and binds a free port.
+pub fn layered_web_server_serves_like_nixpkgs_nginx(ctx: &mut Context) -> Check {
+    use std::io::{Read, Write};
+    let (nix, docker) = (&mut ctx.nix, &mut ctx.docker);
+    feed(&nix.build("webServer")?, docker.cmd().arg("load"))?;
+    let exposed = ok(docker.cmd().args([
+        "inspect",
+        "--format",
+        "{{json .Config.ExposedPorts}}",
+        "strata-web-server:latest",
+    ]))?;
+    ensure(exposed.trim() == r#"{"80/tcp":{}}"#, || {
+        format!("ExposedPorts: {exposed}")
+    })?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let id = ok(docker.cmd().args([
+        "run",
+        "-d",
+        "--network=host",
+        "-e",
+        &format!("PORT={port}"),
+        "strata-web-server:latest",
+    ]))?;
+    let id = id.trim();
+    let get = || -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        Ok(answer)
+    };
+    let mut answer = Err("never tried".to_owned());
+    for _ in 0..50 {
+        answer = get().map_err(|e| e.to_string());
+        if answer.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let user = ok(docker.cmd().args(["top", id, "-o", "user"]));
+    let logs = ok(docker.cmd().args(["logs", id])).unwrap_or_default();
+    let _ = docker.cmd().args(["rm", "-f", id]).output();
+    let answer = answer.map_err(|e| format!("GET / on port {port}: {e}; logs: {logs}"))?;
+    ensure(
+        answer.starts_with("HTTP/1.") && answer.contains("Hello from httpd"),
+        || format!("GET / answered {answer:?}"),
+    )?;
+    let user = user?;
+    ensure(user.lines().skip(1).all(|u| u.trim() == "nobody"), || {
+        format!("httpd runs as {user:?}, not fakeNss's nobody")
+    })
+}

@@ -84,6 +84,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         archives::build_layered_image_zstd_loads,
     ),
     (
+        "layered_web_server_serves_like_nixpkgs_nginx",
+        archives::layered_web_server_serves_like_nixpkgs_nginx,
+    ),
+    (
         "image_tag_defaults_to_plan_hash",
         stream::image_tag_defaults_to_plan_hash,
     ),

@@ -152,6 +152,7 @@ pub const BUILT: &[&str] = &[
     "perLayer",
     "nowDated",
     "layeredFakeRoot",
+    "webServer",
     "mergedFakeRoot",
     "stream",
     "stream.customisationLayer",

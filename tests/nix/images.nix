@@ -239,6 +239,25 @@ rec {
     stream
   ];
 
+  # nixpkgs' nginx example with busybox's httpd: fakeNss (httpd drops to nobody), the
+  # directories extraCommands makes, a port in ExposedPorts; PORT picks the port to bind.
+  webServer = strata.buildLayeredImage {
+    name = "strata-web-server";
+    tag = "latest";
+    contents = [ strata.fakeNss toolbox (pkgs.mk "web-root" ''
+      mkdir -p $out/srv/www
+      echo "<html><body><h1>Hello from httpd</h1></body></html>" > $out/srv/www/index.html
+    '') ];
+    extraCommands = ''
+      mkdir -p tmp var/log/httpd
+      chmod 1777 tmp
+    '';
+    config = {
+      Cmd = [ "/bin/sh" "-c" "exec httpd -f -v -u nobody:nobody -p \"127.0.0.1:\${PORT:-80}\" -h /srv/www" ];
+      ExposedPorts."80/tcp" = { };
+    };
+  };
+
   # nixpkgs' layeredImageWithFakeRootCommands: plain fakeroot on relative paths, and a link
   # to a package only the customisation layer names (so its closure must come with it).
   layeredFakeRoot = strata.buildLayeredImage {
