@@ -433,7 +433,7 @@ pub fn layered_web_server_serves_like_nixpkgs_nginx(ctx: &mut Context) -> Check 
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let user = ok(docker.cmd().args(["top", id, "-o", "user"]));
+    let user = ok(docker.cmd().args(["top", id, "-o", "pid,user"]));
     let logs = ok(docker.cmd().args(["logs", id])).unwrap_or_default();
     let _ = docker.cmd().args(["rm", "-f", id]).output();
     let answer = answer.map_err(|e| format!("GET / on port {port}: {e}; logs: {logs}"))?;
@@ -442,7 +442,12 @@ pub fn layered_web_server_serves_like_nixpkgs_nginx(ctx: &mut Context) -> Check 
         || format!("GET / answered {answer:?}"),
     )?;
     let user = user?;
-    ensure(user.lines().skip(1).all(|u| u.trim() == "nobody"), || {
-        format!("httpd runs as {user:?}, not fakeNss's nobody")
-    })
+    ensure(
+        user.lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().nth(1) == Some("nobody")),
+        || {
+            format!("httpd runs as {user:?}, not fakeNss's nobody")
+        },
+    )
 }
