@@ -26,10 +26,27 @@ pub fn family_packages_without_nixpkgs(ctx: &mut Context) -> Check {
                     /home/alice 1000:1000 755\n\
                     env ok\n\
                     certs ok\n\
-                    hosts: files dns\n";
+                    hosts: files dns\n\
+                    busybox\n";
     feed(&archive, docker.cmd().arg("load"))?;
     let out = docker.run("strata-family:latest", &[])?;
     ensure(out == expected, || format!("docker run printed {out:?}"))?;
+    // A passwd user (`-u`) on a root-owned store: nixos/tests/docker-tools.nix's 755 check.
+    let out = ok(docker.cmd().args([
+        "run",
+        "--rm",
+        "--network=none",
+        "-u",
+        "1000:1000",
+        "--entrypoint",
+        "/bin/sh",
+        "strata-family:latest",
+        "-c",
+        "id -un; stat -c %a:%u /nix /nix/store",
+    ]))?;
+    ensure(out == "alice\n755:0\n755:0\n", || {
+        format!("-u 1000:1000 on a root-owned store: {out:?}")
+    })?;
     load_into_podman(podman, &archive)?;
     let out = podman.run("localhost/strata-family:latest", &[])?;
     ensure(out == expected, || format!("podman run printed {out:?}"))

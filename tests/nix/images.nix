@@ -293,8 +293,11 @@ rec {
       grep -E '^(root|bob|alice):' /etc/passwd; grep -E '^(alice|staff):' /etc/group
       stat -c '%n %u:%g %a' /home/alice
       /usr/bin/env printf 'env ok\n'
-      grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt >/dev/null && echo certs ok
+      for f in /etc/ssl/certs/ca-bundle.crt /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+        grep -q 'BEGIN CERTIFICATE' $f || exit 1
+      done && echo certs ok
       cat /etc/nsswitch.conf
+      readlink ${toolbox}/bin/ls
     '' ];
   };
 
