@@ -213,6 +213,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         parent::layered_on_top_inherits_env_and_skips_parent_paths,
     ),
     (
+        "nixpkgs_env_inheritance_layered_children_and_bulk_layers",
+        parent::nixpkgs_env_inheritance_layered_children_and_bulk_layers,
+    ),
+    (
         "parent_from_docker_save_and_hostile_parents",
         parent::parent_from_docker_save_and_hostile_parents,
     ),

@@ -23,6 +23,58 @@ pub fn layered_on_top_inherits_env_and_skips_parent_paths(ctx: &mut Context) -> 
     )
 }
 
+/// nixos/tests/docker-tools.nix's environment-variable, layered-image and bulk-layer checks,
+/// on images with nixpkgs' arguments.
+pub fn nixpkgs_env_inheritance_layered_children_and_bulk_layers(ctx: &mut Context) -> Check {
+    let (nix, docker) = (&mut ctx.nix, &mut ctx.docker);
+    // Env from a buildImage parent, in a buildImage and a buildLayeredImage child.
+    for (attr, image) in [
+        ("envChildSingle", "strata-env-child:latest"),
+        ("envChildLayered", "strata-env-child-layered:latest"),
+    ] {
+        let archive = nix.build(attr)?;
+        feed(&archive, docker.cmd().arg("load"))?;
+        let out = docker.run(image, &["env"])?;
+        let vars: Vec<&str> = out.lines().collect();
+        for var in ["FROM_PARENT=true", "FROM_CHILD=true", "LAST_LAYER=child"] {
+            ensure(vars.contains(&var), || format!("{attr}: env lacks {var}: {out:?}"))?;
+        }
+        // Once in the config, the child's value (nixpkgs reads it with `tar -xOf`).
+        let config = open_image(&archive)?.config;
+        let env = config["config"]["Env"].to_string();
+        ensure(
+            env.matches("LAST_LAYER").count() == 1 && env.contains("LAST_LAYER=child"),
+            || format!("{attr}: config Env {env}"),
+        )?;
+    }
+    // layered-image: extraCommands' file; layered-on-top-layered writes in its WorkingDir.
+    feed(&nix.build("layeredImage")?, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-layered-image:latest", &[])?;
+    ensure(out.trim() == HELLO, || format!("layeredImage printed {out:?}"))?;
+    let out = docker.run("strata-layered-image:latest", &["cat", "extraCommands"])?;
+    ensure(out == "(extraCommand)\n", || {
+        format!("layeredImage's extraCommands file: {out:?}")
+    })?;
+    feed(&nix.build("layeredOnTopLayered")?, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-layered-on-top-layered:latest", &[])?;
+    ensure(out == "hello\n", || {
+        format!("layeredOnTopLayered printed {out:?}")
+    })?;
+    // bulk-layer and layered-bulk-layer: /bin/hello at the root.
+    for (attr, image) in [
+        ("bulkLayer", "strata-bulk-layer:latest"),
+        ("bulkOnBase", "strata-bulk-on-base:latest"),
+    ] {
+        feed(&nix.build(attr)?, docker.cmd().arg("load"))?;
+        let out = docker.run(image, &["ls", "/bin/hello"])?;
+        ensure(out.trim() == "/bin/hello", || {
+            format!("{attr}: ls /bin/hello printed {out:?}")
+        })?;
+    }
+    let layers = open_image(&nix.build("bulkLayer")?)?.layers.len();
+    ensure(layers == 2, || format!("bulkLayer has {layers} layers, not 2"))
+}
+
 pub fn parent_from_docker_save_and_hostile_parents(ctx: &mut Context) -> Check {
     let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     // A parent written by `docker save` (a strata image loaded into docker).

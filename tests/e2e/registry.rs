@@ -269,6 +269,17 @@ pub fn pull_image_by_digest_in_nix_build(ctx: &mut Context) -> Check {
         out.trim_end() == "tools ok\nHello from strata!\napp 1",
         || format!("on pulled: {out:?}"),
     )?;
+    // buildImage takes it too (onTopOfPulledImage).
+    let on = build(&args, "onPulledSingle", false)?;
+    ensure(on.status.success(), || {
+        format!("onPulledSingle: {}", String::from_utf8_lossy(&on.stderr))
+    })?;
+    let archive = PathBuf::from(String::from_utf8_lossy(&on.stdout).trim());
+    feed(&archive, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-on-pulled-single:latest", &[])?;
+    ensure(out.trim_end() == HELLO, || {
+        format!("buildImage on pulled: {out:?}")
+    })?;
     // A wrong hash: Nix's own mismatch message.
     let mut wrong = args.clone();
     wrong["hash"] = Value::from("sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");

@@ -258,6 +258,60 @@ rec {
     };
   };
 
+  # nixpkgs' environmentVariablesParent (buildImage, Env only) and its children, a buildImage
+  # and a buildLayeredImage that both set Env.
+  envParentSingle = strata.buildImage {
+    name = "strata-env-parent";
+    tag = "latest";
+    config.Env = [ "FROM_PARENT=true" "LAST_LAYER=parent" ];
+  };
+  envChildSingle = strata.buildImage {
+    name = "strata-env-child";
+    tag = "latest";
+    fromImage = envParentSingle;
+    copyToRoot = [ toolbox ];
+    config.Env = [ "FROM_CHILD=true" "LAST_LAYER=child" ];
+  };
+  envChildLayered = strata.buildLayeredImage {
+    name = "strata-env-child-layered";
+    tag = "latest";
+    fromImage = envParentSingle;
+    contents = [ toolbox ];
+    config.Env = [ "FROM_CHILD=true" "LAST_LAYER=child" ];
+  };
+
+  # nixpkgs' layered-image (extraCommands on L) and layered-on-top-layered (a layered child
+  # writing in a WorkingDir its parent lacks).
+  layeredImage = strata.buildLayeredImage {
+    name = "strata-layered-image";
+    tag = "latest";
+    extraCommands = ''echo "(extraCommand)" > extraCommands'';
+    config.Cmd = [ "${hello}/bin/hello" ];
+    contents = [ hello toolbox ];
+  };
+  layeredOnTopLayered = strata.buildLayeredImage {
+    name = "strata-layered-on-top-layered";
+    tag = "latest";
+    fromImage = layeredImage;
+    extraCommands = ''
+      mkdir ./example-input
+      chmod 777 ./example-input
+    '';
+    config = {
+      Env = [ "PATH=${toolbox}/bin/" ];
+      WorkingDir = "/example-output";
+      Cmd = [ "${toolbox}/bin/sh" "-c" "echo hello > foo; cat foo" ];
+    };
+  };
+  # nixpkgs' bulk-layer: maxLayers = 2 puts the whole closure in one layer; /bin/hello is
+  # at the root.
+  bulkLayer = strata.buildLayeredImage {
+    name = "strata-bulk-layer";
+    tag = "latest";
+    contents = [ toolbox hello ];
+    maxLayers = 2;
+  };
+
   # nixpkgs' layeredImageWithFakeRootCommands: plain fakeroot on relative paths, and a link
   # to a package only the customisation layer names (so its closure must come with it).
   layeredFakeRoot = strata.buildLayeredImage {
@@ -311,7 +365,7 @@ rec {
       contents = [ tools ];
       maxLayers = 2;
     };
-    contents = [ hello ];
+    contents = [ toolbox hello ];
     maxLayers = 4;
     config.Cmd = [ "${hello}/bin/hello" ];
   };
@@ -555,6 +609,15 @@ rec {
 
   # An image fetched from the tests' registry by digest, and one built on top of it.
   pulled = strata.pullImage (builtins.fromJSON pullArgs);
+  # nixpkgs' onTopOfPulledImage: buildImage on the pulled image.
+  onPulledSingle = strata.buildImage {
+    name = "strata-on-pulled-single";
+    tag = "latest";
+    fromImage = strata.pullImage (builtins.fromJSON pullArgs);
+    copyToRoot = [ hello ];
+    config.Cmd = [ "/bin/hello" ];
+  };
+
   onPulled = strata.streamLayeredImage {
     name = "strata-on-pulled";
     tag = "latest";
