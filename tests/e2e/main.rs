@@ -257,6 +257,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         "scripts_run_under_stdenv_with_nixpkgs",
         with_nixpkgs::scripts_run_under_stdenv_with_nixpkgs,
     ),
+    (
+        "nixpkgs_examples_through_the_overlay",
+        with_nixpkgs::nixpkgs_examples_through_the_overlay,
+    ),
 ];
 
 fn main() {

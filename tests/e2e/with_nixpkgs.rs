@@ -1,6 +1,7 @@
 //! Images built as a nixpkgs user builds them (`tests/nix/with-nixpkgs.nix`: the stand-in
 //! nixpkgs with strata's overlay): nixpkgs' nix-shell images and scripts under stdenv.
 
+use crate::support::open_image;
 use crate::util::*;
 use crate::Context;
 use serde_json::Value;
@@ -165,4 +166,98 @@ pub fn scripts_run_under_stdenv_with_nixpkgs(ctx: &mut Context) -> Check {
         lines == ["from the image's /bin", "greeting=hello", "b", "sourced"],
         || format!("buildImage's scripts under stdenv: {out:?}"),
     )
+}
+
+/// nixpkgs' examples.nix entries built on nixpkgs' packages (bash, buildEnv, writeTextDir),
+/// their arguments unchanged, checked as nixos/tests/docker-tools.nix checks them.
+pub fn nixpkgs_examples_through_the_overlay(ctx: &mut Context) -> Check {
+    let (docker, podman) = (&ctx.docker, &ctx.podman);
+    let mut nix = Nix::with_nixpkgs();
+    // bash and the compression variants: docker loads gzip and plain archives, podman zstd
+    // (Debian's docker 20.10 cannot).
+    for (attr, image, engine) in [
+        ("bash", "bash:latest", "docker"),
+        ("bashUncompressed", "bash-uncompressed:latest", "docker"),
+        ("bashLayeredUncompressed", "bash-layered-uncompressed:latest", "docker"),
+        ("bashZstdCompressed", "bash-zstd:latest", "podman"),
+        ("bashLayeredZstdCompressed", "bash-layered-zstd:latest", "podman"),
+    ] {
+        let archive = nix.build(&format!("examples.{attr}"))?;
+        let out = match engine {
+            "docker" => {
+                feed(&archive, docker.cmd().arg("load"))?;
+                docker.run(image, &["bash", "-c", "echo bash runs"])?
+            }
+            _ => {
+                feed(&archive, podman.cmd().arg("load"))?;
+                podman.run(&format!("localhost/{image}"), &["bash", "-c", "echo bash runs"])?
+            }
+        };
+        ensure(out == "bash runs\n", || format!("examples.{attr} printed {out:?}"))?;
+    }
+    // compressor = "none" on L: a plain archive of plain layers.
+    let plain = nix.build("examples.bashLayeredUncompressed")?;
+    let image = open_image(&plain)?;
+    ensure(
+        image.layers.iter().all(|l| l.get(257..262) == Some(&b"ustar"[..])),
+        || "bashLayeredUncompressed: a layer is not a plain tar".to_owned(),
+    )?;
+    // A passwd user on a root-owned store: /nix and /nix/store are 755.
+    feed(
+        &nix.build("examples.bashLayeredWithUser")?,
+        docker.cmd().arg("load"),
+    )?;
+    let out = ok(docker.cmd().args([
+        "run",
+        "--rm",
+        "--network=none",
+        "-u",
+        "somebody",
+        "bash-layered-with-user:latest",
+        "bash",
+        "-c",
+        "id -un; stat -c %a /nix /nix/store",
+    ]))?;
+    ensure(out == "somebody\n755\n755\n", || {
+        format!("bashLayeredWithUser as somebody: {out:?}")
+    })?;
+    // maxLayers = 2, loaded and run alone.
+    let two = nix.build("examples.two-layered-image")?;
+    let layers = open_image(&two)?.layers.len();
+    ensure(layers == 2, || format!("two-layered-image has {layers} layers"))?;
+    feed(&two, docker.cmd().arg("load"))?;
+    let out = docker.run("two-layered-image:latest", &[])?;
+    ensure(out == "hello\n", || format!("two-layered-image printed {out:?}"))?;
+    // No store paths: `ls /` works, there is no /nix/store.
+    feed(&nix.build("examples.no-store-paths")?, docker.cmd().arg("load"))?;
+    docker.run("no-store-paths:latest", &["ls", "/"])?;
+    ensure(
+        docker.run("no-store-paths:latest", &["ls", "/nix/store"]).is_err(),
+        || "no-store-paths has a /nix/store".to_owned(),
+    )?;
+    // created = "now" on L.
+    feed(
+        &nix.build("examples.unstableDateLayered")?,
+        docker.cmd().arg("load"),
+    )?;
+    let created = ok(docker.cmd().args([
+        "inspect",
+        "--format",
+        "{{.Created}}",
+        "unstable-date-layered:latest",
+    ]))?;
+    let year: u32 = created.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
+    ensure(year >= 2025, || format!("unstableDateLayered Created {created}"))?;
+    // caCertificates: every path a TLS client looks at is readable.
+    feed(&nix.build("examples.image-with-certs")?, docker.cmd().arg("load"))?;
+    for path in [
+        "/etc/ssl/certs/ca-bundle.crt",
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ] {
+        docker
+            .run("image-with-certs:latest", &["test", "-r", path])
+            .map_err(|e| format!("image-with-certs: {path} is not readable: {e}"))?;
+    }
+    Ok(())
 }

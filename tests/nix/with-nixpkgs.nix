@@ -172,6 +172,105 @@ in
       };
     };
 
+  # nixpkgs' examples.nix entries that need nixpkgs' packages (bash, buildEnv, writeTextDir),
+  # with their arguments unchanged.
+  examples = rec {
+    bash = dockerTools.buildImage {
+      name = "bash";
+      tag = "latest";
+      copyToRoot = pkgs.buildEnv {
+        name = "image-root";
+        paths = [ pkgs.bashInteractive ];
+        pathsToLink = [ "/bin" ];
+      };
+    };
+    bashUncompressed = dockerTools.buildImage {
+      name = "bash-uncompressed";
+      tag = "latest";
+      compressor = "none";
+      # Not recommended. Use `buildEnv` between copy and packages to avoid file duplication.
+      copyToRoot = pkgs.bashInteractive;
+    };
+    bashZstdCompressed = dockerTools.buildImage {
+      name = "bash-zstd";
+      tag = "latest";
+      compressor = "zstd";
+      copyToRoot = pkgs.bashInteractive;
+    };
+    bashLayeredUncompressed = dockerTools.buildLayeredImage {
+      name = "bash-layered-uncompressed";
+      tag = "latest";
+      compressor = "none";
+      contents = pkgs.bashInteractive;
+    };
+    bashLayeredZstdCompressed = dockerTools.buildLayeredImage {
+      name = "bash-layered-zstd";
+      tag = "latest";
+      compressor = "zstd";
+      contents = pkgs.bashInteractive;
+    };
+    bashLayeredWithUser =
+      let
+        nonRootShadowSetup = { user, uid, gid ? uid }: with pkgs; [
+          (writeTextDir "etc/shadow" ''
+            root:!x:::::::
+            ${user}:!:::::::
+          '')
+          (writeTextDir "etc/passwd" ''
+            root:x:0:0::/root:${runtimeShell}
+            ${user}:x:${toString uid}:${toString gid}::/home/${user}:
+          '')
+          (writeTextDir "etc/group" ''
+            root:x:0:
+            ${user}:x:${toString gid}:
+          '')
+          (writeTextDir "etc/gshadow" ''
+            root:x::
+            ${user}:x::
+          '')
+        ];
+      in
+      dockerTools.buildLayeredImage {
+        name = "bash-layered-with-user";
+        tag = "latest";
+        contents = [ pkgs.bash pkgs.coreutils ] ++ nonRootShadowSetup { uid = 999; user = "somebody"; };
+      };
+    two-layered-image = dockerTools.buildLayeredImage {
+      name = "two-layered-image";
+      tag = "latest";
+      config.Cmd = [ "${pkgs.bash}/bin/bash" "-c" "echo hello" ];
+      contents = [ pkgs.bash ];
+      maxLayers = 2;
+    };
+    no-store-paths = dockerTools.buildLayeredImage {
+      name = "no-store-paths";
+      tag = "latest";
+      extraCommands = ''
+        # This removes sharing of busybox and is not recommended. We do this
+        # to make the example suitable as a test case with working binaries.
+        cp -r ${pkgs.pkgsStatic.busybox}/* .
+
+        # This is a "build" dependency that will not appear in the image
+        ${pkgs.hello}/bin/hello
+      '';
+    };
+    unstableDateLayered = dockerTools.buildLayeredImage {
+      name = "unstable-date-layered";
+      tag = "latest";
+      contents = [ pkgs.coreutils ];
+      created = "now";
+    };
+    image-with-certs = dockerTools.buildImage {
+      name = "image-with-certs";
+      tag = "latest";
+      copyToRoot = pkgs.buildEnv {
+        name = "image-with-certs-root";
+        paths = [ pkgs.coreutils dockerTools.caCertificates ];
+      };
+      config = { };
+    };
+  };
+
   # What streamNixShellImage refuses, at evaluation.
   refused = {
     structuredAttrs = dockerTools.streamNixShellImage {

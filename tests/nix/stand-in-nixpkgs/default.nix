@@ -34,7 +34,7 @@ let
         test -e ${src}/Cargo.toml
       '';
     # Links every `bin/` entry of `paths` into one `bin/`, the first path's winning.
-    buildEnv = { name, paths, ... }: shDerivation name ''
+    buildEnv = { name, paths, pathsToLink ? [ "/" ], ... }: shDerivation name ''
       mkdir -p $out/bin
       for p in ${builtins.concatStringsSep " " (map (p: "${p}") paths)}; do
         for f in $p/bin/*; do
@@ -42,6 +42,22 @@ let
         done
       done
     '';
+    # nixpkgs' trivial builders, as far as the examples use them.
+    writeText = name: text: derivation {
+      inherit name system text;
+      passAsFile = [ "text" ];
+      builder = "${toolbox}/bin/sh";
+      args = [ "-ec" "${toolbox}/bin/cp $textPath $out" ];
+    };
+    writeTextDir = path: text: derivation {
+      inherit system text path;
+      name = baseNameOf path;
+      passAsFile = [ "text" ];
+      builder = "${toolbox}/bin/sh";
+      args = [ "-ec" "PATH=${toolbox}/bin; mkdir -p $out/$(dirname $path); cp $textPath $out/$path" ];
+    };
+    runCommand = name: env: buildCommand: final.stdenv.mkDerivation ({ inherit name buildCommand; } // env);
+    pkgsStatic.busybox = toolbox;
     # Static bash, as bash and bashInteractive (with bin/sh, as nixpkgs' bash has).
     bash = shDerivation "bash-5.2-static" ''
       mkdir -p $out/bin
