@@ -119,7 +119,8 @@ pub struct CustomisationLayer {
     pub fake_root_commands: String,
     /// Whether `fake_root_commands` see the root as `/`.
     pub enable_fakechroot: bool,
-    /// Whether the layer carries `nix/` and `nix/store/`.
+    /// Whether the image holds store paths: then a `store_owner` other than root gets `nix/`
+    /// and `nix/store/` written in this layer, over the store layers' root-owned ones.
     pub include_store_paths: bool,
     /// Who owns `nix/` and `nix/store/` when not root (the image's `uid`/`gid`).
     pub store_owner: Option<StoreOwner>,
@@ -145,9 +146,14 @@ impl CustomisationLayer {
             root,
             self.enable_fakechroot,
         )?;
+        // Root's store directories come with the store layers, as in nixpkgs: an image whose
+        // closure is empty (everything copied in by extraCommands) has no /nix/store. Another
+        // owner's, or the root's own `nix` (made by a script; refused unless a directory),
+        // go in this layer, over the store layers' ones.
+        let own_nix = fs::symlink_metadata(root.join("nix")).is_ok();
         write_customisation_tar(
             root,
-            self.include_store_paths,
+            self.include_store_paths && (self.store_owner.is_some() || own_nix),
             self.store_owner.as_ref(),
             owners,
             self.mtime,
