@@ -33,12 +33,16 @@ let
         cp ${prebuilt.helper}/bin/strata $out/bin/strata
         test -e ${src}/Cargo.toml
       '';
-    # Links every `bin/` entry of `paths` into one `bin/`, the first path's winning.
+    # Links every file of `paths` under `pathsToLink` into one tree, the first path's winning.
     buildEnv = { name, paths, pathsToLink ? [ "/" ], ... }: shDerivation name ''
-      mkdir -p $out/bin
+      mkdir -p $out
       for p in ${builtins.concatStringsSep " " (map (p: "${p}") paths)}; do
-        for f in $p/bin/*; do
-          [ -e "$out/bin/''${f##*/}" ] || ln -s "$f" "$out/bin/"
+        for sub in ${toString pathsToLink}; do
+          [ -d "$p$sub" ] || continue
+          (cd "$p" && find ".$sub" ! -type d) | while read -r f; do
+            mkdir -p "$out/$(dirname "$f")"
+            [ -e "$out/$f" ] || [ -L "$out/$f" ] || ln -s "$p/''${f#./}" "$out/$f"
+          done
         done
       done
     '';
