@@ -23,8 +23,8 @@ pub fn layered_on_top_inherits_env_and_skips_parent_paths(ctx: &mut Context) -> 
     )
 }
 
-/// nixos/tests/docker-tools.nix's environment-variable, layered-image and bulk-layer checks,
-/// on images with nixpkgs' arguments.
+/// nixos/tests/docker-tools.nix's environment-variable, layered-image, bulk-layer,
+/// layer-order, fakechroot-link and layered-prefix checks, on images with nixpkgs' arguments.
 pub fn nixpkgs_env_inheritance_layered_children_and_bulk_layers(ctx: &mut Context) -> Check {
     let (nix, docker) = (&mut ctx.nix, &mut ctx.docker);
     // Env from a buildImage parent, in a buildImage and a buildLayeredImage child.
@@ -72,7 +72,34 @@ pub fn nixpkgs_env_inheritance_layered_children_and_bulk_layers(ctx: &mut Contex
         })?;
     }
     let layers = open_image(&nix.build("bulkLayer")?)?.layers.len();
-    ensure(layers == 2, || format!("bulkLayer has {layers} layers, not 2"))
+    ensure(layers == 2, || format!("bulkLayer has {layers} layers, not 2"))?;
+    // layersOrder: each file holds the last layer that wrote it.
+    feed(&nix.build("layersOrder")?, docker.cmd().arg("load"))?;
+    let out = docker.run(
+        "strata-l3:latest",
+        &["cat", "/tmp/layer1", "/tmp/layer2", "/tmp/layer3"],
+    )?;
+    ensure(out == "layer1\nlayer2\nlayer3\n", || {
+        format!("layersOrder printed {out:?}")
+    })?;
+    // imageViaFakeChroot: /bin/hello made with an absolute path, a link into the store.
+    let plan = nix.build("imageViaFakeChroot")?;
+    pipe(&plan, docker.cmd().arg("load"))?;
+    let out = docker.run("strata-image-via-fake-chroot:latest", &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("imageViaFakeChroot printed {out:?}")
+    })?;
+    // prefixedLayeredImage: the prefix is part of the repository docker lists.
+    feed(&nix.build("prefixedLayeredImage")?, docker.cmd().arg("load"))?;
+    let repos = ok(docker
+        .cmd()
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"]))?;
+    let image = "registry.example.com/team/strata-prefixed-layered:latest";
+    ensure(repos.lines().any(|r| r == image), || {
+        format!("docker images lacks {image}: {repos}")
+    })?;
+    let out = docker.run(image, &[])?;
+    ensure(out.trim() == HELLO, || format!("{image} printed {out:?}"))
 }
 
 pub fn parent_from_docker_save_and_hostile_parents(ctx: &mut Context) -> Check {

@@ -312,6 +312,58 @@ rec {
     maxLayers = 2;
   };
 
+  # nixpkgs' layersOrder: three chained buildImages whose extraCommands write the same files.
+  layersOrder =
+    let
+      l1 = strata.buildImage {
+        name = "strata-l1";
+        tag = "latest";
+        extraCommands = ''
+          mkdir -p tmp
+          echo layer1 > tmp/layer1
+          echo layer1 > tmp/layer2
+          echo layer1 > tmp/layer3
+        '';
+      };
+      l2 = strata.buildImage {
+        name = "strata-l2";
+        fromImage = l1;
+        tag = "latest";
+        extraCommands = ''
+          mkdir -p tmp
+          echo layer2 > tmp/layer2
+          echo layer2 > tmp/layer3
+        '';
+      };
+    in
+    strata.buildImage {
+      name = "strata-l3";
+      fromImage = l2;
+      tag = "latest";
+      copyToRoot = [ toolbox ];
+      extraCommands = ''
+        mkdir -p tmp
+        echo layer3 > tmp/layer3
+      '';
+    };
+  # nixpkgs' imageViaFakeChroot: absolute paths under fakechroot, a link into the store.
+  imageViaFakeChroot = strata.streamLayeredImage {
+    name = "strata-image-via-fake-chroot";
+    tag = "latest";
+    config.Cmd = [ "hello" ];
+    enableFakechroot = true;
+    fakeRootCommands = ''
+      mkdir /bin
+      ln -s ${hello}/bin/hello /bin/hello
+    '';
+  };
+  # nixpkgs' prefixedLayeredImage: a registry prefix on buildLayeredImage.
+  prefixedLayeredImage = strata.buildLayeredImage {
+    name = "registry.example.com/team/strata-prefixed-layered";
+    tag = "latest";
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+
   # nixpkgs' layeredImageWithFakeRootCommands: plain fakeroot on relative paths, and a link
   # to a package only the customisation layer names (so its closure must come with it).
   layeredFakeRoot = strata.buildLayeredImage {
