@@ -14,7 +14,8 @@ let
   layered = dockerTools.buildLayeredImage { name = "overlay-check"; tag = "1"; architecture = "arm64"; variant = "v8"; inherit meta; };
   single = dockerTools.buildImage { name = "overlay-check"; tag = "1"; architecture = "arm64"; variant = "v8"; config = null; inherit meta; };
   checks = {
-    "dockerTools is strata's" = stream ? copyToRegistry && single ? copyToPodman && dockerTools ? tarsum;
+    "dockerTools is strata's" = stream ? copyToRegistry && single ? copyToPodman && dockerTools ? tarsum
+      && dockerTools ? streamNixShellImage && dockerTools ? buildNixShellImage;
     "dockerTools passes meta to the result" = stream.meta == meta && layered.meta == meta && single.meta == meta;
     "dockerTools passes variant to the plan" = stream.variant == "v8" && layered.stream.variant == "v8" && single.stream.variant == "v8"
       && stream.architecture == "arm64";
