@@ -335,3 +335,19 @@ pub fn engines_path(docker: &Dockerd, podman: &Podman, dir: &Path) -> Result<Str
         bin.display()
     ))
 }
+
+/// An image's `Created` as `docker inspect` (or `podman inspect`) shows it: `command` is the
+/// engine's command, e.g. `docker.cmd()`.
+pub fn created(mut command: Command, image: &str) -> Result<String, String> {
+    ok(command.args(["inspect", "--format", "{{.Created}}", image])).map(|c| c.trim().to_owned())
+}
+
+/// Fails unless `image` was created at build or stream time (`created = "now"`), not at a
+/// fixed date: its year is this decade's.
+pub fn ensure_created_now(command: Command, image: &str) -> Check {
+    let created = created(command, image)?;
+    let year: u32 = created.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
+    ensure(year >= 2025, || {
+        format!("{image}: created = \"now\" gave {created}")
+    })
+}
