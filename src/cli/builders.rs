@@ -287,9 +287,13 @@ pub(super) fn root_layer(attrs: Option<&Path>) -> Result<()> {
         exclude: a.exclude,
         include_nix_db: a.include_nix_db,
     };
-    build_layer_dir(&out, "root", scripts(a.toolbox, a.stdenv), "image layer", |at, p| {
-        layer.build(at, p)
-    })
+    build_layer_dir(
+        &out,
+        "root",
+        scripts(a.toolbox, a.stdenv),
+        "image layer",
+        |at, p| layer.build(at, p),
+    )
 }
 
 /// How the build's scripts run: with `toolbox`, in the build directory, after `stdenv`'s

@@ -151,7 +151,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stdenv = dir.path().join("stdenv");
         fs::create_dir(&stdenv).unwrap();
-        fs::write(stdenv.join("setup"), "greet() { echo \"hi from $out\" > greeting; }\n").unwrap();
+        fs::write(
+            stdenv.join("setup"),
+            "greet() { echo \"hi from $out\" > greeting; }\n",
+        )
+        .unwrap();
         let root = dir.path().join("root");
         fs::create_dir(&root).unwrap();
         let scripts = Scripts {
@@ -161,9 +165,15 @@ mod tests {
         };
         scripts.run_extra_commands("greet", &root).unwrap();
         let greeting = fs::read_to_string(root.join("greeting")).unwrap();
-        assert_eq!(greeting.trim(), format!("hi from {}/script-out", dir.path().display()));
+        assert_eq!(
+            greeting.trim(),
+            format!("hi from {}/script-out", dir.path().display())
+        );
         // Without one, the script runs as written.
-        let plain = Scripts { stdenv: None, ..scripts };
+        let plain = Scripts {
+            stdenv: None,
+            ..scripts
+        };
         assert!(plain.run_extra_commands("greet", &root).is_err());
         assert_eq!(plain.script("x", true), "x");
     }

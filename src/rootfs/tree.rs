@@ -116,9 +116,19 @@ mod tests {
             b"root:x:0:0::/:/bin/sh\n"
         );
         assert!(out.join("var/empty").is_dir());
-        let mode = fs::metadata(out.join("bin/run")).unwrap().permissions().mode();
+        let mode = fs::metadata(out.join("bin/run"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o111, 0o111);
-        assert_eq!(fs::metadata(out.join("etc/passwd")).unwrap().permissions().mode() & 0o111, 0);
+        assert_eq!(
+            fs::metadata(out.join("etc/passwd"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o111,
+            0
+        );
         for bad in [
             TreeEntry {
                 text: Some(String::new()),

@@ -282,7 +282,10 @@ mod tests {
         let mut archive = tar::Archive::new(&bytes[..]);
         for e in archive.entries().unwrap() {
             let e = e.unwrap();
-            assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (1000, 100));
+            assert_eq!(
+                (e.header().uid().unwrap(), e.header().gid().unwrap()),
+                (1000, 100)
+            );
         }
     }
 

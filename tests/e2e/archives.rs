@@ -350,7 +350,12 @@ pub fn merge_images_loads_every_image(ctx: &mut Context) -> Check {
         // Gone before the merge is loaded, so what runs next came from it.
         let _ = docker
             .cmd()
-            .args(["rmi", "-f", "strata-layered-fake-root:latest", "strata-image-none:latest"])
+            .args([
+                "rmi",
+                "-f",
+                "strata-layered-fake-root:latest",
+                "strata-image-none:latest",
+            ])
             .output();
         feed(&nix.build(archive)?, docker.cmd().arg("load"))?;
         let out = docker.run(
@@ -451,8 +456,6 @@ pub fn layered_web_server_serves_like_nixpkgs_nginx(ctx: &mut Context) -> Check 
         user.lines()
             .skip(1)
             .all(|l| l.split_whitespace().nth(1) == Some("nobody")),
-        || {
-            format!("httpd runs as {user:?}, not fakeNss's nobody")
-        },
+        || format!("httpd runs as {user:?}, not fakeNss's nobody"),
     )
 }

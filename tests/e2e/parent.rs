@@ -37,7 +37,9 @@ pub fn nixpkgs_env_inheritance_layered_children_and_bulk_layers(ctx: &mut Contex
         let out = docker.run(image, &["env"])?;
         let vars: Vec<&str> = out.lines().collect();
         for var in ["FROM_PARENT=true", "FROM_CHILD=true", "LAST_LAYER=child"] {
-            ensure(vars.contains(&var), || format!("{attr}: env lacks {var}: {out:?}"))?;
+            ensure(vars.contains(&var), || {
+                format!("{attr}: env lacks {var}: {out:?}")
+            })?;
         }
         // Once in the config, the child's value (nixpkgs reads it with `tar -xOf`).
         let config = open_image(&archive)?.config;
@@ -50,7 +52,9 @@ pub fn nixpkgs_env_inheritance_layered_children_and_bulk_layers(ctx: &mut Contex
     // layered-image: extraCommands' file; layered-on-top-layered writes in its WorkingDir.
     feed(&nix.build("layeredImage")?, docker.cmd().arg("load"))?;
     let out = docker.run("strata-layered-image:latest", &[])?;
-    ensure(out.trim() == HELLO, || format!("layeredImage printed {out:?}"))?;
+    ensure(out.trim() == HELLO, || {
+        format!("layeredImage printed {out:?}")
+    })?;
     let out = docker.run("strata-layered-image:latest", &["cat", "extraCommands"])?;
     ensure(out == "(extraCommand)\n", || {
         format!("layeredImage's extraCommands file: {out:?}")
@@ -72,7 +76,9 @@ pub fn nixpkgs_env_inheritance_layered_children_and_bulk_layers(ctx: &mut Contex
         })?;
     }
     let layers = open_image(&nix.build("bulkLayer")?)?.layers.len();
-    ensure(layers == 2, || format!("bulkLayer has {layers} layers, not 2"))?;
+    ensure(layers == 2, || {
+        format!("bulkLayer has {layers} layers, not 2")
+    })?;
     // layersOrder: each file holds the last layer that wrote it.
     feed(&nix.build("layersOrder")?, docker.cmd().arg("load"))?;
     let out = docker.run(
@@ -90,7 +96,10 @@ pub fn nixpkgs_env_inheritance_layered_children_and_bulk_layers(ctx: &mut Contex
         format!("imageViaFakeChroot printed {out:?}")
     })?;
     // prefixedLayeredImage: the prefix is part of the repository docker lists.
-    feed(&nix.build("prefixedLayeredImage")?, docker.cmd().arg("load"))?;
+    feed(
+        &nix.build("prefixedLayeredImage")?,
+        docker.cmd().arg("load"),
+    )?;
     let repos = ok(docker
         .cmd()
         .args(["images", "--format", "{{.Repository}}:{{.Tag}}"]))?;

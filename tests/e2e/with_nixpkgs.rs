@@ -29,10 +29,30 @@ pub fn nix_shell_images_as_nixpkgs_examples(ctx: &mut Context) -> Check {
     let cases = [
         ("hook", "nix-shell-hook", true, "This is the shell hook!"),
         ("inputs", "nix-shell-inputs", true, "Hello, world!"),
-        ("passAsFile", "nix-shell-pass-as-file", true, "this is a string"),
-        ("command", "nix-shell-command", true, "This shell is interactive"),
-        ("run", "nix-shell-run", false, "This shell is not interactive"),
-        ("writableHome", "nix-shell-writable-home", false, "home directory is writable"),
+        (
+            "passAsFile",
+            "nix-shell-pass-as-file",
+            true,
+            "this is a string",
+        ),
+        (
+            "command",
+            "nix-shell-command",
+            true,
+            "This shell is interactive",
+        ),
+        (
+            "run",
+            "nix-shell-run",
+            false,
+            "This shell is not interactive",
+        ),
+        (
+            "writableHome",
+            "nix-shell-writable-home",
+            false,
+            "home directory is writable",
+        ),
         (
             "nonexistentHome",
             "nix-shell-nonexistent-home",
@@ -40,7 +60,12 @@ pub fn nix_shell_images_as_nixpkgs_examples(ctx: &mut Context) -> Check {
             "home directory doesn't exist",
         ),
         // buildDerivation builds hello's output into /nix/store, which the user owns.
-        ("buildDerivation", "nix-shell-build-derivation", false, "Hello, world!"),
+        (
+            "buildDerivation",
+            "nix-shell-build-derivation",
+            false,
+            "Hello, world!",
+        ),
     ];
     for (attr, image, terminal, expected) in cases {
         let plan = nix.build(&format!("nixShell.{attr}"))?;
@@ -80,7 +105,8 @@ pub fn nix_shell_images_as_nixpkgs_examples(ctx: &mut Context) -> Check {
         })?;
     }
     ensure(
-        env.iter().any(|v| v.starts_with("out=/nix/store/") && v.ends_with("-hello-2.12")),
+        env.iter()
+            .any(|v| v.starts_with("out=/nix/store/") && v.ends_with("-hello-2.12")),
         || format!("nix-shell-basic Env has no out: {env:?}"),
     )?;
     let out = docker.run(
@@ -93,7 +119,14 @@ pub fn nix_shell_images_as_nixpkgs_examples(ctx: &mut Context) -> Check {
     )?;
     ensure(
         out.split_whitespace().collect::<Vec<_>>()
-            == ["1000", "1000", "/build", "1000:1000", "1000:1000", "1000:1000"],
+            == [
+                "1000",
+                "1000",
+                "/build",
+                "1000:1000",
+                "1000:1000",
+                "1000:1000",
+            ],
         || format!("nix-shell-basic: ids, directory and owners: {out:?}"),
     )?;
 
@@ -108,7 +141,9 @@ pub fn nix_shell_images_as_nixpkgs_examples(ctx: &mut Context) -> Check {
     // buildNixShellImage: the archive nixpkgs names DRV-env.tar.gz.
     let archive = nix.build("nixShell.archive")?;
     ensure(
-        archive.to_string_lossy().ends_with("-nix-shell-archive-env.tar.gz"),
+        archive
+            .to_string_lossy()
+            .ends_with("-nix-shell-archive-env.tar.gz"),
         || format!("buildNixShellImage wrote {}", archive.display()),
     )?;
     feed(&archive, docker.cmd().arg("load"))?;
@@ -178,9 +213,17 @@ pub fn nixpkgs_examples_through_the_overlay(ctx: &mut Context) -> Check {
     for (attr, image, engine) in [
         ("bash", "bash:latest", "docker"),
         ("bashUncompressed", "bash-uncompressed:latest", "docker"),
-        ("bashLayeredUncompressed", "bash-layered-uncompressed:latest", "docker"),
+        (
+            "bashLayeredUncompressed",
+            "bash-layered-uncompressed:latest",
+            "docker",
+        ),
         ("bashZstdCompressed", "bash-zstd:latest", "podman"),
-        ("bashLayeredZstdCompressed", "bash-layered-zstd:latest", "podman"),
+        (
+            "bashLayeredZstdCompressed",
+            "bash-layered-zstd:latest",
+            "podman",
+        ),
     ] {
         let archive = nix.build(&format!("examples.{attr}"))?;
         let out = match engine {
@@ -190,16 +233,40 @@ pub fn nixpkgs_examples_through_the_overlay(ctx: &mut Context) -> Check {
             }
             _ => {
                 feed(&archive, podman.cmd().arg("load"))?;
-                podman.run(&format!("localhost/{image}"), &["bash", "-c", "echo bash runs"])?
+                podman.run(
+                    &format!("localhost/{image}"),
+                    &["bash", "-c", "echo bash runs"],
+                )?
             }
         };
-        ensure(out == "bash runs\n", || format!("examples.{attr} printed {out:?}"))?;
+        ensure(out == "bash runs\n", || {
+            format!("examples.{attr} printed {out:?}")
+        })?;
     }
+    // redis: a service on bash, runAsRoot's /data its WorkingDir and Volume.
+    let redis = nix.build("examples.redis")?;
+    feed(&redis, docker.cmd().arg("load"))?;
+    let out = docker.run("redis:latest", &[])?;
+    ensure(out == "Ready to accept connections tcp in /data\n", || {
+        format!("examples.redis printed {out:?}")
+    })?;
+    let config = open_image(&redis)?.config;
+    ensure(
+        config["config"]["Volumes"] == serde_json::json!({ "/data": {} }),
+        || format!("examples.redis config: {}", config["config"]),
+    )?;
+    let out = docker.run("redis:latest", &["bash", "-c", "echo bash runs"])?;
+    ensure(out == "bash runs\n", || {
+        format!("examples.redis: its parent's bash printed {out:?}")
+    })?;
     // compressor = "none" on L: a plain archive of plain layers.
     let plain = nix.build("examples.bashLayeredUncompressed")?;
     let image = open_image(&plain)?;
     ensure(
-        image.layers.iter().all(|l| l.get(257..262) == Some(&b"ustar"[..])),
+        image
+            .layers
+            .iter()
+            .all(|l| l.get(257..262) == Some(&b"ustar"[..])),
         || "bashLayeredUncompressed: a layer is not a plain tar".to_owned(),
     )?;
     // A passwd user on a root-owned store: /nix and /nix/store are 755.
@@ -224,15 +291,24 @@ pub fn nixpkgs_examples_through_the_overlay(ctx: &mut Context) -> Check {
     // maxLayers = 2, loaded and run alone.
     let two = nix.build("examples.two-layered-image")?;
     let layers = open_image(&two)?.layers.len();
-    ensure(layers == 2, || format!("two-layered-image has {layers} layers"))?;
+    ensure(layers == 2, || {
+        format!("two-layered-image has {layers} layers")
+    })?;
     feed(&two, docker.cmd().arg("load"))?;
     let out = docker.run("two-layered-image:latest", &[])?;
-    ensure(out == "hello\n", || format!("two-layered-image printed {out:?}"))?;
+    ensure(out == "hello\n", || {
+        format!("two-layered-image printed {out:?}")
+    })?;
     // No store paths: `ls /` works, there is no /nix/store.
-    feed(&nix.build("examples.no-store-paths")?, docker.cmd().arg("load"))?;
+    feed(
+        &nix.build("examples.no-store-paths")?,
+        docker.cmd().arg("load"),
+    )?;
     docker.run("no-store-paths:latest", &["ls", "/"])?;
     ensure(
-        docker.run("no-store-paths:latest", &["ls", "/nix/store"]).is_err(),
+        docker
+            .run("no-store-paths:latest", &["ls", "/nix/store"])
+            .is_err(),
         || "no-store-paths has a /nix/store".to_owned(),
     )?;
     // created = "now" on L.
@@ -242,7 +318,10 @@ pub fn nixpkgs_examples_through_the_overlay(ctx: &mut Context) -> Check {
     )?;
     ensure_created_now(docker.cmd(), "unstable-date-layered:latest")?;
     // caCertificates: every path a TLS client looks at is readable.
-    feed(&nix.build("examples.image-with-certs")?, docker.cmd().arg("load"))?;
+    feed(
+        &nix.build("examples.image-with-certs")?,
+        docker.cmd().arg("load"),
+    )?;
     for path in [
         "/etc/ssl/certs/ca-bundle.crt",
         "/etc/ssl/certs/ca-certificates.crt",
