@@ -184,6 +184,31 @@ in
         pathsToLink = [ "/bin" ];
       };
     };
+    # 2. service example, layered on another image
+    redis = dockerTools.buildImage {
+      name = "redis";
+      tag = "latest";
+
+      # for example's sake, we can layer redis on top of bash or debian
+      fromImage = bash;
+      # fromImage = debian;
+
+      copyToRoot = pkgs.buildEnv {
+        name = "image-root";
+        paths = [ pkgs.redis ];
+        pathsToLink = [ "/bin" ];
+      };
+
+      runAsRoot = ''
+        mkdir -p /data
+      '';
+
+      config = {
+        Cmd = [ "/bin/redis-server" ];
+        WorkingDir = "/data";
+        Volumes = { "/data" = { }; };
+      };
+    };
     bashUncompressed = dockerTools.buildImage {
       name = "bash-uncompressed";
       tag = "latest";

@@ -104,6 +104,15 @@ let
         exit 1
       '';
     } // attrs);
+    # A redis-server that says it is ready, where it runs, and stops.
+    redis = final.stdenv.mkDerivation {
+      name = "redis-7.2-stand-in";
+      buildCommand = ''
+        mkdir -p $out/bin
+        printf '#!${toolbox}/bin/sh\necho "Ready to accept connections tcp in $(${toolbox}/bin/pwd)"\n' > $out/bin/redis-server
+        chmod 555 $out/bin/redis-server
+      '';
+    };
     hello = final.stdenv.mkDerivation {
       name = "hello-2.12";
       buildCommand = ''
