@@ -261,6 +261,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         "nixpkgs_examples_through_the_overlay",
         with_nixpkgs::nixpkgs_examples_through_the_overlay,
     ),
+    (
+        "nix_inside_images_reads_their_database",
+        with_nixpkgs::nix_inside_images_reads_their_database,
+    ),
 ];
 
 fn main() {

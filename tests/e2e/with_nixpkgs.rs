@@ -333,3 +333,50 @@ pub fn nixpkgs_examples_through_the_overlay(ctx: &mut Context) -> Check {
     }
     Ok(())
 }
+
+/// nixpkgs' Nix-in-the-image examples (nix, nixLayered, filesInStore, nix-layered): the
+/// container's own `nix-store` reads the database strata wrote (the stand-in `nix` is the
+/// machine's Nix with its libraries).
+pub fn nix_inside_images_reads_their_database(ctx: &mut Context) -> Check {
+    let docker = &ctx.docker;
+    let mut nix = Nix::with_nixpkgs();
+    let nix_pkg = nix.eval_json("pkgs.nix.outPath")?;
+    let nix_pkg = nix_pkg.as_str().unwrap_or_default().to_owned();
+    let bash_pkg = nix.eval_json("pkgs.bash.outPath")?;
+    let bash = format!("{}/bin/bash", bash_pkg.as_str().unwrap_or_default());
+    for (attr, image) in [
+        ("examples.nix", "nix:latest"),
+        ("examples.nixLayered", "nix-layered:latest"),
+        ("examples.nix-layered", "nix-layered:latest"),
+    ] {
+        let built = nix.build(attr)?;
+        match attr {
+            "examples.nix-layered" => pipe(&built, docker.cmd().arg("load"))?,
+            _ => feed(&built, docker.cmd().arg("load"))?,
+        };
+        let out = docker.run(image, &["nix-store", "-qR", &nix_pkg])?;
+        ensure(out.lines().any(|l| l == nix_pkg), || {
+            format!("{attr}: nix-store -qR {nix_pkg} printed {out:?}")
+        })?;
+        docker
+            .run(image, &["nix-store", "--verify", "--check-contents"])
+            .map_err(|e| format!("{attr}: nix-store --verify --check-contents: {e}"))?;
+        // The nix binary's symlinks are intact (nixos/tests/docker-tools.nix).
+        let test = format!("test nix == $(readlink {nix_pkg}/bin/nix-daemon)");
+        docker
+            .run(image, &[&bash, "-c", &test])
+            .map_err(|e| format!("{attr}: {test}: {e}"))?;
+    }
+    let files = nix.build("examples.filesInStore")?;
+    feed(&files, docker.cmd().arg("load"))?;
+    docker
+        .run(
+            "file-in-store:latest",
+            &["nix-store", "--verify", "--check-contents"],
+        )
+        .map_err(|e| format!("filesInStore: nix-store --verify --check-contents: {e}"))?;
+    let out = docker.run("file-in-store:latest", &[])?;
+    ensure(out.contains("some data"), || {
+        format!("filesInStore printed {out:?}")
+    })
+}

@@ -2,11 +2,11 @@
 # (tests/nix/stand-in-nixpkgs, whose stdenv is a small bash setup) with strata's overlay.
 # `nixShell.*` are nixpkgs' examples.nix nix-shell examples with their arguments unchanged;
 # `scripts.*` run extraCommands, fakeRootCommands and runAsRoot as nixpkgs runs them.
-{ helper, toolbox, bash, system ? builtins.currentSystem }:
+{ helper, toolbox, bash, nix, system ? builtins.currentSystem }:
 let
   pkgs = import ./stand-in-nixpkgs {
     inherit system;
-    prebuilt = { inherit helper toolbox bash; };
+    prebuilt = { inherit helper toolbox bash nix; };
     overlays = [ (import ../../nix/overlay.nix) ];
   };
   inherit (pkgs) dockerTools;
@@ -284,6 +284,72 @@ in
       tag = "latest";
       contents = [ pkgs.coreutils ];
       created = "now";
+    };
+    # 6. nix example to play with the container nix store
+    # docker run -it --rm nix nix-store -qR $(nix-build '<nixpkgs>' -A nix)
+    nix = dockerTools.buildImageWithNixDb {
+      name = "nix";
+      tag = "latest";
+      copyToRoot = [
+        # nix-store uses cat program to display results as specified by
+        # the image env variable NIX_PAGER.
+        pkgs.coreutils
+        pkgs.nix
+        pkgs.bash
+      ];
+      config = {
+        Env = [
+          "NIX_PAGER=cat"
+          # A user is required by nix
+          # https://github.com/NixOS/nix/blob/9348f9291e5d9e4ba3c4347ea1b235640f54fd79/src/libutil/util.cc#L478
+          "USER=nobody"
+        ];
+      };
+    };
+    nixLayered = dockerTools.buildLayeredImageWithNixDb {
+      name = "nix-layered";
+      tag = "latest";
+      contents = [
+        # nix-store uses cat program to display results as specified by
+        # the image env variable NIX_PAGER.
+        pkgs.coreutils
+        pkgs.nix
+        pkgs.bash
+      ];
+      config = {
+        Env = [
+          "NIX_PAGER=cat"
+          # A user is required by nix
+          # https://github.com/NixOS/nix/blob/9348f9291e5d9e4ba3c4347ea1b235640f54fd79/src/libutil/util.cc#L478
+          "USER=nobody"
+        ];
+      };
+    };
+    filesInStore = dockerTools.buildLayeredImageWithNixDb {
+      name = "file-in-store";
+      tag = "latest";
+      contents = [
+        pkgs.coreutils
+        pkgs.nix
+        (pkgs.writeScriptBin "myscript" ''
+          #!${pkgs.runtimeShell}
+          ${pkgs.coreutils}/bin/cat ${pkgs.writeText "somefile" "some data"}
+        '')
+      ];
+      config = {
+        Cmd = [ "myscript" ];
+        # For some reason 'nix-store --verify' requires this environment variable
+        Env = [ "USER=root" ];
+      };
+    };
+    nix-layered = dockerTools.streamLayeredImage {
+      name = "nix-layered";
+      tag = "latest";
+      contents = [ pkgs.nix pkgs.bash ];
+      includeNixDB = true;
+      config = {
+        Env = [ "NIX_PAGER=cat" ];
+      };
     };
     image-with-certs = dockerTools.buildImage {
       name = "image-with-certs";

@@ -135,8 +135,9 @@ pub struct Nix {
     file: &'static str,
     helper: PathBuf,
     toolbox: PathBuf,
-    /// Static bash, for files built through the stand-in nixpkgs.
-    bash: Option<PathBuf>,
+    /// Static bash and the machine's Nix bundle, for files built through the stand-in
+    /// nixpkgs.
+    bash: Option<(PathBuf, PathBuf)>,
     built: HashMap<String, PathBuf>,
 }
 
@@ -154,17 +155,20 @@ impl Nix {
     }
 
     /// `tests/nix/with-nixpkgs.nix`: images built through the stand-in nixpkgs, which also
-    /// takes the static bash `scripts/bootstrap` prepared.
+    /// takes the static bash and the Nix bundle `scripts/bootstrap` prepared.
     pub fn with_nixpkgs() -> Nix {
         Nix {
             file: "tests/nix/with-nixpkgs.nix",
-            bash: Some(repo().join("build/bootstrap/bash")),
+            bash: Some((
+                repo().join("build/bootstrap/bash"),
+                repo().join("build/bootstrap/nix"),
+            )),
             ..Nix::new()
         }
     }
 
-    /// The arguments that instantiate the library in its no-nixpkgs form (and the bash of
-    /// the stand-in nixpkgs).
+    /// The arguments that instantiate the library in its no-nixpkgs form (and the bash and
+    /// Nix of the stand-in nixpkgs).
     pub fn args(&self) -> Vec<String> {
         let mut args = vec![
             "--arg".into(),
@@ -174,8 +178,10 @@ impl Nix {
             "toolbox".into(),
             self.toolbox.display().to_string(),
         ];
-        if let Some(bash) = &self.bash {
-            args.extend(["--arg".into(), "bash".into(), bash.display().to_string()]);
+        if let Some((bash, nix)) = &self.bash {
+            for (name, path) in [("bash", bash), ("nix", nix)] {
+                args.extend(["--arg".into(), name.into(), path.display().to_string()]);
+            }
         }
         args
     }

@@ -6,9 +6,10 @@
   system ? builtins.currentSystem,
   overlays ? [ ],
   # What the stand-in's packages are made of: the helper (bin/strata), the toolbox (static
-  # busybox's bin/) and static bash (bin/bash), as scripts/bootstrap makes them. The flake
-  # test copies them into ./prebuilt.
-  prebuilt ? { helper = ./prebuilt/helper; toolbox = ./prebuilt/toolbox; bash = ./prebuilt/bash; },
+  # busybox's bin/), static bash (bin/bash) and the machine's Nix with its libraries
+  # (libexec/nix, lib/), as scripts/bootstrap makes them. The flake test copies them into
+  # ./prebuilt.
+  prebuilt ? { helper = ./prebuilt/helper; toolbox = ./prebuilt/toolbox; bash = ./prebuilt/bash; nix = ./prebuilt/nix; },
   ...
 }:
 let
@@ -61,7 +62,26 @@ let
       args = [ "-ec" "PATH=${toolbox}/bin; mkdir -p $out/$(dirname $path); cp $textPath $out/$path" ];
     };
     runCommand = name: env: buildCommand: final.stdenv.mkDerivation ({ inherit name buildCommand; } // env);
+    writeScriptBin = name: text: derivation {
+      inherit name system text;
+      passAsFile = [ "text" ];
+      builder = "${toolbox}/bin/sh";
+      args = [ "-ec" "PATH=${toolbox}/bin; mkdir -p $out/bin; cp $textPath $out/bin/${name}; chmod 555 $out/bin/${name}" ];
+    };
     pkgsStatic.busybox = toolbox;
+    # The machine's Nix, run through its own loader and libraries (it is not built for the
+    # store), with nixpkgs' layout: bin/nix, and the other commands links to it.
+    nix = shDerivation "nix-2.8-stand-in" ''
+      mkdir -p $out/bin $out/lib $out/libexec
+      cp ${prebuilt.nix}/lib/* $out/lib/
+      cp ${prebuilt.nix}/libexec/nix $out/libexec/nix
+      printf '#!${toolbox}/bin/sh\nexec %s --argv0 "$0" --library-path %s %s "$@"\n' \
+        $out/lib/ld-linux-x86-64.so.2 $out/lib $out/libexec/nix > $out/bin/nix
+      chmod 555 $out/bin/nix
+      for cmd in nix-store nix-build nix-instantiate nix-env nix-daemon nix-shell nix-hash; do
+        ln -s nix $out/bin/$cmd
+      done
+    '';
     # Static bash, as bash and bashInteractive (with bin/sh, as nixpkgs' bash has).
     bash = shDerivation "bash-5.2-static" ''
       mkdir -p $out/bin
