@@ -354,18 +354,21 @@ pub fn nix_inside_images_reads_their_database(ctx: &mut Context) -> Check {
             "examples.nix-layered" => pipe(&built, docker.cmd().arg("load"))?,
             _ => feed(&built, docker.cmd().arg("load"))?,
         };
-        let out = docker.run(image, &["nix-store", "-qR", &nix_pkg])?;
+        // nix-layered sets no USER and has no passwd, and Nix needs a user name.
+        let run = |args: &[&str]| -> Result<String, String> {
+            let mut c = docker.cmd();
+            c.args(["run", "--rm", "--network=none", "-e", "USER=root", image]);
+            ok(c.args(args))
+        };
+        let out = run(&["nix-store", "-qR", &nix_pkg])?;
         ensure(out.lines().any(|l| l == nix_pkg), || {
             format!("{attr}: nix-store -qR {nix_pkg} printed {out:?}")
         })?;
-        docker
-            .run(image, &["nix-store", "--verify", "--check-contents"])
+        run(&["nix-store", "--verify", "--check-contents"])
             .map_err(|e| format!("{attr}: nix-store --verify --check-contents: {e}"))?;
         // The nix binary's symlinks are intact (nixos/tests/docker-tools.nix).
         let test = format!("test nix == $(readlink {nix_pkg}/bin/nix-daemon)");
-        docker
-            .run(image, &[&bash, "-c", &test])
-            .map_err(|e| format!("{attr}: {test}: {e}"))?;
+        run(&[&bash, "-c", &test]).map_err(|e| format!("{attr}: {test}: {e}"))?;
     }
     let files = nix.build("examples.filesInStore")?;
     feed(&files, docker.cmd().arg("load"))?;
