@@ -43,8 +43,8 @@
   # each layer's legacy `json`) beside `architecture`, as nixpkgs does; checked at
   # evaluation. null: the system's (armv7l gives v7), or none with an explicit architecture.
   variant ? null,
-  # Shell commands run in the image root after runAsRoot, not as root; with nixpkgs after
-  # `$stdenv/setup`, as nixpkgs runs them (see streamLayeredImage's extraCommands).
+  # Shell commands run in the image root after runAsRoot, not as root; with nixpkgs and no
+  # runAsRoot after `$stdenv/setup`, as nixpkgs runs them (see docs/API.md, "Scripts").
   extraCommands ? "",
   # Numeric owner of the layer's files (root's by default).
   uid ? 0,
@@ -99,7 +99,9 @@ let
     mtime = "1970-01-01T00:00:01Z";
     exclude = [ configFile ];
     exportReferencesGraph.closure = rootContents ++ [ configFile ];
-  } // (if stdenv == null then { } else { inherit stdenv; }));
+  # nixpkgs runs extraCommands after stdenv's setup only without runAsRoot (its pure layer);
+  # with runAsRoot both are plain scripts (coreutils, then /bin).
+  } // (if stdenv == null || (runAsRoot != null && runAsRoot != "") then { } else { inherit stdenv; }));
 
   plan = internalPlan {
     name = "stream-${baseName}";

@@ -9,11 +9,13 @@
   compressor ? "gz",
   # The result's `meta`; changes no image.
   meta ? { },
+  # Attributes added to the result.
+  passthru ? { },
   # Every other streamNixShellImage argument, passed on unchanged.
   ...
 }@args:
 let
-  stream = streamNixShellImage (builtins.removeAttrs args [ "compressor" ]);
+  stream = streamNixShellImage (builtins.removeAttrs args [ "compressor" "passthru" ]);
 in
 internalResult {
   drv = internalArchive {
@@ -27,5 +29,5 @@ internalResult {
     inherit stream;
     buildArgs = args;
   };
-  inherit meta;
+  inherit meta passthru;
 }

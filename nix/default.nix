@@ -4,7 +4,7 @@
 #   import ./nix { helper = HELPER; toolbox = TOOLBOX; }  # without (see scripts/bootstrap)
 {
   # A nixpkgs package set. When given, the helper is built from this repository with
-  # rustPlatform and extraCommands run with bash and coreutils.
+  # rustPlatform, and scripts run as nixpkgs runs them (docs/API.md, "Scripts").
   pkgs ? null,
   # A path or derivation whose bin/strata is the helper. Without nixpkgs it must be
   # statically linked, since sandboxed builds see nothing but the store paths they name.

@@ -85,7 +85,8 @@ rec {
   # `x` as a list (nixpkgs accepts a single package for `contents`).
   toList = x: if builtins.isList x then x else [ x ];
 
-  # `s` quoted for a POSIX shell, as nixpkgs' lib.escapeShellArg quotes it.
+  # `s` quoted for a POSIX shell, always in single quotes (nixpkgs' lib.escapeShellArg leaves
+  # safe strings bare; the shell reads both the same).
   escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s) + "'";
   # Each of `args` quoted, joined by spaces.
   escapeShellArgs = args: builtins.concatStringsSep " " (map escapeShellArg args);

@@ -5,8 +5,9 @@
 {
   # Store name of the directory.
   name,
-  # Its entries: `{ path = "bin/sh"; symlink = target; }`, `{ path; text; }` or
-  # `{ path; directory = true; }`, paths relative to the directory.
+  # Its entries: `{ path = "bin/sh"; symlink = target; }`, `{ path; text; }` (with
+  # `executable = true;` for a script) or `{ path; directory = true; }`, paths relative to the
+  # directory.
   entries,
 }:
 internalBuilder {

@@ -93,7 +93,7 @@
   fromImageMaxBytes ? null,
   # Shell commands run as root in the image root after extraCommands, in a user namespace:
   # owners they set (`chown 1000:1000 home/alice`) and modes show in the image. Like
-  # extraCommands, after `$stdenv/setup` with nixpkgs (unless enableFakechroot, as nixpkgs).
+  # extraCommands, after `$stdenv/setup` with nixpkgs.
   fakeRootCommands ? "",
   # Whether fakeRootCommands see the image root as `/` (with the build's /nix/store mounted
   # in), so absolute paths (`mkdir /home`) land in the image.

@@ -5,8 +5,8 @@
 #
 #   $(nix-build -A shellImage) | docker load && docker run -it NAME
 #
-# Built on streamLayeredImage; the result is its stream executable. Needs nixpkgs (`pkgs`)
-# for bash, coreutils' env and the CA bundle, unless `shell` is given.
+# Built on streamLayeredImage; the result is its stream executable. Its shell is nixpkgs'
+# bashInteractive, so without nixpkgs (`pkgs`) `shell` must be given.
 { lib, pkgs, binSh, usrBinEnv, fakeNss, caCertificates, internalTree, internalWriteFile, streamLayeredImage }:
 
 {
@@ -31,6 +31,8 @@
   run ? null,
   # The result's `meta`; changes no image.
   meta ? { },
+  # Attributes added to the result.
+  passthru ? { },
 }:
 let
   attrs = drv.drvAttrs;
@@ -123,7 +125,7 @@ assert lib.assertMsg (!(attrs.__structuredAttrs or false))
 assert lib.assertMsg (command == null || run == null)
   "streamNixShellImage: give `command` or `run`, not both";
 streamLayeredImage {
-  inherit name tag meta;
+  inherit name tag meta passthru;
   contents = [
     binSh
     usrBinEnv

@@ -1,6 +1,6 @@
 //! The shell scripts a build runs in an image root: `extraCommands` as the build user,
 //! `runAsRoot` and `fakeRootCommands` as root in a user namespace ([`super::root_shell`]).
-//! All run with the toolbox's `sh -e` and an environment of their own: the toolbox's `bin/`
+//! All run with the toolbox's `sh -e` (`bash -e` with a stdenv) and an environment of their own: the toolbox's `bin/`
 //! on PATH (then the image's `/bin` for `runAsRoot`, as nixpkgs gives it), the build
 //! directory as TMPDIR, nothing inherited. With a stdenv (the library built from nixpkgs),
 //! `extraCommands` and `fakeRootCommands` run after `$stdenv/setup`, as nixpkgs runs them in
@@ -24,8 +24,14 @@ pub struct Scripts {
 }
 
 impl Scripts {
+    /// `bin/sh`, or with a stdenv `bin/bash`: nixpkgs runs its scripts with `bash -e`, and
+    /// bash called as `sh` would run stdenv's setup in POSIX mode.
     fn shell(&self) -> PathBuf {
-        self.toolbox.join("bin/sh")
+        let bash = self.toolbox.join("bin/bash");
+        match self.stdenv.is_some() && bash.exists() {
+            true => bash,
+            false => self.toolbox.join("bin/sh"),
+        }
     }
 
     /// The environment `what` runs with.
@@ -57,7 +63,8 @@ impl Scripts {
     }
 
     /// `script` as it runs: after stdenv's setup when there is a stdenv and `setup` is
-    /// wanted (nixpkgs sources it for extraCommands and fakeRootCommands, not in a chroot).
+    /// wanted (nixpkgs sources it for extraCommands and fakeRootCommands, fakechroot or not,
+    /// and not for runAsRoot).
     fn script<'a>(&self, script: &'a str, setup: bool) -> std::borrow::Cow<'a, str> {
         match (&self.stdenv, setup) {
             (Some(_), true) => format!(". \"$stdenv/setup\"\n{script}").into(),
@@ -100,7 +107,7 @@ impl Scripts {
             return Ok(None);
         }
         let shell = self.shell();
-        let script = self.script(script, what != "runAsRoot" && !chroot);
+        let script = self.script(script, what != "runAsRoot");
         let owners = RootShell {
             what,
             shell: &shell,

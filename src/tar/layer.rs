@@ -259,6 +259,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         fs::create_dir_all(root.join("nix/store")).unwrap();
+        fs::set_permissions(root.join("nix"), fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(root.join("nix/store"), fs::Permissions::from_mode(0o1775)).unwrap();
         let id = |p: &str| {
             let m = fs::metadata(root.join(p)).unwrap();

@@ -163,12 +163,22 @@ in
       single = dockerTools.buildImage {
         name = "scripts-under-stdenv-b";
         tag = "latest";
+        copyToRoot = [ pkgs.coreutils ];
+        inherit extraCommands;
+        config.Cmd = [ "/bin/cat" "/etc/app.conf" "/etc/awk-said" "/etc/setup-was" ];
+      };
+      # With runAsRoot, nixpkgs runs both scripts plainly (coreutils, then the image's /bin).
+      singleRunAsRoot = dockerTools.buildImage {
+        name = "scripts-under-stdenv-root";
+        tag = "latest";
         copyToRoot = [ pkgs.coreutils imageTool ];
         runAsRoot = ''
           image-tool > /ran-as-root
         '';
-        inherit extraCommands;
-        config.Cmd = [ "/bin/cat" "/ran-as-root" "/etc/app.conf" "/etc/awk-said" "/etc/setup-was" ];
+        extraCommands = ''
+          if type runHook >/dev/null 2>&1; then echo sourced > setup-was; else echo plain > setup-was; fi
+        '';
+        config.Cmd = [ "/bin/cat" "/ran-as-root" "/setup-was" ];
       };
     };
 
