@@ -99,9 +99,12 @@ let
     "buildImageWithNixDb refuses a numeric User" = refusedWith "buildImageWithNixDb" { name = "check"; config.User = 1000; }
       "buildImageWithNixDb: `config.User` must be a string such as \"1000:1000\" or \"nobody\", got the integer 1000";
     "buildLayeredImageWithNixDb refuses a Cmd of numbers" = refusedWith "buildLayeredImageWithNixDb" { name = "check"; config.Cmd = [ 1 2 ]; }
-      "buildLayeredImageWithNixDb: `config.Cmd` must be a list of strings, got a list holding the integer 1";
-    "streamLayeredImage refuses an Entrypoint that is a string" = refusedWith "streamLayeredImage" { name = "check"; config.Entrypoint = "${hello}/bin/hello"; }
-      "streamLayeredImage: `config.Entrypoint` must be a list of strings, got the string \"${hello}/bin/hello\"";
+      "buildLayeredImageWithNixDb: `config.Cmd` must be a list of strings, or one string, got a list holding the integer 1";
+    "a Cmd or Entrypoint of one string (nixpkgs' etc example) is the list of it in the config" =
+      builtins.fromJSON (strata.streamLayeredImage { name = "check"; config = { Cmd = "/bin/x"; Entrypoint = [ "/bin/e" ]; }; }).configFile.text
+        == { Cmd = [ "/bin/x" ]; Entrypoint = [ "/bin/e" ]; };
+    "streamLayeredImage refuses an Entrypoint that is a number" = refusedWith "streamLayeredImage" { name = "check"; config.Entrypoint = 1; }
+      "streamLayeredImage: `config.Entrypoint` must be a list of strings, or one string, got the integer 1";
     "buildImage refuses Labels that are not strings" = refusedWith "buildImage" { name = "check"; config.Labels.version = 2; }
       "buildImage: `config.Labels` must be an attribute set of strings, got a set whose \"version\" is the integer 2";
     "streamLayeredImage refuses a Healthcheck test that is a string" = refusedWith "streamLayeredImage" { name = "check"; config.Healthcheck.Test = "true"; }

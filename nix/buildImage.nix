@@ -87,7 +87,7 @@ let
 
   configFile = internalWriteFile {
     name = "${baseName}-config.json";
-    text = builtins.toJSON (if config == null then { } else config);
+    text = builtins.toJSON (lib.configForImage config);
   };
 
   layer = internalBuilder ({

@@ -332,6 +332,12 @@ rec {
   configKinds =
     let
       strings = listKindOf "a list of strings" isStringLike;
+      # docker reads a single string as a one-element list (nixpkgs' etc example passes a
+      # script); the config strata writes holds the list (`configForImage`).
+      commandLine = {
+        expect = "a list of strings, or one string";
+        got = v: if isStringLike v then null else (listKindOf "" isStringLike).got v;
+      };
       int = kindOf "an integer" builtins.isInt;
       emptySets = example: setKindOf "an attribute set of empty sets such as { ${example} = { }; }" (x: x == { });
       # Without a `=` (or a name before it) an entry sets no variable.
@@ -343,8 +349,8 @@ rec {
       User = kindOf "a string such as \"1000:1000\" or \"nobody\"" isStringLike;
       ExposedPorts = emptySets "\"80/tcp\"";
       Env = listKindOf "a list of strings \"NAME=value\"" isEnvEntry;
-      Entrypoint = strings;
-      Cmd = strings;
+      Entrypoint = commandLine;
+      Cmd = commandLine;
       Volumes = emptySets "\"/data\"";
       WorkingDir = kindOf "a string" isStringLike;
       Labels = setKindOf "an attribute set of strings" isStringLike;
@@ -357,6 +363,15 @@ rec {
       OnBuild = strings;
       Shell = strings;
     };
+
+  # The config as the image holds it: `null` is `{ }`, and a `Cmd` or `Entrypoint` given as
+  # one string (a script's path) is the list of it, as the spec has it and docker reads it.
+  configForImage = config:
+    let
+      asList = v: if builtins.isList v || v == null then v else [ v ];
+      set = if config == null then { } else config;
+    in
+    set // builtins.mapAttrs (_: asList) (builtins.intersectAttrs { Cmd = null; Entrypoint = null; } set);
 
   # Docker's Healthcheck fields; durations are integers of nanoseconds.
   healthcheckKinds =

@@ -135,7 +135,7 @@ let
 
   configFile = internalWriteFile {
     name = "${baseName}-config.json";
-    text = builtins.toJSON (if config == null then { } else config);
+    text = builtins.toJSON (lib.configForImage config);
   };
 
   # The settings the plan and the layering builders read.

@@ -323,6 +323,13 @@ pub fn nixpkgs_examples_through_the_overlay(ctx: &mut Context) -> Check {
         docker.cmd().arg("load"),
     )?;
     ensure_created_now(docker.cmd(), "unstable-date-layered:latest")?;
+    // etc: files linked into the store by an activation script under fakechroot; Cmd is a
+    // script's path, one string, as nixpkgs writes it.
+    pipe(&nix.build("examples.etc")?, docker.cmd().arg("load"))?;
+    let out = docker.run("etc:latest", &[])?;
+    ensure(out.contains("127.0.0.1 localhost"), || {
+        format!("examples.etc printed {out:?}")
+    })?;
     // caCertificates: every path a TLS client looks at is readable.
     feed(
         &nix.build("examples.image-with-certs")?,

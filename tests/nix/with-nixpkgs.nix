@@ -361,6 +361,33 @@ in
         Env = [ "NIX_PAGER=cat" ];
       };
     };
+    # nixpkgs' etc, with a stand-in for NixOS's etc activation (which needs nixpkgs' NixOS
+    # modules): the same kind of script, under fakechroot, linking /etc/static into the store
+    # and each file through it, as setup-etc.pl does.
+    etc =
+      let
+        etcTree = pkgs.writeTextDir "etc/some-config-file" ''
+          127.0.0.1 localhost
+          ::1 localhost
+        '';
+        etcActivationCommands = ''
+          ln -s ${etcTree}/etc /etc/static
+          ln -s /etc/static/some-config-file /etc/some-config-file
+        '';
+      in
+      dockerTools.streamLayeredImage {
+        name = "etc";
+        tag = "latest";
+        enableFakechroot = true;
+        fakeRootCommands = ''
+          mkdir -p /etc
+          ${etcActivationCommands}
+        '';
+        config.Cmd = pkgs.writeScript "etc-cmd" ''
+          #!${pkgs.busybox}/bin/sh
+          ${pkgs.busybox}/bin/cat /etc/some-config-file
+        '';
+      };
     image-with-certs = dockerTools.buildImage {
       name = "image-with-certs";
       tag = "latest";

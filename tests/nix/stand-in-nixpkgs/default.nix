@@ -68,7 +68,14 @@ let
       builder = "${toolbox}/bin/sh";
       args = [ "-ec" "PATH=${toolbox}/bin; mkdir -p $out/bin; cp $textPath $out/bin/${name}; chmod 555 $out/bin/${name}" ];
     };
+    writeScript = name: text: derivation {
+      inherit name system text;
+      passAsFile = [ "text" ];
+      builder = "${toolbox}/bin/sh";
+      args = [ "-ec" "${toolbox}/bin/cp $textPath $out; ${toolbox}/bin/chmod 555 $out" ];
+    };
     pkgsStatic.busybox = toolbox;
+    busybox = toolbox;
     # The machine's Nix, run through its own loader and libraries (it is not built for the
     # store), with nixpkgs' layout: bin/nix, and the other commands links to it.
     nix = shDerivation "nix-2.8-stand-in" ''
