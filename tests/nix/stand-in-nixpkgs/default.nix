@@ -47,33 +47,24 @@ let
         done
       done
     '';
-    # nixpkgs' trivial builders, as far as the examples use them.
-    writeText = name: text: derivation {
-      inherit name system text;
+    # nixpkgs' trivial builders, as far as the examples use them: `text` written to `dest`
+    # under $out (the output itself when ""), executable or not.
+    writeTextFile = { name, text, destination ? "", executable ? false }: derivation {
+      inherit name system text destination;
       passAsFile = [ "text" ];
       builder = "${toolbox}/bin/sh";
-      args = [ "-ec" "${toolbox}/bin/cp $textPath $out" ];
+      args = [ "-ec" ''
+        PATH=${toolbox}/bin
+        mkdir -p "$(dirname "$out$destination")"
+        cp "$textPath" "$out$destination"
+        ${if executable then "chmod 555 \"$out$destination\"" else ""}
+      '' ];
     };
-    writeTextDir = path: text: derivation {
-      inherit system text path;
-      name = baseNameOf path;
-      passAsFile = [ "text" ];
-      builder = "${toolbox}/bin/sh";
-      args = [ "-ec" "PATH=${toolbox}/bin; mkdir -p $out/$(dirname $path); cp $textPath $out/$path" ];
-    };
+    writeText = name: text: final.writeTextFile { inherit name text; };
+    writeTextDir = path: text: final.writeTextFile { name = baseNameOf path; inherit text; destination = "/${path}"; };
+    writeScript = name: text: final.writeTextFile { inherit name text; executable = true; };
+    writeScriptBin = name: text: final.writeTextFile { inherit name text; executable = true; destination = "/bin/${name}"; };
     runCommand = name: env: buildCommand: final.stdenv.mkDerivation ({ inherit name buildCommand; } // env);
-    writeScriptBin = name: text: derivation {
-      inherit name system text;
-      passAsFile = [ "text" ];
-      builder = "${toolbox}/bin/sh";
-      args = [ "-ec" "PATH=${toolbox}/bin; mkdir -p $out/bin; cp $textPath $out/bin/${name}; chmod 555 $out/bin/${name}" ];
-    };
-    writeScript = name: text: derivation {
-      inherit name system text;
-      passAsFile = [ "text" ];
-      builder = "${toolbox}/bin/sh";
-      args = [ "-ec" "${toolbox}/bin/cp $textPath $out; ${toolbox}/bin/chmod 555 $out" ];
-    };
     pkgsStatic.busybox = toolbox;
     busybox = toolbox;
     # The machine's Nix, run through its own loader and libraries (it is not built for the
