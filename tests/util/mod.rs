@@ -125,6 +125,19 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // dockerd leaves mounts behind (its netns, an overlay of a stopped daemon); unmount
+        // them, deepest first, or the directory cannot be removed.
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let mut under: Vec<&str> = mounts
+                .lines()
+                .filter_map(|l| l.split(' ').nth(1))
+                .filter(|m| Path::new(m).starts_with(&self.0))
+                .collect();
+            under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+            for m in under {
+                let _ = Command::new("umount").args(["-l", m]).status();
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
