@@ -9,6 +9,7 @@
 
 use crate::plan::record::{compute_record, LayerRecord, RecordParts};
 use crate::progress::Progress;
+use crate::rootfs::scripts::Script;
 use crate::rootfs::{io_err, BuildError, Workspace};
 use crate::store::nix_db::NixDbContents;
 use crate::tar::header::Stamp;
@@ -141,7 +142,7 @@ impl CustomisationLayer {
         }
         scripts.run_extra_commands(&self.extra_commands, root)?;
         let owners = scripts.run_as_root(
-            "fakeRootCommands",
+            Script::FakeRootCommands,
             &self.fake_root_commands,
             root,
             self.enable_fakechroot,

@@ -3,6 +3,7 @@
 //! store paths that the parent lacks.
 
 use super::customisation::{merge_contents, write_layer_file};
+use super::scripts::Script;
 use super::unpack::Rootfs;
 use super::{BuildError, Workspace};
 use crate::parent::ParentImage;
@@ -49,7 +50,9 @@ impl RootLayer {
             NixDbContents::new(&self.closure, &self.contents, &self.exclude)
                 .write(root, self.stamp.mtime)?;
         }
-        if let Some(owners) = scripts.run_as_root("runAsRoot", &self.run_as_root, root, true)? {
+        if let Some(owners) =
+            scripts.run_as_root(Script::RunAsRoot, &self.run_as_root, root, true)?
+        {
             rootfs.add_script_owners(owners);
         }
         scripts.run_extra_commands(&self.extra_commands, root)?;

@@ -23,6 +23,34 @@ pub struct Scripts {
     pub stdenv: Option<PathBuf>,
 }
 
+/// Which script runs: what it is called in messages, and how nixpkgs runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// `extraCommands`, as the build user.
+    ExtraCommands,
+    /// `fakeRootCommands`, as root.
+    FakeRootCommands,
+    /// `runAsRoot`, as root, chrooted into the image root.
+    RunAsRoot,
+}
+
+impl Script {
+    /// The argument's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Script::ExtraCommands => "extraCommands",
+            Script::FakeRootCommands => "fakeRootCommands",
+            Script::RunAsRoot => "runAsRoot",
+        }
+    }
+
+    /// Whether it runs after stdenv's setup when there is one: nixpkgs runs runAsRoot as a
+    /// plain script (`#!${stdenv.shell}`, `set -e`, its own PATH).
+    fn after_setup(self) -> bool {
+        self != Script::RunAsRoot
+    }
+}
+
 impl Scripts {
     /// `bin/sh`, or with a stdenv `bin/bash`: nixpkgs runs its scripts with `bash -e`, and
     /// bash called as `sh` would run stdenv's setup in POSIX mode.
@@ -34,11 +62,11 @@ impl Scripts {
         }
     }
 
-    /// The environment `what` runs with.
-    fn env(&self, what: &str) -> Vec<(String, String)> {
+    /// The environment `script` runs with.
+    fn env(&self, script: Script) -> Vec<(String, String)> {
         let top = self.build_dir.to_string_lossy().into_owned();
         let mut path = self.toolbox.join("bin").to_string_lossy().into_owned();
-        if what == "runAsRoot" {
+        if script == Script::RunAsRoot {
             // nixpkgs' runAsRoot has `${coreutils}/bin:/bin`: the image's own tools next.
             path.push_str(":/bin");
         }
@@ -62,13 +90,12 @@ impl Scripts {
         env
     }
 
-    /// `script` as it runs: after stdenv's setup when there is a stdenv and `setup` is
-    /// wanted (nixpkgs sources it for extraCommands and fakeRootCommands, fakechroot or not,
-    /// and not for runAsRoot).
-    fn script<'a>(&self, script: &'a str, setup: bool) -> std::borrow::Cow<'a, str> {
-        match (&self.stdenv, setup) {
-            (Some(_), true) => format!(". \"$stdenv/setup\"\n{script}").into(),
-            _ => script.into(),
+    /// `text` as `script` runs it: after stdenv's setup when there is a stdenv and nixpkgs
+    /// sources it (extraCommands and fakeRootCommands, fakechroot or not; not runAsRoot).
+    fn script<'a>(&self, script: Script, text: &'a str) -> std::borrow::Cow<'a, str> {
+        match (&self.stdenv, script.after_setup()) {
+            (Some(_), true) => format!(". \"$stdenv/setup\"\n{text}").into(),
+            _ => text.into(),
         }
     }
 
@@ -81,10 +108,10 @@ impl Scripts {
         let status = Command::new(&shell)
             .arg("-e")
             .arg("-c")
-            .arg(&*self.script(script, true))
+            .arg(&*self.script(Script::ExtraCommands, script))
             .current_dir(root)
             .env_clear()
-            .envs(self.env("extraCommands"))
+            .envs(self.env(Script::ExtraCommands))
             .stdin(Stdio::null())
             .status()
             .map_err(|source| BuildError::Shell { shell, source })?;
@@ -94,27 +121,27 @@ impl Scripts {
         Ok(())
     }
 
-    /// Runs `script` (the argument `what`) as root in `dir`, or with `dir` as `/` when
+    /// Runs `text` (the root script `script`) as root in `dir`, or with `dir` as `/` when
     /// `chroot`; returns the owners it set, `None` for an empty script.
     pub fn run_as_root(
         &self,
-        what: &'static str,
-        script: &str,
+        script: Script,
+        text: &str,
         dir: &Path,
         chroot: bool,
     ) -> Result<Option<Owners>, BuildError> {
-        if script.trim().is_empty() {
+        if text.trim().is_empty() {
             return Ok(None);
         }
         let shell = self.shell();
-        let script = self.script(script, what != "runAsRoot");
+        let text = self.script(script, text);
         let owners = RootShell {
-            what,
+            what: script.name(),
             shell: &shell,
-            script: &script,
+            script: &text,
             dir,
             chroot,
-            env: self.env(what),
+            env: self.env(script),
         }
         .run()?;
         Ok(Some(owners))
@@ -182,6 +209,6 @@ mod tests {
             ..scripts
         };
         assert!(plain.run_extra_commands("greet", &root).is_err());
-        assert_eq!(plain.script("x", true), "x");
+        assert_eq!(plain.script(Script::ExtraCommands, "x"), "x");
     }
 }
