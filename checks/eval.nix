@@ -236,7 +236,7 @@ let
       && (layered.overrideAttrs (old: { passthru = old.passthru // { extra = 1; }; })).extra == 1
       && ((image { }).overrideAttrs { tag = "3"; }).imageTag == "3"
       && ((strata.buildImageWithNixDb { name = "check"; }).overrideAttrs (_: { tag = "4"; })).imageTag == "4";
-    ".override and .overrideAttrs work on exportImage, pullImage and nix-shell image results" =
+    ".override and .overrideAttrs work on exportImage, pullImage, mergeImages and nix-shell image results" =
       let
         exported = strata.exportImage { fromImage = image { }; };
         pulled = strata.pullImage { imageName = "nixos/nix"; imageDigest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "0") 64)}"; hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; };
@@ -244,7 +244,9 @@ let
       in
       (exported.override { name = "other.tar"; }).name == "other.tar"
       && (pulled.overrideAttrs (old: { finalImageTag = old.finalImageTag or "latest" + "-2"; })).imageTag == "latest-2"
-      && (shell.override { tag = "2"; }).imageTag == "2";
+      && (shell.override { tag = "2"; }).imageTag == "2"
+      && ((strata.mergeImages [ (image { }) ]).override (old: old ++ [ (image { tag = "9"; }) ])).drvPath
+        == (strata.mergeImages [ (image { }) (image { tag = "9"; }) ]).drvPath;
     "results carry buildArgs, conf and streamScript" =
       let
         args = { name = "check"; tag = "1"; config.Cmd = [ "x" ]; };

@@ -54,7 +54,7 @@ lib.makeScope (self: {
   internalResult = self.callFunction ./internalResult.nix { };
   internalTree = self.callFunction ./internalTree.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
-  mergeImages = self.callFunction ./mergeImages.nix { };
+  mergeImages = lib.makeOverridableList (self.callFunction ./mergeImages.nix { });
   pullImage = lib.makeOverridableImage (self.callFunction ./pullImage.nix { });
   shadowSetup = self.callFunction ./shadowSetup.nix { };
   streamLayeredImage = lib.makeOverridableImage (self.callFunction ./streamLayeredImage.nix { });

@@ -117,6 +117,12 @@ rec {
       overrideAttrs = change ({ passthru = { }; meta = { }; } // args);
     };
 
+  # `f images` for a function of a list (mergeImages), with `.override` taking a new list or
+  # a function of the old one; again overridable.
+  makeOverridableList = f: items: f items // {
+    override = new: makeOverridableList f (toFunction new items);
+  };
+
   # A package scope: `f self` gives the attributes; `self.callFunction file extra` imports
   # `file` (a function) and passes it the scope attributes it names, plus `extra`;
   # `self.overrideScope (final: prev: { ... })` gives the scope with those attributes
