@@ -1,28 +1,14 @@
 use super::*;
 use crate::compress::Compression;
 use crate::digest::Digest;
-use crate::tar::reader::pax_records;
+use crate::tar::reader::{pax_records, raw_header};
 
 /// A tar entry: name, typeflag, link target, data.
 type Raw<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
 
 /// A raw ustar header: tests need names and links the `tar` crate's builder refuses.
 fn header(name: &[u8], typeflag: u8, link: &[u8], size: usize) -> Vec<u8> {
-    let mut h = vec![0u8; 512];
-    h[..name.len()].copy_from_slice(name);
-    h[100..108].copy_from_slice(b"0000644\0");
-    h[108..116].copy_from_slice(b"0000000\0");
-    h[116..124].copy_from_slice(b"0000000\0");
-    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
-    h[136..148].copy_from_slice(b"00000000001\0");
-    h[148..156].copy_from_slice(b"        ");
-    h[156] = typeflag;
-    h[157..157 + link.len()].copy_from_slice(link);
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    h
+    raw_header(name, typeflag, size as u64, link, false)
 }
 
 /// A tar of `(name, typeflag, link, data)` entries.

@@ -397,6 +397,32 @@ fn ascii(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).escape_debug().to_string()
 }
 
+/// A raw header block with `name`, `typeflag`, a size field of `size` and `link`, ustar or
+/// GNU (`gnu`), for the tests that write names and links the `tar` crate's builder refuses.
+#[cfg(test)]
+pub(crate) fn raw_header(name: &[u8], typeflag: u8, size: u64, link: &[u8], gnu: bool) -> Vec<u8> {
+    let mut h = vec![0u8; BLOCK];
+    h[..name.len()].copy_from_slice(name);
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[136..148].copy_from_slice(b"00000000001\0");
+    h[156] = typeflag;
+    h[157..157 + link.len()].copy_from_slice(link);
+    h[257..265].copy_from_slice(if gnu { b"ustar  \0" } else { b"ustar\x0000" });
+    sign_header(&mut h);
+    h
+}
+
+/// Writes the checksum of header block `h`.
+#[cfg(test)]
+pub(crate) fn sign_header(h: &mut [u8]) {
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
 /// PAX records `"<len> <key>=<value>\n"`, for the tests that write extension headers.
 #[cfg(test)]
 pub(crate) fn pax_records(records: &[(&str, &str)]) -> Vec<u8> {
@@ -416,28 +442,7 @@ pub(crate) fn pax_records(records: &[(&str, &str)]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// A header block with `name`, `typeflag`, a size field of `size` and `link`; `magic`
-    /// picks ustar or GNU.
-    fn block(name: &[u8], typeflag: u8, size: u64, link: &[u8], gnu: bool) -> Vec<u8> {
-        let mut h = vec![0u8; BLOCK];
-        h[..name.len()].copy_from_slice(name);
-        h[100..108].copy_from_slice(b"0000644\0");
-        h[108..116].copy_from_slice(b"0000000\0");
-        h[116..124].copy_from_slice(b"0000000\0");
-        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
-        h[136..148].copy_from_slice(b"00000000001\0");
-        h[156] = typeflag;
-        h[157..157 + link.len()].copy_from_slice(link);
-        h[257..265].copy_from_slice(if gnu { b"ustar  \0" } else { b"ustar\x0000" });
-        sign(&mut h);
-        h
-    }
-
-    fn sign(h: &mut [u8]) {
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    }
+    use super::{raw_header as block, sign_header as sign};
 
     /// `data` padded to a block boundary.
     fn padded(data: &[u8]) -> Vec<u8> {
