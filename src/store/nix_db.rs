@@ -203,8 +203,21 @@ pub fn write_nix_db(
 /// Nix's base-32 alphabet (no e, o, u, t).
 const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
-/// `sha256:<nixbase32 or hex>` → `sha256:<hex>`, the form Nix stores.
+/// `sha256:<nixbase32 or hex>` or `sha256-<base64>` → `sha256:<hex>`, the form Nix stores.
+///
+/// `exportReferencesGraph` gives nixbase32 (Nix 2.8 to 2.26 at least); `nix path-info --json`
+/// gives nixbase32 up to Nix 2.18 and SRI (`sha256-<base64>`) from 2.19 on.
 pub fn nar_hash_base16(hash: &str) -> Result<String, String> {
+    if let Some(sri) = hash.strip_prefix("sha256-") {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sri)
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| format!("narHash `{hash}` is not a base-64 sha256 digest"))?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        return Ok(format!("sha256:{hex}"));
+    }
     let digest = hash
         .strip_prefix("sha256:")
         .ok_or_else(|| format!("narHash `{hash}` is not a sha256 hash"))?;
@@ -252,6 +265,13 @@ mod tests {
         assert_eq!(nar_hash_base16(nix32).unwrap(), hex);
         assert_eq!(nar_hash_base16(hex).unwrap(), hex);
         assert!(nar_hash_base16("md5:abc").is_err());
+        // The toolbox's narHash as Nix 2.26 gives it: exportReferencesGraph (nixbase32) and
+        // `nix path-info --json` (SRI).
+        assert_eq!(
+            nar_hash_base16("sha256-gnrG9qZ4EoLkK7Lw/6/COHG55s9O1M/bMPRnS2iH9jY=").unwrap(),
+            nar_hash_base16("sha256:0dpnhxl4nrzl63dwzm2frzkbjw9qqapzzw5j5gj844kqlvvccyl2").unwrap()
+        );
+        assert!(nar_hash_base16("sha256-AAAA").is_err());
         assert!(nar_hash_base16(&format!("sha256:{}", "e".repeat(52))).is_err());
     }
 

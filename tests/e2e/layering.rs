@@ -71,6 +71,19 @@ pub fn closure_larger_than_max_layers_fills_exactly_max_layers(ctx: &mut Context
 }
 
 pub fn layers_subcommand_reads_nix_path_info_by_hand(ctx: &mut Context) -> Check {
+    let result = layers_from_path_info(ctx);
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Nix,
+        Feature::PathInfo,
+        result.clone(),
+    );
+    result
+}
+
+/// `strata layers --closure` on what this Nix's `nix path-info --json --recursive` prints
+/// (an array up to Nix 2.18, an object keyed by path from 2.19 on).
+fn layers_from_path_info(ctx: &mut Context) -> Check {
     let (nix, dir) = (&mut ctx.nix, &mut ctx.dir);
     let helper = repo().join("build/bootstrap/helper/bin/strata");
     let hello = nix.build("pkgs.hello")?;

@@ -3,14 +3,123 @@
 use super::*;
 
 pub fn nix_build_check_reproducible(ctx: &mut Context) -> Check {
+    // Every image the tests build, sandbox on; then each again with --check (nowDated too,
+    // since "now" is resolved when the image is streamed, not in the plan).
     let nix = &mut ctx.nix;
-    // Every image the tests build; nowDated too, since "now" is resolved when the image
-    // is streamed, not in the plan.
-    for attr in BUILT {
+    let built = BUILT.iter().try_for_each(|attr| {
+        nix.build(attr)
+            .map(drop)
+            .map_err(|e| format!("{attr}: {e}"))
+    });
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Nix,
+        Feature::SandboxedBuilds,
+        built.clone(),
+    );
+    built?;
+    record_outputs(ctx)?;
+    let nix = &mut ctx.nix;
+    let checked = BUILT.iter().try_for_each(|attr| {
         nix.check_reproducible(attr)
-            .map_err(|e| format!("{attr}: {e}"))?;
+            .map_err(|e| format!("{attr}: {e}"))
+    });
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Nix,
+        Feature::CheckRebuild,
+        checked.clone(),
+    );
+    checked
+}
+
+/// Writes `build/e2e/outputs-<generation>.json`: every built attribute's store path and NAR
+/// hash as this generation's Nix built it.
+fn record_outputs(ctx: &mut Context) -> Check {
+    let mut paths = Vec::new();
+    for attr in BUILT {
+        paths.push(ctx.nix.build(attr)?);
     }
-    Ok(())
+    let hashes = ok(Command::new("nix-store")
+        .args(["-q", "--hash"])
+        .args(&paths))?;
+    let record: BTreeMap<&str, Value> = BUILT
+        .iter()
+        .zip(paths.iter().zip(hashes.lines()))
+        .map(|(attr, (path, hash))| {
+            (
+                *attr,
+                serde_json::json!({"path": path.display().to_string(), "narHash": hash}),
+            )
+        })
+        .collect();
+    let dir = chart_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let file = dir.join(format!("outputs-{}.json", ctx.consumers.slug()));
+    let text = serde_json::to_string_pretty(&record).map_err(|e| e.to_string())?;
+    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Against the record the other generation's run left (`record_outputs`): every store path
+/// both Nix versions built (the same derivation, so the same inputs) has the same NAR hash.
+/// Paths only one built (another commit's record) are skipped; with no record of another
+/// generation there is nothing to compare, and the chart says so by an empty cell.
+pub fn same_outputs_as_the_other_generation(ctx: &mut Context) -> Check {
+    let dir = chart_dir();
+    let read = |file: &Path| -> Result<BTreeMap<String, Value>, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))
+    };
+    let own_name = format!("outputs-{}.json", ctx.consumers.slug());
+    let own = read(&dir.join(&own_name))?;
+    let mut compared = 0;
+    let mut differ = Vec::new();
+    for entry in std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("outputs-") || name == own_name {
+            continue;
+        }
+        let other = read(&entry.path())?;
+        for (attr, mine) in &own {
+            let Some(theirs) = other.get(attr) else {
+                continue;
+            };
+            if theirs["path"] != mine["path"] {
+                continue;
+            }
+            compared += 1;
+            if theirs["narHash"] != mine["narHash"] {
+                differ.push(format!(
+                    "{attr} ({}): {} here, {} in {name}",
+                    mine["path"], mine["narHash"], theirs["narHash"]
+                ));
+            }
+        }
+    }
+    if compared == 0 {
+        println!(
+            "e2e: no other generation's outputs to compare with yet ({})",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let result = ensure(differ.is_empty(), || {
+        format!(
+            "the two Nix versions built different bytes:\n{}",
+            differ.join("\n")
+        )
+    });
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Nix,
+        Feature::SameOutputs,
+        result.clone(),
+    );
+    println!("e2e: {compared} store paths compared with the other generation's");
+    result
 }
 
 pub fn family_packages_without_nixpkgs(ctx: &mut Context) -> Check {
@@ -47,7 +156,7 @@ pub fn family_packages_without_nixpkgs(ctx: &mut Context) -> Check {
     ensure(out == "alice\n755:0\n755:0\n", || {
         format!("-u 1000:1000 on a root-owned store: {out:?}")
     })?;
-    load_into_podman(podman, &archive)?;
+    load_into_podman(&ctx.consumers, podman, &archive)?;
     let out = podman.run("localhost/strata-family:latest", &[])?;
     ensure(out == expected, || format!("podman run printed {out:?}"))
 }
@@ -111,8 +220,14 @@ pub fn examples_build_and_run(ctx: &mut Context) -> Check {
 }
 
 pub fn flake_overlay_with_stand_in_nixpkgs(ctx: &mut Context) -> Check {
-    let dir = &mut ctx.dir;
-    flake_check(dir)
+    let result = flake_check(&ctx.dir);
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Nix,
+        Feature::Flake,
+        result.clone(),
+    );
+    result
 }
 
 /// Evaluates and builds the flake's outputs with nixpkgs overridden by a minimal local

@@ -1,20 +1,27 @@
 //! End-to-end tests: images built by `nix-build` (sandbox on) from the library in its
-//! no-nixpkgs form, used by real consumers: docker, podman, skopeo.
+//! no-nixpkgs form, used by real consumers: docker, podman, containerd, skopeo, buildah, umoci.
 //!
-//! Needs root, Nix, docker.io, podman, runc and skopeo (`scripts/test` installs them). Without
-//! them the tests are skipped, unless `STRATA_E2E=1` makes them required (as in CI).
+//! Needs root, Nix, docker.io, podman, runc, skopeo and buildah (`scripts/test` installs them).
+//! Without them the tests are skipped, unless `STRATA_E2E=1` makes them required (as in CI).
 //! `cargo test --test e2e -- NAME...` runs only the checks whose names contain a NAME.
 //!
+//! The same binary runs against both generations of consumers: on the host (Debian 12's) and
+//! inside the Debian 13 root of `scripts/debian13` (`STRATA_E2E_PREBUILT=1`: the helper was
+//! bootstrapped on the host, where cargo is). `consumers` says which versions a run has and
+//! what each is known not to do; a full run writes its chart (`build/e2e/`).
+//!
 //! Each area has a file of its own (`stream`, `archives`, `build_image`, `layering`, `parent`,
-//! `registry`, `registry_trust`, `fault_proxy`, `library`,
-//! `with_nixpkgs`), one function per check; this file starts the daemons and runs
-//! the checks in [`CHECKS`] order.
+//! `registry`, `registry_trust`, `fault_proxy`, `library`, `with_nixpkgs`, `consumer_chart`),
+//! one function per check; this file starts the daemons and runs the checks in [`CHECKS`]
+//! order.
 
 #[path = "../util/mod.rs"]
 mod util;
 
 mod archives;
 mod build_image;
+mod consumer_chart;
+mod consumers;
 mod fault_proxy;
 mod layering;
 mod library;
@@ -25,6 +32,7 @@ mod stream;
 mod support;
 mod with_nixpkgs;
 
+use consumers::{chart_dir, Chart, Consumer, Consumers, Feature};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -44,6 +52,10 @@ struct Context {
     podman: Podman,
     /// The scratch directory, removed after the run.
     dir: PathBuf,
+    /// The versions of this run's consumers.
+    consumers: Consumers,
+    /// What the checks found each consumer does.
+    chart: Chart,
 }
 
 /// A check: `Err` carries everything needed to debug it.
@@ -244,6 +256,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         "nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers",
         build_image::nixpkgs_ports_bulk_on_base_run_as_root_extra_repeated_layers,
     ),
+    (
+        "same_outputs_as_the_other_generation",
+        library::same_outputs_as_the_other_generation,
+    ),
     ("examples_build_and_run", library::examples_build_and_run),
     (
         "flake_overlay_with_stand_in_nixpkgs",
@@ -265,6 +281,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         "nix_inside_images_reads_their_database",
         with_nixpkgs::nix_inside_images_reads_their_database,
     ),
+    (
+        "consumers_take_strata_images",
+        consumer_chart::consumers_take_strata_images,
+    ),
 ];
 
 fn main() {
@@ -276,6 +296,9 @@ fn main() {
         "podman",
         "skopeo",
         "runc",
+        "buildah",
+        "ctr",
+        "umoci",
         "busybox",
     ]
     .into_iter()
@@ -320,14 +343,30 @@ fn main() {
     };
     let podman = Podman::new(&scratch.0);
     let dir = scratch.0.clone();
+    let consumers = Consumers::detect(&docker);
+    println!("e2e: consumers of {}", consumers.describe());
     let mut ctx = Context {
         nix,
         docker,
         podman,
         dir,
+        consumers,
+        chart: Chart::default(),
     };
     for (name, check) in CHECKS {
         suite.check(name, || check(&mut ctx));
+    }
+    // A chart is written only by a run of every check: a partial one would show cells of
+    // checks that did not run as empty.
+    if suite.runs_all() {
+        match ctx.chart.write(&ctx.consumers) {
+            Ok(_) => println!(
+                "e2e: chart of {} written to {}",
+                ctx.consumers.generation,
+                chart_dir().display()
+            ),
+            Err(e) => println!("e2e: cannot write the chart: {e}"),
+        }
     }
     let passed = suite.finish();
     drop(ctx);

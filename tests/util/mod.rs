@@ -320,14 +320,14 @@ impl Dockerd {
         c
     }
 
-    /// Major version of the engine.
-    pub fn major_version(&self) -> u32 {
-        ok(self
-            .cmd()
-            .args(["version", "--format", "{{.Server.Version}}"]))
-        .ok()
-        .and_then(|v| v.trim().split('.').next().and_then(|m| m.parse().ok()))
-        .unwrap_or(0)
+    /// A `ctr` command talking to the containerd this daemon started, in a namespace of the
+    /// tests' own (Kubernetes nodes use `k8s.io` the same way).
+    pub fn ctr(&self) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(self.dir.join("exec/containerd/containerd.sock"))
+            .args(["--namespace", "strata-test"]);
+        c
     }
 
     /// `docker run --rm --network=none IMAGE ARGS...`, returning stdout.
@@ -382,6 +382,16 @@ impl Podman {
         c
     }
 
+    /// A `buildah` command on a store of its own beside podman's.
+    pub fn buildah(&self) -> Command {
+        let mut c = Command::new("buildah");
+        c.arg("--root")
+            .arg(self.root.join("buildah-storage"))
+            .arg("--runroot")
+            .arg(self.root.join("buildah-run"));
+        c
+    }
+
     /// `podman run` with the options this machine needs, returning stdout.
     pub fn run(&self, image: &str, args: &[&str]) -> Result<String, String> {
         ok(self
@@ -402,6 +412,8 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cmd().args(["rmi", "--all", "--force"]).output();
         let _ = self.cmd().args(["system", "reset", "--force"]).output();
+        let _ = self.buildah().args(["rm", "--all"]).output();
+        let _ = self.buildah().args(["rmi", "--all", "--force"]).output();
     }
 }
 
@@ -479,15 +491,22 @@ impl Suite {
         }
     }
 
-    /// Runs `f` as the check `name`, unless filtered out.
-    pub fn check(&mut self, name: &str, f: impl FnOnce() -> Check) {
+    /// True when no name filter was given: every check runs.
+    pub fn runs_all(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    /// Runs `f` as the check `name`, unless filtered out; returns whether it passed (`None`
+    /// when it did not run).
+    pub fn check(&mut self, name: &str, f: impl FnOnce() -> Check) -> Option<bool> {
         if !self.filters.is_empty() && !self.filters.iter().any(|flt| name.contains(flt.as_str())) {
-            return;
+            return None;
         }
         self.ran += 1;
         let start = Instant::now();
         let result = f();
         let secs = start.elapsed().as_secs_f64();
+        let passed = result.is_ok();
         match result {
             Ok(()) => println!("e2e ok    {name} ({secs:.1}s)"),
             Err(e) => {
@@ -496,6 +515,7 @@ impl Suite {
             }
         }
         let _ = std::io::stdout().flush();
+        Some(passed)
     }
 
     /// Prints the summary; returns true when every check passed.
