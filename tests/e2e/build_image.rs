@@ -88,7 +88,7 @@ pub fn build_image_legacy_layout_docker_and_podman(ctx: &mut Context) -> Check {
     feed(&archive, docker.cmd().arg("load"))?;
     let out = docker.run("strata-chain-3:latest", &[])?;
     ensure(out == expected, || format!("docker run printed {out:?}"))?;
-    load_into_podman(&ctx.consumers, podman, &archive)?;
+    feed(&archive, podman.cmd().arg("load"))?;
     let out = podman.run("localhost/strata-chain-3:latest", &[])?;
     ensure(out == expected, || format!("podman run printed {out:?}"))
 }
@@ -101,7 +101,7 @@ pub fn build_image_on_top_of_layered_docker_and_podman(ctx: &mut Context) -> Che
     feed(&archive, docker.cmd().arg("load"))?;
     let out = docker.run("strata-on-top:latest", &[])?;
     ensure(out == expected, || format!("docker run printed {out:?}"))?;
-    load_into_podman(&ctx.consumers, podman, &archive)?;
+    feed(&archive, podman.cmd().arg("load"))?;
     let out = podman.run("localhost/strata-on-top:latest", &[])?;
     ensure(out == expected, || format!("podman run printed {out:?}"))?;
     let image = open_image(&archive)?;
@@ -124,7 +124,7 @@ pub fn three_chained_images_upper_layers_win(ctx: &mut Context) -> Check {
     feed(&archive, docker.cmd().arg("load"))?;
     let out = docker.run("strata-chain-3:latest", &[])?;
     ensure(out == expected, || format!("docker run printed {out:?}"))?;
-    load_into_podman(&ctx.consumers, podman, &archive)?;
+    feed(&archive, podman.cmd().arg("load"))?;
     let out = podman.run("localhost/strata-chain-3:latest", &[])?;
     ensure(out == expected, || format!("podman run printed {out:?}"))?;
     let image = open_image(&archive)?;
@@ -156,7 +156,7 @@ pub fn run_as_root_and_fake_root_owners_show_in_the_container(ctx: &mut Context)
     feed(&archive, docker.cmd().arg("load"))?;
     let out = docker.run("strata-root-owned:latest", &[])?;
     ensure(out == expected, || format!("docker run printed {out:?}"))?;
-    load_into_podman(&ctx.consumers, podman, &archive)?;
+    feed(&archive, podman.cmd().arg("load"))?;
     let out = podman.run("localhost/strata-root-owned:latest", &[])?;
     ensure(out == expected, || format!("podman run printed {out:?}"))?;
 

@@ -154,9 +154,9 @@ struct Limit {
 const LIMITS: &[Limit] = &[
     Limit {
         consumer: Consumer::Docker,
-        features: &[Feature::ZstdArchive, Feature::ZstdLayers],
+        features: &[Feature::ZstdArchive],
         below: Some((23, 0)),
-        why: "Docker reads zstd from version 23 on",
+        why: "Docker decompresses a zstd archive from version 23 on (zstd layers inside a plain archive load from 20.10 on)",
     },
     Limit {
         consumer: Consumer::Docker,
@@ -165,22 +165,16 @@ const LIMITS: &[Limit] = &[
         why: "`docker load` with Docker's own image store needs `manifest.json`; strata's archives carry it beside `index.json`",
     },
     Limit {
-        consumer: Consumer::Podman,
-        features: &[Feature::GzipArchive],
-        below: Some((5, 0)),
-        why: "podman 4.3's gzip reader fails on gzipped archives (podman#15944): `gzip -dc image.tar.gz | podman load`",
-    },
-    Limit {
         consumer: Consumer::Skopeo,
         features: &[Feature::GzipArchive],
         below: Some((1, 18)),
-        why: "skopeo 1.9 reads only uncompressed or zstd docker-archives (the same gzip bug as podman 4.3): decompress first",
+        why: "skopeo 1.9's `docker-archive:` fails on gzipped archives (`archive/tar: invalid tar header`, the error of podman#15944): decompress first",
     },
     Limit {
         consumer: Consumer::Buildah,
         features: &[Feature::GzipArchive],
         below: Some((1, 39)),
-        why: "buildah 1.28 has podman 4.3's gzip bug: decompress first",
+        why: "buildah 1.28's `docker-archive:` has skopeo 1.9's gzip failure: decompress first",
     },
     Limit {
         consumer: Consumer::Umoci,

@@ -156,7 +156,7 @@ pub fn family_packages_without_nixpkgs(ctx: &mut Context) -> Check {
     ensure(out == "alice\n755:0\n755:0\n", || {
         format!("-u 1000:1000 on a root-owned store: {out:?}")
     })?;
-    load_into_podman(&ctx.consumers, podman, &archive)?;
+    feed(&archive, podman.cmd().arg("load"))?;
     let out = podman.run("localhost/strata-family:latest", &[])?;
     ensure(out == expected, || format!("podman run printed {out:?}"))
 }
@@ -220,7 +220,7 @@ pub fn examples_build_and_run(ctx: &mut Context) -> Check {
 }
 
 pub fn flake_overlay_with_stand_in_nixpkgs(ctx: &mut Context) -> Check {
-    let result = flake_check(&ctx.dir);
+    let result = flake_check(&ctx.dir).and_then(|()| readme_flake(&ctx.dir, &ctx.docker));
     ctx.chart.record(
         &ctx.consumers,
         Consumer::Nix,
@@ -319,5 +319,60 @@ pub fn flake_check(scratch: &Path) -> Check {
     let archive = built(&format!("packages.{system}.exampleLayered"))?;
     ensure(archive.to_string_lossy().ends_with("-hello.tar.gz"), || {
         format!("exampleLayered: {}", archive.display())
+    })
+}
+
+/// The README's flake, word for word but for its two URLs (the copy `flake_check` made, and
+/// the stand-in nixpkgs in it): `nix build .#image && docker load < result && docker run`.
+fn readme_flake(scratch: &Path, docker: &Dockerd) -> Check {
+    let readme = std::fs::read_to_string(repo().join("README.md")).map_err(|e| e.to_string())?;
+    let flake = readme
+        .split("```nix\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .ok_or("README.md has no nix block")?;
+    let copy = scratch.join("flake-src");
+    let stand_in = copy.join("tests/nix/stand-in-nixpkgs");
+    let (strata_url, nixpkgs_url) = (
+        "path:/path/to/strata",
+        "github:NixOS/nixpkgs/nixos-unstable",
+    );
+    ensure(
+        flake.contains(strata_url) && flake.contains(nixpkgs_url),
+        || format!("the README's flake no longer names {strata_url} and {nixpkgs_url}: {flake}"),
+    )?;
+    let flake = flake
+        .replace(strata_url, &format!("path:{}", copy.display()))
+        .replace(nixpkgs_url, &format!("path:{}", stand_in.display()));
+    let project = scratch.join("readme-flake");
+    let _ = std::fs::remove_dir_all(&project);
+    std::fs::create_dir_all(&project).map_err(|e| e.to_string())?;
+    std::fs::write(project.join("flake.nix"), flake).map_err(|e| e.to_string())?;
+    // Nix 2.8 has no --print-out-paths; --json names the outputs.
+    let out = ok(Command::new("nix")
+        .args(["--extra-experimental-features", "nix-command flakes"])
+        .args(["build", "--no-link", "--json", ".#image"])
+        .args([
+            "--option",
+            "sandbox",
+            "true",
+            "--option",
+            "eval-cache",
+            "false",
+        ])
+        .current_dir(&project))?;
+    let json: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+    let image = json[0]["outputs"]["out"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("no out in {out}"))?;
+    let loaded = feed(&image, docker.cmd().arg("load"))?;
+    let name = loaded
+        .lines()
+        .find_map(|l| l.strip_prefix("Loaded image: "))
+        .ok_or_else(|| format!("docker load said {loaded:?}"))?;
+    let said = docker.run(name.trim(), &[])?;
+    ensure(said.trim() == "Hello, world!", || {
+        format!("the README's image {name} printed {said:?}")
     })
 }

@@ -1,6 +1,5 @@
 //! Helpers several areas share: reading archives and layers back.
 
-use crate::consumers::{Consumer, Consumers, Feature};
 use crate::util::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,22 +212,6 @@ pub const BUILT: &[&str] = &[
     "layered.copyToDockerDaemon",
     "evalChecks",
 ];
-
-/// Loads a gzipped archive into podman: as it is where podman reads gzip (5 on), decompressed
-/// first where it does not (Debian 12's 4.3, podman#15944).
-pub fn load_into_podman(consumers: &Consumers, podman: &Podman, archive: &Path) -> Check {
-    if consumers
-        .known_limit(Consumer::Podman, Feature::GzipArchive)
-        .is_none()
-    {
-        return feed(archive, podman.cmd().arg("load")).map(drop);
-    }
-    pipe_cmd(
-        Command::new("gzip").arg("-dc").arg(archive),
-        podman.cmd().arg("load"),
-    )
-    .map(drop)
-}
 
 pub fn docker_load_run(docker: &Dockerd, plan: &Path, image: &str) -> Result<String, String> {
     pipe(plan, docker.cmd().arg("load"))?;
