@@ -68,8 +68,8 @@
   # which some evaluators (Hydra, `--no-allow-import-from-derivation`) refuse.
   perLayerDerivations ? false,
   # How layers are stored in the archive: "none" (plain tars), "gz" or "zstd" (`tar+gzip` /
-  # `tar+zstd` blobs of the OCI layout, as a registry stores them; docker load reads both
-  # from Docker 20.10 on). The compressed bytes are those the layer records
+  # `tar+zstd` blobs of the OCI layout, as a registry stores them; docker load reads gzip
+  # layers, zstd ones from Docker 23). The compressed bytes are those the layer records
   # already hash, and are checked against them.
   layerCompressor ? "none",
   # Attributes added to the result.

@@ -4,8 +4,8 @@ use super::*;
 
 pub fn compressed_layers_in_archives(ctx: &mut Context) -> Check {
     let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
-    // tar+gzip and tar+zstd layers: docker (20.10 too), podman, skopeo; umoci the gzip ones
-    // (0.4.7 has no zstd).
+    // tar+gzip layers: docker, podman, skopeo and umoci; tar+zstd: podman, skopeo, and
+    // docker from 23 on (Debian 12's 20.10 cannot read zstd).
     for (attr, name, media) in [
         (
             "gzLayers",
@@ -47,11 +47,17 @@ pub fn compressed_layers_in_archives(ctx: &mut Context) -> Check {
         ensure(out.trim() == HELLO, || {
             format!("{attr}: podman run printed {out:?}")
         })?;
-        feed(&file, docker.cmd().arg("load"))?;
-        let out = docker.run(name, &[])?;
-        ensure(out.trim() == HELLO, || {
-            format!("{attr}: docker run printed {out:?}")
-        })?;
+        let docker_reads_zstd = ctx
+            .consumers
+            .known_limit(Consumer::Docker, Feature::ZstdLayers)
+            .is_none();
+        if attr == "gzLayers" || docker_reads_zstd {
+            feed(&file, docker.cmd().arg("load"))?;
+            let out = docker.run(name, &[])?;
+            ensure(out.trim() == HELLO, || {
+                format!("{attr}: docker run printed {out:?}")
+            })?;
+        }
         if attr == "gzLayers" {
             let layout = dir.join("gz-layout");
             let bundle = dir.join("gz-bundle");
@@ -331,7 +337,20 @@ pub fn merge_images_loads_every_image(ctx: &mut Context) -> Check {
     ensure(out.starts_with("hello\n"), || {
         format!("docker run printed {out:?}")
     })?;
-    feed(&merged, podman.cmd().arg("load"))?;
+    // podman 4.3 falls back to its gzip-less docker-archive reader for an archive of
+    // several images (consumers.rs); podman 5 loads it as it is.
+    if ctx
+        .consumers
+        .known_limit(Consumer::Podman, Feature::MergedArchive)
+        .is_some()
+    {
+        pipe_cmd(
+            Command::new("gzip").arg("-dc").arg(&merged),
+            podman.cmd().arg("load"),
+        )?;
+    } else {
+        feed(&merged, podman.cmd().arg("load"))?;
+    }
     let out = podman.run("localhost/strata-on-top:latest", &[])?;
     ensure(out.starts_with("hello\n"), || {
         format!("podman run printed {out:?}")
