@@ -6,7 +6,7 @@
 # and the closure of `copyToRoot` and `config` that the parent lacks. `runAsRoot` runs as root
 # over the unpacked parent inside the ordinary sandboxed build (a user namespace; no VM, no
 # KVM); owners it sets with chown are kept. Arguments and defaults are nixpkgs'.
-{ lib, imageSystem, toolbox, stdenv, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalWriteFile }:
+{ lib, imageSystem, toolbox, stdenv, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalSbom, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased, then checked as docker reads names;
@@ -120,6 +120,7 @@ let
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
+  sbom = internalSbom { name = "${lib.imageBaseName name}-sbom"; inherit plan; packages = rootContents; };
 in
 # The arguments that reach the helper, each by its kind (`lib.buildImageKinds`), and the
 # platform.
@@ -134,6 +135,6 @@ internalResult {
     baseName = "docker-image-${baseName}";
     inherit plan compressor;
   };
-  attrs = copies // { inherit imageName imageTag layer; stream = plan; buildArgs = args; };
+  attrs = copies // { inherit imageName imageTag layer sbom; stream = plan; buildArgs = args; };
   inherit meta passthru;
 }

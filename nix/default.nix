@@ -52,6 +52,7 @@ lib.makeScope (self: {
   internalParentImage = self.callFunction ./internalParentImage.nix { };
   internalPlan = self.callFunction ./internalPlan.nix { };
   internalResult = self.callFunction ./internalResult.nix { };
+  internalSbom = self.callFunction ./internalSbom.nix { };
   internalTree = self.callFunction ./internalTree.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
   mergeImages = lib.makeOverridableList (self.callFunction ./mergeImages.nix { });

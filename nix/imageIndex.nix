@@ -9,7 +9,7 @@
 #     images = [ (streamLayeredImage { ...; architecture = "amd64"; })
 #                (streamLayeredImage { ...; architecture = "arm64"; }) ];
 #   }
-{ lib, helper, internalBuilder, internalCopyCommands, internalResult }:
+{ lib, helper, internalBuilder, internalCopyCommands, internalResult, internalSbom }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased.
@@ -35,13 +35,18 @@ let
   };
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
+  sbom = internalSbom {
+    name = "index-${lib.imageBaseName name}-sbom";
+    inherit plan;
+    packages = builtins.concatMap (image: lib.toList (image.buildArgs.contents or image.buildArgs.copyToRoot or [ ])) images;
+  };
 in
 assert lib.checkProblem (lib.argsProblem "imageIndex" { name = lib.kinds.imageName; tag = lib.kinds.optionalTag; passthru = lib.kinds.set; meta = lib.kinds.set; } args);
 assert lib.assertMsg (builtins.isList images && images != [ ] && builtins.all (i: builtins.isAttrs i && (i ? stream || i.isExe or false)) images)
   "imageIndex: `images` must be a non-empty list of streamLayeredImage or buildLayeredImage results, got ${lib.show images}";
 internalResult {
   drv = plan;
-  attrs = copies // { inherit imageName imageTag; buildArgs = args; };
+  attrs = copies // { inherit imageName imageTag sbom; buildArgs = args; };
   extra.isExe = true;
   inherit meta passthru;
 }

@@ -85,6 +85,35 @@ rec {
   # `x` as a list (nixpkgs accepts a single package for `contents`).
   toList = x: if builtins.isList x then x else [ x ];
 
+  # The licences of `packages` and of what they are built with (`buildInputs`,
+  # `propagatedBuildInputs`, recursively), as the helper's `sbom` builder reads them: one
+  # `{ path; licenses = [ { spdxId; name; } ]; }` per output path of a derivation whose
+  # `meta.license` is known. Paths carry no context: naming a build input builds nothing.
+  licensesOf = packages:
+    let
+      isDrv = x: builtins.isAttrs x && (x.type or null) == "derivation" && x ? outPath;
+      entry = d: { key = builtins.unsafeDiscardStringContext (toString d.outPath); drv = d; };
+      inputsOf = d: builtins.filter isDrv (builtins.concatMap
+        (a: let v = builtins.tryEval (d.${a} or [ ]); in if v.success then toList v.value else [ ])
+        [ "buildInputs" "propagatedBuildInputs" ]);
+      all = builtins.genericClosure {
+        startSet = map entry (builtins.filter isDrv (toList packages));
+        operator = e: map entry (inputsOf e.drv);
+      };
+      licenseOf = d: let l = builtins.tryEval (d.meta.license or null); in if l.success then l.value else null;
+      one = l:
+        if builtins.isAttrs l then { spdxId = l.spdxId or null; name = l.fullName or l.shortName or null; }
+        else { spdxId = null; name = toString l; };
+      outputPaths = d: map
+        (o: builtins.unsafeDiscardStringContext (toString (d.${o} or d).outPath))
+        (d.outputs or [ "out" ]);
+    in
+    builtins.concatMap (e:
+      let l = licenseOf e.drv; in
+      if l == null then [ ]
+      else map (path: { inherit path; licenses = map one (toList l); }) (outputPaths e.drv))
+      all;
+
   # `s` quoted for a POSIX shell, always in single quotes (nixpkgs' lib.escapeShellArg leaves
   # safe strings bare; the shell reads both the same).
   escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s) + "'";

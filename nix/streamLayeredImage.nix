@@ -5,7 +5,7 @@
 # The build decides the layers (the most popular store paths of the closure get a layer each)
 # and writes them into the executable, a plan file run by the helper; no image tarball is
 # stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
-{ lib, imageSystem, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalPlan, internalResult, internalWriteFile }:
+{ lib, imageSystem, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalPlan, internalResult, internalSbom, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased, then checked as docker reads names
@@ -172,6 +172,7 @@ let
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
+  sbom = internalSbom { name = "${baseName}-sbom"; inherit plan; packages = lib.toList contents; };
 in
 # The arguments that reach the helper, each by its kind (`lib.layeredImageKinds`), and the
 # platform; the rest depend on one another.
@@ -188,7 +189,7 @@ internalResult {
   drv = plan;
   # nixpkgs' `conf` (the JSON its Python streamer reads) and `streamScript` (that streamer):
   # here both are the plan, an executable holding what the helper streams.
-  attrs = copies // { inherit imageName imageTag; buildArgs = args; conf = plan; streamScript = plan; };
+  attrs = copies // { inherit imageName imageTag sbom; buildArgs = args; conf = plan; streamScript = plan; };
   extra = { inherit customisationLayer configFile; isExe = true; };
   inherit meta passthru;
 }

@@ -28,6 +28,7 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod rootfs;
+pub mod sbom;
 pub mod store;
 pub mod tar;
 pub mod when;

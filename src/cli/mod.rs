@@ -16,6 +16,7 @@ mod files;
 mod image_commands;
 mod layering_commands;
 mod registry_commands;
+mod sbom_command;
 mod whole_images;
 
 /// strata: builds Docker/OCI images out of Nix store closures.
@@ -208,6 +209,10 @@ enum Command {
         #[arg(long, short = 't', alias = "repo_tag", value_name = "NAME:TAG")]
         repo_tag: Option<String>,
     },
+    /// Print an image's SBOM (CycloneDX 1.6 or SPDX 2.3) or provenance (in-toto, SLSA v1):
+    /// every store path its layers hold, with its version, NAR hash, references and layer.
+    /// Without an input, runs as the Nix builder of an image's `sbom`.
+    Sbom(sbom_command::SbomArgs),
     /// Print an image's layers (a plan or an archive): each one's store paths, bytes and why
     /// it holds them, and with `--against OLD` which layers a push or pull would move.
     Explain(explain_command::ExplainArgs),
@@ -339,6 +344,7 @@ impl Command {
             C::Tarsum { version } => image_commands::tarsum_of_stdin(&version),
             C::Layers(args) => layering_commands::layers(args),
             C::Explain(args) => explain_command::explain_image(args),
+            C::Sbom(args) => sbom_command::sbom(args),
             C::Load {
                 plan,
                 engine,

@@ -74,6 +74,14 @@ rec {
     '';
   };
 
+  # Packages with licences (tests/nix/packages.nix), for the SBOM.
+  licensed = strata.streamLayeredImage {
+    name = "strata-licensed";
+    tag = "v1";
+    contents = [ tools hello ];
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
+
   layered = strata.buildLayeredImage {
     name = "strata-layered";
     tag = "v1";

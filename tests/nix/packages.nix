@@ -18,11 +18,13 @@ rec {
     echo "en_US.UTF-8" > $out/share/locale/default
   '';
 
+  # `meta` and `buildInputs` are added beside the derivation (`//`), as nixpkgs' packages
+  # carry them, without changing it: the SBOM builder reads licences from them.
   greeting = mk "greeting-2.1" ''
     mkdir -p $out/share/greeting $out/nix-support
     echo "Hello from strata!" > $out/share/greeting/text
     echo "${localeData}" > $out/nix-support/propagated
-  '';
+  '' // { meta.license = { spdxId = "Apache-2.0"; fullName = "Apache License 2.0"; }; };
 
   # The executable images run: prints the greeting and proves its closure is present.
   hello = mk "hello-app-0.3" ''
@@ -34,7 +36,10 @@ rec {
     if [ "\''${1:-}" = --whoami ]; then id -u; stat -c '%a %u' /nix /nix/store ${greeting}; fi
     SCRIPT
     chmod 555 $out/bin/hello
-  '';
+  '' // {
+    buildInputs = [ greeting ];
+    meta.license = [ { spdxId = "GPL-3.0-or-later"; } { fullName = "Strata Test Licence 1.0"; } ];
+  };
 
   # A tool placed at the image root through `contents`.
   tools = mk "tools-1.0" ''
@@ -42,7 +47,7 @@ rec {
     printf '#!${toolbox}/bin/sh\necho tools ok\n' > $out/bin/tools-check
     chmod 555 $out/bin/tools-check
     echo "from tools" > $out/etc/tools.conf
-  '';
+  '' // { meta.license = { spdxId = "MIT"; shortName = "mit"; }; };
 
   # Many small packages, for closures larger than maxLayers: filler-N refers to filler-(N-1).
   fillers = builtins.genList (i: mk "filler-${toString i}" ''

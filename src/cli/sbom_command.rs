@@ -1,0 +1,155 @@
+//! `strata sbom`: an image's SBOMs and provenance, as the Nix builder of an image's `sbom`
+//! (every document into `$out`) or by hand (one document to stdout or a file).
+
+use super::files::{closure_of, create_dir, write_file};
+use crate::plan::index::AnyPlan;
+use crate::plan::ImagePlan;
+use crate::sbom::{BuildFacts, Description, PathLicenses};
+use crate::store::attrs::Attrs;
+use crate::store::closure::Closure;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Which document to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Format {
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// An in-toto statement with a SLSA v1 provenance predicate.
+    Provenance,
+}
+
+impl Format {
+    fn file(self) -> &'static str {
+        match self {
+            Format::Cyclonedx => crate::sbom::CYCLONEDX_FILE,
+            Format::Spdx => crate::sbom::SPDX_FILE,
+            Format::Provenance => crate::sbom::PROVENANCE_FILE,
+        }
+    }
+}
+
+/// `strata sbom`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(super) struct SbomArgs {
+    /// A plan (what streamLayeredImage builds). Without it, runs as the Nix builder of an
+    /// image's `sbom`.
+    input: Option<PathBuf>,
+    /// Which document.
+    #[arg(long, value_enum, default_value = "cyclonedx")]
+    format: Format,
+    /// The closure's metadata, for NAR hashes and references: `nix path-info --json
+    /// --recursive PLAN` output (or an exportReferencesGraph file).
+    #[arg(long, requires = "input")]
+    closure: Option<PathBuf>,
+    /// The file to write (stdout when not given).
+    #[arg(long, short = 'o', requires = "input")]
+    output: Option<PathBuf>,
+    /// Structured attributes file (default: the one Nix provides).
+    #[arg(long, conflicts_with = "input")]
+    attrs: Option<PathBuf>,
+}
+
+/// Runs `strata sbom`.
+pub(super) fn sbom(args: SbomArgs) -> Result<()> {
+    let Some(input) = &args.input else {
+        return builder(args.attrs.as_deref());
+    };
+    let plan = ImagePlan::read(input)?;
+    let closure = match &args.closure {
+        Some(file) => Closure::read_file(file)?,
+        None => {
+            eprintln!(
+                "strata: sbom: no --closure: components get no NAR hash and no references (pass `--closure <(nix path-info --json --recursive {})`)",
+                input.display()
+            );
+            Closure::default()
+        }
+    };
+    let description = Description::of_plan(&plan, &closure, &[], BuildFacts::default())?;
+    let bytes = description
+        .documents()
+        .into_iter()
+        .find(|(file, _, _)| *file == args.format.file())
+        .map(|(_, _, bytes)| bytes)
+        .unwrap_or_default();
+    match &args.output {
+        Some(out) => write_file(out, &bytes, 0o644),
+        None => {
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(&bytes)
+                .context("cannot write to stdout")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SbomAttrs {
+    /// The image's plan, or an index's.
+    plan: PathBuf,
+    /// Licences known at evaluation, by store path.
+    #[serde(default)]
+    licenses: Vec<PathLicenses>,
+    /// `builtins.nixVersion` where the image was evaluated.
+    #[serde(default)]
+    nix_version: Option<String>,
+    /// The plan's derivation.
+    #[serde(default)]
+    plan_drv: Option<String>,
+    /// The Nix system the image is for.
+    #[serde(default)]
+    image_system: Option<String>,
+}
+
+/// The Nix builder: every document of the image (of each image of an index, in a directory
+/// per image) into `$out`.
+fn builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: SbomAttrs = attrs.parse()?;
+    let out = attrs.output("out")?;
+    let closure = closure_of(&attrs)?;
+    let build = BuildFacts {
+        nix_version: a.nix_version,
+        derivation: a.plan_drv,
+        system: a.image_system,
+    };
+    create_dir(&out)?;
+    match AnyPlan::read(&a.plan)? {
+        AnyPlan::Image(plan) => write_documents(&out, &plan, &closure, &a.licenses, build),
+        AnyPlan::Index(_, images) => {
+            for plan in &images {
+                let dir = out.join(platform_dir(plan));
+                create_dir(&dir)?;
+                write_documents(&dir, plan, &closure, &a.licenses, build.clone())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `amd64`, `arm-v7`: the directory an index's image's documents go to.
+fn platform_dir(plan: &ImagePlan) -> String {
+    match &plan.variant {
+        Some(v) => format!("{}-{v}", plan.architecture),
+        None => plan.architecture.clone(),
+    }
+}
+
+fn write_documents(
+    dir: &Path,
+    plan: &ImagePlan,
+    closure: &Closure,
+    licenses: &[PathLicenses],
+    build: BuildFacts,
+) -> Result<()> {
+    let description = Description::of_plan(plan, closure, licenses, build)?;
+    for (file, _, bytes) in description.documents() {
+        write_file(&dir.join(file), &bytes, 0o444)?;
+    }
+    Ok(())
+}
