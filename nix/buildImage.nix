@@ -66,6 +66,10 @@
   # copyToRoot and config (references, NAR hash and size) and a GC root per copyToRoot
   # package, so `nix-store` works in the container. No Nix is needed at build time.
   includeNixDB ? false,
+  # Packages whose licences the image's SBOM (`.sbom`) gives besides those of `copyToRoot`
+  # (and, for each, of its `buildInputs` and `propagatedBuildInputs`): typically the packages
+  # `config.Cmd` names. They add nothing to the image.
+  sbomPackages ? [ ],
   # Attributes added to the result.
   passthru ? { },
   # The result's `meta`, as nixpkgs gives it; not a derivation attribute, so it changes no
@@ -120,7 +124,7 @@ let
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
-  sbom = internalSbom { name = "${lib.imageBaseName name}-sbom"; inherit plan; packages = rootContents; };
+  sbom = internalSbom { name = "${lib.imageBaseName name}-sbom"; inherit plan; packages = rootContents ++ lib.toList sbomPackages; };
 in
 # The arguments that reach the helper, each by its kind (`lib.buildImageKinds`), and the
 # platform.

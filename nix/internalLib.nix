@@ -473,6 +473,7 @@ rec {
     enableFakechroot = k.bool;
     includeNixDB = k.bool;
     layerCompressor = k.compressor;
+    sbomPackages = k.packages;
     layeringPipeline = orNull (kindOf "a list of operations or a JSON file holding one" (p: builtins.isList p || builtins.isPath p || builtins.isString p));
     fromImage = orNull k.package;
     fromImageName = orNull k.string;
@@ -493,6 +494,7 @@ rec {
     fromImageTag = orNull k.string;
     copyToRoot = orNull k.packages;
     contents = orNull k.packages;
+    sbomPackages = k.packages;
     config = orNull k.config;
     created = k.time;
     extraCommands = k.commands;

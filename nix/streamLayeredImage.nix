@@ -72,6 +72,10 @@
   # layers, zstd ones from Docker 23). The compressed bytes are those the layer records
   # already hash, and are checked against them.
   layerCompressor ? "none",
+  # Packages whose licences the image's SBOM (`.sbom`) gives besides those of `contents`
+  # (and, for each, of its `buildInputs` and `propagatedBuildInputs`): typically the packages
+  # `config.Cmd` names. They add nothing to the image.
+  sbomPackages ? [ ],
   # Attributes added to the result.
   passthru ? { },
   # The result's `meta` (description, license, mainProgram, ...), as nixpkgs gives it; not a
@@ -172,7 +176,7 @@ let
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; });
-  sbom = internalSbom { name = "${baseName}-sbom"; inherit plan; packages = lib.toList contents; };
+  sbom = internalSbom { name = "${baseName}-sbom"; inherit plan; packages = lib.toList contents ++ lib.toList sbomPackages; };
 in
 # The arguments that reach the helper, each by its kind (`lib.layeredImageKinds`), and the
 # platform; the rest depend on one another.

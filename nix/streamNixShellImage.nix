@@ -126,6 +126,8 @@ assert lib.assertMsg (command == null || run == null)
   "streamNixShellImage: give `command` or `run`, not both";
 streamLayeredImage {
   inherit name tag meta passthru;
+  # The SBOM gives the licences of the derivation and its inputs.
+  sbomPackages = [ drv ];
   contents = [
     binSh
     usrBinEnv

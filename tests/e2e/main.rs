@@ -11,7 +11,8 @@
 //! what each is known not to do; a full run writes its chart (`build/e2e/`).
 //!
 //! Each area has a file of its own (`stream`, `archives`, `build_image`, `layering`, `parent`,
-//! `registry`, `registry_trust`, `fault_proxy`, `library`, `with_nixpkgs`, `consumer_chart`),
+//! `registry`, `registry_trust`, `fault_proxy`, `library`, `with_nixpkgs`, `supply_chain`,
+//! `consumer_chart`),
 //! one function per check; this file starts the daemons and runs the checks in [`CHECKS`]
 //! order.
 
@@ -29,6 +30,7 @@ mod parent;
 mod registry;
 mod registry_trust;
 mod stream;
+mod supply_chain;
 mod support;
 mod with_nixpkgs;
 
@@ -280,6 +282,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
     (
         "nix_inside_images_reads_their_database",
         with_nixpkgs::nix_inside_images_reads_their_database,
+    ),
+    (
+        "sboms_describe_the_exact_closure",
+        supply_chain::sboms_describe_the_exact_closure,
     ),
     (
         "consumers_take_strata_images",

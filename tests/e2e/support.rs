@@ -211,6 +211,11 @@ pub const BUILT: &[&str] = &[
     "multiArch.copyToRegistry",
     "layered.copyToDockerDaemon",
     "evalChecks",
+    "stream.sbom",
+    "licensed.sbom",
+    "layered.sbom",
+    "onTopOfLayered.sbom",
+    "multiArch.sbom",
 ];
 
 pub fn docker_load_run(docker: &Dockerd, plan: &Path, image: &str) -> Result<String, String> {

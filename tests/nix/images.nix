@@ -78,8 +78,11 @@ rec {
   licensed = strata.streamLayeredImage {
     name = "strata-licensed";
     tag = "v1";
-    contents = [ tools hello ];
+    contents = [ tools ];
     config.Cmd = [ "${hello}/bin/hello" ];
+    # hello is in the image through Cmd; its licence (and greeting's, a build input) through
+    # sbomPackages.
+    sbomPackages = [ hello ];
   };
 
   layered = strata.buildLayeredImage {
