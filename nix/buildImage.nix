@@ -123,7 +123,7 @@ let
   };
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
-  copies = internalCopyCommands (plan // { inherit imageName imageTag; });
+  copies = internalCopyCommands (plan // { inherit imageName imageTag; }) sbom;
   sbom = internalSbom { name = "${lib.imageBaseName name}-sbom"; inherit plan; packages = rootContents ++ lib.toList sbomPackages; };
 in
 # The arguments that reach the helper, each by its kind (`lib.buildImageKinds`), and the

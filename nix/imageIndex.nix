@@ -34,7 +34,7 @@ let
     helperBin = "${helper}/bin/strata";
   };
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
-  copies = internalCopyCommands (plan // { inherit imageName imageTag; });
+  copies = internalCopyCommands (plan // { inherit imageName imageTag; }) sbom;
   sbom = internalSbom {
     name = "index-${lib.imageBaseName name}-sbom";
     inherit plan;

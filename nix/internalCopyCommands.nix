@@ -9,17 +9,19 @@
 # plan (no shell); `--help` lists its options.
 { lib, helper, internalBuilder }:
 
-# The image's plan (streamLayeredImage's result, or an imageIndex plan).
-plan:
+# The image's plan (streamLayeredImage's result, or an imageIndex plan), and its `sbom`
+# (null for none), which copyToRegistry attaches.
+plan: sbom:
 let
-  script = action: internalBuilder {
+  script = action: internalBuilder ({
     name = "${action}-${lib.imageBaseName plan.imageName}";
     command = "copy-script";
     inherit action;
     plan = plan.outPath;
     repoTag = "${plan.imageName}:${plan.imageTag}";
     helperBin = "${helper}/bin/strata";
-  } // { meta.mainProgram = action; };
+  } // (if action == "copy-to-registry" && sbom != null then { attach = sbom; } else { }))
+  // { meta.mainProgram = action; };
 in
 {
   copyToRegistry = script "copy-to-registry";

@@ -175,7 +175,7 @@ let
   });
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
-  copies = internalCopyCommands (plan // { inherit imageName imageTag; });
+  copies = internalCopyCommands (plan // { inherit imageName imageTag; }) sbom;
   sbom = internalSbom { name = "${baseName}-sbom"; inherit plan; packages = lib.toList contents ++ lib.toList sbomPackages; };
 in
 # The arguments that reach the helper, each by its kind (`lib.layeredImageKinds`), and the

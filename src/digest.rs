@@ -71,7 +71,7 @@ impl fmt::Debug for Digest {
 }
 
 /// A blob's digest and size: what a descriptor or a `diff_id` needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Blob {
     /// sha256 of the bytes.
     pub digest: Digest,

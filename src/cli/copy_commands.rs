@@ -32,6 +32,9 @@ struct Script {
     plan: PathBuf,
     /// `name:tag` the image is pushed or loaded as by default.
     repo_tag: String,
+    /// The image's SBOMs and provenance, which copy-to-registry attaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attach: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +44,8 @@ struct ScriptAttrs {
     action: String,
     plan: PathBuf,
     repo_tag: String,
+    #[serde(default)]
+    attach: Option<PathBuf>,
 }
 
 /// Nix builder: writes `$out/bin/<action>`.
@@ -54,6 +59,7 @@ pub(super) fn copy_script_builder(attrs: Option<&Path>) -> Result<()> {
         action: a.action.clone(),
         plan: a.plan,
         repo_tag: a.repo_tag,
+        attach: a.attach.filter(|_| a.action == "copy-to-registry"),
     };
     let text = script_bytes(&a.helper_bin, "run-script", &script);
     write_file(&bin.join(&a.action), &text, 0o555)
@@ -92,10 +98,13 @@ pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
     let argv = std::iter::once(s.action.clone()).chain(args.iter().cloned());
     match s.action.as_str() {
         "copy-to-registry" => {
-            let Some(a) = parse_args::<RegistryArgs>(argv)? else {
+            let Some(mut a) = parse_args::<RegistryArgs>(argv)? else {
                 return Ok(());
             };
             let target = a.target.unwrap_or_else(|| s.repo_tag.clone());
+            if a.options.attach.is_none() {
+                a.options.attach = s.attach.clone();
+            }
             registry_commands::push(&s.plan, &target, a.options)
         }
         "copy-to-docker-daemon" | "copy-to-podman" => {

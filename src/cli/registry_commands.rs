@@ -4,13 +4,16 @@
 use crate::compress::Compression;
 use crate::digest::{Digest, HashingWriter};
 use crate::image::config::architecture_of_system;
+use crate::image::oci_layout;
 use crate::plan::index::AnyPlan;
 use crate::plan::record_cache::RecordCache;
 use crate::progress::Progress;
+use crate::registry::attach::{attach, document_of, referrers, Document, Listing};
 use crate::registry::client::{Client, Connection, TlsOptions};
-use crate::registry::pull::{pull, resolve, Pulled, Wanted};
+use crate::registry::pull::{pull, resolve, resolve_platform, Pulled, Wanted};
 use crate::registry::push::{push_index, PushOptions};
 use crate::registry::reference::Reference;
+use crate::sbom::{platform_dir, read_documents};
 use crate::store::attrs::Attrs;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -32,6 +35,13 @@ pub(super) struct PushArgs {
     /// Layers uploaded at once.
     #[arg(long, default_value_t = 3)]
     parallel: usize,
+    /// Attach the documents in this directory (the image's `sbom` output: CycloneDX, SPDX,
+    /// provenance) to the pushed image as OCI referrers. copyToRegistry attaches its image's.
+    #[arg(long, value_name = "DIR")]
+    pub(super) attach: Option<std::path::PathBuf>,
+    /// Attach nothing, not even what copyToRegistry would.
+    #[arg(long, conflicts_with = "attach")]
+    pub(super) no_attach: bool,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -102,6 +112,10 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         }
     };
     progress.finish();
+    let attached = match args.attach.as_deref().filter(|_| !args.no_attach) {
+        Some(dir) => attach_documents(&mut client, &plan, &report, dir)?,
+        None => String::new(),
+    };
     let mounted = if report.mounted > 0 {
         format!(", {} mounted from another repository", report.mounted)
     } else {
@@ -116,14 +130,72 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         String::new()
     };
     eprintln!(
-        "pushed {target} ({}): {} blobs uploaded, {} already there{mounted}{first}, {} bytes sent in {:.1} s",
-        report.manifest,
+        "pushed {target} ({}): {} blobs uploaded, {} already there{mounted}{first}, {} bytes sent in {:.1} s{attached}",
+        report.manifest.digest,
         report.uploaded,
         report.skipped,
         report.bytes_sent,
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Attaches the documents of `dir` to each pushed image (an index's: those of each image's
+/// platform directory); says what it did, for the report line.
+fn attach_documents(
+    client: &mut Client,
+    plan: &AnyPlan,
+    report: &crate::registry::push::PushReport,
+    dir: &Path,
+) -> Result<String> {
+    let (plans, _) = plan.images();
+    let mut count = 0;
+    let mut listing = Listing::Api;
+    for (image, manifest) in plans.iter().zip(&report.images) {
+        let docs_dir = match plan {
+            AnyPlan::Index(..) => dir.join(platform_dir(image)),
+            AnyPlan::Image(_) => dir.to_owned(),
+        };
+        let docs: Vec<Document> = read_documents(&docs_dir)?
+            .into_iter()
+            .map(|d| Document {
+                media_type: d.media_type.to_owned(),
+                title: d.file.to_owned(),
+                bytes: d.bytes,
+            })
+            .collect();
+        count += docs.len();
+        if attach(client, manifest, oci_layout::MANIFEST_MEDIA_TYPE, &docs)? == Listing::TagSchema {
+            listing = Listing::TagSchema;
+        }
+    }
+    let how = match listing {
+        Listing::Api => "the referrers API".to_owned(),
+        Listing::TagSchema => "the referrers tag schema (sha256-<digest> tags)".to_owned(),
+    };
+    Ok(format!("; {count} documents attached through {how}"))
+}
+
+/// The document of type `media_type` attached to the image `reference` (through an index,
+/// the image for `platform`).
+pub(super) fn attached_document(
+    reference: &str,
+    media_type: &str,
+    platform: &PlatformArgs,
+    tls: &TlsArgs,
+) -> Result<Vec<u8>> {
+    let target = Reference::parse(reference)?;
+    let mut client = Client::new(&target, &tls.connection())?;
+    let digest = resolve_platform(&mut client, &target.reference, &platform.wanted()?)?;
+    let listed = referrers(&mut client, &digest, Some(media_type))?;
+    let Some(found) = listed
+        .iter()
+        .filter_map(|d| d["digest"].as_str().and_then(Digest::parse))
+        .next()
+    else {
+        bail!("{reference} ({digest}) has no {media_type} attached (strata push --attach attaches an image's sbom)");
+    };
+    Ok(document_of(&mut client, &found)?)
 }
 
 /// Platform options shared by `pull` and `prefetch`.

@@ -2,9 +2,10 @@
 //! (every document into `$out`) or by hand (one document to stdout or a file).
 
 use super::files::{closure_of, create_dir, write_file};
+use super::registry_commands;
 use crate::plan::index::AnyPlan;
 use crate::plan::ImagePlan;
-use crate::sbom::{BuildFacts, Description, PathLicenses};
+use crate::sbom::{platform_dir, BuildFacts, Description, PathLicenses};
 use crate::store::attrs::Attrs;
 use crate::store::closure::Closure;
 use anyhow::{Context, Result};
@@ -23,6 +24,14 @@ pub(super) enum Format {
 }
 
 impl Format {
+    fn media_type(self) -> &'static str {
+        match self {
+            Format::Cyclonedx => crate::sbom::cyclonedx::MEDIA_TYPE,
+            Format::Spdx => crate::sbom::spdx::MEDIA_TYPE,
+            Format::Provenance => crate::sbom::provenance::MEDIA_TYPE,
+        }
+    }
+
     fn file(self) -> &'static str {
         match self {
             Format::Cyclonedx => crate::sbom::CYCLONEDX_FILE,
@@ -35,9 +44,10 @@ impl Format {
 /// `strata sbom`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(super) struct SbomArgs {
-    /// A plan (what streamLayeredImage builds). Without it, runs as the Nix builder of an
-    /// image's `sbom`.
-    input: Option<PathBuf>,
+    /// A plan (what streamLayeredImage builds), or an image in a registry
+    /// (`HOST[:PORT]/NAME[:TAG|@DIGEST]`) whose documents `strata push` attached. Without it,
+    /// runs as the Nix builder of an image's `sbom`.
+    input: Option<String>,
     /// Which document.
     #[arg(long, value_enum, default_value = "cyclonedx")]
     format: Format,
@@ -48,6 +58,10 @@ pub(super) struct SbomArgs {
     /// The file to write (stdout when not given).
     #[arg(long, short = 'o', requires = "input")]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    platform: registry_commands::PlatformArgs,
+    #[command(flatten)]
+    tls: registry_commands::TlsArgs,
     /// Structured attributes file (default: the one Nix provides).
     #[arg(long, conflicts_with = "input")]
     attrs: Option<PathBuf>,
@@ -58,6 +72,29 @@ pub(super) fn sbom(args: SbomArgs) -> Result<()> {
     let Some(input) = &args.input else {
         return builder(args.attrs.as_deref());
     };
+    let bytes = if Path::new(input).exists() {
+        of_plan(Path::new(input), &args)?
+    } else {
+        registry_commands::attached_document(
+            input,
+            args.format.media_type(),
+            &args.platform,
+            &args.tls,
+        )?
+    };
+    match &args.output {
+        Some(out) => write_file(out, &bytes, 0o644),
+        None => {
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(&bytes)
+                .context("cannot write to stdout")
+        }
+    }
+}
+
+/// The document `args.format` asks for, of the plan `input`.
+fn of_plan(input: &Path, args: &SbomArgs) -> Result<Vec<u8>> {
     let plan = ImagePlan::read(input)?;
     let closure = match &args.closure {
         Some(file) => Closure::read_file(file)?,
@@ -70,21 +107,12 @@ pub(super) fn sbom(args: SbomArgs) -> Result<()> {
         }
     };
     let description = Description::of_plan(&plan, &closure, &[], BuildFacts::default())?;
-    let bytes = description
+    Ok(description
         .documents()
         .into_iter()
         .find(|(file, _, _)| *file == args.format.file())
         .map(|(_, _, bytes)| bytes)
-        .unwrap_or_default();
-    match &args.output {
-        Some(out) => write_file(out, &bytes, 0o644),
-        None => {
-            use std::io::Write as _;
-            std::io::stdout()
-                .write_all(&bytes)
-                .context("cannot write to stdout")
-        }
-    }
+        .unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -129,14 +157,6 @@ fn builder(attrs: Option<&Path>) -> Result<()> {
             }
             Ok(())
         }
-    }
-}
-
-/// `amd64`, `arm-v7`: the directory an index's image's documents go to.
-fn platform_dir(plan: &ImagePlan) -> String {
-    match &plan.variant {
-        Some(v) => format!("{}-{v}", plan.architecture),
-        None => plan.architecture.clone(),
     }
 }
 

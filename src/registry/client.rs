@@ -312,14 +312,57 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, RegistryError> {
+        self.put_manifest_noting_subject(reference, media_type, bytes)
+            .map(|(digest, _)| digest)
+    }
+
+    /// Stores a manifest as [`Client::put_manifest`] does; also says whether the registry
+    /// answered with `OCI-Subject`, which a registry with the referrers API sends for a
+    /// manifest with a `subject` (it then lists the manifest among the subject's referrers).
+    pub fn put_manifest_noting_subject(
+        &mut self,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(Digest, bool), RegistryError> {
         let url = format!("{}/manifests/{reference}", self.base);
         let headers = [("Content-Type", media_type.to_owned())];
         let what = format!("manifest {reference}");
         let a = self.request("PUT", &url, &headers, Body::Bytes(bytes), &what)?;
         match a.status {
-            201 | 200 | 204 => Ok(Digest::of(bytes)),
+            201 | 200 | 204 => Ok((Digest::of(bytes), a.header("OCI-Subject").is_some())),
             _ => Err(self.status_error(&format!("PUT {what}"), a)),
         }
+    }
+
+    /// The referrers of the manifest `digest` (an image index of their descriptors), through
+    /// the OCI 1.1 referrers API; `None` when the registry has no such API (it answers 404,
+    /// which a registry with the API never does there).
+    pub fn get_referrers(&mut self, digest: &Digest) -> Result<Option<Vec<u8>>, RegistryError> {
+        let url = format!("{}/referrers/{digest}", self.base);
+        let headers = [(
+            "Accept",
+            "application/vnd.oci.image.index.v1+json".to_owned(),
+        )];
+        let what = format!("referrers of {digest}");
+        let a = self.request("GET", &url, &headers, Body::None, &what)?;
+        match a.status {
+            200 => Ok(Some(a.body)),
+            404 | 405 => Ok(None),
+            _ => Err(self.status_error(&format!("GET {what}"), a)),
+        }
+    }
+
+    /// Makes sure the repository has the blob `bytes` (uploads it when it has not); returns it.
+    pub fn ensure_blob(&mut self, bytes: &[u8]) -> Result<Blob, RegistryError> {
+        let blob = Blob {
+            digest: Digest::of(bytes),
+            size: bytes.len() as u64,
+        };
+        if !self.has_blob(&blob.digest)? {
+            self.upload_blob(&blob.digest, blob.size, &mut &bytes[..])?;
+        }
+        Ok(blob)
     }
 
     /// The manifest stored under `reference` (media type and bytes), `None` when there is

@@ -1,8 +1,9 @@
 //! Registries (the OCI distribution API): references, the client (transport and
 //! authentication apart), pulling an image into an archive and pushing an image from its
-//! plan; and the read side served for one image on a loopback port, from which local
+//! plan, with documents attached to it as referrers; and the read side served for one image on a loopback port, from which local
 //! engines load it.
 
+pub mod attach;
 mod auth;
 pub mod client;
 pub mod load;
@@ -44,6 +45,14 @@ pub enum RegistryError {
         what: String,
         /// Where credentials were looked for.
         hint: String,
+    },
+    /// The registry sent something that is not what it should be.
+    #[error("registry answer for {what}: {message}")]
+    Malformed {
+        /// What was asked for.
+        what: String,
+        /// What is wrong with it.
+        message: String,
     },
     /// Any other unexpected answer.
     #[error("registry {host}: {what}: HTTP {status}: {body}")]

@@ -84,8 +84,10 @@ pub struct PushReport {
     pub bytes_sent: u64,
     /// Layers compressed once beforehand, to learn the digest the registry is asked for.
     pub compressed_first: usize,
-    /// Digest of the manifest pushed.
-    pub manifest: Digest,
+    /// The manifest pushed under the tag (the image's, or the index's).
+    pub manifest: Blob,
+    /// The manifests of the images, in plan order (for an image, the one above).
+    pub images: Vec<Blob>,
 }
 
 /// Pushes the image of `plan` to `client`'s repository under `tag`, its layers compressed
@@ -101,7 +103,12 @@ pub fn push(
     let present = blobs_in_current_manifest(client, tag)?;
     let mut report = PushReport::default();
     let manifest = push_blobs(plan, client, &present, options, &mut report, progress)?;
-    report.manifest = client.put_manifest(tag, oci_layout::MANIFEST_MEDIA_TYPE, &manifest)?;
+    client.put_manifest(tag, oci_layout::MANIFEST_MEDIA_TYPE, &manifest)?;
+    report.manifest = Blob {
+        digest: Digest::of(&manifest),
+        size: manifest.len() as u64,
+    };
+    report.images = vec![report.manifest];
     Ok(report)
 }
 
@@ -144,14 +151,19 @@ pub fn push_index(
             }),
             repo_tag: String::new(),
         });
+        report.images.push(blob);
     }
     let index = oci_layout::index(&entries);
-    report.manifest = client.put_manifest(tag, INDEX_MEDIA_TYPE, &index)?;
+    client.put_manifest(tag, INDEX_MEDIA_TYPE, &index)?;
+    report.manifest = Blob {
+        digest: Digest::of(&index),
+        size: index.len() as u64,
+    };
     Ok(report)
 }
 
 /// Media type of the indexes [`push_index`] writes.
-const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
 /// How to push.
 #[derive(Debug, Clone)]

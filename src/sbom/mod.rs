@@ -126,6 +126,50 @@ pub struct Description {
     pub build: BuildFacts,
 }
 
+/// One document of an image's `sbom` output, read back for attaching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// Its file name.
+    pub file: &'static str,
+    /// Its media type.
+    pub media_type: &'static str,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The documents in `dir` (an image's `sbom` output, or one platform's directory of an
+/// index's), in the order [`Description::documents`] writes them.
+pub fn read_documents(
+    dir: &std::path::Path,
+) -> Result<Vec<StoredDocument>, crate::file_error::FileError> {
+    [
+        (CYCLONEDX_FILE, cyclonedx::MEDIA_TYPE),
+        (SPDX_FILE, spdx::MEDIA_TYPE),
+        (PROVENANCE_FILE, provenance::MEDIA_TYPE),
+    ]
+    .into_iter()
+    .map(|(file, media_type)| {
+        let path = dir.join(file);
+        std::fs::read(&path)
+            .map(|bytes| StoredDocument {
+                file,
+                media_type,
+                bytes,
+            })
+            .map_err(crate::file_error::FileError::on("read", &path))
+    })
+    .collect()
+}
+
+/// The directory of an index's `sbom` output holding the documents of the image of `plan`:
+/// its architecture, and variant when it has one (`amd64`, `arm-v7`).
+pub fn platform_dir(plan: &ImagePlan) -> String {
+    match &plan.variant {
+        Some(v) => format!("{}-{v}", plan.architecture),
+        None => plan.architecture.clone(),
+    }
+}
+
 /// The version of strata writing the documents.
 pub fn strata_version() -> &'static str {
     env!("CARGO_PKG_VERSION")

@@ -232,6 +232,16 @@ impl Fetched {
 
 /// The image manifest `reference` names for `wanted`, following indexes; also the digest of
 /// what `reference` itself names.
+/// The digest of the image manifest `reference` names: through an index, the image for
+/// `wanted`.
+pub fn resolve_platform(
+    client: &mut Client,
+    reference: &str,
+    wanted: &Wanted,
+) -> Result<Digest, PullError> {
+    Ok(resolve_image(client, reference, wanted)?.1.digest)
+}
+
 fn resolve_image(
     client: &mut Client,
     reference: &str,
