@@ -29,6 +29,7 @@ pub mod progress;
 pub mod registry;
 pub mod rootfs;
 pub mod sbom;
+pub mod signing;
 pub mod store;
 pub mod tar;
 pub mod when;

@@ -13,7 +13,9 @@ use crate::registry::client::{Client, Connection, TlsOptions};
 use crate::registry::pull::{pull, resolve, resolve_platform, Pulled, Wanted};
 use crate::registry::push::{push_index, PushOptions};
 use crate::registry::reference::Reference;
+use crate::registry::signature::sign;
 use crate::sbom::{platform_dir, read_documents};
+use crate::signing::SigningKey;
 use crate::store::attrs::Attrs;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -42,6 +44,12 @@ pub(super) struct PushArgs {
     /// Attach nothing, not even what copyToRegistry would.
     #[arg(long, conflicts_with = "attach")]
     pub(super) no_attach: bool,
+    /// Sign the pushed manifest (an index and each of its images) with this ECDSA P-256 key
+    /// (PEM: PKCS#8, SEC1, or cosign's encrypted key with COSIGN_PASSWORD), in cosign's
+    /// format: `cosign verify --key` and a `sigstoreSigned` policy check it. No transparency
+    /// log is written.
+    #[arg(long, value_name = "KEY")]
+    sign_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -87,6 +95,14 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         cache: RecordCache::user(),
     };
     let plan = AnyPlan::read(plan_path)?;
+    // Read before anything is sent: a key that cannot be used fails the push at once.
+    let key = match &args.sign_key {
+        Some(path) => Some(SigningKey::read(
+            path,
+            std::env::var("COSIGN_PASSWORD").ok().as_deref(),
+        )?),
+        None => None,
+    };
     let (plans, repo_tag) = plan.images();
     let mut target = Reference::parse(target)?;
     if !target.explicit {
@@ -116,6 +132,20 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         Some(dir) => attach_documents(&mut client, &plan, &report, dir)?,
         None => String::new(),
     };
+    let signed = match &key {
+        Some(key) => {
+            let repository = target.repository_name();
+            let mut manifests = vec![report.manifest.digest];
+            if matches!(plan, AnyPlan::Index(..)) {
+                manifests.extend(report.images.iter().map(|b| b.digest));
+            }
+            for digest in &manifests {
+                sign(&mut client, &repository, digest, key)?;
+            }
+            format!("; signed ({} manifests)", manifests.len())
+        }
+        None => String::new(),
+    };
     let mounted = if report.mounted > 0 {
         format!(", {} mounted from another repository", report.mounted)
     } else {
@@ -130,7 +160,7 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         String::new()
     };
     eprintln!(
-        "pushed {target} ({}): {} blobs uploaded, {} already there{mounted}{first}, {} bytes sent in {:.1} s{attached}",
+        "pushed {target} ({}): {} blobs uploaded, {} already there{mounted}{first}, {} bytes sent in {:.1} s{attached}{signed}",
         report.manifest.digest,
         report.uploaded,
         report.skipped,

@@ -11,6 +11,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod serve;
+pub mod signature;
 mod tls;
 mod transport;
 

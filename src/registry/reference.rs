@@ -25,6 +25,17 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// The repository's full name, as signatures name it: `HOST[:PORT]/NAME`
+    /// (`index.docker.io/library/hello` for Docker Hub's, as cosign writes it).
+    pub fn repository_name(&self) -> String {
+        let host = if self.host == DOCKER_HUB {
+            "index.docker.io"
+        } else {
+            &self.host
+        };
+        format!("{host}/{}", self.repository)
+    }
+
     /// Parses `[docker://][DOMAIN/]NAME[:TAG][@DIGEST]` (Docker Hub when there is no domain).
     pub fn parse(text: &str) -> Result<Reference, RegistryError> {
         // Escaped: a newline or a control character in the text must not break the line.

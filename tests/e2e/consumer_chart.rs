@@ -42,7 +42,7 @@ pub fn consumers_take_strata_images(ctx: &mut Context) -> Check {
     let registry = Registry::start(&ctx.dir)?;
     let samples = samples(ctx, &registry.host)?;
     let mut names = 0;
-    for consumer in &Consumer::ALL[1..] {
+    for consumer in &Consumer::IMAGE {
         for feature in Feature::IMAGE {
             if not_applicable(*consumer, feature) {
                 continue;
@@ -89,7 +89,7 @@ fn empty_store(ctx: &Context, consumer: Consumer) {
                 .args(["rmi", "--all", "--force"])
                 .output();
         }
-        Consumer::Nix | Consumer::Skopeo | Consumer::Umoci => {}
+        Consumer::Nix | Consumer::Skopeo | Consumer::Umoci | Consumer::Cosign | Consumer::Oras => {}
     }
 }
 
@@ -359,7 +359,7 @@ fn loaded(
                 format!("umoci unpacked no nix/store from {}", sample.name)
             })
         }
-        Consumer::Nix => Err("Nix takes no images".into()),
+        Consumer::Nix | Consumer::Cosign | Consumer::Oras => Err("takes no images".into()),
     }
 }
 
@@ -436,7 +436,9 @@ fn pulled(
             ctx,
             &["--tls-verify=false", &format!("docker://{reference}")],
         )?),
-        Consumer::Umoci | Consumer::Nix => Err("no registry client".into()),
+        Consumer::Umoci | Consumer::Nix | Consumer::Cosign | Consumer::Oras => {
+            Err("not charted here".into())
+        }
     }
 }
 

@@ -19,11 +19,13 @@ pub enum Consumer {
     Skopeo,
     Buildah,
     Umoci,
+    Cosign,
+    Oras,
 }
 
 impl Consumer {
     /// Every consumer, in the chart's order.
-    pub const ALL: [Consumer; 7] = [
+    pub const ALL: [Consumer; 9] = [
         Consumer::Nix,
         Consumer::Docker,
         Consumer::Podman,
@@ -31,6 +33,26 @@ impl Consumer {
         Consumer::Skopeo,
         Consumer::Buildah,
         Consumer::Umoci,
+        Consumer::Cosign,
+        Consumer::Oras,
+    ];
+
+    /// The consumers of images, charted on [`Feature::IMAGE`].
+    pub const IMAGE: [Consumer; 6] = [
+        Consumer::Docker,
+        Consumer::Podman,
+        Consumer::Containerd,
+        Consumer::Skopeo,
+        Consumer::Buildah,
+        Consumer::Umoci,
+    ];
+
+    /// The tools charted on [`Feature::SUPPLY_CHAIN`].
+    pub const SUPPLY_CHAIN: [Consumer; 4] = [
+        Consumer::Podman,
+        Consumer::Skopeo,
+        Consumer::Cosign,
+        Consumer::Oras,
     ];
 
     /// The name the chart shows.
@@ -43,6 +65,8 @@ impl Consumer {
             Consumer::Skopeo => "skopeo",
             Consumer::Buildah => "buildah",
             Consumer::Umoci => "umoci",
+            Consumer::Cosign => "cosign",
+            Consumer::Oras => "oras",
         }
     }
 
@@ -50,16 +74,19 @@ impl Consumer {
         Consumer::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    /// The command that prints the version (Docker's is the daemon's, asked separately).
-    fn version_command(self) -> [&'static str; 2] {
+    /// The command that prints the version (Docker's is the daemon's, asked separately;
+    /// Debian's cosign calls itself `devel`, so its package says).
+    fn version_command(self) -> &'static [&'static str] {
         match self {
-            Consumer::Nix => ["nix", "--version"],
-            Consumer::Docker => ["dockerd", "--version"],
-            Consumer::Podman => ["podman", "--version"],
-            Consumer::Containerd => ["containerd", "--version"],
-            Consumer::Skopeo => ["skopeo", "--version"],
-            Consumer::Buildah => ["buildah", "--version"],
-            Consumer::Umoci => ["umoci", "--version"],
+            Consumer::Nix => &["nix", "--version"],
+            Consumer::Docker => &["dockerd", "--version"],
+            Consumer::Podman => &["podman", "--version"],
+            Consumer::Containerd => &["containerd", "--version"],
+            Consumer::Skopeo => &["skopeo", "--version"],
+            Consumer::Buildah => &["buildah", "--version"],
+            Consumer::Umoci => &["umoci", "--version"],
+            Consumer::Cosign => &["dpkg-query", "-W", "-f=${Version}", "cosign"],
+            Consumer::Oras => &["oras", "version"],
         }
     }
 }
@@ -84,6 +111,8 @@ pub enum Feature {
     Flake,
     PathInfo,
     SameOutputs,
+    SignaturePolicy,
+    Referrers,
 }
 
 impl Feature {
@@ -112,6 +141,9 @@ impl Feature {
         Feature::SameOutputs,
     ];
 
+    /// What the supply-chain tools are charted on.
+    pub const SUPPLY_CHAIN: [Feature; 2] = [Feature::SignaturePolicy, Feature::Referrers];
+
     /// The column heading.
     pub fn label(self) -> &'static str {
         match self {
@@ -132,6 +164,10 @@ impl Feature {
             Feature::Flake => "flake `nix build`",
             Feature::PathInfo => "reads `nix path-info --json`",
             Feature::SameOutputs => "same bytes as the other Nix",
+            Feature::SignaturePolicy => {
+                "checks strata's signature (right key passes, wrong key fails)"
+            }
+            Feature::Referrers => "lists the attached SBOMs and provenance",
         }
     }
 
@@ -139,6 +175,7 @@ impl Feature {
         Feature::IMAGE
             .into_iter()
             .chain(Feature::NIX)
+            .chain(Feature::SUPPLY_CHAIN)
             .find(|f| f.label() == label)
     }
 }
@@ -192,6 +229,18 @@ const LIMITS: &[Limit] = &[
         why: "umoci 0.4 unpacks only gzip and uncompressed layers; 0.6 reads zstd",
     },
     Limit {
+        consumer: Consumer::Skopeo,
+        features: &[Feature::SignaturePolicy],
+        below: Some((1, 18)),
+        why: "Debian 12 builds containers/image without sigstore (`Debian-local change: sigstore disabled`)",
+    },
+    Limit {
+        consumer: Consumer::Podman,
+        features: &[Feature::SignaturePolicy],
+        below: Some((5, 0)),
+        why: "Debian 12 builds containers/image without sigstore (`Debian-local change: sigstore disabled`)",
+    },
+    Limit {
         consumer: Consumer::Containerd,
         features: &[Feature::GzipArchive, Feature::ZstdArchive, Feature::MergedArchive],
         below: None,
@@ -230,8 +279,8 @@ impl Consumers {
                     .cmd()
                     .args(["version", "--format", "{{.Server.Version}}"]))
             } else {
-                let [program, arg] = consumer.version_command();
-                ok(Command::new(program).arg(arg))
+                let command = consumer.version_command();
+                ok(Command::new(command[0]).args(&command[1..]))
             };
             let version = text.ok().and_then(|t| version_in(&t));
             versions.insert(consumer, version.unwrap_or_else(|| "?".to_owned()));
@@ -318,6 +367,9 @@ impl Chart {
         result: Check,
     ) {
         let outcome = match (result, consumers.known_limit(consumer, feature)) {
+            _ if consumers.version(consumer) == "?" => {
+                Outcome::Known("not packaged in this Debian release")
+            }
             (Ok(()), _) => Outcome::Pass,
             (Err(_), Some(why)) => Outcome::Known(why),
             (Err(e), None) => Outcome::Fail(e),
@@ -474,11 +526,17 @@ fn render(charts: &[Value]) -> String {
         };
     table(
         "Image consumers",
-        &Consumer::ALL[1..],
+        &Consumer::IMAGE,
         &Feature::IMAGE,
         &mut out,
     );
     table("Nix", &[Consumer::Nix], &Feature::NIX, &mut out);
+    table(
+        "Signatures and attached documents",
+        &Consumer::SUPPLY_CHAIN,
+        &Feature::SUPPLY_CHAIN,
+        &mut out,
+    );
     if !notes.is_empty() {
         out.push_str("\nNotes:\n\n");
         for (i, n) in notes.iter().enumerate() {
@@ -494,10 +552,16 @@ pub fn not_applicable(consumer: Consumer, feature: Feature) -> bool {
     use Feature::*;
     match consumer {
         Consumer::Nix => false,
-        Consumer::Docker | Consumer::Podman => false,
+        Consumer::Docker => false,
+        Consumer::Podman => feature == Referrers,
         Consumer::Containerd | Consumer::Buildah => feature == StrataLoad,
-        Consumer::Skopeo => matches!(feature, StrataLoad | NixShellImage | RunAsRootImage),
+        Consumer::Skopeo => matches!(
+            feature,
+            StrataLoad | NixShellImage | RunAsRootImage | Referrers
+        ),
         Consumer::Umoci => !matches!(feature, OciLayout | GzipLayers | ZstdLayers),
+        Consumer::Cosign => feature != SignaturePolicy,
+        Consumer::Oras => feature != Referrers,
         // skopeo and buildah take one image of a merged archive (`docker-archive:FILE:NAME`).
     }
 }

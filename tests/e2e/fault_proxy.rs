@@ -14,6 +14,8 @@ use std::time::Duration;
 pub enum Fault {
     /// Answer 503 with `Retry-After: 1` and this body, instead of forwarding.
     Unavailable(&'static str),
+    /// Answer 400 with this body (an OCI error, not worth retrying), instead of forwarding.
+    Refuse(&'static str),
     /// Forward the head and this many bytes of the body, then reset both connections.
     ResetInBody(u64),
     /// Forward the request, then reset after this many bytes of the answer.
@@ -140,6 +142,13 @@ fn serve(
     }
     let mut reader = BufReader::new(client.try_clone()?);
     let mut to_server = server.try_clone()?;
+    // A TLS handshake (a client trying HTTPS first) is relayed as it is: it has no request
+    // line to wait for, and the registry's answer tells the client to speak plain HTTP.
+    if reader.fill_buf()?.first() == Some(&0x16) {
+        std::io::copy(&mut reader, &mut to_server)?;
+        let _ = to_server.shutdown(Shutdown::Write);
+        return Ok(());
+    }
     loop {
         let mut head = Vec::new();
         let mut line = String::new();
@@ -165,19 +174,31 @@ fn serve(
             }
         }
         let mut body = (&mut reader).take(length);
-        match fault_for(&first, rules, injected) {
-            Some(Fault::Unavailable(text)) => {
-                std::io::copy(&mut body, &mut std::io::sink())?;
-                let answer = format!(
-                    "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-                let mut c = client.try_clone()?;
-                c.write_all(answer.as_bytes())?;
-                reset(&server);
-                let _ = c.shutdown(Shutdown::Both);
-                return Ok(());
-            }
+        let refusal = |status: &str, extra: &str, text: &str| {
+            format!(
+                "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            )
+        };
+        let fault = fault_for(&first, rules, injected);
+        let answer = match &fault {
+            Some(Fault::Unavailable(text)) => Some(refusal(
+                "503 Service Unavailable",
+                "Retry-After: 1\r\n",
+                text,
+            )),
+            Some(Fault::Refuse(text)) => Some(refusal("400 Bad Request", "", text)),
+            _ => None,
+        };
+        if let Some(answer) = answer {
+            std::io::copy(&mut body, &mut std::io::sink())?;
+            let mut c = client.try_clone()?;
+            c.write_all(answer.as_bytes())?;
+            reset(&server);
+            let _ = c.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        match fault {
             Some(Fault::ResetInBody(after)) => {
                 to_server.write_all(&head)?;
                 std::io::copy(&mut (&mut body).take(after), &mut to_server)?;
@@ -190,7 +211,7 @@ fn serve(
                 std::thread::sleep(Duration::from_secs(60));
                 return Ok(());
             }
-            None => {}
+            _ => {}
         }
         to_server.write_all(&head)?;
         std::io::copy(&mut body, &mut to_server)?;

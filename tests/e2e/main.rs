@@ -288,6 +288,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         supply_chain::sboms_describe_the_exact_closure,
     ),
     (
+        "pushes_attach_documents_and_signatures",
+        supply_chain::pushes_attach_documents_and_signatures,
+    ),
+    (
         "consumers_take_strata_images",
         consumer_chart::consumers_take_strata_images,
     ),

@@ -176,3 +176,405 @@ fn index_documents_per_platform(nix: &mut Nix) -> Check {
     }
     Ok(())
 }
+
+/// Keys for the signing checks: an openssl PKCS#8 key and another one (the wrong key), and
+/// where cosign is installed a cosign-encrypted key pair (its password in `COSIGN_PASSWORD`).
+struct Keys {
+    /// (private key, public key) pairs to sign and verify with; the first is openssl's.
+    pairs: Vec<(PathBuf, PathBuf, Option<&'static str>)>,
+    /// A public key that matches none of them.
+    wrong_public: PathBuf,
+}
+
+fn make_keys(dir: &Path) -> Result<Keys, String> {
+    let dir = dir.join("keys");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let openssl_pair = |name: &str| -> Result<(PathBuf, PathBuf), String> {
+        let (key, public) = (
+            dir.join(format!("{name}.key")),
+            dir.join(format!("{name}.pub")),
+        );
+        ok(Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
+            .arg(&key))?;
+        ok(Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public))?;
+        Ok((key, public))
+    };
+    let (key, public) = openssl_pair("openssl")?;
+    let (_, wrong_public) = openssl_pair("wrong")?;
+    let mut pairs = vec![(key, public, None)];
+    if have("cosign") {
+        ok(Command::new("cosign")
+            .args(["generate-key-pair", "--output-key-prefix", "cosign"])
+            .env("COSIGN_PASSWORD", "strata-test")
+            .current_dir(&dir))?;
+        pairs.push((
+            dir.join("cosign.key"),
+            dir.join("cosign.pub"),
+            Some("strata-test"),
+        ));
+    }
+    Ok(Keys {
+        pairs,
+        wrong_public,
+    })
+}
+
+/// copyToRegistry attaches the image's SBOMs and provenance and signs what it pushed; a
+/// second registry client lists the documents; cosign and containers/image's
+/// `sigstoreSigned` policy accept the signature and refuse a wrong key; a push cut short
+/// while attaching is completed by pushing again; bad keys and a registry refusing artifacts
+/// fail in one line that shows no key.
+pub fn pushes_attach_documents_and_signatures(ctx: &mut Context) -> Check {
+    let registry = Registry::start(&ctx.dir)?;
+    let proxy = crate::fault_proxy::FaultProxy::start(&registry.host)?;
+    let host = proxy.host.clone();
+    let keys = make_keys(&ctx.dir)?;
+    let to_registry = ctx
+        .nix
+        .build("licensed.copyToRegistry")?
+        .join("bin/copy-to-registry");
+    let sbom = ctx.nix.build("licensed.sbom")?;
+    let push = |target: &str, extra: &[&str], password: Option<&str>| {
+        let mut c = Command::new(&to_registry);
+        c.arg(target).args(extra).env("STRATA_PROGRESS", "none");
+        if let Some(p) = password {
+            c.env("COSIGN_PASSWORD", p);
+        }
+        run(&mut c)
+    };
+    // A push cut short after the documents, before the referrers index: pushing again
+    // completes it.
+    proxy.set(vec![crate::fault_proxy::Rule {
+        pattern: "PUT /v2/signed/manifests/sha256-",
+        fault: crate::fault_proxy::Fault::Refuse(
+            r#"{"errors":[{"code":"DENIED","message":"not now"}]}"#,
+        ),
+        times: 1,
+    }]);
+    let reference = format!("{host}/signed:v1");
+    let out = push(&reference, &[], None)?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure(
+        !out.status.success() && err.trim().lines().count() == 1 && err.contains("sha256-"),
+        || format!("a refused referrers index: {err}"),
+    )?;
+    let (key, public, password) = &keys.pairs[0];
+    let signed = |key: &Path, password: Option<&str>| -> Result<String, String> {
+        let out = push(
+            &reference,
+            &["--sign-key", &key.display().to_string()],
+            password,
+        )?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure(
+            out.status.success() && err.contains("3 documents attached") && err.contains("signed"),
+            || format!("push --sign-key: {err}"),
+        )?;
+        Ok(err)
+    };
+    let err = signed(key, *password)?;
+    let key_text = std::fs::read_to_string(key).map_err(|e| e.to_string())?;
+    let body_line = key_text.lines().nth(1).unwrap_or("-");
+    ensure(!err.contains(body_line), || {
+        "the push printed the key".to_owned()
+    })?;
+    // Read back: each document as Nix built it.
+    let helper = repo().join("build/bootstrap/helper/bin/strata");
+    for (format, file) in [
+        ("cyclonedx", "cyclonedx.json"),
+        ("spdx", "spdx.json"),
+        ("provenance", "provenance.json"),
+    ] {
+        let got = run(Command::new(&helper).args(["sbom", &reference, "--format", format]))?;
+        let want = std::fs::read(sbom.join(file)).map_err(|e| e.to_string())?;
+        ensure(got.status.success() && got.stdout == want, || {
+            format!(
+                "strata sbom {reference} --format {format}: {}",
+                String::from_utf8_lossy(&got.stderr)
+            )
+        })?;
+    }
+    // Pushing again adds nothing: the referrers index still lists three documents.
+    signed(key, *password)?;
+    let discovered = referrers_seen_by_oras(&reference);
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Oras,
+        Feature::Referrers,
+        discovered,
+    );
+    for (key, public, password) in &keys.pairs[1..] {
+        signed(key, *password)?;
+        let _ = public;
+    }
+    // cosign and the sigstoreSigned policy: the right public keys pass, the wrong one fails.
+    let verified = verify_with_cosign(&reference, &keys);
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Cosign,
+        Feature::SignaturePolicy,
+        verified,
+    );
+    let dir = ctx.dir.join("policy");
+    let skopeo = policy_check(&dir, &host, &keys, |policy, registries_d| {
+        let out = dir.join("copied");
+        let _ = std::fs::remove_dir_all(&out);
+        run(Command::new("skopeo")
+            .arg("--policy")
+            .arg(policy)
+            .arg("--registries.d")
+            .arg(registries_d)
+            .args([
+                "copy",
+                "--src-tls-verify=false",
+                &format!("docker://{reference}"),
+            ])
+            .arg(format!("dir:{}", out.display())))
+    });
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Skopeo,
+        Feature::SignaturePolicy,
+        skopeo,
+    );
+    let podman = podman_policy_check(ctx, &dir, &host, &reference, &keys);
+    ctx.chart.record(
+        &ctx.consumers,
+        Consumer::Podman,
+        Feature::SignaturePolicy,
+        podman,
+    );
+    let _ = public;
+    bad_keys_and_refused_artifacts(&to_registry, &proxy, &host, &keys)?;
+    let failures = ctx.chart.failures();
+    ensure(failures.is_empty(), || failures.join("\n\n"))
+}
+
+/// `oras discover` (a registry client no one here wrote) lists the three documents.
+fn referrers_seen_by_oras(reference: &str) -> Check {
+    let out =
+        ok(Command::new("oras").args(["discover", "--plain-http", "--format", "json", reference]))?;
+    let json: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+    let mut types: Vec<String> = json["manifests"]
+        .as_array()
+        .or(json["referrers"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["artifactType"].as_str().map(str::to_owned))
+        .collect();
+    types.sort();
+    ensure(
+        types
+            == [
+                "application/spdx+json",
+                "application/vnd.cyclonedx+json",
+                "application/vnd.in-toto+json",
+            ],
+        || format!("oras discover: {out}"),
+    )
+}
+
+/// `cosign verify --key` accepts each pair's public key and refuses the wrong one (no
+/// transparency log: the signatures were made without one).
+fn verify_with_cosign(reference: &str, keys: &Keys) -> Check {
+    let verify = |public: &Path| {
+        run(Command::new("cosign")
+            .args([
+                "verify",
+                "--insecure-ignore-tlog=true",
+                "--allow-http-registry",
+                "--key",
+            ])
+            .arg(public)
+            .arg(reference))
+    };
+    for (_, public, _) in &keys.pairs {
+        let out = verify(public)?;
+        ensure(out.status.success(), || {
+            format!(
+                "cosign verify --key {}: {}",
+                public.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    }
+    let out = verify(&keys.wrong_public)?;
+    ensure(!out.status.success(), || {
+        "cosign verify accepted the wrong key".to_owned()
+    })
+}
+
+/// A `sigstoreSigned` policy for `host` with `public`, and a registries.d telling
+/// containers/image to read sigstore attachments there: (policy file, registries.d).
+fn policy_files(
+    dir: &Path,
+    host: &str,
+    public: &Path,
+    name: &str,
+) -> Result<(PathBuf, PathBuf), String> {
+    std::fs::create_dir_all(dir.join("registries.d")).map_err(|e| e.to_string())?;
+    let policy = dir.join(format!("{name}.json"));
+    let text = serde_json::json!({
+        "default": [{"type": "reject"}],
+        "transports": {"docker": {host: [{
+            "type": "sigstoreSigned",
+            "keyPath": public.display().to_string(),
+            "signedIdentity": {"type": "matchRepository"},
+        }]}},
+    });
+    std::fs::write(&policy, text.to_string()).map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("registries.d/strata-e2e.yaml"),
+        format!("docker:\n  {host}:\n    use-sigstore-attachments: true\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((policy, dir.join("registries.d")))
+}
+
+/// Runs `pull` (a copy or pull under a policy) with each pair's public key (must pass) and
+/// the wrong one (must fail).
+fn policy_check(
+    dir: &Path,
+    host: &str,
+    keys: &Keys,
+    pull: impl Fn(&Path, &Path) -> Result<std::process::Output, String>,
+) -> Check {
+    for (i, (_, public, _)) in keys.pairs.iter().enumerate() {
+        let (policy, registries_d) = policy_files(dir, host, public, &format!("right-{i}"))?;
+        let out = pull(&policy, &registries_d)?;
+        ensure(out.status.success(), || {
+            format!(
+                "refused under a policy with the signing key: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    }
+    let (policy, registries_d) = policy_files(dir, host, &keys.wrong_public, "wrong")?;
+    let out = pull(&policy, &registries_d)?;
+    ensure(!out.status.success(), || {
+        "accepted under a policy with the wrong key".to_owned()
+    })
+}
+
+/// podman pulls under the policy. podman reads registries.d only from
+/// /etc/containers/registries.d; the file is written there only inside the Debian 13 root
+/// the tests make (STRATA_E2E_PREBUILT), and removed after.
+fn podman_policy_check(
+    ctx: &Context,
+    dir: &Path,
+    host: &str,
+    reference: &str,
+    keys: &Keys,
+) -> Check {
+    if std::env::var_os("STRATA_E2E_PREBUILT").is_none() {
+        return Err("podman reads registries.d only from /etc/containers, which the tests change only inside the Debian 13 root".into());
+    }
+    let system = Path::new("/etc/containers/registries.d/strata-e2e.yaml");
+    let result = policy_check(dir, host, keys, |policy, registries_d| {
+        std::fs::create_dir_all("/etc/containers/registries.d").map_err(|e| e.to_string())?;
+        std::fs::copy(registries_d.join("strata-e2e.yaml"), system).map_err(|e| e.to_string())?;
+        let _ = ctx
+            .podman
+            .cmd()
+            .args(["rmi", "--force", reference])
+            .output();
+        run(ctx
+            .podman
+            .cmd()
+            .args(["pull", "--tls-verify=false", "--signature-policy"])
+            .arg(policy)
+            .arg(reference))
+    });
+    let _ = std::fs::remove_file(system);
+    result
+}
+
+/// A public key, a missing key, an encrypted key without its password, and a registry that
+/// refuses the artifact manifests: each a one-line error naming what is at fault, no key
+/// text in it.
+fn bad_keys_and_refused_artifacts(
+    to_registry: &Path,
+    proxy: &crate::fault_proxy::FaultProxy,
+    host: &str,
+    keys: &Keys,
+) -> Check {
+    let push = |key: &Path, target: &str| {
+        run(Command::new(to_registry)
+            .arg(target)
+            .arg("--sign-key")
+            .arg(key)
+            .env_remove("COSIGN_PASSWORD")
+            .env("STRATA_PROGRESS", "none"))
+    };
+    let target = format!("{host}/bad:v1");
+    let mut cases = vec![
+        (keys.pairs[0].1.clone(), "is a public key"),
+        (
+            PathBuf::from("/nonexistent/key.pem"),
+            "/nonexistent/key.pem",
+        ),
+    ];
+    if let Some((cosign_key, _, _)) = keys.pairs.get(1) {
+        cases.push((cosign_key.clone(), "COSIGN_PASSWORD is not set"));
+    }
+    for (key, says) in cases {
+        let out = push(&key, &target)?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure(
+            !out.status.success()
+                && err.trim().lines().count() == 1
+                && err.contains(says)
+                && !err.contains("BEGIN"),
+            || format!("bad key {}: {err}", key.display()),
+        )?;
+    }
+    // Nothing was pushed with a bad key.
+    let listed = run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{target}"),
+    ]))?;
+    ensure(!listed.status.success(), || {
+        "a push with a bad key pushed the image".to_owned()
+    })?;
+    proxy.set(vec![crate::fault_proxy::Rule {
+        pattern: "PUT /v2/refused/manifests/sha256:",
+        fault: crate::fault_proxy::Fault::Refuse(
+            r#"{"errors":[{"code":"MANIFEST_INVALID","message":"artifacts are not accepted"}]}"#,
+        ),
+        times: 100,
+    }]);
+    let out = run(Command::new(to_registry)
+        .arg(format!("{host}/refused:v1"))
+        .env("STRATA_PROGRESS", "none"))?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure(
+        !out.status.success()
+            && err.trim().lines().count() == 1
+            && err.contains("artifacts are not accepted"),
+        || format!("a registry refusing artifacts: {err}"),
+    )?;
+    let out = run(Command::new(to_registry)
+        .arg(format!("{host}/refused:v1"))
+        .arg("--no-attach")
+        .env("STRATA_PROGRESS", "none"))?;
+    ensure(out.status.success(), || {
+        format!(
+            "--no-attach to a registry refusing artifacts: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
