@@ -6,7 +6,7 @@
 # and the closure of `copyToRoot` and `config` that the parent lacks. `runAsRoot` runs as root
 # over the unpacked parent inside the ordinary sandboxed build (a user namespace; no VM, no
 # KVM); owners it sets with chown are kept. Arguments and defaults are nixpkgs'.
-{ lib, imageSystem, toolbox, stdenv, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalSbom, internalWriteFile }:
+{ lib, imageSystem, toolbox, stdenv, internalArchive, internalBuilder, internalCopyCommands, internalParentImage, internalPlan, internalResult, internalSbom, internalSbomInImage, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased, then checked as docker reads names;
@@ -70,6 +70,9 @@
   # (and, for each, of its `buildInputs` and `propagatedBuildInputs`): typically the packages
   # `config.Cmd` names. They add nothing to the image.
   sbomPackages ? [ ],
+  # Whether the image carries its SBOMs and provenance, in a top layer of their own at
+  # /usr/share/sbom, as streamLayeredImage's `sbomInImage`.
+  sbomInImage ? false,
   # Attributes added to the result.
   passthru ? { },
   # The result's `meta`, as nixpkgs gives it; not a derivation attribute, so it changes no
@@ -107,8 +110,14 @@ let
   # with runAsRoot both are plain scripts (coreutils, then /bin).
   } // (if stdenv == null || (runAsRoot != null && runAsRoot != "") then { } else { inherit stdenv; }));
 
-  plan = internalPlan {
+  plan = if !sbomInImage then planBelowSbom else internalSbomInImage {
     name = "stream-${baseName}";
+    plan = planBelowSbom;
+    packages = rootContents ++ lib.toList sbomPackages;
+    mtime = "1970-01-01T00:00:01Z";
+  };
+  planBelowSbom = internalPlan {
+    name = if sbomInImage then "stream-${baseName}-below-sbom" else "stream-${baseName}";
     inherit imageName tag architecture variant created uid gid configFile parent;
     mtime = "1970-01-01T00:00:01Z";
     uname = "root";

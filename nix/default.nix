@@ -53,6 +53,7 @@ lib.makeScope (self: {
   internalPlan = self.callFunction ./internalPlan.nix { };
   internalResult = self.callFunction ./internalResult.nix { };
   internalSbom = self.callFunction ./internalSbom.nix { };
+  internalSbomInImage = self.callFunction ./internalSbomInImage.nix { };
   internalTree = self.callFunction ./internalTree.nix { };
   internalWriteFile = self.callFunction ./internalWriteFile.nix { };
   mergeImages = lib.makeOverridableList (self.callFunction ./mergeImages.nix { });

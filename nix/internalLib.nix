@@ -474,6 +474,7 @@ rec {
     includeNixDB = k.bool;
     layerCompressor = k.compressor;
     sbomPackages = k.packages;
+    sbomInImage = k.bool;
     layeringPipeline = orNull (kindOf "a list of operations or a JSON file holding one" (p: builtins.isList p || builtins.isPath p || builtins.isString p));
     fromImage = orNull k.package;
     fromImageName = orNull k.string;
@@ -495,6 +496,7 @@ rec {
     copyToRoot = orNull k.packages;
     contents = orNull k.packages;
     sbomPackages = k.packages;
+    sbomInImage = k.bool;
     config = orNull k.config;
     created = k.time;
     extraCommands = k.commands;

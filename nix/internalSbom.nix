@@ -12,8 +12,12 @@
   plan,
   # Derivations whose `meta.license` (and their build inputs') the documents give.
   packages ? [ ],
+  # Whether to write the layer that carries the documents in the image (sbomInImage).
+  inImage ? false,
+  # With inImage, the layer's mtime (a fixed time).
+  mtime ? null,
 }:
-internalBuilder {
+internalBuilder ({
   inherit name plan imageSystem;
   command = "sbom";
   licenses = lib.licensesOf packages;
@@ -22,3 +26,5 @@ internalBuilder {
   planDrv = builtins.unsafeDiscardStringContext plan.drvPath;
   exportReferencesGraph.closure = [ plan ];
 }
+# Only when asked, so that the documents of images without it stay the derivations they were.
+// (if inImage then { inherit inImage mtime; } else { }))

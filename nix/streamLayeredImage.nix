@@ -5,7 +5,7 @@
 # The build decides the layers (the most popular store paths of the closure get a layer each)
 # and writes them into the executable, a plan file run by the helper; no image tarball is
 # stored. Arguments and defaults are nixpkgs' dockerTools.streamLayeredImage's.
-{ lib, imageSystem, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalPlan, internalResult, internalSbom, internalWriteFile }:
+{ lib, imageSystem, internalCopyCommands, internalCustomisationLayer, internalExactLayer, internalParentImage, internalPlan, internalResult, internalSbom, internalSbomInImage, internalWriteFile }:
 
 {
   # Image name, as in `docker run NAME`. Lowercased, then checked as docker reads names
@@ -76,6 +76,10 @@
   # (and, for each, of its `buildInputs` and `propagatedBuildInputs`): typically the packages
   # `config.Cmd` names. They add nothing to the image.
   sbomPackages ? [ ],
+  # Whether the image carries its SBOMs and provenance, in a top layer of their own at
+  # /usr/share/sbom (`NAME.cdx.json`, `NAME.spdx.json`, `NAME.intoto.json`), where scanners
+  # that read files (syft, trivy) find them. They describe the layers below theirs.
+  sbomInImage ? false,
   # Attributes added to the result.
   passthru ? { },
   # The result's `meta` (description, license, mainProgram, ...), as nixpkgs gives it; not a
@@ -169,14 +173,21 @@ let
       inherit mtime;
     }) groups;
 
-  plan = internalPlan (settings // {
-    name = "stream-${baseName}";
+  planBelowSbom = internalPlan (settings // {
+    name = if sbomInImage then "stream-${baseName}-below-sbom" else "stream-${baseName}";
     layers = layers ++ (if perLayerDerivations then automaticLayers else [ ]);
   });
+  plan = if !sbomInImage then planBelowSbom else internalSbomInImage {
+    name = "stream-${baseName}";
+    plan = planBelowSbom;
+    packages = sbomPackagesAll;
+    mtime = if mtime == "now" then "1970-01-01T00:00:01Z" else mtime;
+  };
+  sbomPackagesAll = lib.toList contents ++ lib.toList sbomPackages;
 
   imageTag = if tag != null then tag else lib.hashPart plan.outPath;
   copies = internalCopyCommands (plan // { inherit imageName imageTag; }) sbom;
-  sbom = internalSbom { name = "${baseName}-sbom"; inherit plan; packages = lib.toList contents ++ lib.toList sbomPackages; };
+  sbom = internalSbom { name = "${baseName}-sbom"; inherit plan; packages = sbomPackagesAll; };
 in
 # The arguments that reach the helper, each by its kind (`lib.layeredImageKinds`), and the
 # platform; the rest depend on one another.

@@ -176,6 +176,13 @@ enum Command {
         #[arg(long)]
         attrs: Option<PathBuf>,
     },
+    /// Nix builder for `sbomInImage`: an image's plan with the layer carrying its SBOMs on
+    /// top.
+    AppendSbomLayer {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
     /// Nix builder: write the `text` attribute to the output.
     WriteFile {
         /// Structured attributes file (default: the one Nix provides).
@@ -345,6 +352,7 @@ impl Command {
             C::Layers(args) => layering_commands::layers(args),
             C::Explain(args) => explain_command::explain_image(args),
             C::Sbom(args) => sbom_command::sbom(args),
+            C::AppendSbomLayer { attrs } => sbom_command::append_sbom_layer(attrs.as_deref()),
             C::Load {
                 plan,
                 engine,

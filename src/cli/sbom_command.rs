@@ -5,9 +5,13 @@ use super::files::{closure_of, create_dir, write_file};
 use super::registry_commands;
 use crate::plan::index::AnyPlan;
 use crate::plan::ImagePlan;
+use crate::progress::Progress;
+use crate::sbom::in_image::{with_sbom_layer, write_sbom_layer};
 use crate::sbom::{platform_dir, BuildFacts, Description, PathLicenses};
+use crate::store::attrs::build_dir;
 use crate::store::attrs::Attrs;
 use crate::store::closure::Closure;
+use crate::when::fixed_mtime;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -132,6 +136,13 @@ struct SbomAttrs {
     /// The Nix system the image is for.
     #[serde(default)]
     image_system: Option<String>,
+    /// Whether to write the layer carrying the documents in the image (`sbomInImage`):
+    /// `layer.tar` and `record.json` beside the documents.
+    #[serde(default)]
+    in_image: bool,
+    /// The layer's mtime, with `inImage`.
+    #[serde(default)]
+    mtime: Option<String>,
 }
 
 /// The Nix builder: every document of the image (of each image of an index, in a directory
@@ -148,6 +159,18 @@ fn builder(attrs: Option<&Path>) -> Result<()> {
     };
     create_dir(&out)?;
     match AnyPlan::read(&a.plan)? {
+        AnyPlan::Image(plan) if a.in_image => {
+            let description = Description::of_plan(&plan, &closure, &a.licenses, build)?;
+            let mtime = fixed_mtime(
+                "SBOM layer",
+                a.mtime.as_deref().unwrap_or("1970-01-01T00:00:01Z"),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let progress = Progress::start("SBOM layer", None, 1);
+            write_sbom_layer(&description, mtime, &build_dir(), &out, &progress)?;
+            progress.finish();
+            Ok(())
+        }
         AnyPlan::Image(plan) => write_documents(&out, &plan, &closure, &a.licenses, build),
         AnyPlan::Index(_, images) => {
             for plan in &images {
@@ -158,6 +181,28 @@ fn builder(attrs: Option<&Path>) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppendAttrs {
+    /// The plan below the SBOM layer.
+    plan: PathBuf,
+    /// The `sbom` builder's `inImage` output.
+    layer: PathBuf,
+    /// The helper the plan's shebang line runs.
+    helper_bin: PathBuf,
+}
+
+/// Nix builder for `sbomInImage`: the plan with the SBOM layer on top.
+pub(super) fn append_sbom_layer(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: AppendAttrs = attrs.parse()?;
+    let plan = ImagePlan::read(&a.plan)?;
+    let progress = Progress::start("SBOM layer record", None, 1);
+    let plan = with_sbom_layer(plan, &a.layer, &progress)?;
+    progress.finish();
+    write_file(&attrs.output("out")?, &plan.to_script(&a.helper_bin), 0o555)
 }
 
 fn write_documents(

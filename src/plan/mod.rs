@@ -210,6 +210,11 @@ impl ImagePlan {
         }
     }
 
+    /// What this image's layer records hold.
+    pub fn record_parts(&self) -> crate::plan::record::RecordParts {
+        crate::plan::record::RecordParts::for_image(self.legacy_layout, self.layer_compressor)
+    }
+
     /// Each layer's uncompressed blob (`diff_id` and size), as its record gives it.
     pub fn plain_blobs(&self) -> Vec<crate::digest::Blob> {
         self.layers

@@ -107,6 +107,19 @@ impl RecordParts {
         compressed: Compression::None,
     };
 
+    /// What an image's layer records hold: the tarsum beside Docker's v1.0 layout, else the
+    /// compressed form the archive stores layers in.
+    pub fn for_image(legacy_layout: bool, layer_compressor: Compression) -> RecordParts {
+        RecordParts {
+            tarsum: legacy_layout,
+            compressed: if legacy_layout {
+                Compression::None
+            } else {
+                layer_compressor
+            },
+        }
+    }
+
     /// The parts of `self` that `record` lacks.
     pub fn lacking_in(self, record: &LayerRecord) -> RecordParts {
         RecordParts {

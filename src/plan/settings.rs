@@ -72,14 +72,7 @@ impl ImageSettings {
     /// compressed digest when layers are stored compressed (never beside the legacy layout,
     /// whose layers are plain tars). Nothing else: a push computes what it lacks.
     pub fn record_parts(&self) -> RecordParts {
-        RecordParts {
-            tarsum: self.legacy_layout,
-            compressed: if self.legacy_layout {
-                Compression::None
-            } else {
-                self.layer_compressor
-            },
-        }
+        RecordParts::for_image(self.legacy_layout, self.layer_compressor)
     }
 
     /// The runtime config: the file's when there is one, else the inline one, else null.

@@ -8,6 +8,7 @@
 //! serial number, every list sorted, so the same inputs give the same bytes.
 
 pub mod cyclonedx;
+pub mod in_image;
 pub mod names;
 pub mod provenance;
 pub mod spdx;

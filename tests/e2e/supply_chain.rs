@@ -9,6 +9,8 @@ const DESCRIBED: &[(&str, &str)] = &[
     ("licensed", "licensed.sbom"),
     ("layered", "layered.sbom"),
     ("onTopOfLayered", "onTopOfLayered.sbom"),
+    ("licensedInImage", "licensedInImage.sbom"),
+    ("singleInImage", "singleInImage.sbom"),
 ];
 
 /// The validators' venv (scripts/setup makes it on the host; the Debian 13 root cannot run
@@ -29,11 +31,10 @@ pub fn sboms_describe_the_exact_closure(ctx: &mut Context) -> Check {
     for (attr, sbom_attr) in DESCRIBED {
         let sbom = nix.build(sbom_attr)?;
         let image = open_image(&archive_of(nix, attr, &ctx.dir)?)?;
-        let in_layers: BTreeSet<String> = image
-            .layers
-            .iter()
-            .flat_map(|l| store_paths_in(l))
-            .collect();
+        let mut in_layers = BTreeSet::new();
+        for layer in &image.layers {
+            in_layers.extend(store_paths_in(&plain(layer)?));
+        }
         let read = |file: &str| -> Result<Value, String> {
             serde_json::from_slice(&std::fs::read(sbom.join(file)).map_err(|e| e.to_string())?)
                 .map_err(|e| format!("{sbom_attr}/{file}: {e}"))
@@ -95,7 +96,126 @@ pub fn sboms_describe_the_exact_closure(ctx: &mut Context) -> Check {
         }
     }
     licences_from_meta(nix)?;
-    index_documents_per_platform(nix)
+    index_documents_per_platform(nix)?;
+    for attr in ["licensedInImage", "singleInImage"] {
+        sboms_in_the_image(ctx, attr, python.as_deref())?;
+    }
+    Ok(())
+}
+
+/// `sbomInImage`: the top layer holds the documents at /usr/share/sbom and nothing else;
+/// they list the store paths of the layers below, are valid, and the image runs under docker
+/// and podman, which can read them.
+fn sboms_in_the_image(ctx: &mut Context, attr: &str, python: Option<&Path>) -> Check {
+    let archive = archive_of(&mut ctx.nix, attr, &ctx.dir)?;
+    let image = open_image(&archive)?;
+    let layers: Vec<Vec<u8>> = image.layers.iter().map(|l| plain(l)).collect::<Result<_, _>>()?;
+    let (top, below) = layers.split_last().ok_or("no layers")?;
+    let names: Vec<String> = entries(top).into_iter().map(|e| e.0).collect();
+    let base = ctx.nix.eval_json(&format!("{attr}.imageName"))?;
+    let base = base
+        .as_str()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let files = [
+        format!("usr/share/sbom/{base}.cdx.json"),
+        format!("usr/share/sbom/{base}.spdx.json"),
+        format!("usr/share/sbom/{base}.intoto.json"),
+    ];
+    // Entries in name order, as every strata layer has them.
+    let mut want: Vec<String> = ["usr/", "usr/share/", "usr/share/sbom/"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(files.iter().cloned())
+        .collect();
+    want.sort();
+    ensure(names == want, || {
+        format!("{attr}: top layer holds {names:?}")
+    })?;
+    let in_layers: BTreeSet<String> = below.iter().flat_map(|l| store_paths_in(l)).collect();
+    let tag = image_tag(&ctx.nix, attr)?;
+    let name = format!(
+        "{}:{tag}",
+        ctx.nix
+            .eval_json(&format!("{attr}.imageName"))?
+            .as_str()
+            .unwrap_or_default()
+    );
+    feed(&archive, ctx.docker.cmd().arg("load"))?;
+    let dir = ctx.dir.join(format!("{attr}-sbom"));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for file in &files {
+        let text = docker_cat(ctx, &name, file)?;
+        std::fs::write(dir.join(file.rsplit('/').next().unwrap_or("x")), text)
+            .map_err(|e| e.to_string())?;
+    }
+    let cdx: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("{base}.cdx.json"))).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let listed: BTreeSet<String> = cdx["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["bom-ref"].as_str().map(str::to_owned))
+        .collect();
+    ensure(listed == in_layers, || {
+        format!("{attr}: the documents in the image list {listed:?}, the layers below hold {in_layers:?}")
+    })?;
+    if let Some(python) = python {
+        ok(Command::new(python)
+            .arg(repo().join("tests/scripts/validate_sbom.py"))
+            .arg(dir.join(format!("{base}.cdx.json")))
+            .arg(dir.join(format!("{base}.spdx.json"))))?;
+    }
+    let out = ctx.docker.run(&name, &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("{attr}: docker run printed {out:?}")
+    })?;
+    feed(&archive, ctx.podman.cmd().arg("load"))?;
+    let out = ctx.podman.run(&format!("localhost/{name}"), &[])?;
+    ensure(out.trim() == HELLO, || {
+        format!("{attr}: podman run printed {out:?}")
+    })
+}
+
+/// A layer's tar: as stored, or decompressed when stored with gzip (`layerCompressor`).
+fn plain(layer: &[u8]) -> Result<Vec<u8>, String> {
+    if !layer.starts_with(&[0x1f, 0x8b]) {
+        return Ok(layer.to_vec());
+    }
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(layer)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// A file of the image `name`, read with `docker cp` from a container never started (the
+/// image needs no shell).
+fn docker_cat(ctx: &Context, name: &str, file: &str) -> Result<String, String> {
+    let id = ok(ctx.docker.cmd().args(["create", name]))?
+        .trim()
+        .to_owned();
+    let out = run(ctx.docker.cmd().args(["cp", &format!("{id}:/{file}"), "-"]));
+    let _ = ctx.docker.cmd().args(["rm", &id]).output();
+    let out = out?;
+    ensure(out.status.success(), || {
+        format!("docker cp {file}: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let mut entry = archive
+        .entries()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("docker cp gave no file")?
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    entry.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    Ok(text)
 }
 
 /// The archive of `attr`: a stream saved, or the archive built.

@@ -216,6 +216,8 @@ pub const BUILT: &[&str] = &[
     "layered.sbom",
     "onTopOfLayered.sbom",
     "multiArch.sbom",
+    "licensedInImage",
+    "singleInImage",
 ];
 
 pub fn docker_load_run(docker: &Dockerd, plan: &Path, image: &str) -> Result<String, String> {

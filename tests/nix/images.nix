@@ -85,6 +85,24 @@ rec {
     sbomPackages = [ hello ];
   };
 
+  # The same, carrying its SBOMs (and a buildImage carrying its own).
+  licensedInImage = strata.buildLayeredImage {
+    name = "strata-licensed-in-image";
+    tag = "v1";
+    contents = [ tools ];
+    config.Cmd = [ "${hello}/bin/hello" ];
+    sbomPackages = [ hello ];
+    sbomInImage = true;
+    layerCompressor = "gz";
+  };
+  singleInImage = strata.buildImage {
+    name = "strata-single-in-image";
+    tag = "v1";
+    copyToRoot = tools;
+    config.Cmd = [ "${hello}/bin/hello" ];
+    sbomInImage = true;
+  };
+
   layered = strata.buildLayeredImage {
     name = "strata-layered";
     tag = "v1";
