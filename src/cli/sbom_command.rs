@@ -3,6 +3,8 @@
 
 use super::files::{closure_of, create_dir, write_file};
 use super::registry_commands;
+use crate::image::explain::read_image;
+use crate::plan::file::is_script;
 use crate::plan::index::AnyPlan;
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
@@ -48,7 +50,8 @@ impl Format {
 /// `strata sbom`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(super) struct SbomArgs {
-    /// A plan (what streamLayeredImage builds), or an image in a registry
+    /// A plan (what streamLayeredImage builds), an archive (docker-archive or OCI layout,
+    /// plain or compressed: layers and store paths only), or an image in a registry
     /// (`HOST[:PORT]/NAME[:TAG|@DIGEST]`) whose documents `strata push` attached. Without it,
     /// runs as the Nix builder of an image's `sbom`.
     input: Option<String>,
@@ -76,8 +79,11 @@ pub(super) fn sbom(args: SbomArgs) -> Result<()> {
     let Some(input) = &args.input else {
         return builder(args.attrs.as_deref());
     };
-    let bytes = if Path::new(input).exists() {
-        of_plan(Path::new(input), &args)?
+    let path = Path::new(input);
+    let bytes = if path.exists() && !is_script(path) {
+        of_archive(path, &args)?
+    } else if path.exists() {
+        of_plan(path, &args)?
     } else {
         registry_commands::attached_document(
             input,
@@ -97,6 +103,16 @@ pub(super) fn sbom(args: SbomArgs) -> Result<()> {
     }
 }
 
+/// The document `args.format` asks for, of the archive `input`: its layers and the store
+/// paths strata's history entries name.
+fn of_archive(input: &Path, args: &SbomArgs) -> Result<Vec<u8>> {
+    let facts = read_image(input)?;
+    eprintln!(
+        "strata: sbom: an archive carries no NAR hashes, references or licences; the image's `sbom` output (or its plan with --closure) has them"
+    );
+    Ok(pick(Description::of_archive(&facts), args.format))
+}
+
 /// The document `args.format` asks for, of the plan `input`.
 fn of_plan(input: &Path, args: &SbomArgs) -> Result<Vec<u8>> {
     let plan = ImagePlan::read(input)?;
@@ -111,12 +127,17 @@ fn of_plan(input: &Path, args: &SbomArgs) -> Result<Vec<u8>> {
         }
     };
     let description = Description::of_plan(&plan, &closure, &[], BuildFacts::default())?;
-    Ok(description
+    Ok(pick(description, args.format))
+}
+
+/// The document of `description` in `format`.
+fn pick(description: Description, format: Format) -> Vec<u8> {
+    description
         .documents()
         .into_iter()
-        .find(|(file, _, _)| *file == args.format.file())
+        .find(|(file, _, _)| *file == format.file())
         .map(|(_, _, bytes)| bytes)
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]

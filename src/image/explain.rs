@@ -65,6 +65,10 @@ pub struct ImageFacts {
     pub name: String,
     /// The layers.
     pub layers: Vec<LayerFacts>,
+    /// An archive's image config and its digest (`None` for a plan, whose config is made
+    /// when the image is written).
+    #[serde(skip)]
+    pub config: Option<(Value, Digest)>,
 }
 
 /// One line of the explanation.
@@ -141,6 +145,7 @@ pub fn read_image(path: &Path) -> Result<ImageFacts, ExplainError> {
                     why: l.why.clone(),
                 })
                 .collect(),
+            config: None,
         });
     }
     read_archive(path)
@@ -209,8 +214,8 @@ struct ArchiveLayer {
     compressed: bool,
 }
 
-/// What an archive's manifest says: the image's name, its config and its layers.
-type Manifest = (String, Value, Vec<ArchiveLayer>);
+/// What an archive's manifest says: the image's name, its config member and its layers.
+type Manifest = (String, String, Vec<ArchiveLayer>);
 
 impl Members {
     /// The JSON member `name`.
@@ -233,7 +238,7 @@ impl Members {
     ) -> Result<Manifest, ExplainError> {
         let manifest = self.json("manifest.json", bad)?;
         let entry = &manifest[0];
-        let config = self.json(entry["Config"].as_str().unwrap_or_default(), bad)?;
+        let config = entry["Config"].as_str().unwrap_or_default().to_owned();
         let layers = entry["Layers"]
             .as_array()
             .map(|l| {
@@ -261,7 +266,7 @@ impl Members {
         let index = self.json("index.json", bad)?;
         let described = &index["manifests"][0];
         let manifest = self.json(&blob(&described["digest"]), bad)?;
-        let config = self.json(&blob(&manifest["config"]["digest"]), bad)?;
+        let config = blob(&manifest["config"]["digest"]);
         let layers = manifest["layers"]
             .as_array()
             .map(|l| {
@@ -305,11 +310,18 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
         reason,
     };
     let members = read_members(path, &bad)?;
-    let (name, config, layers) = if members.json.contains_key("manifest.json") {
+    let (name, config_member, layers) = if members.json.contains_key("manifest.json") {
         members.docker_manifest(&bad)?
     } else {
         members.oci_manifest(&bad)?
     };
+    let config = members.json(&config_member, &bad)?;
+    let config_digest = Digest::of(
+        members
+            .json
+            .get(&config_member)
+            .map_or(&[][..], Vec::as_slice),
+    );
     let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
         .as_array()
         .map(|l| {
@@ -345,7 +357,11 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
             }
         })
         .collect();
-    Ok(ImageFacts { name, layers })
+    Ok(ImageFacts {
+        name,
+        layers,
+        config: Some((config, config_digest)),
+    })
 }
 
 /// `image`'s layers, and against `older` which of them a push or pull would move.
@@ -414,10 +430,12 @@ mod tests {
         let old = ImageFacts {
             name: "app:1".into(),
             layers: vec![layer(1, 1000), layer(2, 500), layer(3, 10)],
+            config: None,
         };
         let new = ImageFacts {
             name: "app:2".into(),
             layers: vec![layer(1, 1000), layer(2, 500), layer(4, 12), layer(4, 12)],
+            config: None,
         };
         let e = explain(&new, Some(&old));
         assert_eq!((e.reused_layers, e.reused_bytes), (2, 1500));

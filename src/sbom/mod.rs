@@ -171,6 +171,14 @@ pub fn platform_dir(plan: &ImagePlan) -> String {
     }
 }
 
+/// `name:tag` split (the tag `latest` when there is none).
+fn split_repo_tag(repo_tag: &str) -> (String, String) {
+    match repo_tag.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((n, t)) => (n.to_owned(), t.to_owned()),
+        None => (repo_tag.to_owned(), "latest".to_owned()),
+    }
+}
+
 /// The version of strata writing the documents.
 pub fn strata_version() -> &'static str {
     env!("CARGO_PKG_VERSION")
@@ -188,11 +196,7 @@ impl Description {
         licenses: &[PathLicenses],
         build: BuildFacts,
     ) -> Description {
-        let (name, tag) = plan
-            .repo_tag
-            .rsplit_once(':')
-            .filter(|(_, t)| !t.contains('/'))
-            .map_or((plan.repo_tag.as_str(), "latest"), |(n, t)| (n, t));
+        let (name, tag) = split_repo_tag(&plan.repo_tag);
         let created = match plan.created {
             When::Now => None,
             When::At(_) => Some(plan.created_at(time::OffsetDateTime::UNIX_EPOCH)),
@@ -200,22 +204,89 @@ impl Description {
         let config_digest = created
             .as_deref()
             .map(|c| Digest::of(&image_config(plan, c, &plan.plain_blobs())));
+        let image = ImageFacts {
+            name,
+            tag,
+            architecture: plan.architecture.clone(),
+            os: plan.os.clone(),
+            created,
+            config_digest,
+        };
         let layers = plan
             .layers
             .iter()
             .enumerate()
-            .map(|(i, l)| LayerFacts {
-                diff_id: l.record.diff_id,
-                size: l.record.size,
-                from_parent: i < plan.parent_layers,
+            .map(|(i, l)| {
+                let paths = match &l.content {
+                    LayerContent::StorePaths { paths, .. } => paths.clone(),
+                    LayerContent::Tarball { .. } => held.get(&i).cloned().unwrap_or_default(),
+                };
+                let facts = LayerFacts {
+                    diff_id: l.record.diff_id,
+                    size: l.record.size,
+                    from_parent: i < plan.parent_layers,
+                };
+                (facts, paths)
             })
             .collect();
+        Description::assemble(image, layers, closure, licenses, build)
+    }
+
+    /// Describes an image read from an archive ([`crate::image::explain::read_image`]): its
+    /// layers, and the store paths strata's history entries name (no NAR hash, no
+    /// references: an archive does not carry them).
+    pub fn of_archive(facts: &crate::image::explain::ImageFacts) -> Description {
+        let (name, tag) = split_repo_tag(&facts.name);
+        let (config, digest) = facts
+            .config
+            .clone()
+            .map_or((serde_json::Value::Null, None), |(c, d)| (c, Some(d)));
+        let text = |key: &str| config[key].as_str().unwrap_or("unknown").to_owned();
+        let image = ImageFacts {
+            name,
+            tag,
+            architecture: text("architecture"),
+            os: text("os"),
+            created: config["created"].as_str().map(str::to_owned),
+            config_digest: digest,
+        };
+        let layers = facts
+            .layers
+            .iter()
+            .map(|l| {
+                let paths = l
+                    .paths
+                    .iter()
+                    .filter(|p| crate::store::path::is_store_path(p))
+                    .cloned()
+                    .collect();
+                let facts = LayerFacts {
+                    diff_id: l.diff_id,
+                    size: l.bytes,
+                    from_parent: false,
+                };
+                (facts, paths)
+            })
+            .collect();
+        Description::assemble(
+            image,
+            layers,
+            &Closure::default(),
+            &[],
+            BuildFacts::default(),
+        )
+    }
+
+    /// The description of `image` whose layers (bottom to top) hold the given store paths.
+    fn assemble(
+        image: ImageFacts,
+        layers: Vec<(LayerFacts, Vec<String>)>,
+        closure: &Closure,
+        licenses: &[PathLicenses],
+        build: BuildFacts,
+    ) -> Description {
         let mut layer_of: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, layer) in plan.layers.iter().enumerate() {
-            let paths: &[String] = match &layer.content {
-                LayerContent::StorePaths { paths, .. } => paths,
-                LayerContent::Tarball { .. } => held.get(&i).map_or(&[], Vec::as_slice),
-            };
+        for (i, (_, paths)) in layers.iter().enumerate() {
             for p in paths {
                 layer_of.entry(p.as_str()).or_insert(i);
             }
@@ -263,15 +334,8 @@ impl Description {
             })
             .collect();
         Description {
-            image: ImageFacts {
-                name: name.to_owned(),
-                tag: tag.to_owned(),
-                architecture: plan.architecture.clone(),
-                os: plan.os.clone(),
-                created,
-                config_digest,
-            },
-            layers,
+            image,
+            layers: layers.into_iter().map(|(facts, _)| facts).collect(),
             components,
             build,
         }
@@ -334,5 +398,168 @@ impl Description {
             text.push_str(&format!("|{}:{:?}", c.path, c.nar_hash));
         }
         Digest::of(text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::record::LayerRecord;
+    use crate::plan::{PlannedLayer, PLAN_VERSION};
+    use crate::store::closure::ClosureEntry;
+    use crate::tar::header::Stamp;
+
+    fn path(name: &str) -> String {
+        format!("/nix/store/{}-{name}", name.len().to_string().repeat(32))
+    }
+
+    fn plan(created: When) -> ImagePlan {
+        let layer = |paths: Vec<String>, n: u8| PlannedLayer {
+            content: LayerContent::StorePaths {
+                paths,
+                stamp: Stamp::root(1),
+            },
+            record: LayerRecord {
+                size: 1024,
+                diff_id: Digest([n; 32]),
+                gzip: None,
+                zstd: None,
+                tarsum: None,
+            },
+            why: String::new(),
+        };
+        let tarball = PlannedLayer {
+            content: LayerContent::Tarball {
+                path: "/nonexistent/layer.tar".into(),
+            },
+            ..layer(vec![], 3)
+        };
+        ImagePlan {
+            strata_plan: PLAN_VERSION,
+            repo_tag: "registry.example/app:v1".into(),
+            architecture: "amd64".into(),
+            variant: None,
+            os: "linux".into(),
+            created,
+            config: serde_json::json!({"Cmd": ["/bin/app"]}),
+            layers: vec![
+                layer(vec![path("app-1.0"), path("lib-2.1")], 1),
+                layer(vec![path("data")], 2),
+                tarball,
+            ],
+            parent_layers: 1,
+            parent_history: vec![],
+            legacy_layout: false,
+            layer_compressor: crate::compress::Compression::None,
+        }
+    }
+
+    fn closure() -> Closure {
+        let entry = |name: &str, refs: &[&str]| ClosureEntry {
+            path: path(name),
+            references: refs.iter().map(|r| path(r)).collect(),
+            nar_size: 100,
+            nar_hash: Some("sha256:1r3v22qkypccqifzbww5lrn6hf1chi23m6zzkyvb8bvg457nxslq".into()),
+        };
+        Closure::from_entries([
+            entry("app-1.0", &["app-1.0", "lib-2.1", "outside"]),
+            entry("lib-2.1", &[]),
+            entry("outside", &[]),
+        ])
+    }
+
+    #[test]
+    fn every_store_path_the_layers_hold_once_with_its_references_inside() {
+        let held = BTreeMap::from([(2, vec![path("data"), path("extra-0.1")])]);
+        let d = Description::new(
+            &plan(When::parse("created", "2024-01-01T00:00:00Z").unwrap()),
+            &held,
+            &closure(),
+            &[PathLicenses {
+                path: path("lib-2.1"),
+                licenses: vec![License {
+                    spdx_id: Some("MIT".into()),
+                    name: None,
+                }],
+            }],
+            BuildFacts::default(),
+        );
+        let paths: Vec<&str> = d.components.iter().map(|c| c.path.as_str()).collect();
+        let mut want = vec![
+            path("app-1.0"),
+            path("lib-2.1"),
+            path("data"),
+            path("extra-0.1"),
+        ];
+        want.sort();
+        assert_eq!(paths, want);
+        let app = d
+            .components
+            .iter()
+            .find(|c| c.package.name == "app")
+            .unwrap();
+        assert_eq!(
+            app.references,
+            [path("lib-2.1")],
+            "self and outside dropped"
+        );
+        assert_eq!(app.package.version, "1.0");
+        assert_eq!(
+            app.nar_hash.as_deref(),
+            Some("98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4")
+        );
+        let data = d
+            .components
+            .iter()
+            .find(|c| c.package.name == "data")
+            .unwrap();
+        assert_eq!(data.layer, 1, "the lowest layer holding it");
+        assert!(d.layers[0].from_parent && !d.layers[1].from_parent);
+        let lib = d
+            .components
+            .iter()
+            .find(|c| c.package.name == "lib")
+            .unwrap();
+        assert_eq!(lib.licenses[0].spdx_id.as_deref(), Some("MIT"));
+        assert!(d.image.config_digest.is_some());
+        assert_eq!(
+            (d.image.name.as_str(), d.image.tag.as_str()),
+            ("registry.example/app", "v1")
+        );
+        // The same inputs, the same bytes.
+        let again = Description::new(
+            &plan(When::parse("created", "2024-01-01T00:00:00Z").unwrap()),
+            &held,
+            &closure(),
+            &[PathLicenses {
+                path: path("lib-2.1"),
+                licenses: vec![License {
+                    spdx_id: Some("MIT".into()),
+                    name: None,
+                }],
+            }],
+            BuildFacts::default(),
+        );
+        assert_eq!(again.documents(), d.documents());
+    }
+
+    #[test]
+    fn an_image_created_now_names_no_config() {
+        let d = Description::new(
+            &plan(When::Now),
+            &BTreeMap::new(),
+            &closure(),
+            &[],
+            BuildFacts::default(),
+        );
+        assert_eq!(d.image.config_digest, None);
+        assert_eq!(d.document_time(), UNKNOWN_TIME);
+        let statement: serde_json::Value =
+            serde_json::from_slice(&provenance::document(&d)).unwrap();
+        assert_eq!(
+            statement["subject"].as_array().unwrap().len(),
+            3,
+            "one per layer"
+        );
     }
 }

@@ -94,6 +94,27 @@ pub fn sboms_describe_the_exact_closure(ctx: &mut Context) -> Check {
                 .arg(sbom.join("spdx.json")))
             .map_err(|e| format!("{sbom_attr}: {e}"))?;
         }
+        // `strata sbom ARCHIVE` finds the same store paths from the archive alone.
+        let archive = archive_of(nix, attr, &ctx.dir)?;
+        let helper = repo().join("build/bootstrap/helper/bin/strata");
+        let from_archive: Value =
+            serde_json::from_str(&ok(Command::new(&helper).arg("sbom").arg(&archive))?)
+                .map_err(|e| e.to_string())?;
+        let found: BTreeSet<String> = from_archive["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["bom-ref"].as_str().map(str::to_owned))
+            .collect();
+        // buildImage's layer is one tar whose history names no store paths.
+        if !attr.starts_with("onTop") && !attr.starts_with("single") {
+            ensure(found == listed, || {
+                format!(
+                    "strata sbom {}: {found:?}, not {listed:?}",
+                    archive.display()
+                )
+            })?;
+        }
     }
     licences_from_meta(nix)?;
     index_documents_per_platform(nix)?;
@@ -109,7 +130,11 @@ pub fn sboms_describe_the_exact_closure(ctx: &mut Context) -> Check {
 fn sboms_in_the_image(ctx: &mut Context, attr: &str, python: Option<&Path>) -> Check {
     let archive = archive_of(&mut ctx.nix, attr, &ctx.dir)?;
     let image = open_image(&archive)?;
-    let layers: Vec<Vec<u8>> = image.layers.iter().map(|l| plain(l)).collect::<Result<_, _>>()?;
+    let layers: Vec<Vec<u8>> = image
+        .layers
+        .iter()
+        .map(|l| plain(l))
+        .collect::<Result<_, _>>()?;
     let (top, below) = layers.split_last().ok_or("no layers")?;
     let names: Vec<String> = entries(top).into_iter().map(|e| e.0).collect();
     let base = ctx.nix.eval_json(&format!("{attr}.imageName"))?;
