@@ -37,14 +37,6 @@ impl Format {
             Format::Provenance => crate::sbom::provenance::MEDIA_TYPE,
         }
     }
-
-    fn file(self) -> &'static str {
-        match self {
-            Format::Cyclonedx => crate::sbom::CYCLONEDX_FILE,
-            Format::Spdx => crate::sbom::SPDX_FILE,
-            Format::Provenance => crate::sbom::PROVENANCE_FILE,
-        }
-    }
 }
 
 /// `strata sbom`'s arguments.
@@ -132,12 +124,11 @@ fn of_plan(input: &Path, args: &SbomArgs) -> Result<Vec<u8>> {
 
 /// The document of `description` in `format`.
 fn pick(description: Description, format: Format) -> Vec<u8> {
-    description
-        .documents()
-        .into_iter()
-        .find(|(file, _, _)| *file == format.file())
-        .map(|(_, _, bytes)| bytes)
-        .unwrap_or_default()
+    match format {
+        Format::Cyclonedx => crate::sbom::cyclonedx::document(&description),
+        Format::Spdx => crate::sbom::spdx::document(&description),
+        Format::Provenance => crate::sbom::provenance::document(&description),
+    }
 }
 
 #[derive(Deserialize)]
