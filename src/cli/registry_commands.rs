@@ -104,6 +104,14 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         None => None,
     };
     let (plans, repo_tag) = plan.images();
+    // So are the documents to attach.
+    let documents = match args.attach.as_deref().filter(|_| !args.no_attach) {
+        Some(dir) => Some(
+            documents_to_attach(&plan, dir)
+                .with_context(|| format!("--attach {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let mut target = Reference::parse(target)?;
     if !target.explicit {
         if let Some((_, tag)) = crate::image::oci_layout::split_tag(repo_tag) {
@@ -128,8 +136,8 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         }
     };
     progress.finish();
-    let attached = match args.attach.as_deref().filter(|_| !args.no_attach) {
-        Some(dir) => attach_documents(&mut client, &plan, &report, dir)?,
+    let attached = match documents {
+        Some(documents) => attach_documents(&mut client, &report, documents)?,
         None => String::new(),
     };
     let signed = match &key {
@@ -170,38 +178,47 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
     Ok(())
 }
 
-/// Attaches the documents of `dir` to each pushed image (an index's: those of each image's
-/// platform directory); says what it did, for the report line.
+/// The documents of `dir` for each image of `plan` (an index's: each image's platform
+/// directory), in plan order.
+fn documents_to_attach(plan: &AnyPlan, dir: &Path) -> Result<Vec<Vec<Document>>> {
+    let (plans, _) = plan.images();
+    plans
+        .iter()
+        .map(|image| {
+            let docs_dir = match plan {
+                AnyPlan::Index(..) => dir.join(platform_dir(image)),
+                AnyPlan::Image(_) => dir.to_owned(),
+            };
+            Ok(read_documents(&docs_dir)?
+                .into_iter()
+                .map(|d| Document {
+                    media_type: d.media_type.to_owned(),
+                    title: d.file.to_owned(),
+                    bytes: d.bytes,
+                })
+                .collect())
+        })
+        .collect()
+}
+
+/// Attaches each image's documents to its pushed manifest; says what it did, for the report
+/// line.
 fn attach_documents(
     client: &mut Client,
-    plan: &AnyPlan,
     report: &crate::registry::push::PushReport,
-    dir: &Path,
+    documents: Vec<Vec<Document>>,
 ) -> Result<String> {
-    let (plans, _) = plan.images();
     let mut count = 0;
     let mut listing = Listing::Api;
-    for (image, manifest) in plans.iter().zip(&report.images) {
-        let docs_dir = match plan {
-            AnyPlan::Index(..) => dir.join(platform_dir(image)),
-            AnyPlan::Image(_) => dir.to_owned(),
-        };
-        let docs: Vec<Document> = read_documents(&docs_dir)?
-            .into_iter()
-            .map(|d| Document {
-                media_type: d.media_type.to_owned(),
-                title: d.file.to_owned(),
-                bytes: d.bytes,
-            })
-            .collect();
+    for (docs, manifest) in documents.iter().zip(&report.images) {
         count += docs.len();
-        if attach(client, manifest, oci_layout::MANIFEST_MEDIA_TYPE, &docs)? == Listing::TagSchema {
+        if attach(client, manifest, oci_layout::MANIFEST_MEDIA_TYPE, docs)? == Listing::TagSchema {
             listing = Listing::TagSchema;
         }
     }
     let how = match listing {
-        Listing::Api => "the referrers API".to_owned(),
-        Listing::TagSchema => "the referrers tag schema (sha256-<digest> tags)".to_owned(),
+        Listing::Api => "the referrers API",
+        Listing::TagSchema => "the referrers tag schema (sha256-<digest> tags)",
     };
     Ok(format!("; {count} documents attached through {how}"))
 }

@@ -465,6 +465,7 @@ pub fn pushes_attach_documents_and_signatures(ctx: &mut Context) -> Check {
         signed(key, *password)?;
         let _ = public;
     }
+    index_documents_and_signature(ctx, &host, &keys)?;
     // cosign and the sigstoreSigned policy: the right public keys pass, the wrong one fails.
     let verified = verify_with_cosign(&reference, &keys);
     ctx.chart.record(
@@ -506,6 +507,48 @@ pub fn pushes_attach_documents_and_signatures(ctx: &mut Context) -> Check {
     bad_keys_and_refused_artifacts(&to_registry, &proxy, &host, &keys)?;
     let failures = ctx.chart.failures();
     ensure(failures.is_empty(), || failures.join("\n\n"))
+}
+
+/// An index: copy-to-registry attaches each platform's documents to that platform's image
+/// and signs the index and the images; `strata sbom --arch` reads one platform's back.
+fn index_documents_and_signature(ctx: &mut Context, host: &str, keys: &Keys) -> Check {
+    let to_registry = ctx
+        .nix
+        .build("multiArch.copyToRegistry")?
+        .join("bin/copy-to-registry");
+    let sbom = ctx.nix.build("multiArch.sbom")?;
+    let reference = format!("{host}/signed-multi:v1");
+    let (key, _, password) = &keys.pairs[0];
+    let mut c = Command::new(&to_registry);
+    c.arg(&reference)
+        .arg("--sign-key")
+        .arg(key)
+        .env("STRATA_PROGRESS", "none");
+    if let Some(p) = password {
+        c.env("COSIGN_PASSWORD", p);
+    }
+    let out = run(&mut c)?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure(
+        out.status.success()
+            && err.contains("6 documents attached")
+            && err.contains("signed (3 manifests)"),
+        || format!("copy-to-registry of an index: {err}"),
+    )?;
+    let helper = repo().join("build/bootstrap/helper/bin/strata");
+    for arch in ["amd64", "arm64"] {
+        let got =
+            run(Command::new(&helper)
+                .args(["sbom", &reference, "--arch", arch, "--format", "spdx"]))?;
+        let want = std::fs::read(sbom.join(arch).join("spdx.json")).map_err(|e| e.to_string())?;
+        ensure(got.status.success() && got.stdout == want, || {
+            format!(
+                "strata sbom {reference} --arch {arch}: {}",
+                String::from_utf8_lossy(&got.stderr)
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// `oras discover` (a registry client no one here wrote) lists the three documents.
