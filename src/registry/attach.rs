@@ -170,6 +170,235 @@ pub fn fallback_tag(subject: &Digest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::client::{Connection, TlsOptions};
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// What a fake registry stores: blobs and manifests by digest or tag.
+    #[derive(Default)]
+    struct Store {
+        blobs: HashMap<String, Vec<u8>>,
+        manifests: HashMap<String, Vec<u8>>,
+    }
+
+    /// An in-process registry of one repository, `app`, with (or without) the OCI 1.1
+    /// referrers API: it answers a manifest PUT with a `subject` with `OCI-Subject` and lists
+    /// referrers at `/v2/app/referrers/DIGEST`.
+    fn fake_registry(with_api: bool) -> (String, Arc<Mutex<Store>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let store: Arc<Mutex<Store>> = Arc::default();
+        let shared = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let store = Arc::clone(&shared);
+                std::thread::spawn(move || serve(stream, &store, with_api));
+            }
+        });
+        (host, store)
+    }
+
+    fn serve(mut stream: std::net::TcpStream, store: &Mutex<Store>, with_api: bool) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut parts = line.split_whitespace();
+            let (method, target) = (
+                parts.next().unwrap_or("").to_owned(),
+                parts.next().unwrap_or("").to_owned(),
+            );
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let digest_param = query
+                .split('&')
+                .find_map(|q| q.strip_prefix("digest="))
+                .unwrap_or("")
+                .replace("%3A", ":");
+            let mut s = store.lock().unwrap();
+            let (status, headers, answer): (u16, String, Vec<u8>) = match (method.as_str(), path) {
+                ("GET", "/v2/") => (200, String::new(), b"{}".to_vec()),
+                ("HEAD", p) if p.starts_with("/v2/app/blobs/") => {
+                    let d = &p["/v2/app/blobs/".len()..];
+                    (
+                        if s.blobs.contains_key(d) { 200 } else { 404 },
+                        String::new(),
+                        vec![],
+                    )
+                }
+                ("GET", p) if p.starts_with("/v2/app/blobs/") => {
+                    let d = &p["/v2/app/blobs/".len()..];
+                    match s.blobs.get(d) {
+                        Some(b) => (200, String::new(), b.clone()),
+                        None => (404, String::new(), vec![]),
+                    }
+                }
+                ("POST", "/v2/app/blobs/uploads/") => {
+                    (202, "Location: /v2/app/blobs/uploads/1\r\n".into(), vec![])
+                }
+                ("PUT", "/v2/app/blobs/uploads/1") => {
+                    s.blobs.insert(digest_param.clone(), body);
+                    (201, String::new(), vec![])
+                }
+                ("PUT", p) if p.starts_with("/v2/app/manifests/") => {
+                    let reference = p["/v2/app/manifests/".len()..].to_owned();
+                    let has_subject = serde_json::from_slice::<Value>(&body)
+                        .is_ok_and(|v| v["subject"].is_object());
+                    s.manifests.insert(reference, body.clone());
+                    s.manifests.insert(Digest::of(&body).to_string(), body);
+                    let extra = if with_api && has_subject {
+                        "OCI-Subject: yes\r\n"
+                    } else {
+                        ""
+                    };
+                    (201, extra.into(), vec![])
+                }
+                ("GET", p) if p.starts_with("/v2/app/manifests/") => {
+                    match s.manifests.get(&p["/v2/app/manifests/".len()..]) {
+                        Some(m) => (
+                            200,
+                            "Content-Type: application/vnd.oci.image.index.v1+json\r\n".into(),
+                            m.clone(),
+                        ),
+                        None => (404, String::new(), vec![]),
+                    }
+                }
+                ("GET", p) if with_api && p.starts_with("/v2/app/referrers/") => {
+                    let subject = &p["/v2/app/referrers/".len()..];
+                    let mut listed: Vec<Value> = s
+                        .manifests
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("sha256:"))
+                        .filter_map(|(k, m)| {
+                            let v: Value = serde_json::from_slice(m).ok()?;
+                            (v["subject"]["digest"] == subject).then(|| {
+                                json!({
+                                    "mediaType": MANIFEST, "digest": k, "size": m.len(),
+                                    "artifactType": v["artifactType"],
+                                })
+                            })
+                        })
+                        .collect();
+                    listed.sort_by_key(|d| d["digest"].as_str().unwrap_or("").to_owned());
+                    (
+                        200,
+                        String::new(),
+                        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": listed}))
+                            .unwrap(),
+                    )
+                }
+                _ => (404, String::new(), vec![]),
+            };
+            drop(s);
+            let head = format!(
+                "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\n\r\n",
+                answer.len()
+            );
+            if stream.write_all(head.as_bytes()).is_err()
+                || (method != "HEAD" && stream.write_all(&answer).is_err())
+            {
+                return;
+            }
+        }
+    }
+
+    fn client(host: &str) -> Client {
+        let reference =
+            crate::registry::reference::Reference::parse(&format!("{host}/app")).unwrap();
+        let connection = Connection::new(TlsOptions {
+            plain_http: true,
+            ..TlsOptions::default()
+        });
+        Client::new(&reference, &connection).unwrap()
+    }
+
+    fn documents() -> Vec<Document> {
+        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+            .iter()
+            .map(|t| Document {
+                media_type: (*t).into(),
+                title: format!("{t}.json"),
+                bytes: format!("{{\"{t}\":1}}").into_bytes(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_registry_with_the_referrers_api_lists_them_itself() {
+        let (host, store) = fake_registry(true);
+        let mut c = client(&host);
+        let subject = Blob {
+            digest: Digest::of(b"image manifest"),
+            size: 14,
+        };
+        assert_eq!(
+            attach(&mut c, &subject, MANIFEST, &documents()).unwrap(),
+            Listing::Api
+        );
+        assert!(
+            !store
+                .lock()
+                .unwrap()
+                .manifests
+                .contains_key(&fallback_tag(&subject.digest)),
+            "no tag schema index"
+        );
+        let listed = referrers(&mut c, &subject.digest, Some("application/spdx+json")).unwrap();
+        assert_eq!(listed.len(), 1);
+        let digest = Digest::parse(listed[0]["digest"].as_str().unwrap()).unwrap();
+        assert_eq!(document_of(&mut c, &digest).unwrap(), documents()[0].bytes);
+    }
+
+    #[test]
+    fn without_the_api_the_tag_schema_index_is_merged_and_kept() {
+        let (host, store) = fake_registry(false);
+        let mut c = client(&host);
+        let subject = Blob {
+            digest: Digest::of(b"image manifest"),
+            size: 14,
+        };
+        let docs = documents();
+        assert_eq!(
+            attach(&mut c, &subject, MANIFEST, &docs[..1]).unwrap(),
+            Listing::TagSchema
+        );
+        assert_eq!(
+            attach(&mut c, &subject, MANIFEST, &docs).unwrap(),
+            Listing::TagSchema
+        );
+        assert_eq!(
+            attach(&mut c, &subject, MANIFEST, &docs).unwrap(),
+            Listing::TagSchema
+        );
+        let index: Value = serde_json::from_slice(
+            &store.lock().unwrap().manifests[&fallback_tag(&subject.digest)],
+        )
+        .unwrap();
+        assert_eq!(
+            index["manifests"].as_array().unwrap().len(),
+            2,
+            "each document once: {index}"
+        );
+        assert_eq!(referrers(&mut c, &subject.digest, None).unwrap().len(), 2);
+    }
 
     #[test]
     fn artifact_manifests_name_their_subject_and_type() {
