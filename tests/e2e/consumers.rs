@@ -478,7 +478,9 @@ fn render(charts: &[Value]) -> String {
          — not something that consumer does · blank: not run. Every cell is a real run that \
          starts from an empty image store (so no layer is skipped as already there): the \
          image loaded or pulled, then run (docker, podman, `ctr run`, `buildah run`) and its \
-         output checked; skopeo copies every blob; umoci unpacks.\n",
+         output checked; skopeo copies every blob; umoci unpacks. \"Same bytes as the other \
+         Nix\" is filled in by the generation that runs second, which compares the store paths \
+         both built.\n",
         dates.join(", ")
     );
     let mut table =
@@ -492,7 +494,10 @@ fn render(charts: &[Value]) -> String {
             out.push('\n');
             for consumer in consumers {
                 for chart in charts {
-                    let version = chart["versions"][consumer.name()].as_str().unwrap_or("?");
+                    let version = match chart["versions"][consumer.name()].as_str() {
+                        Some("?") | None => "(none packaged)",
+                        Some(v) => v,
+                    };
                     out.push_str(&format!(
                         "| {} {version} ({}) |",
                         consumer.name(),

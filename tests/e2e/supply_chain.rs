@@ -416,7 +416,7 @@ pub fn pushes_attach_documents_and_signatures(ctx: &mut Context) -> Check {
         !out.status.success() && err.trim().lines().count() == 1 && err.contains("sha256-"),
         || format!("a refused referrers index: {err}"),
     )?;
-    let (key, public, password) = &keys.pairs[0];
+    let (key, _, password) = &keys.pairs[0];
     let signed = |key: &Path, password: Option<&str>| -> Result<String, String> {
         let out = push(
             &reference,
@@ -461,9 +461,8 @@ pub fn pushes_attach_documents_and_signatures(ctx: &mut Context) -> Check {
         Feature::Referrers,
         discovered,
     );
-    for (key, public, password) in &keys.pairs[1..] {
+    for (key, _, password) in &keys.pairs[1..] {
         signed(key, *password)?;
-        let _ = public;
     }
     index_documents_and_signature(ctx, &host, &keys)?;
     // cosign and the sigstoreSigned policy: the right public keys pass, the wrong one fails.
@@ -503,7 +502,13 @@ pub fn pushes_attach_documents_and_signatures(ctx: &mut Context) -> Check {
         Feature::SignaturePolicy,
         podman,
     );
-    let _ = public;
+    if ctx
+        .consumers
+        .known_limit(Consumer::Skopeo, Feature::SignaturePolicy)
+        .is_none()
+    {
+        unsigned_change_is_refused(ctx, &dir, &host, &reference, &keys)?;
+    }
     bad_keys_and_refused_artifacts(&to_registry, &proxy, &host, &keys)?;
     let failures = ctx.chart.failures();
     ensure(failures.is_empty(), || failures.join("\n\n"))
@@ -549,6 +554,33 @@ fn index_documents_and_signature(ctx: &mut Context, host: &str, keys: &Keys) -> 
         })?;
     }
     Ok(())
+}
+
+/// Another image pushed under the signed tag without signing it: the policy that accepted the
+/// signed one refuses it (the signatures name the old manifest's digest).
+fn unsigned_change_is_refused(
+    ctx: &mut Context,
+    dir: &Path,
+    host: &str,
+    reference: &str,
+    keys: &Keys,
+) -> Check {
+    push_plan(&ctx.nix.build("stream")?, reference, &["--no-attach"])?;
+    let (policy, registries_d) = policy_files(dir, host, &keys.pairs[0].1, "after-change")?;
+    let out = run(Command::new("skopeo")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--registries.d")
+        .arg(&registries_d)
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
+        .arg(format!("dir:{}", dir.join("changed").display())))?;
+    ensure(!out.status.success(), || {
+        "skopeo accepted an image pushed over the signed one without a signature".to_owned()
+    })
 }
 
 /// `oras discover` (a registry client no one here wrote) lists the three documents.
