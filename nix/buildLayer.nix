@@ -4,8 +4,8 @@
 #   app = buildLayer { deps = [ myApp ]; layers = [ deps ]; };
 #   image = streamLayeredImage { name = "app"; layers = [ deps app ]; config.Cmd = [ ... ]; };
 #
-# The result is a small file of layer records (store paths, size, diff_id, gzip and zstd
-# digests), never a tar. It is a derivation keyed by exactly its arguments: images that list it
+# The result is a small file of layer records (store paths, size and diff_id; a push computes
+# the compressed digests it needs, once, and caches them), never a tar. It is a derivation keyed by exactly its arguments: images that list it
 # share it, an image rebuilt after its application changed does not rebuild it, and it builds
 # on remote builders and comes from binary caches like any other path.
 { lib, internalBuilder, internalCustomisationLayer, internalResult }:

@@ -13,8 +13,9 @@
 //! ```
 //!
 //! At build time the Nix library runs the helper to tar the customisation layer and to write
-//! the image plan: which store paths go in which layer, and each layer's record (size,
-//! `diff_id`, gzip and zstd digests), computed in one pass over its bytes. Streaming the image
+//! the image plan: which store paths go in which layer, and each layer's record (size and
+//! `diff_id`; the tarsum for the legacy layout, the compressed digest when `layerCompressor`
+//! stores layers compressed), computed in one pass over its bytes. Streaming the image
 //! reads the plan and writes the docker-archive in one pass, checking each layer's bytes
 //! against its record as they go.
 

@@ -70,14 +70,14 @@ pub(super) fn index_plan(attrs: Option<&Path>) -> Result<()> {
 #[derive(Deserialize)]
 struct ArchiveAttrs {
     plan: PathBuf,
-    compressor: String,
+    compressor: crate::compress::Compression,
 }
 
 /// `buildLayeredImage`'s and `buildImage`'s archive.
 pub(super) fn archive(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
     let a: ArchiveAttrs = attrs.parse()?;
-    image_commands::archive(&a.plan, &attrs.output("out")?, &a.compressor)
+    image_commands::archive(&a.plan, &attrs.output("out")?, a.compressor)
 }
 
 /// `perLayerDerivations`' grouping: the automatic layers' store paths, as JSON.

@@ -21,13 +21,38 @@ use std::sync::Arc;
 /// Version of the script format.
 const SCRIPT_VERSION: u32 = 1;
 
+/// Where a copy script copies its image to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum CopyTo {
+    /// `strata push`.
+    #[serde(rename = "copy-to-registry")]
+    Registry,
+    /// `strata load --engine docker`.
+    #[serde(rename = "copy-to-docker-daemon")]
+    DockerDaemon,
+    /// `strata load --engine podman`.
+    #[serde(rename = "copy-to-podman")]
+    Podman,
+}
+
+impl CopyTo {
+    /// The executable's name, which is also how Nix names the action.
+    fn name(self) -> &'static str {
+        match self {
+            CopyTo::Registry => "copy-to-registry",
+            CopyTo::DockerDaemon => "copy-to-docker-daemon",
+            CopyTo::Podman => "copy-to-podman",
+        }
+    }
+}
+
 /// What a copy script holds.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Script {
     strata_script: u32,
-    /// `copy-to-registry`, `copy-to-docker-daemon` or `copy-to-podman`.
-    action: String,
+    /// What it does.
+    action: CopyTo,
     /// The image's (or index's) plan.
     plan: PathBuf,
     /// `name:tag` the image is pushed or loaded as by default.
@@ -41,7 +66,7 @@ struct Script {
 #[serde(rename_all = "camelCase")]
 struct ScriptAttrs {
     helper_bin: PathBuf,
-    action: String,
+    action: CopyTo,
     plan: PathBuf,
     repo_tag: String,
     #[serde(default)]
@@ -56,13 +81,13 @@ pub(super) fn copy_script_builder(attrs: Option<&Path>) -> Result<()> {
     fs::create_dir_all(&bin).with_context(|| format!("cannot create `{}`", bin.display()))?;
     let script = Script {
         strata_script: SCRIPT_VERSION,
-        action: a.action.clone(),
+        action: a.action,
         plan: a.plan,
         repo_tag: a.repo_tag,
-        attach: a.attach.filter(|_| a.action == "copy-to-registry"),
+        attach: a.attach.filter(|_| a.action == CopyTo::Registry),
     };
     let text = script_bytes(&a.helper_bin, "run-script", &script);
-    write_file(&bin.join(&a.action), &text, 0o555)
+    write_file(&bin.join(a.action.name()), &text, 0o555)
 }
 
 /// `copyToRegistry`'s options.
@@ -95,9 +120,9 @@ pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
             s.strata_script
         );
     }
-    let argv = std::iter::once(s.action.clone()).chain(args.iter().cloned());
-    match s.action.as_str() {
-        "copy-to-registry" => {
+    let argv = std::iter::once(s.action.name().to_owned()).chain(args.iter().cloned());
+    match s.action {
+        CopyTo::Registry => {
             let Some(mut a) = parse_args::<RegistryArgs>(argv)? else {
                 return Ok(());
             };
@@ -107,18 +132,17 @@ pub(super) fn run_script(script: &Path, args: &[String]) -> Result<()> {
             }
             registry_commands::push(&s.plan, &target, a.options)
         }
-        "copy-to-docker-daemon" | "copy-to-podman" => {
+        CopyTo::DockerDaemon | CopyTo::Podman => {
             let Some(a) = parse_args::<LoadArgs>(argv)? else {
                 return Ok(());
             };
-            let engine = if s.action == "copy-to-podman" {
+            let engine = if s.action == CopyTo::Podman {
                 Engine::Podman
             } else {
                 Engine::Docker
             };
             load_into(engine, &s.plan, a.repo_tag.as_deref())
         }
-        other => bail!("`{}`: unknown action {other:?}", script.display()),
     }
 }
 

@@ -50,7 +50,7 @@ fn progress_of(label: &str, images: &[(&ImagePlan, Option<&str>)]) -> Progress {
 }
 
 /// `strata archive --plan PLAN --output FILE`: the image compressed into a file.
-pub(super) fn archive(plan_path: &Path, output: &Path, compressor: &str) -> Result<()> {
+pub(super) fn archive(plan_path: &Path, output: &Path, compressor: Compression) -> Result<()> {
     let plan = ImagePlan::read(plan_path)?;
     write_archive_file(&[(&plan, None)], output, compressor)
 }
@@ -60,9 +60,8 @@ pub(super) fn archive(plan_path: &Path, output: &Path, compressor: &str) -> Resu
 pub(super) fn write_archive_file(
     images: &[(&ImagePlan, Option<&str>)],
     output: &Path,
-    compressor: &str,
+    compression: Compression,
 ) -> Result<()> {
-    let compression: Compression = compressor.parse()?;
     let file = fs::File::create(output)
         .with_context(|| format!("cannot create `{}`", output.display()))?;
     let written = (|| -> Result<()> {

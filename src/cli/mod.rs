@@ -94,9 +94,9 @@ enum Command {
         /// The file to write.
         #[arg(long, requires = "plan")]
         output: Option<PathBuf>,
-        /// none, gz or zstd.
-        #[arg(long, default_value = "gz")]
-        compressor: String,
+        /// How the archive is compressed.
+        #[arg(long, value_enum, default_value = "gz", alias = "compression")]
+        compressor: crate::compress::Compression,
         /// Structured attributes file (default: the one Nix provides).
         #[arg(long, conflicts_with = "plan")]
         attrs: Option<PathBuf>,
@@ -209,9 +209,9 @@ enum Command {
     Load {
         /// The plan (what streamLayeredImage builds).
         plan: PathBuf,
-        /// `docker` or `podman` (found on PATH).
-        #[arg(long, default_value = "docker")]
-        engine: String,
+        /// The engine (found on PATH).
+        #[arg(long, value_enum, default_value = "docker")]
+        engine: crate::registry::load::Engine,
         /// Load it under this `name:tag` instead of its own.
         #[arg(long, short = 't', alias = "repo_tag", value_name = "NAME:TAG")]
         repo_tag: Option<String>,
@@ -333,7 +333,7 @@ impl Command {
                 output: Some(output),
                 compressor,
                 ..
-            } => image_commands::archive(&plan, &output, &compressor),
+            } => image_commands::archive(&plan, &output, compressor),
             C::Archive { attrs, .. } => builders::archive(attrs.as_deref()),
             C::Plan { attrs } => builders::plan(attrs.as_deref()),
             C::RunScript { script, args } => copy_commands::run_script(&script, &args),
@@ -358,11 +358,6 @@ impl Command {
                 engine,
                 repo_tag,
             } => {
-                let engine = match engine.as_str() {
-                    "docker" => crate::registry::load::Engine::Docker,
-                    "podman" => crate::registry::load::Engine::Podman,
-                    other => anyhow::bail!("`--engine` must be docker or podman, got {other:?}"),
-                };
                 copy_commands::load_into(engine, &plan, repo_tag.as_deref())
             }
         }

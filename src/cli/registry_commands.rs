@@ -27,9 +27,9 @@ use std::path::Path;
 /// Options of `strata push` and `copy-to-registry`.
 #[derive(Debug, clap::Args)]
 pub(super) struct PushArgs {
-    /// Layer compression: gzip or zstd.
-    #[arg(long, default_value = "gzip")]
-    compression: String,
+    /// Layer compression: gzip (gz) or zstd.
+    #[arg(long, value_enum, default_value = "gzip", alias = "compressor")]
+    compression: Compression,
     /// A repository of the same registry to mount missing blobs from instead of uploading
     /// them (repeatable).
     #[arg(long, value_name = "REPOSITORY")]
@@ -82,10 +82,9 @@ impl TlsArgs {
 
 /// `strata push`: an image or a multi-platform index.
 pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()> {
-    let compressor = match args.compression.as_str() {
-        "gzip" | "gz" => Compression::Gzip,
-        "zstd" => Compression::Zstd,
-        other => bail!("`--compression` must be gzip or zstd, got {other:?}"),
+    let compressor = match args.compression {
+        Compression::None => bail!("`--compression` must be gzip or zstd: registries take compressed layers"),
+        c => c,
     };
     let connection = args.tls.connection();
     let options = PushOptions {

@@ -52,8 +52,9 @@ pub(super) fn export_image_builder(attrs: Option<&Path>) -> Result<()> {
 struct MergeAttrs {
     /// Image archives (any format fromImage takes) and strata plans.
     images: Vec<PathBuf>,
-    /// none, gz, zstd, or "detect" (the last image's compression).
-    compressor: String,
+    /// none, gz, zstd, or "detect" (the last image's compression): `None` for detect.
+    #[serde(deserialize_with = "compressor_or_detect")]
+    compressor: Option<Compression>,
     /// Most bytes importing one archive may unpack; the default for its size when unset.
     #[serde(default)]
     from_image_max_bytes: Option<u64>,
@@ -86,21 +87,27 @@ pub(super) fn merge_images_builder(attrs: Option<&Path>) -> Result<()> {
             .with_context(|| format!("mergeImages: `{shown}`"))?;
         plans.extend(images.into_iter().map(ParentImage::into_plan));
     }
-    let compressor = match a.compressor.as_str() {
-        "detect" => a.images.last().map_or("none", |p| compression_of(p)),
-        other => other,
-    };
+    let compressor = a
+        .compressor
+        .unwrap_or_else(|| a.images.last().map_or(Compression::None, |p| compression_of(p)));
     let images: Vec<(&ImagePlan, Option<&str>)> = plans.iter().map(|p| (p, None)).collect();
     write_archive_file(&images, &out, compressor)
 }
 
-/// "gz", "zstd" or "none", from the file's first bytes (a plan is streamed plain).
-fn compression_of(path: &Path) -> &'static str {
+/// A file's compression, from its first bytes (a plan is streamed plain).
+fn compression_of(path: &Path) -> Compression {
     let mut head = [0u8; 4];
     let read = fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    match read.map(|()| Compression::of_magic(&head)) {
-        Ok(Compression::Gzip) => "gz",
-        Ok(Compression::Zstd) => "zstd",
-        _ => "none",
+    read.map_or(Compression::None, |()| Compression::of_magic(&head))
+}
+
+/// `compressor`: "detect" (`None`), or a compression.
+fn compressor_or_detect<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Compression>, D::Error> {
+    let name = String::deserialize(d)?;
+    match name.as_str() {
+        "detect" => Ok(None),
+        other => other.parse().map(Some).map_err(serde::de::Error::custom),
     }
 }

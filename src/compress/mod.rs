@@ -32,7 +32,8 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::str::FromStr;
 
 /// How a layer or an archive is compressed: the one compression choice strata has, named as
-/// `buildLayeredImage`'s `compressor` names it (`none`, `gz`, `zstd`).
+/// `buildLayeredImage`'s `compressor` names it (`none`, `gz`, `zstd`), `gzip` also taken for
+/// `gz` wherever a name is read (Nix attributes, `--compressor`, `--compression`).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -42,7 +43,7 @@ pub enum Compression {
     #[serde(rename = "none")]
     None,
     /// gzip (RFC 1952).
-    #[serde(rename = "gz")]
+    #[serde(rename = "gz", alias = "gzip")]
     Gzip,
     /// zstd (RFC 8878).
     #[serde(rename = "zstd")]
@@ -51,7 +52,7 @@ pub enum Compression {
 
 /// An unknown compression name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`compressor` must be one of none, gz, zstd; got {0:?}")]
+#[error("`compressor` must be one of none, gz (or gzip), zstd; got {0:?}")]
 pub struct UnknownCompression(pub String);
 
 impl Compression {
@@ -110,10 +111,26 @@ impl FromStr for Compression {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "none" => Ok(Compression::None),
-            "gz" => Ok(Compression::Gzip),
+            "gz" | "gzip" => Ok(Compression::Gzip),
             "zstd" => Ok(Compression::Zstd),
             other => Err(UnknownCompression(other.to_owned())),
         }
+    }
+}
+
+/// The command line takes the same names (`--compressor`, `--compression`).
+impl clap::ValueEnum for Compression {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Compression::None, Compression::Gzip, Compression::Zstd]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Compression::None => PossibleValue::new("none"),
+            Compression::Gzip => PossibleValue::new("gz").alias("gzip"),
+            Compression::Zstd => PossibleValue::new("zstd"),
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 /// An engine to load into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
     /// `docker` on PATH (its `DOCKER_HOST` and contexts apply).
     Docker,

@@ -181,6 +181,8 @@ fn stat_in_root(root: &Path, path: &Path, follow: bool) -> io::Result<(u64, u64)
     use std::os::unix::fs::MetadataExt;
     let dir = fs::File::open(root)?;
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: open_how is plain integers, for which all zeroes is a valid value (and what the
+    // kernel wants in the fields not set below).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (libc::O_PATH | libc::O_CLOEXEC | if follow { 0 } else { libc::O_NOFOLLOW }) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT;
