@@ -357,9 +357,7 @@ impl Command {
                 plan,
                 engine,
                 repo_tag,
-            } => {
-                copy_commands::load_into(engine, &plan, repo_tag.as_deref())
-            }
+            } => copy_commands::load_into(engine, &plan, repo_tag.as_deref()),
         }
     }
 }

@@ -83,7 +83,9 @@ impl TlsArgs {
 /// `strata push`: an image or a multi-platform index.
 pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()> {
     let compressor = match args.compression {
-        Compression::None => bail!("`--compression` must be gzip or zstd: registries take compressed layers"),
+        Compression::None => {
+            bail!("`--compression` must be gzip or zstd: registries take compressed layers")
+        }
         c => c,
     };
     let connection = args.tls.connection();

@@ -87,9 +87,11 @@ pub(super) fn merge_images_builder(attrs: Option<&Path>) -> Result<()> {
             .with_context(|| format!("mergeImages: `{shown}`"))?;
         plans.extend(images.into_iter().map(ParentImage::into_plan));
     }
-    let compressor = a
-        .compressor
-        .unwrap_or_else(|| a.images.last().map_or(Compression::None, |p| compression_of(p)));
+    let compressor = a.compressor.unwrap_or_else(|| {
+        a.images
+            .last()
+            .map_or(Compression::None, |p| compression_of(p))
+    });
     let images: Vec<(&ImagePlan, Option<&str>)> = plans.iter().map(|p| (p, None)).collect();
     write_archive_file(&images, &out, compressor)
 }
