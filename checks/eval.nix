@@ -67,7 +67,7 @@ let
     MadeUp = 5;
   };
   nameRule = "an image name docker accepts once lowercased ([HOST[:PORT]/]PATH, PATH's parts lowercase letters and digits joined by `.`, `_`, `__` or `-`, separated by `/`)";
-  checks = {
+  ownChecks = {
     "image functions take nixpkgs-style config and arguments" =
       accepted (image { config = nixpkgsConfig; contents = hello; uid = 1000; gid = 1000; uname = "u"; gname = "g"; extraCommands = "mkdir tmp"; fakeRootCommands = hello; includeStorePaths = true; fromImage = null; })
       && accepted (strata.buildLayeredImage { name = "registry.example.com:5000/team/My-App"; config = nixpkgsConfig; contents = [ hello "${hello}" ]; compressor = "zstd"; })
@@ -266,6 +266,14 @@ let
     "tarsum is a package of bin/tarsum" = strata.tarsum ? drvPath && strata.tarsum.meta.mainProgram == "tarsum"
       && builtins.any (e: e.path == "bin/tarsum" && e.symlink == "${strata.helper}/bin/strata") strata.tarsum.entries;
   };
+  # The pipelines the helper takes and refuses (its unit tests read the same file): the
+  # library's check at evaluation agrees, case by case.
+  pipelineCases = builtins.fromJSON (builtins.readFile ../tests/fixtures/pipelines/cases.json);
+  pipelineChecks = builtins.listToAttrs (map (case: {
+    name = "layeringPipeline ${if case.valid then "takes" else "refuses"} ${builtins.toJSON case.pipeline}";
+    value = strata.lib.isPipeline case.pipeline == case.valid;
+  }) pipelineCases);
+  checks = ownChecks // pipelineChecks;
   failed = builtins.filter (name: !checks.${name}) (builtins.attrNames checks);
 in
 assert strata.lib.assertMsg (failed == [ ])

@@ -62,17 +62,26 @@ rec {
   ];
 
   # Whether `call` is an operation `[ name args... ]` of a known name with the arguments it
-  # takes (a count, a list of paths, none; nested calls of `over`, `map` and `pipe` too).
+  # takes, as the helper reads them (src/store/layering/pipeline.rs; both are checked on
+  # tests/fixtures/pipelines/cases.json): a positive count, a key, store paths, split specs,
+  # nested operations, or nothing.
   isPipelineCall = call:
     builtins.isList call && call != [ ] && builtins.isString (builtins.head call)
     && builtins.elem (builtins.head call) pipelineOperations
-    && (let name = builtins.head call; args = builtins.tail call; in
-      if name == "over" then builtins.length args == 2 && isPipelineCall (builtins.elemAt args 1)
-      else if name == "map" then builtins.length args == 1 && isPipelineCall (builtins.head args)
-      else if name == "pipe" then builtins.length args == 1 && isPipeline (builtins.head args)
-      else if builtins.elem name [ "limit_layers" "split_every" ] then builtins.length args == 1 && builtins.isInt (builtins.head args)
+    && (let
+      name = builtins.head call;
+      args = builtins.tail call;
+      one = check: builtins.length args == 1 && check (builtins.head args);
+      isPaths = x: builtins.isString x || (builtins.isList x && builtins.all builtins.isString x);
+      isSplitSpec = x: isPaths x || (builtins.isAttrs x && x ? children_of && isPaths x.children_of);
+    in
+      if name == "over" then builtins.length args == 2 && builtins.isString (builtins.head args) && isPipelineCall (builtins.elemAt args 1)
+      else if name == "map" then one isPipelineCall
+      else if name == "pipe" then one isPipeline
+      else if builtins.elem name [ "limit_layers" "split_every" ] then one (n: builtins.isInt n && n > 0)
       else if builtins.elem name [ "popularity_contest" "reverse" "flatten" ] then args == [ ]
-      else builtins.length args == 1 && builtins.isList (builtins.head args));
+      else if name == "split_paths" then one (x: isSplitSpec x || (builtins.isList x && builtins.all isSplitSpec x))
+      else one isPaths);
 
   # Whether `p` is a list of pipeline operations.
   isPipeline = p: builtins.isList p && builtins.all isPipelineCall p;

@@ -34,3 +34,4 @@ pub mod signing;
 pub mod store;
 pub mod tar;
 pub mod when;
+pub mod whole_file;

@@ -3,13 +3,12 @@
 
 use super::files::{closure_of, create_dir, write_file, write_json};
 use super::image_commands;
-use crate::parent::{import, Limits, ParentImage, PARENT_FILE};
-use crate::plan::file::is_script;
+use crate::parent::input::ImageInput;
+use crate::parent::{import, ParentImage, PARENT_FILE};
 use crate::plan::index::IndexPlan;
 use crate::plan::planner::{automatic_groups, plan_image, plan_layer_set};
 use crate::plan::record::LayerRecord;
 use crate::plan::settings::ImageSettings;
-use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use crate::rootfs::customisation::CustomisationLayer;
 use crate::rootfs::root_layer::RootLayer;
@@ -143,18 +142,9 @@ struct ImportParentAttrs {
     from_image_name: Option<String>,
     #[serde(default)]
     from_image_tag: Option<String>,
-    /// Most bytes the import may unpack; the default of [`Limits::for_archive`] when unset.
+    /// Most bytes the import may unpack; the default for its size when unset.
     #[serde(default)]
     from_image_max_bytes: Option<u64>,
-}
-
-/// What importing the archive `file` may unpack: `max_bytes` when given, else the default for
-/// its size.
-pub(super) fn import_limits(file: &fs::File, max_bytes: Option<u64>) -> Result<Limits> {
-    Ok(match max_bytes {
-        Some(bytes) => Limits::at_most(bytes),
-        None => Limits::for_archive(file.metadata()?.len()),
-    })
 }
 
 /// `fromImage`'s import: a strata image's plan read as it is, an archive checked and its
@@ -168,21 +158,18 @@ pub(super) fn import_parent(attrs: Option<&Path>) -> Result<()> {
         (Some(n), Some(t)) => Some(format!("{n}:{t}")),
         _ => None,
     };
-    let parent = if is_script(&a.from_image) {
-        // A strata image: its plan already has every layer with its record.
-        ParentImage::of_plan(&ImagePlan::read(&a.from_image)?)?
-    } else {
-        let file = fs::File::open(&a.from_image)
-            .with_context(|| format!("fromImage: cannot open `{shown}`"))?;
-        let limits = import_limits(&file, a.from_image_max_bytes)
-            .with_context(|| format!("fromImage: cannot read `{shown}`"))?;
-        // Named after the process, so two imports run by hand in one directory do not meet.
-        let scratch = build_dir().join(format!("parent-members-{}", std::process::id()));
-        let progress = Progress::start("parent layers", None, 0);
-        let parent = import(file, pick.as_deref(), &out, &scratch, limits, &progress)
-            .with_context(|| format!("fromImage `{shown}`"))?;
-        progress.finish();
-        parent
+    let input = ImageInput::open(&a.from_image, a.from_image_max_bytes).context("fromImage")?;
+    let parent = match input {
+        ImageInput::Plan(plan) => ParentImage::of_plan(&plan)?,
+        ImageInput::Archive { file, limits } => {
+            // Named after the process, so two imports run by hand in one directory do not meet.
+            let scratch = build_dir().join(format!("parent-members-{}", std::process::id()));
+            let progress = Progress::start("parent layers", None, 0);
+            let parent = import(file, pick.as_deref(), &out, &scratch, limits, &progress)
+                .with_context(|| format!("fromImage `{shown}`"))?;
+            progress.finish();
+            parent
+        }
     };
     fs::create_dir_all(&out)?;
     write_json(&out.join(PARENT_FILE), &parent)

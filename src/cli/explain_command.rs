@@ -2,6 +2,7 @@
 
 use crate::image::explain::{explain, read_image, Explanation};
 use crate::progress::human;
+use crate::store::path::name_part;
 use anyhow::{Context, Result};
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -63,10 +64,7 @@ fn write_table(e: &Explanation, out: &mut dyn Write) -> io::Result<()> {
             .paths
             .iter()
             .take(NAMED_PATHS)
-            .map(|p| {
-                p.strip_prefix("/nix/store/")
-                    .map_or(p.as_str(), |n| n.get(33..).unwrap_or(n))
-            })
+            .map(|p| name_part(p))
             .collect();
         let more = l.layer.paths.len().saturating_sub(NAMED_PATHS);
         let held = match (names.is_empty(), more) {

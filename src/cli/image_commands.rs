@@ -8,6 +8,7 @@ use crate::plan::index::AnyPlan;
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use crate::tar::tarsum::TarsumHasher;
+use crate::whole_file::WholeFile;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::{self, IsTerminal, Write};
@@ -55,31 +56,22 @@ pub(super) fn archive(plan_path: &Path, output: &Path, compressor: Compression) 
     write_archive_file(&[(&plan, None)], output, compressor)
 }
 
-/// Writes `images` to `output` as one docker-archive compressed with `compressor`; leaves no
-/// partial file behind.
+/// Writes `images` to `output` as one docker-archive compressed with `compressor`, whole or
+/// not at all (`WholeFile`).
 pub(super) fn write_archive_file(
     images: &[(&ImagePlan, Option<&str>)],
     output: &Path,
     compression: Compression,
 ) -> Result<()> {
-    let file = fs::File::create(output)
-        .with_context(|| format!("cannot create `{}`", output.display()))?;
-    let written = (|| -> Result<()> {
-        let mut encoder = compression.encoder(io::BufWriter::with_capacity(1 << 20, file));
-        let progress = progress_of("archive", images);
-        write_docker_archive_of(images, &mut encoder, &progress)?;
-        encoder
-            .finish()?
-            .flush()
-            .with_context(|| format!("cannot write `{}`", output.display()))?;
-        progress.finish();
-        Ok(())
-    })();
-    // Never remove a device such as /dev/null.
-    if written.is_err() && fs::metadata(output).is_ok_and(|m| m.is_file()) {
-        let _ = fs::remove_file(output);
-    }
-    written
+    let mut encoder = compression.encoder(WholeFile::create(output)?);
+    let progress = progress_of("archive", images);
+    write_docker_archive_of(images, &mut encoder, &progress)?;
+    encoder
+        .finish()
+        .with_context(|| format!("cannot write `{}`", output.display()))?
+        .finish()?;
+    progress.finish();
+    Ok(())
 }
 
 /// `strata tarsum`: the tarsum of the tar on stdin.

@@ -1,14 +1,10 @@
 //! `strata layers`: how a closure is layered, and how well.
 
 use crate::store::closure::Closure;
-use crate::store::graph::ReferenceGraph;
-use crate::store::layering::cohort::cohort_groups;
 use crate::store::layering::measure::measure;
-use crate::store::layering::pipeline::{check_pipeline, run_pipeline};
-use crate::store::layering::{
-    default_layering, limit_layers, paths_of, popularity_order, LayerBudget, LayeringError,
-};
-use anyhow::{bail, Context, Result};
+use crate::store::layering::pipeline::Pipeline;
+use crate::store::layering::{LayerBudget, Layering};
+use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -41,20 +37,30 @@ pub(super) struct LayersArgs {
     pipeline: Option<String>,
     /// The layering to use: `default`, `popularity` (nixpkgs' old popularity contest) or
     /// `size-cohort` (the idea of nixpkgs' dockerAutoLayer), for comparisons.
-    #[arg(long, default_value = "default", hide = true)]
-    variant: String,
+    #[arg(long, value_enum, default_value = "default", hide = true)]
+    variant: Variant,
+}
+
+/// `--variant`: the layerings `strata layers` compares the default with.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Variant {
+    /// The default layering.
+    Default,
+    /// nixpkgs' old popularity contest.
+    Popularity,
+    /// Size cohorts, the idea of nixpkgs' dockerAutoLayer.
+    SizeCohort,
 }
 
 /// The pipeline `--pipeline` gives: JSON, or a file of JSON.
-fn read_pipeline(given: &str) -> Result<Value> {
+fn read_pipeline(given: &str) -> Result<Pipeline> {
     let text = if given.trim_start().starts_with('[') {
         given.to_owned()
     } else {
         std::fs::read_to_string(given).with_context(|| format!("cannot read `{given}`"))?
     };
     let pipeline: Value = serde_json::from_str(&text).context("`--pipeline` is not JSON")?;
-    check_pipeline(&pipeline)?;
-    Ok(pipeline)
+    Ok(Pipeline::parse(&pipeline)?)
 }
 
 /// `strata layers`.
@@ -63,30 +69,14 @@ pub(super) fn layers(args: LayersArgs) -> Result<()> {
     budget.check().context("--max-layers")?;
     let room = budget.room(0, 0)?;
     let exclude: BTreeSet<String> = args.exclude.into_iter().collect();
-    let variant = args.variant.clone();
     let pipeline = args.pipeline.as_deref().map(read_pipeline).transpose()?;
-    let layering = |closure: &Closure| -> Result<Vec<Vec<String>>, LayeringError> {
-        if let Some(pipeline) = &pipeline {
-            let graph = ReferenceGraph::new(closure, &exclude)?;
-            let groups = run_pipeline(&graph, pipeline)
-                .map_err(|e| LayeringError::Pipeline(e.to_string()))?;
-            return Ok(paths_of(&graph, groups));
-        }
-        match variant.as_str() {
-            "popularity" => Ok(limit_layers(popularity_order(closure, &exclude)?, room)),
-            "size-cohort" => {
-                let graph = ReferenceGraph::new(closure, &exclude)?;
-                Ok(paths_of(&graph, cohort_groups(&graph, room)))
-            }
-            _ => default_layering(closure, &exclude, room),
-        }
+    let chosen = match (&pipeline, args.variant) {
+        (Some(pipeline), _) => Layering::Pipeline(pipeline),
+        (None, Variant::Default) => Layering::Default,
+        (None, Variant::Popularity) => Layering::Popularity,
+        (None, Variant::SizeCohort) => Layering::SizeCohort,
     };
-    if !["default", "popularity", "size-cohort"].contains(&args.variant.as_str()) {
-        bail!(
-            "`--variant` must be default, popularity or size-cohort, got {:?}",
-            args.variant
-        );
-    }
+    let layering = |closure: &Closure| chosen.layers(closure, &exclude, room);
     let closure = Closure::read_file(&args.closure)?;
     let mut out = io::stdout().lock();
     if args.measure {

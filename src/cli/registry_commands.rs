@@ -3,7 +3,6 @@
 
 use crate::compress::Compression;
 use crate::digest::{Digest, HashingWriter};
-use crate::image::config::architecture_of_system;
 use crate::image::oci_layout;
 use crate::plan::index::AnyPlan;
 use crate::plan::record_cache::RecordCache;
@@ -11,16 +10,16 @@ use crate::progress::Progress;
 use crate::registry::attach::{attach, document_of, referrers, Document, Listing};
 use crate::registry::client::{Client, Connection, TlsOptions};
 use crate::registry::pull::{pull, resolve, resolve_platform, Pulled, Wanted};
-use crate::registry::push::{push_index, PushOptions};
-use crate::registry::reference::Reference;
+use crate::registry::push::{push_index, PushOptions, PushReport};
+use crate::registry::reference::{name_as_written, Reference};
 use crate::registry::signature::sign;
 use crate::sbom::{platform_dir, read_documents};
 use crate::signing::SigningKey;
 use crate::store::attrs::Attrs;
+use crate::whole_file::WholeFile;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use serde::Deserialize;
-use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -142,19 +141,38 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
         None => String::new(),
     };
     let signed = match &key {
-        Some(key) => {
-            let repository = target.repository_name();
-            let mut manifests = vec![report.manifest.digest];
-            if matches!(plan, AnyPlan::Index(..)) {
-                manifests.extend(report.images.iter().map(|b| b.digest));
-            }
-            for digest in &manifests {
-                sign(&mut client, &repository, digest, key)?;
-            }
-            format!("; signed ({} manifests)", manifests.len())
-        }
+        Some(key) => sign_pushed(&mut client, &target, &plan, &report, key)?,
         None => String::new(),
     };
+    eprintln!(
+        "pushed {target} ({}): {}{attached}{signed}",
+        report.manifest.digest,
+        pushed_blobs(&report, started.elapsed())
+    );
+    Ok(())
+}
+
+/// Signs what a push put under `target`: the manifest, and an index's image manifests too.
+fn sign_pushed(
+    client: &mut Client,
+    target: &Reference,
+    plan: &AnyPlan,
+    report: &PushReport,
+    key: &SigningKey,
+) -> Result<String> {
+    let repository = target.repository_name();
+    let mut manifests = vec![report.manifest.digest];
+    if matches!(plan, AnyPlan::Index(..)) {
+        manifests.extend(report.images.iter().map(|b| b.digest));
+    }
+    for digest in &manifests {
+        sign(client, &repository, digest, key)?;
+    }
+    Ok(format!("; signed ({} manifests)", manifests.len()))
+}
+
+/// What a push sent, for its report line.
+fn pushed_blobs(report: &PushReport, took: std::time::Duration) -> String {
     let mounted = if report.mounted > 0 {
         format!(", {} mounted from another repository", report.mounted)
     } else {
@@ -168,15 +186,13 @@ pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()>
     } else {
         String::new()
     };
-    eprintln!(
-        "pushed {target} ({}): {} blobs uploaded, {} already there{mounted}{first}, {} bytes sent in {:.1} s{attached}{signed}",
-        report.manifest.digest,
+    format!(
+        "{} blobs uploaded, {} already there{mounted}{first}, {} bytes sent in {:.1} s",
         report.uploaded,
         report.skipped,
         report.bytes_sent,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+        took.as_secs_f64()
+    )
 }
 
 /// The documents of `dir` for each image of `plan` (an index's: each image's platform
@@ -263,19 +279,13 @@ pub(super) struct PlatformArgs {
 
 impl PlatformArgs {
     fn wanted(&self) -> Result<Wanted> {
-        let (architecture, variant) = match &self.arch {
-            Some(arch) => (arch.clone(), self.variant.clone()),
-            None => {
-                let (arch, variant) =
-                    architecture_of_system(&format!("{}-linux", std::env::consts::ARCH))?;
-                (arch, self.variant.clone().or(variant))
-            }
-        };
-        Ok(Wanted {
-            os: self.os.clone(),
-            architecture,
-            variant,
-        })
+        let this_machine = format!("{}-linux", std::env::consts::ARCH);
+        Ok(Wanted::for_system(
+            self.os.clone(),
+            self.arch.clone(),
+            self.variant.clone(),
+            &this_machine,
+        )?)
     }
 }
 
@@ -295,14 +305,7 @@ pub(super) fn pull_by_hand(
     let wanted = platform.wanted()?;
     let mut client = Client::new(&parsed, &tls.connection())?;
     match output {
-        Some(path) => pull_to_file(
-            &mut client,
-            &parsed.reference,
-            &wanted,
-            &repo_tag,
-            path,
-            false,
-        ),
+        Some(path) => pull_to_file(&mut client, &parsed.reference, &wanted, &repo_tag, path),
         None => {
             let stdout = io::stdout();
             if io::IsTerminal::is_terminal(&stdout) {
@@ -322,48 +325,26 @@ pub(super) fn pull_by_hand(
     }
 }
 
-/// Pulls into `path`: written beside it under a temporary name and renamed over it only
-/// once the image is complete, so a failed pull leaves a file that was there untouched.
-/// (The builder's `$out` is new and its directory the store: written in place there.)
+/// Pulls into `path`, whole or not at all (`WholeFile`): a failed pull leaves a file that was
+/// there untouched.
 fn pull_to_file(
     client: &mut Client,
     reference: &str,
     wanted: &Wanted,
     repo_tag: &str,
     path: &Path,
-    in_place: bool,
 ) -> Result<()> {
-    let partial = if in_place {
-        path.to_owned()
-    } else {
-        let name = path
-            .file_name()
-            .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
-        path.with_file_name(format!(".{name}.strata-partial-{}", std::process::id()))
-    };
-    let file = fs::File::create(&partial)
-        .with_context(|| format!("cannot create `{}`", partial.display()))?;
-    let mut out = io::BufWriter::with_capacity(1 << 20, file);
+    let mut file = WholeFile::create(path)?;
     let progress = |total, layers| Progress::start("pull", Some(total), layers);
-    let pulled = pull(client, reference, wanted, repo_tag, &mut out, &progress).and_then(|p| {
-        out.flush()
-            .map_err(crate::registry::pull::PullError::Write)?;
-        Ok(p)
-    });
-    drop(out);
-    let pulled = match pulled {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = fs::remove_file(&partial);
-            return Err(e.into());
-        }
-    };
-    if !in_place {
-        fs::rename(&partial, path).with_context(|| {
-            let _ = fs::remove_file(&partial);
-            format!("cannot move the pulled image to `{}`", path.display())
-        })?;
-    }
+    let pulled = pull(
+        client,
+        reference,
+        wanted,
+        repo_tag,
+        file.writer(),
+        &progress,
+    )?;
+    file.finish()?;
     report(&pulled);
     Ok(())
 }
@@ -382,16 +363,6 @@ fn default_repo_tag(written: &str, parsed: &Reference) -> String {
         format!("{name}:latest")
     } else {
         format!("{name}:{}", parsed.reference)
-    }
-}
-
-/// The image name as the user wrote it: no `docker://`, tag or digest.
-fn name_as_written(written: &str) -> String {
-    let s = written.strip_prefix("docker://").unwrap_or(written);
-    let s = s.split('@').next().unwrap_or(s);
-    match s.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => name.to_owned(),
-        _ => s.to_owned(),
     }
 }
 
@@ -422,18 +393,7 @@ pub(super) fn pull_builder(attrs: Option<&Path>) -> Result<()> {
     }
     let reference = Reference::parse(&format!("{}@{}", a.image_name, a.image_digest))
         .with_context(|| "`imageName` or `imageDigest`".to_owned())?;
-    let (architecture, variant) = match a.arch {
-        Some(arch) => (arch, a.variant),
-        None => {
-            let (arch, variant) = architecture_of_system(&a.image_system)?;
-            (arch, a.variant.or(variant))
-        }
-    };
-    let wanted = Wanted {
-        os: a.os,
-        architecture,
-        variant,
-    };
+    let wanted = Wanted::for_system(a.os, a.arch, a.variant, &a.image_system)?;
     // tlsVerify = true is pullImage's default, not a demand: loopback stays docker's way.
     let connection = Connection::new(TlsOptions {
         verify: (!a.tls_verify).then_some(false),
@@ -447,7 +407,6 @@ pub(super) fn pull_builder(attrs: Option<&Path>) -> Result<()> {
         &wanted,
         &repo_tag,
         &attrs.output("out")?,
-        true,
     )
 }
 

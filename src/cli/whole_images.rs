@@ -1,13 +1,12 @@
 //! Builders that take whole images in: `exportImage` (an image's root filesystem as one tar)
 //! and `mergeImages` (several images in one archive).
 
-use super::builders::import_limits;
 use super::image_commands::write_archive_file;
 use crate::compress::Compression;
 use crate::parent::export::{export_rootfs, store_layer_bytes};
+use crate::parent::input::ImageInput;
 use crate::parent::scratch::ScratchDir;
 use crate::parent::{import_all, ParentImage};
-use crate::plan::file::is_script;
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use crate::store::attrs::{build_dir, Attrs};
@@ -72,14 +71,14 @@ pub(super) fn merge_images_builder(attrs: Option<&Path>) -> Result<()> {
     let progress = Progress::quiet();
     for (k, input) in a.images.iter().enumerate() {
         let shown = input.display().to_string();
-        if is_script(input) {
-            plans.push(ImagePlan::read(input)?);
-            continue;
-        }
-        let file =
-            fs::File::open(input).with_context(|| format!("mergeImages: cannot open `{shown}`"))?;
-        let limits = import_limits(&file, a.from_image_max_bytes)
-            .with_context(|| format!("mergeImages: cannot read `{shown}`"))?;
+        let (file, limits) =
+            match ImageInput::open(input, a.from_image_max_bytes).context("mergeImages")? {
+                ImageInput::Plan(plan) => {
+                    plans.push(*plan);
+                    continue;
+                }
+                ImageInput::Archive { file, limits } => (file, limits),
+            };
         let dir = build_dir().join(format!("input-{k}-{}", std::process::id()));
         inputs.push(ScratchDir::new(&dir));
         let members = build_dir().join(format!("members-{}", std::process::id()));

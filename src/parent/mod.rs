@@ -13,6 +13,7 @@
 mod check;
 mod choose;
 pub mod export;
+pub mod input;
 pub mod limits;
 mod members;
 pub mod of_plan;

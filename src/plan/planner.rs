@@ -11,9 +11,7 @@ use crate::plan::{
 };
 use crate::progress::Progress;
 use crate::store::closure::Closure;
-use crate::store::graph::ReferenceGraph;
-use crate::store::layering::pipeline::run_pipeline;
-use crate::store::layering::{explained_layering, paths_of, LayerBudget, LayeringError};
+use crate::store::layering::{explained_layering, LayerBudget, Layering};
 use crate::store::path::{hash_part, STORE_DIR};
 use crate::tar::header::Stamp;
 use crate::tar::layer::LayerSource;
@@ -160,13 +158,11 @@ pub fn automatic_groups(
     };
     let explained: Vec<(Vec<String>, String)> = match &settings.layering_pipeline {
         Some(_) if left == 0 => Vec::new(),
-        Some(pipeline) => {
-            let graph = ReferenceGraph::new(closure, &exclude).map_err(LayeringError::from)?;
-            paths_of(&graph, run_pipeline(&graph, pipeline)?)
-                .into_iter()
-                .map(|paths| (paths, "from layeringPipeline".to_owned()))
-                .collect()
-        }
+        Some(pipeline) => Layering::Pipeline(pipeline)
+            .layers(closure, &exclude, usize::MAX)?
+            .into_iter()
+            .map(|paths| (paths, "from layeringPipeline".to_owned()))
+            .collect(),
         None => {
             let room = budget.room(given.len(), left)?;
             if left == 0 {

@@ -10,6 +10,8 @@
 use crate::compress::{blocks, Compression};
 use crate::digest::{Blob, Digest};
 use crate::plan::record::RECORD_VERSION;
+use crate::whole_file::WholeFile;
+use std::io::Write;
 use std::path::PathBuf;
 
 /// The cache: `$STRATA_CACHE_DIR`, else `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`;
@@ -81,11 +83,12 @@ impl RecordCache {
             return;
         }
         // Written aside and renamed: a reader never sees half an entry.
-        let temp = dir.join(format!(".{}.{}", diff_id.hex(), std::process::id()));
-        if std::fs::write(&temp, format!("{} {}\n", blob.digest, blob.size)).is_ok() {
-            let _ = std::fs::rename(&temp, &file);
+        let entry = format!("{} {}\n", blob.digest, blob.size);
+        if let Ok(mut f) = WholeFile::create_beside(&file) {
+            if f.write_all(entry.as_bytes()).is_ok() {
+                let _ = f.finish();
+            }
         }
-        let _ = std::fs::remove_file(&temp);
     }
 }
 

@@ -6,6 +6,7 @@ use crate::plan::file::read_json;
 use crate::plan::record::RecordParts;
 use crate::plan::PlanError;
 use crate::store::attrs::named_errors;
+use crate::store::layering::pipeline::Pipeline;
 use crate::tar::header::Stamp;
 use serde::Deserialize;
 use serde_json::Value;
@@ -61,7 +62,7 @@ pub struct ImageSettings {
     /// nixpkgs' `layeringPipeline`, when given: it decides the automatic layers instead of
     /// the default layering.
     #[serde(default)]
-    pub layering_pipeline: Option<Value>,
+    pub layering_pipeline: Option<Pipeline>,
     /// How layers are stored in archives (`layerCompressor`).
     #[serde(default)]
     pub layer_compressor: Compression,

@@ -125,6 +125,17 @@ impl std::fmt::Display for Reference {
     }
 }
 
+/// The image name as the user wrote it: no `docker://`, tag or digest (what a pulled image is
+/// named by default, as docker names it).
+pub fn name_as_written(written: &str) -> String {
+    let s = written.strip_prefix("docker://").unwrap_or(written);
+    let s = s.split('@').next().unwrap_or(s);
+    match s.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name.to_owned(),
+        _ => s.to_owned(),
+    }
+}
+
 /// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub fn is_tag(tag: &str) -> bool {
     let b = tag.as_bytes();

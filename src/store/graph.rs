@@ -115,7 +115,7 @@ impl<'c> ReferenceGraph<'c> {
 
 /// Kahn's algorithm: the position of each node in an order where parents precede children,
 /// or a node on a cycle.
-fn topological_positions(
+pub(crate) fn topological_positions(
     children: &[Vec<usize>],
     parents: &[Vec<usize>],
 ) -> Result<Vec<usize>, usize> {

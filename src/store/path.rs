@@ -20,6 +20,16 @@ pub fn hash_part(path: &str) -> &str {
     base.split('-').next().unwrap_or(base)
 }
 
+/// The name after the hash of a store path (`hello-2.12` of `/nix/store/abc…-hello-2.12`), or
+/// `path` itself when it is not a store path.
+pub fn name_part(path: &str) -> &str {
+    if !is_store_path(path) {
+        return path;
+    }
+    let base = &path[STORE_DIR.len() + 1..];
+    base.split_once('-').map_or(base, |(_, name)| name)
+}
+
 /// True when `path` is a direct child of the store directory, e.g. `/nix/store/<hash>-name`.
 pub fn is_store_path(path: &str) -> bool {
     match path
@@ -39,6 +49,18 @@ pub fn is_store_path(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn name_part_is_what_follows_the_hash() {
+        use super::name_part;
+        let hash = "0123456789abcdfghijklmnpqrsvwxyz";
+        assert_eq!(
+            name_part(&format!("/nix/store/{hash}-hello-2.12")),
+            "hello-2.12"
+        );
+        assert_eq!(name_part("/etc/passwd"), "/etc/passwd");
+        assert_eq!(name_part(&format!("/nix/store/{hash}")), hash);
+    }
+
     use super::*;
 
     #[test]

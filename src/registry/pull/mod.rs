@@ -86,6 +86,30 @@ pub struct Wanted {
     pub variant: Option<String>,
 }
 
+impl Wanted {
+    /// The platform to take: `architecture` and `variant` when given, else those of images
+    /// built for the Nix `system` (its variant only where none is given).
+    pub fn for_system(
+        os: String,
+        architecture: Option<String>,
+        variant: Option<String>,
+        system: &str,
+    ) -> Result<Wanted, crate::image::config::SettingError> {
+        let (architecture, variant) = match architecture {
+            Some(arch) => (arch, variant),
+            None => {
+                let (arch, of_system) = crate::image::config::architecture_of_system(system)?;
+                (arch, variant.or(of_system))
+            }
+        };
+        Ok(Wanted {
+            os,
+            architecture,
+            variant,
+        })
+    }
+}
+
 impl std::fmt::Display for Wanted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;

@@ -360,7 +360,9 @@ fn server_errors_and_stalls_end_with_an_error() {
     )
     .unwrap_err()
     .to_string();
-    assert!(started.elapsed() < Duration::from_secs(3), "{err}");
+    // Not a speed target: the blob answers after 4 s, so failing before then is what shows
+    // the 700 ms read timeout cut the wait short.
+    assert!(started.elapsed() < Duration::from_secs(4), "{err}");
     assert!(err.contains("timed out or cut off"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -14,6 +14,7 @@ pub use popularity::{limit_layers, popularity_order};
 
 use crate::store::closure::Closure;
 use crate::store::graph::{GraphError, ReferenceGraph};
+use pipeline::{Pipeline, PipelineError};
 use std::collections::BTreeSet;
 
 /// Why a closure could not be layered.
@@ -21,8 +22,8 @@ use std::collections::BTreeSet;
 #[non_exhaustive]
 pub enum LayeringError {
     /// `layeringPipeline` cannot run (the message names the operation).
-    #[error("{0}")]
-    Pipeline(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// The closure's references do not form a graph.
     #[error(transparent)]
     Graph(#[from] GraphError),
@@ -54,6 +55,44 @@ pub enum LayeringError {
         /// Closure paths outside them.
         left: usize,
     },
+}
+
+/// Which layering decides the automatic layers: the one choice `strata layers` and the
+/// planner make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layering<'p> {
+    /// The default ([`cost`]).
+    Default,
+    /// nixpkgs' old popularity contest ([`popularity`]), for comparisons.
+    Popularity,
+    /// The idea of nixpkgs' dockerAutoLayer ([`cohort`]), for comparisons.
+    SizeCohort,
+    /// `layeringPipeline`, which decides the number of layers itself.
+    Pipeline(&'p Pipeline),
+}
+
+impl Layering<'_> {
+    /// The layers of `closure` without `exclude`, bottom first, each the store paths it holds;
+    /// at most `room` of them, but for a pipeline.
+    pub fn layers(
+        &self,
+        closure: &Closure,
+        exclude: &BTreeSet<String>,
+        room: usize,
+    ) -> Result<Vec<Vec<String>>, LayeringError> {
+        match self {
+            Layering::Default => default_layering(closure, exclude, room),
+            Layering::Popularity => Ok(limit_layers(popularity_order(closure, exclude)?, room)),
+            Layering::SizeCohort => {
+                let graph = ReferenceGraph::new(closure, exclude)?;
+                Ok(paths_of(&graph, cohort::cohort_groups(&graph, room)))
+            }
+            Layering::Pipeline(pipeline) => {
+                let graph = ReferenceGraph::new(closure, exclude)?;
+                Ok(paths_of(&graph, pipeline.run(&graph)?))
+            }
+        }
+    }
 }
 
 /// The default layering of `closure` without `exclude`, in at most `room` layers: the store

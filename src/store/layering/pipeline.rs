@@ -31,13 +31,246 @@ pub const OPERATIONS: &[&str] = &[
     "pipe",
 ];
 
-/// Why a pipeline cannot run.
+/// Why a pipeline cannot be read or run.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("`layeringPipeline`: {0}")]
 pub struct PipelineError(String);
 
 fn bad(message: impl Into<String>) -> PipelineError {
     PipelineError(message.into())
+}
+
+/// A pipeline, read once: its operations, applied left to right.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "Value")]
+pub struct Pipeline(Vec<Op>);
+
+impl TryFrom<Value> for Pipeline {
+    type Error = PipelineError;
+
+    fn try_from(value: Value) -> Result<Pipeline, PipelineError> {
+        Pipeline::parse(&value)
+    }
+}
+
+/// One operation with its arguments, as nixpkgs' flatten-references-graph names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// One graph per path, most popular first.
+    PopularityContest,
+    /// The first n - 1 graphs, then one of all the others.
+    LimitLayers(usize),
+    /// `main`: the paths given and what refers to them; `rest`: the others.
+    SubcomponentIn(Vec<String>),
+    /// `main`: the paths given and what they refer to; `rest`: the others.
+    SubcomponentOut(Vec<String>),
+    /// `main`, `common` and `rest` around the paths the specs name.
+    SplitPaths(Vec<SplitSpec>),
+    /// Graphs of n paths each, in order.
+    SplitEvery(usize),
+    /// The graph without the paths given.
+    RemovePaths(Vec<String>),
+    /// A list, last first.
+    Reverse,
+    /// Every graph of a nested value, in order.
+    Flatten,
+    /// The operation applied to one entry of a dictionary.
+    Over(String, Box<Op>),
+    /// The operation applied to every item of a list.
+    Map(Box<Op>),
+    /// Operations applied in turn.
+    Pipe(Vec<Op>),
+}
+
+/// What `split_paths` splits at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitSpec {
+    /// These paths.
+    Paths(Vec<String>),
+    /// What these paths refer to directly (`{ children_of = ...; }`).
+    ChildrenOf(Vec<String>),
+}
+
+impl Pipeline {
+    /// Reads `value` (the JSON of `layeringPipeline`): a list of operations `[name, arg...]`
+    /// with arguments of the kinds each takes.
+    pub fn parse(value: &Value) -> Result<Pipeline, PipelineError> {
+        Op::parse_list(value, "must be a list of operations").map(Pipeline)
+    }
+
+    /// Runs the pipeline on `graph`: the layers, bottom first, each a list of node indices;
+    /// empty layers are left out.
+    pub fn run(&self, graph: &ReferenceGraph) -> Result<Vec<Vec<usize>>, PipelineError> {
+        let mut vertices: Vec<usize> = (0..graph.len()).collect();
+        vertices.sort_by_key(|&i| graph.entries[i].nar_size);
+        let edges = (0..graph.len())
+            .flat_map(|i| graph.children[i].iter().map(move |&c| (i, c)))
+            .collect();
+        let world = World::new(graph);
+        let result = world.pipe(&self.0, Data::Graph(Graph { vertices, edges }))?;
+        let mut layers = Vec::new();
+        flatten_into(result, &mut layers);
+        Ok(layers
+            .into_iter()
+            .map(|g| g.vertices)
+            .filter(|v| !v.is_empty())
+            .collect())
+    }
+}
+
+impl Op {
+    /// A list of operations; `not_a_list` says what it must be otherwise.
+    fn parse_list(value: &Value, not_a_list: &str) -> Result<Vec<Op>, PipelineError> {
+        value
+            .as_array()
+            .ok_or_else(|| bad(format!("{not_a_list}, got {value}")))?
+            .iter()
+            .map(Op::parse)
+            .collect()
+    }
+
+    /// One operation `[name, arg...]`.
+    fn parse(call: &Value) -> Result<Op, PipelineError> {
+        let items = call
+            .as_array()
+            .filter(|items| !items.is_empty())
+            .ok_or_else(|| {
+                bad(format!(
+                    "each operation is a list `[name, argument…]`, got {call}"
+                ))
+            })?;
+        let name = items[0]
+            .as_str()
+            .ok_or_else(|| bad(format!("an operation's name is a string, got {}", items[0])))?;
+        let args = &items[1..];
+        let arity = |n: usize| -> Result<(), PipelineError> {
+            if args.len() == n {
+                return Ok(());
+            }
+            let s = if n == 1 { "" } else { "s" };
+            Err(bad(format!(
+                "`{name}` takes {n} argument{s}, got {}: {call}",
+                args.len()
+            )))
+        };
+        let positive = |arg: &Value| {
+            arg.as_u64()
+                .filter(|&n| n > 0)
+                .map(|n| n as usize)
+                .ok_or_else(|| bad(format!("`{name}` takes a positive whole number, got {arg}")))
+        };
+        let paths = |arg: &Value| store_paths(name, arg);
+        let op = match name {
+            "popularity_contest" | "reverse" | "flatten" => {
+                arity(0)?;
+                match name {
+                    "popularity_contest" => Op::PopularityContest,
+                    "reverse" => Op::Reverse,
+                    _ => Op::Flatten,
+                }
+            }
+            "limit_layers" => arity(1)
+                .and_then(|_| positive(&args[0]))
+                .map(Op::LimitLayers)?,
+            "split_every" => arity(1)
+                .and_then(|_| positive(&args[0]))
+                .map(Op::SplitEvery)?,
+            "subcomponent_in" => arity(1)
+                .and_then(|_| paths(&args[0]))
+                .map(Op::SubcomponentIn)?,
+            "subcomponent_out" => arity(1)
+                .and_then(|_| paths(&args[0]))
+                .map(Op::SubcomponentOut)?,
+            "remove_paths" => arity(1)
+                .and_then(|_| paths(&args[0]))
+                .map(Op::RemovePaths)?,
+            "split_paths" => arity(1)
+                .and_then(|_| split_specs(&args[0]))
+                .map(Op::SplitPaths)?,
+            "over" => {
+                arity(2)?;
+                let key = args[0].as_str().ok_or_else(|| {
+                    bad(format!(
+                        "`over` takes a key (a string) first, got {}",
+                        args[0]
+                    ))
+                })?;
+                Op::Over(key.to_owned(), Box::new(Op::parse(&args[1])?))
+            }
+            "map" => arity(1)
+                .and_then(|_| Op::parse(&args[0]))
+                .map(|op| Op::Map(Box::new(op)))?,
+            "pipe" => {
+                arity(1)?;
+                Op::Pipe(Op::parse_list(
+                    &args[0],
+                    "`pipe` takes a list of operations",
+                )?)
+            }
+            _ => {
+                return Err(bad(format!(
+                    "unknown operation `{name}` (known: {})",
+                    OPERATIONS.join(", ")
+                )))
+            }
+        };
+        Ok(op)
+    }
+
+    /// The operation's name, as a pipeline writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::PopularityContest => "popularity_contest",
+            Op::LimitLayers(_) => "limit_layers",
+            Op::SubcomponentIn(_) => "subcomponent_in",
+            Op::SubcomponentOut(_) => "subcomponent_out",
+            Op::SplitPaths(_) => "split_paths",
+            Op::SplitEvery(_) => "split_every",
+            Op::RemovePaths(_) => "remove_paths",
+            Op::Reverse => "reverse",
+            Op::Flatten => "flatten",
+            Op::Over(..) => "over",
+            Op::Map(_) => "map",
+            Op::Pipe(_) => "pipe",
+        }
+    }
+}
+
+/// A path argument: one store path, or a list of them.
+fn store_paths(name: &str, arg: &Value) -> Result<Vec<String>, PipelineError> {
+    let wrong = || {
+        bad(format!(
+            "`{name}` takes a store path or a list of them, got {arg}"
+        ))
+    };
+    match arg {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned).ok_or_else(wrong))
+            .collect(),
+        _ => Err(wrong()),
+    }
+}
+
+/// `split_paths`' argument: a spec, or a list of them; a spec is a path, a list of paths, or
+/// `{ children_of = paths; }`.
+fn split_specs(arg: &Value) -> Result<Vec<SplitSpec>, PipelineError> {
+    let spec = |v: &Value| match v {
+        Value::Object(o) => {
+            let of = o.get("children_of").ok_or_else(|| {
+                bad(format!(
+                    "`split_paths` takes paths or {{\"children_of\": paths}}, got {v}"
+                ))
+            })?;
+            store_paths("split_paths", of).map(SplitSpec::ChildrenOf)
+        }
+        other => store_paths("split_paths", other).map(SplitSpec::Paths),
+    };
+    match arg {
+        Value::Array(items) => items.iter().map(spec).collect(),
+        other => Ok(vec![spec(other)?]),
+    }
 }
 
 /// A subgraph: vertices (nodes of the closure's graph) in order, and the edges it keeps.
@@ -53,120 +286,6 @@ enum Data {
     Graph(Graph),
     List(Vec<Data>),
     Dict(Vec<(String, Data)>),
-}
-
-/// Runs `pipeline` (the JSON of `layeringPipeline`) on `graph`: the layers, bottom first, each
-/// a list of node indices; empty layers are left out.
-pub fn run_pipeline(
-    graph: &ReferenceGraph,
-    pipeline: &Value,
-) -> Result<Vec<Vec<usize>>, PipelineError> {
-    let mut vertices: Vec<usize> = (0..graph.len()).collect();
-    vertices.sort_by_key(|&i| graph.entries[i].nar_size);
-    let edges = (0..graph.len())
-        .flat_map(|i| graph.children[i].iter().map(move |&c| (i, c)))
-        .collect();
-    let world = World::new(graph);
-    let calls = pipeline
-        .as_array()
-        .ok_or_else(|| bad(format!("must be a list of operations, got {pipeline}")))?;
-    let result = world.pipe(calls, Data::Graph(Graph { vertices, edges }))?;
-    let mut layers = Vec::new();
-    flatten_into(result, &mut layers);
-    Ok(layers
-        .into_iter()
-        .map(|g| g.vertices)
-        .filter(|v| !v.is_empty())
-        .collect())
-}
-
-/// Checks that `pipeline` is a list of known operations with arguments of the right kinds,
-/// without running it.
-pub fn check_pipeline(pipeline: &Value) -> Result<(), PipelineError> {
-    let calls = pipeline
-        .as_array()
-        .ok_or_else(|| bad(format!("must be a list of operations, got {pipeline}")))?;
-    for call in calls {
-        check_call(call)?;
-    }
-    Ok(())
-}
-
-fn check_call(call: &Value) -> Result<(), PipelineError> {
-    let (name, args) = split_call(call)?;
-    let arity = |n: usize| -> Result<(), PipelineError> {
-        if args.len() == n {
-            Ok(())
-        } else {
-            Err(bad(format!(
-                "`{name}` takes {n} argument{}, got {}: {call}",
-                if n == 1 { "" } else { "s" },
-                args.len()
-            )))
-        }
-    };
-    match name {
-        "popularity_contest" | "reverse" | "flatten" => arity(0),
-        "limit_layers" | "split_every" => {
-            arity(1)?;
-            positive(name, &args[0]).map(|_| ())
-        }
-        "subcomponent_in" | "subcomponent_out" | "split_paths" | "remove_paths" => arity(1),
-        "over" => {
-            arity(2)?;
-            args[0].as_str().ok_or_else(|| {
-                bad(format!(
-                    "`over` takes a key (a string) first, got {}",
-                    args[0]
-                ))
-            })?;
-            check_call(&args[1])
-        }
-        "map" => {
-            arity(1)?;
-            check_call(&args[0])
-        }
-        "pipe" => {
-            arity(1)?;
-            let inner = args[0].as_array().ok_or_else(|| {
-                bad(format!(
-                    "`pipe` takes a list of operations, got {}",
-                    args[0]
-                ))
-            })?;
-            inner.iter().try_for_each(check_call)
-        }
-        _ => unreachable!("split_call knows the names"),
-    }
-}
-
-/// An operation's name and arguments.
-fn split_call(call: &Value) -> Result<(&str, &[Value]), PipelineError> {
-    let items = call
-        .as_array()
-        .filter(|items| !items.is_empty())
-        .ok_or_else(|| {
-            bad(format!(
-                "each operation is a list `[name, argument…]`, got {call}"
-            ))
-        })?;
-    let name = items[0]
-        .as_str()
-        .ok_or_else(|| bad(format!("an operation's name is a string, got {}", items[0])))?;
-    if !OPERATIONS.contains(&name) {
-        return Err(bad(format!(
-            "unknown operation `{name}` (known: {})",
-            OPERATIONS.join(", ")
-        )));
-    }
-    Ok((name, &items[1..]))
-}
-
-fn positive(name: &str, arg: &Value) -> Result<usize, PipelineError> {
-    arg.as_u64()
-        .filter(|&n| n > 0)
-        .map(|n| n as usize)
-        .ok_or_else(|| bad(format!("`{name}` takes a positive whole number, got {arg}")))
 }
 
 /// The closure's graph, as the operations look it up.
@@ -185,16 +304,16 @@ impl<'g> World<'g> {
         }
     }
 
-    fn pipe(&self, calls: &[Value], mut data: Data) -> Result<Data, PipelineError> {
-        for call in calls {
-            data = self.call(call, data)?;
+    fn pipe(&self, ops: &[Op], mut data: Data) -> Result<Data, PipelineError> {
+        for op in ops {
+            data = self.apply(op, data)?;
         }
         Ok(data)
     }
 
-    fn call(&self, call: &Value, data: Data) -> Result<Data, PipelineError> {
-        check_call(call)?;
-        let (name, args) = split_call(call)?;
+    /// `op` applied to `data`; the kind of `data` is checked here, where it is known.
+    fn apply(&self, op: &Op, data: Data) -> Result<Data, PipelineError> {
+        let name = op.name();
         let graph_of = |data: Data| match data {
             Data::Graph(g) => Ok(g),
             other => Err(bad(format!("`{name}` takes a graph, got {}", other.kind()))),
@@ -204,99 +323,89 @@ impl<'g> World<'g> {
             Data::Graph(g) => Ok(vec![Data::Graph(g)]),
             other => Err(bad(format!("`{name}` takes a list, got {}", other.kind()))),
         };
-        Ok(match name {
-            "popularity_contest" => {
+        let graphs = |gs: Vec<Graph>| Data::List(gs.into_iter().map(Data::Graph).collect());
+        Ok(match op {
+            Op::PopularityContest => graphs(self.popularity_contest(&graph_of(data)?)),
+            Op::LimitLayers(n) => Data::List(limit_layers(*n, list_of(data)?)),
+            Op::SubcomponentIn(paths) => self.subcomponent(paths, graph_of(data)?, false),
+            Op::SubcomponentOut(paths) => self.subcomponent(paths, graph_of(data)?, true),
+            Op::SplitPaths(specs) => self.split_paths(specs, graph_of(data)?),
+            Op::SplitEvery(n) => {
                 let g = graph_of(data)?;
-                Data::List(
-                    self.popularity_contest(&g)
-                        .into_iter()
-                        .map(Data::Graph)
-                        .collect(),
-                )
-            }
-            "limit_layers" => Data::List(limit_layers(positive(name, &args[0])?, list_of(data)?)),
-            "subcomponent_in" | "subcomponent_out" => {
-                let g = graph_of(data)?;
-                let starts = self.paths(&args[0], &g);
-                let main = reachable(&g, &starts, name == "subcomponent_out");
-                Data::Dict(vec![
-                    (
-                        "main".to_owned(),
-                        Data::Graph(g.induced(|v| main.contains(&v))),
-                    ),
-                    (
-                        "rest".to_owned(),
-                        Data::Graph(g.induced(|v| !main.contains(&v))),
-                    ),
-                ])
-            }
-            "split_paths" => self.split_paths(&args[0], graph_of(data)?),
-            "split_every" => {
-                let g = graph_of(data)?;
-                let count = positive(name, &args[0])?;
-                Data::List(
+                graphs(
                     g.vertices
-                        .chunks(count)
-                        .map(|chunk| Data::Graph(g.induced(|v| chunk.contains(&v))))
+                        .chunks(*n)
+                        .map(|c| g.induced(|v| c.contains(&v)))
                         .collect(),
                 )
             }
-            "remove_paths" => {
+            Op::RemovePaths(paths) => {
                 let g = graph_of(data)?;
-                let gone = self.paths(&args[0], &g);
+                let gone = self.paths(paths, &g);
                 Data::Graph(g.induced(|v| !gone.contains(&v)))
             }
-            "reverse" => {
+            Op::Reverse => {
                 let mut items = list_of(data)?;
                 items.reverse();
                 Data::List(items)
             }
-            "flatten" => {
-                let mut graphs = Vec::new();
-                flatten_into(data, &mut graphs);
-                Data::List(graphs.into_iter().map(Data::Graph).collect())
+            Op::Flatten => {
+                let mut all = Vec::new();
+                flatten_into(data, &mut all);
+                graphs(all)
             }
-            "over" => {
-                let key = args[0].as_str().unwrap_or_default();
-                let Data::Dict(mut entries) = data else {
-                    return Err(bad(format!(
-                        "`over` takes a dictionary, got {}",
-                        data.kind()
-                    )));
-                };
-                let at = entries.iter().position(|(k, _)| k == key).ok_or_else(|| {
-                    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-                    bad(format!(
-                        "`over`: no key `{key}` (there are: {})",
-                        keys.join(", ")
-                    ))
-                })?;
-                let value = std::mem::replace(&mut entries[at].1, Data::List(Vec::new()));
-                entries[at].1 = self.call(&args[1], value)?;
-                Data::Dict(entries)
-            }
-            "map" => Data::List(
+            Op::Over(key, inner) => self.over(key, inner, data)?,
+            Op::Map(inner) => Data::List(
                 list_of(data)?
                     .into_iter()
-                    .map(|item| self.call(&args[0], item))
+                    .map(|item| self.apply(inner, item))
                     .collect::<Result<_, _>>()?,
             ),
-            "pipe" => self.pipe(args[0].as_array().map_or(&[][..], Vec::as_slice), data)?,
-            _ => unreachable!("check_call knows the names"),
+            Op::Pipe(ops) => self.pipe(ops, data)?,
         })
     }
 
-    /// The vertices of `g` that `arg` (a store path, or a list of them) names; others are
-    /// ignored.
-    fn paths(&self, arg: &Value, g: &Graph) -> BTreeSet<usize> {
-        let names: Vec<&str> = match arg {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
+    /// `subcomponent_in` / `_out`: what reaches (or is reached from) `paths`, and the rest.
+    fn subcomponent(&self, paths: &[String], g: Graph, forward: bool) -> Data {
+        let starts = self.paths(paths, &g);
+        let main = reachable(&g, &starts, forward);
+        Data::Dict(vec![
+            (
+                "main".to_owned(),
+                Data::Graph(g.induced(|v| main.contains(&v))),
+            ),
+            (
+                "rest".to_owned(),
+                Data::Graph(g.induced(|v| !main.contains(&v))),
+            ),
+        ])
+    }
+
+    /// `over`: `inner` applied to the entry `key` of a dictionary.
+    fn over(&self, key: &str, inner: &Op, data: Data) -> Result<Data, PipelineError> {
+        let Data::Dict(mut entries) = data else {
+            return Err(bad(format!(
+                "`over` takes a dictionary, got {}",
+                data.kind()
+            )));
         };
-        names
-            .into_iter()
-            .filter_map(|p| self.by_path.get(p).copied())
+        let at = entries.iter().position(|(k, _)| k == key).ok_or_else(|| {
+            let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+            bad(format!(
+                "`over`: no key `{key}` (there are: {})",
+                keys.join(", ")
+            ))
+        })?;
+        let value = std::mem::replace(&mut entries[at].1, Data::List(Vec::new()));
+        entries[at].1 = self.apply(inner, value)?;
+        Ok(Data::Dict(entries))
+    }
+
+    /// The vertices of `g` that `paths` names; paths outside it are ignored.
+    fn paths(&self, paths: &[String], g: &Graph) -> BTreeSet<usize> {
+        paths
+            .iter()
+            .filter_map(|p| self.by_path.get(p.as_str()).copied())
             .filter(|v| g.vertices.contains(v))
             .collect()
     }
@@ -332,18 +441,12 @@ impl<'g> World<'g> {
 
     /// nixpkgs' `split_paths`: the split paths and what only they reach (`main`), what they
     /// reach that the rest reaches too (`common`), and the rest; empty parts left out.
-    fn split_paths(&self, specs: &Value, g: Graph) -> Data {
-        let specs: Vec<&Value> = match specs {
-            Value::Array(items) => items.iter().collect(),
-            other => vec![other],
-        };
+    fn split_paths(&self, specs: &[SplitSpec], g: Graph) -> Data {
         let mut split = BTreeSet::new();
         for spec in specs {
             match spec {
-                Value::Object(o) => {
-                    let of = o
-                        .get("children_of")
-                        .map_or(BTreeSet::new(), |p| self.paths(p, &g));
+                SplitSpec::ChildrenOf(paths) => {
+                    let of = self.paths(paths, &g);
                     split.extend(
                         g.edges
                             .iter()
@@ -351,7 +454,7 @@ impl<'g> World<'g> {
                             .map(|&(_, b)| b),
                     );
                 }
-                other => split.extend(self.paths(other, &g)),
+                SplitSpec::Paths(paths) => split.extend(self.paths(paths, &g)),
             }
         }
         if split.is_empty() {

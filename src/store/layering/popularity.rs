@@ -13,7 +13,7 @@
 
 use super::LayeringError;
 use crate::store::closure::Closure;
-use crate::store::graph::ReferenceGraph;
+use crate::store::graph::{topological_positions, ReferenceGraph};
 use crate::store::path::package_name_key;
 use std::collections::BTreeSet;
 
@@ -51,7 +51,10 @@ pub(super) fn popularity(graph: &ReferenceGraph) -> Vec<u128> {
 /// saturate rather than overflow.
 pub(super) fn popularity_of(children: &[Vec<usize>], parents: &[Vec<usize>]) -> Vec<u128> {
     let n = children.len();
-    let topo = topological_positions(children, parents);
+    // Every graph scored here is the closure's or a subgraph of it, which
+    // `ReferenceGraph::new` has checked is acyclic.
+    let topo =
+        topological_positions(children, parents).expect("a closure's reference graph has no cycle");
     let mut score = vec![0u128; n];
     let mut mark = vec![usize::MAX; n];
     let mut popularity = vec![0u128; n];
@@ -90,26 +93,6 @@ pub(super) fn popularity_of(children: &[Vec<usize>], parents: &[Vec<usize>]) -> 
         popularity[target] = total;
     }
     popularity
-}
-
-/// Positions in an order where parents come before children (the graph is acyclic).
-fn topological_positions(children: &[Vec<usize>], parents: &[Vec<usize>]) -> Vec<usize> {
-    let n = children.len();
-    let mut indegree: Vec<usize> = parents.iter().map(Vec::len).collect();
-    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    let mut topo = vec![usize::MAX; n];
-    let mut next = 0;
-    while let Some(i) = ready.pop() {
-        topo[i] = next;
-        next += 1;
-        for &c in &children[i] {
-            indegree[c] -= 1;
-            if indegree[c] == 0 {
-                ready.push(c);
-            }
-        }
-    }
-    topo
 }
 
 /// Splits popularity-ordered paths into at most `store_layers` layers: the first

@@ -34,7 +34,9 @@ fn closure(edges: &[(&str, &str)], alone: &[&str], size: &dyn Fn(&str) -> u64) -
 /// The layers of `pipeline` on `c`, each as the set of its names.
 fn layers(c: &Closure, pipeline: Value) -> Vec<BTreeSet<String>> {
     let graph = ReferenceGraph::new(c, &BTreeSet::new()).unwrap();
-    run_pipeline(&graph, &pipeline)
+    Pipeline::parse(&pipeline)
+        .unwrap()
+        .run(&graph)
         .unwrap()
         .into_iter()
         .map(|l| {
@@ -257,7 +259,9 @@ fn flatten_references_graph_tests_of_nixpkgs() {
     );
     let without = |gone: &str| {
         let graph = ReferenceGraph::new(&c, &BTreeSet::from([p(gone)])).unwrap();
-        run_pipeline(&graph, &json!([["split_paths", [p("B")]]]))
+        Pipeline::parse(&json!([["split_paths", [p("B")]]]))
+            .unwrap()
+            .run(&graph)
             .unwrap()
             .into_iter()
             .map(|l| {
@@ -271,39 +275,46 @@ fn flatten_references_graph_tests_of_nixpkgs() {
     assert_eq!(without("D"), sets(&[&["B"], &["C"], &["A"]]));
 }
 
+/// The cases `lib.isPipeline` is checked on too (checks/eval.nix): the helper and the Nix
+/// library take and refuse the same pipelines.
+const CASES: &str = include_str!("../../../../tests/fixtures/pipelines/cases.json");
+
 #[test]
-fn bad_pipelines_name_the_operation() {
-    let cases = [
-        (
-            json!([["popularity_contest"], ["limit_layer", 3]]),
-            "unknown operation `limit_layer`",
-        ),
-        (
-            json!([["limit_layers", 0]]),
-            "`limit_layers` takes a positive whole number",
-        ),
-        (json!([["limit_layers"]]), "`limit_layers` takes 1 argument"),
-        (json!({"x": 1}), "must be a list of operations"),
-        (json!([["over", 3, ["flatten"]]]), "`over` takes a key"),
-        (json!(["flatten"]), "each operation is a list"),
-    ];
-    for (pipeline, says) in cases {
-        let err = check_pipeline(&pipeline).unwrap_err().to_string();
-        assert!(
-            err.contains(says) && err.starts_with("`layeringPipeline`"),
-            "{err}"
+fn pipelines_are_taken_or_refused_as_the_shared_cases_say() {
+    let cases: Vec<Value> = serde_json::from_str(CASES).unwrap();
+    for case in cases {
+        let parsed = Pipeline::parse(&case["pipeline"]);
+        match case["says"].as_str() {
+            None => assert!(parsed.is_ok(), "{case}: {parsed:?}"),
+            Some(says) => {
+                let err = parsed.unwrap_err().to_string();
+                assert!(
+                    err.contains(says) && err.starts_with("`layeringPipeline`"),
+                    "{case}: {err}"
+                );
+            }
+        }
+        assert_eq!(
+            case["valid"].as_bool(),
+            Some(case["says"].is_null()),
+            "{case}"
         );
     }
+}
+
+#[test]
+fn run_time_errors_name_the_operation_and_what_it_got() {
     let c = closure(POPULARITY, &[], &one);
     let graph = ReferenceGraph::new(&c, &BTreeSet::new()).unwrap();
-    let err = run_pipeline(
-        &graph,
-        &json!([["split_paths", [p("B")]], ["over", "nope", ["flatten"]]]),
-    )
+    let run = |pipeline: Value| Pipeline::parse(&pipeline).unwrap().run(&graph);
+    let err = run(json!([
+        ["split_paths", [p("B")]],
+        ["over", "nope", ["flatten"]]
+    ]))
     .unwrap_err()
     .to_string();
     assert!(err.contains("no key `nope`"), "{err}");
-    let err = run_pipeline(&graph, &json!([["popularity_contest"], ["split_every", 2]]))
+    let err = run(json!([["popularity_contest"], ["split_every", 2]]))
         .unwrap_err()
         .to_string();
     assert!(
