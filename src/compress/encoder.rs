@@ -173,6 +173,19 @@ impl<W: Write + Send + 'static> CompressThread<W> {
     }
 }
 
+/// A stream dropped unfinished (its producer failed) stops its thread and waits for it, so
+/// the writer is dropped before the caller goes on: a `WholeFile` then removes its partial
+/// file even when the process exits right after. The thread stops at once: it drops the
+/// blocks still compressing.
+impl<W: Write + Send + 'static> Drop for CompressThread<W> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
 impl Compression {
     /// Wraps `inner` in an encoder; call [`Encoder::finish`] when done.
     pub fn encoder<W: Write + Send + 'static>(self, inner: W) -> Encoder<W> {

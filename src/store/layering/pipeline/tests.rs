@@ -33,7 +33,16 @@ fn closure(edges: &[(&str, &str)], alone: &[&str], size: &dyn Fn(&str) -> u64) -
 
 /// The layers of `pipeline` on `c`, each as the set of its names.
 fn layers(c: &Closure, pipeline: Value) -> Vec<BTreeSet<String>> {
-    let graph = ReferenceGraph::new(c, &BTreeSet::new()).unwrap();
+    layers_without(c, &BTreeSet::new(), pipeline)
+}
+
+/// [`layers`] of `c` without the paths of `exclude`.
+fn layers_without(
+    c: &Closure,
+    exclude: &BTreeSet<String>,
+    pipeline: Value,
+) -> Vec<BTreeSet<String>> {
+    let graph = ReferenceGraph::new(c, exclude).unwrap();
     Pipeline::parse(&pipeline)
         .unwrap()
         .run(&graph)
@@ -258,18 +267,11 @@ fn flatten_references_graph_tests_of_nixpkgs() {
         sets(&[&["B"], &["D"], &["C"], &["A"]])
     );
     let without = |gone: &str| {
-        let graph = ReferenceGraph::new(&c, &BTreeSet::from([p(gone)])).unwrap();
-        Pipeline::parse(&json!([["split_paths", [p("B")]]]))
-            .unwrap()
-            .run(&graph)
-            .unwrap()
-            .into_iter()
-            .map(|l| {
-                l.into_iter()
-                    .map(|i| graph.path(i).trim_start_matches("/nix/store/").to_owned())
-                    .collect::<BTreeSet<String>>()
-            })
-            .collect::<Vec<_>>()
+        layers_without(
+            &c,
+            &BTreeSet::from([p(gone)]),
+            json!([["split_paths", [p("B")]]]),
+        )
     };
     assert_eq!(without("A"), sets(&[&["B", "C", "D"]]));
     assert_eq!(without("D"), sets(&[&["B"], &["C"], &["A"]]));
