@@ -68,8 +68,7 @@ pub(super) fn layers(args: LayersArgs) -> Result<()> {
     let layering = |closure: &Closure| -> Result<Vec<Vec<String>>, LayeringError> {
         if let Some(pipeline) = &pipeline {
             let graph = ReferenceGraph::new(closure, &exclude)?;
-            let groups = run_pipeline(&graph, pipeline)
-                .map_err(|e| LayeringError::Pipeline(e.to_string()))?;
+            let groups = run_pipeline(&graph, pipeline).map_err(LayeringError::Pipeline)?;
             return Ok(paths_of(&graph, groups));
         }
         match variant.as_str() {

@@ -14,6 +14,7 @@ pub use popularity::{limit_layers, popularity_order};
 
 use crate::store::closure::Closure;
 use crate::store::graph::{GraphError, ReferenceGraph};
+use pipeline::PipelineError;
 use std::collections::BTreeSet;
 
 /// Why a closure could not be layered.
@@ -21,8 +22,8 @@ use std::collections::BTreeSet;
 #[non_exhaustive]
 pub enum LayeringError {
     /// `layeringPipeline` cannot run (the message names the operation).
-    #[error("{0}")]
-    Pipeline(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// The closure's references do not form a graph.
     #[error(transparent)]
     Graph(#[from] GraphError),
