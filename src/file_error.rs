@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {what} `{path}`: {source}")]
 pub struct FileError {
-    /// What was being done (`read`, `create`, ...).
+    /// What was being done, the message's verb phrase (`read`, `create`, `read layer`, ...).
     pub what: &'static str,
     /// The file.
     pub path: PathBuf,

@@ -8,6 +8,7 @@
 //! same key and payload give the same bytes. A key never appears in a message or a debug
 //! print: errors name the file and what is wrong with it, never its content.
 
+use crate::file_error::FileError;
 use base64::Engine as _;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{DerSignature, SigningKey as EcKey};
@@ -20,13 +21,8 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum KeyError {
     /// The file could not be read.
-    #[error("cannot read the signing key `{path}`: {source}")]
-    Read {
-        /// The key file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] FileError),
     /// The file is not a key strata can use.
     #[error("the signing key `{path}` is not usable: {reason}")]
     Format {
@@ -86,10 +82,8 @@ struct Cipher {
 impl SigningKey {
     /// Reads the key at `path`; `password` opens cosign's encrypted keys.
     pub fn read(path: &Path, password: Option<&str>) -> Result<SigningKey, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(FileError::on("read the signing key", path))?;
         let format = |reason: &str| KeyError::Format {
             path: path.to_owned(),
             reason: reason.to_owned(),

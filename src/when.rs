@@ -19,6 +19,21 @@ pub struct BadTime {
     pub value: String,
 }
 
+/// Why a layer built once cannot take the `mtime` given.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FixedMtimeError {
+    /// Not a time, or one before 1970.
+    #[error(transparent)]
+    Time(#[from] BadTime),
+    /// "now", which would make the layer differ on every rebuild.
+    #[error("the {layer} needs a fixed `mtime`, got \"now\"")]
+    Now {
+        /// The layer, as the message names it.
+        layer: String,
+    },
+}
+
 /// A time argument (`created`, `mtime`): a fixed instant, or "now", which is resolved when
 /// the image is written (so a plan with "now" is itself reproducible, as in nixpkgs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,10 +163,12 @@ pub fn mtime_seconds(t: OffsetDateTime, value: &str) -> Result<u64, BadTime> {
 
 /// A layer built once takes a fixed `mtime`: "now" would make it differ on every rebuild.
 /// `layer` names the layer in the error.
-pub fn fixed_mtime(layer: &str, value: &str) -> Result<u64, String> {
-    match When::parse("mtime", value).map_err(|e| e.to_string())? {
-        When::At(t) => mtime_seconds(t, value).map_err(|e| e.to_string()),
-        When::Now => Err(format!("the {layer} needs a fixed `mtime`, got \"now\"")),
+pub fn fixed_mtime(layer: &str, value: &str) -> Result<u64, FixedMtimeError> {
+    match When::parse("mtime", value)? {
+        When::At(t) => Ok(mtime_seconds(t, value)?),
+        When::Now => Err(FixedMtimeError::Now {
+            layer: layer.to_owned(),
+        }),
     }
 }
 

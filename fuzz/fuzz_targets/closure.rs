@@ -5,10 +5,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use strata::store::attrs::Attrs;
-use strata::store::closure::Closure;
+use strata::store::closure::{Closure, ClosureFormatError};
 use strata::store::path::is_store_path;
 
-fn check(result: Result<Closure, String>) {
+fn check(result: Result<Closure, ClosureFormatError>) {
     match result {
         Ok(closure) => {
             let paths: Vec<&str> = closure.entries().iter().map(|e| e.path.as_str()).collect();
@@ -18,7 +18,7 @@ fn check(result: Result<Closure, String>) {
                 assert!(e.references.iter().all(|r| is_store_path(r)));
             }
         }
-        Err(e) => assert!(!e.contains('\n'), "{e}"),
+        Err(e) => assert!(!e.to_string().contains('\n'), "{e}"),
     }
 }
 

@@ -216,7 +216,7 @@ pub(super) fn customisation_layer(attrs: Option<&Path>) -> Result<()> {
         false => None,
     };
     let layer = CustomisationLayer {
-        mtime: fixed_mtime("customisation layer", &a.mtime).map_err(anyhow::Error::msg)?,
+        mtime: fixed_mtime("customisation layer", &a.mtime)?,
         contents: a.contents,
         extra_commands: a.extra_commands,
         fake_root_commands: a.fake_root_commands,
@@ -263,7 +263,7 @@ pub(super) fn root_layer(attrs: Option<&Path>) -> Result<()> {
     let attrs = Attrs::load(attrs)?;
     let a: RootLayerAttrs = attrs.parse()?;
     let out = attrs.output("out")?;
-    let mtime = fixed_mtime("image layer", &a.mtime).map_err(anyhow::Error::msg)?;
+    let mtime = fixed_mtime("image layer", &a.mtime)?;
     let layer = RootLayer {
         parent: a.parent.as_deref().map(ParentImage::load).transpose()?,
         contents: a.contents,

@@ -9,9 +9,8 @@ use std::path::Path;
 
 /// The closure `exportReferencesGraph` put in the attributes.
 pub(super) fn closure_of(attrs: &Attrs) -> Result<Closure> {
-    Closure::from_attrs(&attrs.value).map_err(|message| {
-        anyhow::anyhow!("malformed closure in `{}`: {message}", attrs.path.display())
-    })
+    Closure::from_attrs(&attrs.value)
+        .with_context(|| format!("malformed closure in `{}`", attrs.path.display()))
 }
 
 /// Writes `bytes` to `path` with `mode` (read-only outputs, executable plans).

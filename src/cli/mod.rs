@@ -404,11 +404,9 @@ mod tests {
     #[test]
     fn causes_are_not_repeated() {
         let io = io::Error::new(io::ErrorKind::NotFound, "No such file or directory");
-        let err = anyhow::Error::new(crate::tar::layer::LayerError::Io {
-            path: "/nix/store/x-gone".into(),
-            source: io,
-        })
-        .context("layer 1");
+        let gone = std::path::Path::new("/nix/store/x-gone");
+        let file = crate::file_error::FileError::on("read", gone)(io);
+        let err = anyhow::Error::new(crate::tar::layer::LayerError::from(file)).context("layer 1");
         assert_eq!(
             error_line(&err),
             "layer 1: cannot read `/nix/store/x-gone`: No such file or directory"

@@ -176,8 +176,7 @@ fn builder(attrs: Option<&Path>) -> Result<()> {
             let mtime = fixed_mtime(
                 "SBOM layer",
                 a.mtime.as_deref().unwrap_or("1970-01-01T00:00:01Z"),
-            )
-            .map_err(anyhow::Error::msg)?;
+            )?;
             let progress = Progress::start("SBOM layer", None, 1);
             write_sbom_layer(&description, mtime, &build_dir(), &out, &progress)?;
             progress.finish();

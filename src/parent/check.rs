@@ -45,7 +45,7 @@ pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), 
         if let Some(why) = ambiguity(&entry) {
             return Err(bad(&shown, why));
         }
-        let name = clean_name(&entry.name).map_err(|r| bad(&shown, r))?;
+        let name = clean_name(&entry.name).map_err(|r| bad(&shown, r.to_string()))?;
         match entry.typeflag {
             b'0' | b'7' => {
                 files.insert(key(&name));

@@ -2,12 +2,13 @@
 //! winning ([`crate::tar::flatten`]).
 
 use super::ParentImage;
+use crate::file_error::FileError;
 use crate::progress::Progress;
 use crate::tar::flatten::{flatten, FlattenError, Flattened};
 use crate::tar::layer::{write_layer_to, LayerError, LayerSource};
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Why an image's root filesystem could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -24,13 +25,8 @@ pub enum ExportError {
         source: LayerError,
     },
     /// A scratch file could not be written.
-    #[error("cannot write `{path}`: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The layers could not be flattened.
     #[error("exportImage: {0}")]
     Flatten(#[from] FlattenError),
@@ -51,10 +47,7 @@ pub fn export_rootfs(
             LayerSource::Tarball(path) => tars.push(path),
             source => {
                 let path = scratch.join(format!("{i}.tar"));
-                let io = |source| ExportError::Io {
-                    path: path.clone(),
-                    source,
-                };
+                let io = |source| ExportError::from(FileError::on("write", &path)(source));
                 fs::create_dir_all(scratch).map_err(io)?;
                 let file = fs::File::create(&path).map_err(io)?;
                 let file = io::BufWriter::with_capacity(1 << 20, file);

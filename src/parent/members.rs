@@ -70,7 +70,7 @@ impl Members {
             if let Some(why) = ambiguity(&entry) {
                 return Err(member_error(&shown, why));
             }
-            let name = clean_name(&entry.name).map_err(|r| member_error(&shown, r))?;
+            let name = clean_name(&entry.name).map_err(|r| member_error(&shown, r.to_string()))?;
             let member = match entry.typeflag {
                 b'5' | b'g' => continue,
                 b'0' | b'7' => {
@@ -137,7 +137,8 @@ impl Members {
 
     /// The scratch file and size of member `name`, following links.
     pub(super) fn file(&self, name: &str) -> Result<(PathBuf, u64), ParentError> {
-        let mut current = clean_name(name.as_bytes()).map_err(|r| member_error(name, r))?;
+        let mut current =
+            clean_name(name.as_bytes()).map_err(|r| member_error(name, r.to_string()))?;
         for _ in 0..32 {
             match self.members.get(&current) {
                 Some(Member::File { index, size }) => {

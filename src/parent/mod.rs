@@ -193,15 +193,9 @@ fn read_members(
     scratch: &Path,
     budget: &Budget,
 ) -> Result<Members, ParentError> {
-    fs::create_dir_all(scratch).map_err(io_err("create", scratch))?;
-    let reader = decompressed(reader).map_err(io_err("read", Path::new("the archive")))?;
+    fs::create_dir_all(scratch).map_err(FileError::on("create", scratch))?;
+    let reader = decompressed(reader).map_err(FileError::on("read", Path::new("the archive")))?;
     Members::read(reader, scratch, budget)
-}
-
-/// An I/O error doing `what` on `path`.
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ParentError {
-    let path = path.to_owned();
-    move |source| FileError::on(what, &path)(source).into()
 }
 
 /// A layer member imported: its tar, record, the digest of the member itself, and the store
@@ -235,7 +229,7 @@ fn import_image(
     };
 
     let layer_dir = out.join("layers");
-    fs::create_dir_all(&layer_dir).map_err(io_err("create", &layer_dir))?;
+    fs::create_dir_all(&layer_dir).map_err(FileError::on("create", &layer_dir))?;
     let mut layers = Vec::with_capacity(to_import.len());
     let mut store_paths = BTreeSet::new();
     let mut counted = HashSet::new();
@@ -319,8 +313,8 @@ fn import_layer(
     budget: &Budget,
     progress: &Progress,
 ) -> Result<(LayerRecord, LayerFacts, Blob), ParentError> {
-    let file = File::open(scratch_file).map_err(io_err("open", scratch_file))?;
-    let out = File::create(tar_path).map_err(io_err("create", tar_path))?;
+    let file = File::open(scratch_file).map_err(FileError::on("open", scratch_file))?;
+    let out = File::create(tar_path).map_err(FileError::on("create", tar_path))?;
     let mut out = io::BufWriter::with_capacity(1 << 20, out);
     let mut raw = HashingReader::new(file);
     let (record, facts) = {
@@ -337,7 +331,7 @@ fn import_layer(
             .map_err(|e| member_error(member, format!("cannot write the layer: {e}")))?;
         (record, facts)
     };
-    out.flush().map_err(io_err("write", tar_path))?;
+    out.flush().map_err(FileError::on("write", tar_path))?;
     Ok((record, facts, raw.finish()))
 }
 

@@ -5,28 +5,18 @@
 use super::check::store_paths_of_tar;
 use super::{ParentImage, PARENT_FORMAT};
 use crate::compress::Compression;
+use crate::file_error::FileError;
 use crate::plan::{ImagePlan, LayerContent, PLAN_VERSION};
 use crate::store::path::STORE_DIR;
 use crate::when::{format_time, When, DEFAULT_TIME};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io;
 use std::path::Path;
-
-/// A parent layer tar that could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read the parent layer `{path}`: {source}")]
-pub struct LayerReadError {
-    /// The tar.
-    pub path: String,
-    /// The cause.
-    pub source: io::Error,
-}
 
 impl ParentImage {
     /// A strata image, described as a parent: its layers and records as planned. A plan
     /// created "now" gets the default date in its history, as it has no fixed one.
-    pub fn of_plan(plan: &ImagePlan) -> Result<ParentImage, LayerReadError> {
+    pub fn of_plan(plan: &ImagePlan) -> Result<ParentImage, FileError> {
         let created = match plan.created {
             When::At(t) => format_time(t),
             When::Now => DEFAULT_TIME.to_owned(),
@@ -40,11 +30,9 @@ impl ParentImage {
             .collect();
         for layer in &plan.layers {
             if let LayerContent::Tarball { path } = &layer.content {
-                let names =
-                    store_paths_of_tar(Path::new(path)).map_err(|source| LayerReadError {
-                        path: path.clone(),
-                        source,
-                    })?;
+                let path = Path::new(path);
+                let names = store_paths_of_tar(path)
+                    .map_err(FileError::on("read the parent layer", path))?;
                 store_paths.extend(names);
             }
         }

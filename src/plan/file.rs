@@ -3,6 +3,7 @@
 //! files (layer sets, records, imported parents), each named in the errors about it.
 
 use super::PlanError;
+use crate::file_error::FileError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -40,26 +41,20 @@ pub fn script_json(bytes: &[u8]) -> &[u8] {
 
 /// Reads a plan file (image or index, with or without its `#!` line) as JSON.
 pub fn read_script(path: &Path) -> Result<Value, PlanError> {
-    let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_json::from_slice(script_json(&bytes)).map_err(|e| PlanError::Malformed {
+    let bytes = std::fs::read(path).map_err(FileError::on("read", path))?;
+    serde_json::from_slice(script_json(&bytes)).map_err(|source| PlanError::Json {
         path: path.to_owned(),
         what: "strata plan",
-        message: e.to_string(),
+        source,
     })
 }
 
 /// Reads a JSON file, naming it in errors.
 pub fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, PlanError> {
-    let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| PlanError::Malformed {
+    let bytes = std::fs::read(path).map_err(FileError::on("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|source| PlanError::Json {
         path: path.to_owned(),
         what,
-        message: e.to_string(),
+        source,
     })
 }

@@ -96,8 +96,11 @@ impl AnyPlan {
             what: "strata index plan",
             message,
         };
-        let plan: IndexPlan =
-            serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
+        let plan: IndexPlan = serde_json::from_value(value).map_err(|source| PlanError::Json {
+            path: path.to_owned(),
+            what: "strata index plan",
+            source,
+        })?;
         if plan.strata_index != INDEX_VERSION {
             return Err(malformed(format!(
                 "format {}, this helper reads format {INDEX_VERSION}; rebuild it",

@@ -15,6 +15,7 @@ pub mod record_cache;
 pub mod settings;
 
 use crate::compress::Compression;
+use crate::file_error::FileError;
 use crate::image::config::{history, SettingError};
 pub use crate::plan::file::read_json;
 use crate::plan::file::{read_script, script_bytes};
@@ -69,12 +70,17 @@ pub enum PlanError {
         source: LayerError,
     },
     /// A plan, layer set or record file could not be read.
-    #[error("cannot read `{path}`: {source}")]
-    Read {
+    #[error(transparent)]
+    Read(#[from] FileError),
+    /// A file is not JSON of the shape this helper expects.
+    #[error("`{path}` is not a {what} this helper understands: {source}")]
+    Json {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// What it should be.
+        what: &'static str,
+        /// What the JSON reader found.
+        source: serde_json::Error,
     },
     /// A file is not what this helper expects.
     #[error("`{path}` is not a {what} this helper understands: {message}")]
@@ -197,7 +203,11 @@ impl ImagePlan {
             }
             None => return Err(malformed("no `strataPlan` field".to_owned())),
         }
-        serde_json::from_value(value).map_err(|e| malformed(e.to_string()))
+        serde_json::from_value(value).map_err(|source| PlanError::Json {
+            path: path.to_owned(),
+            what: "strata image plan",
+            source,
+        })
     }
 
     /// The layers this image's own history entries describe: all of them, unless the parent

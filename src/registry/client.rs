@@ -8,10 +8,11 @@ use super::auth::{Auth, Refusal};
 use super::reference::Reference;
 pub use super::tls::TlsOptions;
 pub use super::transport::Connection;
-use super::transport::{self, transport_message, Answer, Body, Sent};
+use super::transport::{self, transport_message, Answer, BadProxy, Body, Sent};
 pub use super::RegistryError;
 use crate::digest::{Blob, Digest, Hasher};
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bytes per `PATCH` of a chunked upload: above the 5 MiB some registries require of every
@@ -47,7 +48,7 @@ pub struct Client {
     repository: String,
     auth: Auth,
     /// Why the proxy the environment names cannot be used.
-    bad_proxy: Option<String>,
+    bad_proxy: Option<Arc<BadProxy>>,
     connection: Connection,
     /// HTTPS is tried first but plain HTTP is allowed (`--tls-verify=false`, loopback), and
     /// no request has told which the registry speaks yet.
@@ -71,11 +72,10 @@ impl Client {
         let tls = &connection.tls;
         let insecure = !tls.verify.unwrap_or(!transport::is_loopback(host));
         let scheme = if tls.plain_http { "http" } else { "https" };
-        let config = super::tls::client_config(host, tls, !insecure).map_err(|message| {
-            RegistryError::Unreachable {
+        let config = super::tls::client_config(host, tls, !insecure).map_err(|source| {
+            RegistryError::Tls {
                 host: host.clone(),
-                message,
-                transient: false,
+                source,
             }
         })?;
         let (agent, bad_proxy) =
@@ -485,8 +485,12 @@ impl Client {
         what: &str,
         stream: Option<u64>,
     ) -> Result<Sent, RegistryError> {
-        if let Some(message) = &self.bad_proxy {
-            return Err(self.unreachable(format!("{what}: {message}"), false));
+        if let Some(bad) = &self.bad_proxy {
+            return Err(RegistryError::Proxy {
+                host: self.host.clone(),
+                what: what.to_owned(),
+                source: Arc::clone(bad),
+            });
         }
         self.decide_scheme();
         let url = self.settled(url);

@@ -15,17 +15,23 @@ pub mod signature;
 mod tls;
 mod transport;
 
+pub use tls::TlsSetupError;
+pub use transport::BadProxy;
+
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
     /// The image reference cannot be parsed.
-    #[error("`{text}` is not an image reference ([HOST[:PORT]/]NAME[:TAG][@DIGEST]): {why}")]
+    #[error(
+        "`{text}` is not an image reference ([HOST[:PORT]/]NAME[:TAG][@DIGEST]): {}",
+        .why.to_string().escape_debug()
+    )]
     Reference {
-        /// The text given.
+        /// The text given, escaped so that the message stays one line.
         text: String,
-        /// What is wrong with it.
-        why: String,
+        /// What is wrong with it (escaped in the message, so not a `source`).
+        why: reference::BadReference,
     },
     /// The registry could not be reached or stopped answering.
     #[error("registry {host}: {message}")]
@@ -36,6 +42,24 @@ pub enum RegistryError {
         message: String,
         /// Whether trying again may succeed (a reset, a timeout, a registry restarting).
         transient: bool,
+    },
+    /// The certificates to trust for the registry cannot be read.
+    #[error("registry {host}: {source}")]
+    Tls {
+        /// host[:port].
+        host: String,
+        /// Which certificate, and why.
+        source: tls::TlsSetupError,
+    },
+    /// The proxy the environment names cannot be used.
+    #[error("registry {host}: {what}: {source}")]
+    Proxy {
+        /// host[:port].
+        host: String,
+        /// The request.
+        what: String,
+        /// The proxy, and why.
+        source: std::sync::Arc<transport::BadProxy>,
     },
     /// The registry refused the credentials, or there were none.
     #[error("registry {host} refused access to {what} (HTTP 401/403){hint}")]

@@ -20,7 +20,7 @@ use crate::plan::record_cache::RecordCache;
 use crate::plan::{ImagePlan, PlannedLayer};
 use crate::progress::Progress;
 use crate::registry::client::{Client, RegistryError};
-use crate::tar::layer::write_layer_to;
+use crate::tar::layer::{write_layer_to, LayerError};
 use oci_spec::image::MediaType;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -59,7 +59,7 @@ pub enum PushError {
         /// What was produced.
         found: String,
     },
-    /// A layer could not be read.
+    /// A layer could not be read or compressed.
     #[error("layer {index} ({what}): {source}")]
     Layer {
         /// Position from the bottom, from 1.
@@ -67,7 +67,7 @@ pub enum PushError {
         /// The layer's store paths or file.
         what: String,
         /// The cause.
-        source: io::Error,
+        source: LayerError,
     },
 }
 
@@ -342,12 +342,12 @@ fn compressed_blobs(
         tarsum: false,
         compressed: compressor,
     };
-    let records = compute_records(&sources, parts, &progress).map_err(|(k, e)| {
+    let records = compute_records(&sources, parts, &progress).map_err(|(k, source)| {
         let i = unknown[k];
         PushError::Layer {
             index: i + 1,
             what: plan.layers[i].content.describe_at_most(10),
-            source: io::Error::other(e.to_string()),
+            source,
         }
     })?;
     progress.finish();
@@ -487,7 +487,11 @@ fn upload_layers(
 
 /// What sending a layer gave: the upload's blob, the plain and compressed blobs its
 /// compressor saw, and whether it had more bytes than declared.
-type Sent = (Result<Blob, RegistryError>, io::Result<(Blob, Blob)>, bool);
+type Sent = (
+    Result<Blob, RegistryError>,
+    Result<(Blob, Blob), LayerError>,
+    bool,
+);
 
 /// Tars and compresses `layer` on a thread while an upload sends its bytes: a monolithic
 /// one when its compressed `blob` is known, a chunked one otherwise.
@@ -502,13 +506,12 @@ fn send_layer(
     let source = layer.content.source();
     let stamp = layer.content.stamp();
     std::thread::scope(|scope| {
-        let producer = scope.spawn(move || -> io::Result<(Blob, Blob)> {
+        let producer = scope.spawn(move || -> Result<(Blob, Blob), LayerError> {
             let encoder = compressor.encoder(HashingWriter::new(ChannelWriter { tx }));
-            let plain = write_layer_to(&source, &stamp, HashingWriter::new(encoder))
-                .map_err(|e| io::Error::other(e.to_string()))?;
+            let plain = write_layer_to(&source, &stamp, HashingWriter::new(encoder))?;
             let (encoder, plain) = plain.finish();
-            let (channel, compressed) = encoder.finish()?.finish();
-            channel.end()?;
+            let (channel, compressed) = encoder.finish().map_err(LayerError::Write)?.finish();
+            channel.end().map_err(LayerError::Write)?;
             Ok((plain, compressed))
         });
         let mut body = ChannelReader::new(rx, blob.map(|b| b.size), progress);
@@ -520,9 +523,11 @@ fn send_layer(
         };
         let overflowed = body.overflowed;
         drop(body);
-        let produced = producer
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the layer compressor panicked")));
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(LayerError::Write(io::Error::other(
+                "the layer compressor panicked",
+            )))
+        });
         (uploaded, produced, overflowed)
     })
 }
@@ -585,7 +590,7 @@ fn upload_layer_once(
     let (plain, compressed) = match produced {
         Ok(produced) => produced,
         // The upload failed and so stopped the compressor: the registry's reason counts.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe && uploaded.is_err() => {
+        Err(LayerError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe && uploaded.is_err() => {
             return Err(uploaded.expect_err("checked").into())
         }
         Err(source) => {

@@ -11,6 +11,66 @@ pub const DOCKER_HUB: &str = "registry-1.docker.io";
 /// Longest name (domain and repository) the grammar allows.
 const MAX_NAME: usize = 255;
 
+/// Why a text is not an image reference. The parts quoted are the text's own; the message
+/// that quotes them ([`RegistryError::Reference`]) escapes them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadReference {
+    /// A digest without its algorithm.
+    #[error("`{0}` is not a digest (ALGORITHM:ENCODED, such as sha256:<64 hex digits>)")]
+    NotDigest(String),
+    /// A digest algorithm outside the grammar.
+    #[error("`{0}` is not a digest algorithm")]
+    Algorithm(String),
+    /// A digest whose encoding does not fit its algorithm.
+    #[error("`{digest}` is not a {algorithm} digest{}", encoding_hint(.algorithm))]
+    Encoding {
+        /// The digest.
+        digest: String,
+        /// Its algorithm.
+        algorithm: String,
+    },
+    /// A tag outside the grammar.
+    #[error("a tag is 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`")]
+    Tag,
+    /// An IPv6 host without its `]`.
+    #[error("an IPv6 host needs its closing `]`")]
+    Ipv6Unclosed,
+    /// Brackets around something that is not an IPv6 address.
+    #[error("`{0}` is not an IPv6 address")]
+    Ipv6(String),
+    /// Something other than a port after an IPv6 host.
+    #[error("only `:PORT` may follow an IPv6 host")]
+    AfterIpv6,
+    /// A host that is neither DNS labels nor an IPv4 address.
+    #[error("`{0}` is not a host name or address")]
+    Host(String),
+    /// A port that is not 1 to 5 digits.
+    #[error("`{0}` is not a port")]
+    Port(String),
+    /// A port of 0 or above 65535.
+    #[error("port {0} is out of range")]
+    PortRange(String),
+    /// Capitals in the repository name.
+    #[error("the repository name must be lowercase")]
+    Uppercase,
+    /// A repository name component outside the grammar.
+    #[error("each part of the repository name is lowercase letters and digits, joined by `.`, `_`, `__` or dashes")]
+    Component,
+    /// A name longer than [`MAX_NAME`].
+    #[error("the name is longer than 255 characters")]
+    TooLong,
+}
+
+/// What the encoding of an `algorithm` digest must be, for [`BadReference::Encoding`].
+fn encoding_hint(algorithm: &str) -> &'static str {
+    match algorithm {
+        "sha256" => " (64 lowercase hex digits)",
+        "sha512" => " (128 lowercase hex digits)",
+        _ => "",
+    }
+}
+
 /// An image reference: registry host, repository, and tag or digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -39,14 +99,14 @@ impl Reference {
     /// Parses `[docker://][DOMAIN/]NAME[:TAG][@DIGEST]` (Docker Hub when there is no domain).
     pub fn parse(text: &str) -> Result<Reference, RegistryError> {
         // Escaped: a newline or a control character in the text must not break the line.
-        let bad = |why: &str| RegistryError::Reference {
+        let bad = |why: BadReference| RegistryError::Reference {
             text: text.escape_debug().to_string(),
-            why: why.escape_debug().to_string(),
+            why,
         };
         let s = text.strip_prefix("docker://").unwrap_or(text);
         let (rest, digest) = match s.split_once('@') {
             Some((rest, digest)) => {
-                check_digest(digest).map_err(|why| bad(&why))?;
+                check_digest(digest).map_err(bad)?;
                 (rest, Some(digest))
             }
             None => (s, None),
@@ -59,7 +119,7 @@ impl Reference {
         };
         if let Some(tag) = tag {
             if !is_tag(tag) {
-                return Err(bad("a tag is 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"));
+                return Err(bad(BadReference::Tag));
             }
         }
         let (domain, path) = match name.split_once('/') {
@@ -75,15 +135,15 @@ impl Reference {
                 DOCKER_HUB.to_owned()
             }
             Some(d) => {
-                check_domain(d).map_err(|why| bad(&why))?;
+                check_domain(d).map_err(bad)?;
                 d.to_owned()
             }
         };
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(bad("the repository name must be lowercase"));
+            return Err(bad(BadReference::Uppercase));
         }
         if !path.split('/').all(is_path_component) {
-            return Err(bad("each part of the repository name is lowercase letters and digits, joined by `.`, `_`, `__` or dashes"));
+            return Err(bad(BadReference::Component));
         }
         let repository = if host == DOCKER_HUB && !path.contains('/') {
             format!("library/{path}")
@@ -98,7 +158,7 @@ impl Reference {
             &host
         };
         if domain_name.len() + 1 + repository.len() > MAX_NAME {
-            return Err(bad("the name is longer than 255 characters"));
+            return Err(bad(BadReference::TooLong));
         }
         Ok(Reference {
             host,
@@ -174,22 +234,17 @@ fn is_path_component(part: &str) -> bool {
 
 /// A registry domain: `host[:port]`, the host DNS labels (letters, digits, inner `-`), an
 /// IPv4 address, or an IPv6 address in brackets; the port 1 to 5 digits.
-fn check_domain(domain: &str) -> Result<(), String> {
+fn check_domain(domain: &str) -> Result<(), BadReference> {
     let (host, port) = if let Some(v6) = domain.strip_prefix('[') {
-        let (addr, after) = v6
-            .split_once(']')
-            .ok_or("an IPv6 host needs its closing `]`")?;
+        let (addr, after) = v6.split_once(']').ok_or(BadReference::Ipv6Unclosed)?;
         if addr.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("`{addr}` is not an IPv6 address"));
+            return Err(BadReference::Ipv6(addr.to_owned()));
         }
         match after {
             "" => ("", None),
             p => (
                 "",
-                Some(
-                    p.strip_prefix(':')
-                        .ok_or("only `:PORT` may follow an IPv6 host")?,
-                ),
+                Some(p.strip_prefix(':').ok_or(BadReference::AfterIpv6)?),
             ),
         }
     } else {
@@ -207,14 +262,14 @@ fn check_domain(domain: &str) -> Result<(), String> {
             && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
     };
     if !host.is_empty() && !host.split('.').all(label) {
-        return Err(format!("`{host}` is not a host name or address"));
+        return Err(BadReference::Host(host.to_owned()));
     }
     if let Some(port) = port {
         if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("`{port}` is not a port"));
+            return Err(BadReference::Port(port.to_owned()));
         }
         if port.parse::<u32>().map_or(true, |p| p == 0 || p > 65535) {
-            return Err(format!("port {port} is out of range"));
+            return Err(BadReference::PortRange(port.to_owned()));
         }
     }
     Ok(())
@@ -223,17 +278,17 @@ fn check_domain(domain: &str) -> Result<(), String> {
 /// A digest as the distribution spec defines it: `algorithm:encoded`, the algorithm's
 /// components lowercase letters and digits joined by `+`, `.`, `_` or `-`, the encoding
 /// `[A-Za-z0-9=_-]+`; sha256 and sha512 encodings are lowercase hex of 64 and 128 digits.
-pub fn check_digest(digest: &str) -> Result<(), String> {
-    let (algorithm, encoded) = digest.split_once(':').ok_or_else(|| {
-        format!("`{digest}` is not a digest (ALGORITHM:ENCODED, such as sha256:<64 hex digits>)")
-    })?;
+pub fn check_digest(digest: &str) -> Result<(), BadReference> {
+    let (algorithm, encoded) = digest
+        .split_once(':')
+        .ok_or_else(|| BadReference::NotDigest(digest.to_owned()))?;
     let component_ok = algorithm.split(|c| "+._-".contains(c)).all(|c| {
         !c.is_empty()
             && c.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     });
     if !component_ok {
-        return Err(format!("`{algorithm}` is not a digest algorithm"));
+        return Err(BadReference::Algorithm(algorithm.to_owned()));
     }
     let hex = |n: usize| {
         encoded.len() == n
@@ -254,14 +309,10 @@ pub fn check_digest(digest: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{digest}` is not a {algorithm} digest{}",
-            match algorithm {
-                "sha256" => " (64 lowercase hex digits)",
-                "sha512" => " (128 lowercase hex digits)",
-                _ => "",
-            }
-        ))
+        Err(BadReference::Encoding {
+            digest: digest.to_owned(),
+            algorithm: algorithm.to_owned(),
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use crate::image::archive::image_config;
 use crate::image::oci_layout::{self, MANIFEST_MEDIA_TYPE};
 use crate::plan::{ImagePlan, PlannedLayer};
 use crate::progress::Progress;
-use crate::tar::layer::write_layer_to;
+use crate::tar::layer::{write_layer_to, LayerError};
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -28,6 +28,21 @@ const MAX_HEAD: usize = 16 * 1024;
 
 /// How long a connection may wait for its next request.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Why a connection ended before its client closed it: the engine sees the connection cut
+/// and retries or says why, so these are not reported beyond [`ServeReport::mismatch`].
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    /// Reading a request or writing an answer failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// A layer could not be tarred.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// A layer's bytes are not those of its record.
+    #[error("layer does not match its record")]
+    Mismatch,
+}
 
 /// What the server holds: the manifest, the config, and the layers by `diff_id`.
 #[derive(Debug)]
@@ -144,7 +159,7 @@ fn serve_connection(
     served: &Served,
     report: &Mutex<ServeReport>,
     progress: &Progress,
-) -> io::Result<()> {
+) -> Result<(), ConnectionError> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = io::BufWriter::with_capacity(256 * 1024, stream);
     loop {
@@ -310,7 +325,7 @@ fn send_layer(
     head: bool,
     report: &Mutex<ServeReport>,
     progress: &Progress,
-) -> io::Result<()> {
+) -> Result<(), ConnectionError> {
     let digest = layer.record.diff_id.to_string();
     let headers = [("Docker-Content-Digest", digest.as_str())];
     write_status(
@@ -331,8 +346,7 @@ fn send_layer(
         &layer.content.source(),
         &layer.content.stamp(),
         HashingWriter::new(counted),
-    )
-    .map_err(|e| io::Error::other(e.to_string()))?;
+    )?;
     let (_, blob) = written.finish();
     let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
     report.layers_sent += 1;
@@ -345,7 +359,7 @@ fn send_layer(
             blob.size
         );
         report.mismatch.get_or_insert(what);
-        return Err(io::Error::other("layer does not match its record"));
+        return Err(ConnectionError::Mismatch);
     }
     progress.layer_done();
     Ok(())

@@ -14,6 +14,46 @@ use rustls::{CertificateError, DigitallySignedStruct, Error as TlsError, Signatu
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Why the TLS configuration for a registry could not be made: a certificate named for it
+/// cannot be trusted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsSetupError {
+    /// rustls refused the protocol versions.
+    #[error("TLS set-up: {0}")]
+    Setup(#[source] TlsError),
+    /// `--cert-dir` cannot be listed.
+    #[error("`--cert-dir {dir}`: {source}")]
+    CertDir {
+        /// The directory given.
+        dir: PathBuf,
+        /// Why it cannot be listed.
+        source: std::io::Error,
+    },
+    /// A certificate file cannot be read as PEM.
+    #[error("`{file}`: not readable as PEM certificates: {source}")]
+    Pem {
+        /// The file.
+        file: PathBuf,
+        /// What the PEM reader found.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// A certificate file holds no certificate.
+    #[error("`{file}`: no PEM certificate in it")]
+    Empty {
+        /// The file.
+        file: PathBuf,
+    },
+    /// rustls refused a certificate of the file.
+    #[error("`{file}`: {source}")]
+    Certificate {
+        /// The file.
+        file: PathBuf,
+        /// Why rustls refused it.
+        source: TlsError,
+    },
+}
+
 /// How a client secures its connections.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
@@ -34,11 +74,11 @@ pub(super) fn client_config(
     host: &str,
     options: &TlsOptions,
     verify: bool,
-) -> Result<Arc<rustls::ClientConfig>, String> {
+) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up: {e}"))?;
+        .map_err(TlsSetupError::Setup)?;
     let config = if verify {
         builder
             .with_root_certificates(roots(host, options.cert_dir.as_deref())?)
@@ -53,7 +93,7 @@ pub(super) fn client_config(
 }
 
 /// The CAs trusted for `host`.
-fn roots(host: &str, cert_dir: Option<&Path>) -> Result<rustls::RootCertStore, String> {
+fn roots(host: &str, cert_dir: Option<&Path>) -> Result<rustls::RootCertStore, TlsSetupError> {
     let mut store = rustls::RootCertStore::empty();
     store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if std::env::var_os("SSL_CERT_FILE").is_none() {
@@ -66,8 +106,10 @@ fn roots(host: &str, cert_dir: Option<&Path>) -> Result<rustls::RootCertStore, S
     store.add_parsable_certificates(native.certs);
     match cert_dir {
         Some(dir) => {
-            let files =
-                crt_files(dir).map_err(|e| format!("`--cert-dir {}`: {e}", dir.display()))?;
+            let files = crt_files(dir).map_err(|source| TlsSetupError::CertDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
             for file in files {
                 add_file(&mut store, &file)?;
             }
@@ -111,22 +153,25 @@ fn crt_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Adds the PEM certificates of `file`; fails naming it when it holds none or cannot be read.
-fn add_file(store: &mut rustls::RootCertStore, file: &Path) -> Result<(), String> {
+fn add_file(store: &mut rustls::RootCertStore, file: &Path) -> Result<(), TlsSetupError> {
     let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(file)
         .and_then(|i| i.collect::<Result<_, _>>())
-        .map_err(|e| {
-            format!(
-                "`{}`: not readable as PEM certificates: {e}",
-                file.display()
-            )
+        .map_err(|source| TlsSetupError::Pem {
+            file: file.to_owned(),
+            source,
         })?;
     if certs.is_empty() {
-        return Err(format!("`{}`: no PEM certificate in it", file.display()));
+        return Err(TlsSetupError::Empty {
+            file: file.to_owned(),
+        });
     }
     for cert in certs {
         store
             .add(cert)
-            .map_err(|e| format!("`{}`: {e}", file.display()))?;
+            .map_err(|source| TlsSetupError::Certificate {
+                file: file.to_owned(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -230,7 +275,9 @@ mod tests {
             cert_dir: Some("/nonexistent/certs".into()),
             ..TlsOptions::default()
         };
-        let err = client_config("r.example", &options, true).unwrap_err();
+        let err = client_config("r.example", &options, true)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`--cert-dir /nonexistent/certs`"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
@@ -238,7 +285,9 @@ mod tests {
             cert_dir: Some(dir.path().into()),
             ..TlsOptions::default()
         };
-        let err = client_config("r.example", &options, true).unwrap_err();
+        let err = client_config("r.example", &options, true)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ca.crt`: no PEM certificate"), "{err}");
     }
 

@@ -6,6 +6,17 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The proxy the environment names cannot be used: every request then fails naming it,
+/// rather than bypassing it.
+#[derive(Debug, thiserror::Error)]
+#[error("proxy `{url}` from the environment: {source}")]
+pub struct BadProxy {
+    /// The proxy's URL, as the environment gives it.
+    pub url: String,
+    /// Why ureq refused it.
+    pub source: ureq::Error,
+}
+
 /// How a client connects: TLS, timeouts, and how often a transient failure is retried.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -183,7 +194,7 @@ pub(super) fn agent(
     connect: Duration,
     read: Duration,
     tls: Arc<rustls::ClientConfig>,
-) -> (ureq::Agent, Option<String>) {
+) -> (ureq::Agent, Option<Arc<BadProxy>>) {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(connect)
         .timeout_read(read)
@@ -192,7 +203,7 @@ pub(super) fn agent(
         .redirects(5);
     let (agent, bad_proxy) = match proxy_for(scheme, host, is_loopback(host)) {
         Some(Ok(proxy)) => (agent.proxy(proxy), None),
-        Some(Err(message)) => (agent, Some(message)),
+        Some(Err(bad)) => (agent, Some(Arc::new(bad))),
         None => (agent, None),
     };
     (agent.build(), bad_proxy)
@@ -224,7 +235,7 @@ pub(super) fn read_whole(response: ureq::Response, method: &str) -> std::io::Res
 /// The proxy the environment names for `scheme` (`https_proxy`, `http_proxy`, `all_proxy`,
 /// either case), unless `host` is loopback or listed in `no_proxy`. Empty variables count as
 /// unset: Nix passes a fixed-output build every proxy variable it lists, set or not.
-fn proxy_for(scheme: &str, host: &str, loopback: bool) -> Option<Result<ureq::Proxy, String>> {
+fn proxy_for(scheme: &str, host: &str, loopback: bool) -> Option<Result<ureq::Proxy, BadProxy>> {
     let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let var = |name: &str| set(name).or_else(|| set(&name.to_uppercase()));
     if loopback {
@@ -243,7 +254,7 @@ fn proxy_for(scheme: &str, host: &str, loopback: bool) -> Option<Result<ureq::Pr
         return None;
     }
     let url = var(&format!("{scheme}_proxy")).or_else(|| var("all_proxy"))?;
-    Some(ureq::Proxy::new(&url).map_err(|e| format!("proxy `{url}` from the environment: {e}")))
+    Some(ureq::Proxy::new(&url).map_err(|source| BadProxy { url, source }))
 }
 
 /// What went wrong with a request to `host`, in words: the TLS reason when the handshake

@@ -7,10 +7,11 @@
 //! everything else a symlink to the file in its store path; when two contents hold the same
 //! file, the first one listed wins.
 
+use crate::file_error::FileError;
 use crate::plan::record::{compute_record, LayerRecord, RecordParts};
 use crate::progress::Progress;
 use crate::rootfs::scripts::Script;
-use crate::rootfs::{io_err, BuildError, Workspace};
+use crate::rootfs::{BuildError, Workspace};
 use crate::store::nix_db::NixDbContents;
 use crate::tar::header::Stamp;
 use crate::tar::layer::{LayerSource, Owners};
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 /// Merges `contents` into `root` (which must exist) like `symlinkJoin`.
 pub fn merge_contents(contents: &[PathBuf], root: &Path) -> Result<(), BuildError> {
     for content in contents {
-        let meta = fs::metadata(content).map_err(io_err(content))?;
+        let meta = fs::metadata(content).map_err(FileError::on("read", content))?;
         if !meta.is_dir() {
             return Err(BuildError::ContentNotDirectory(content.clone()));
         }
@@ -37,25 +38,25 @@ fn link_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
             rd.map(|e| e.map(|e| e.file_name()))
                 .collect::<Result<Vec<_>, _>>()
         })
-        .map_err(io_err(src))?;
+        .map_err(FileError::on("read", src))?;
     children.sort();
     for name in children {
         let (s, d) = (src.join(&name), dst.join(&name));
-        let s_meta = fs::symlink_metadata(&s).map_err(io_err(&s))?;
+        let s_meta = fs::symlink_metadata(&s).map_err(FileError::on("read", &s))?;
         let d_meta = fs::symlink_metadata(&d).ok();
         if s_meta.is_dir() {
             match d_meta {
                 None => {
-                    fs::create_dir(&d).map_err(io_err(&d))?;
+                    fs::create_dir(&d).map_err(FileError::on("create", &d))?;
                     fs::set_permissions(&d, fs::Permissions::from_mode(0o755))
-                        .map_err(io_err(&d))?;
+                        .map_err(FileError::on("set the mode of", &d))?;
                     link_tree(&s, &d)?;
                 }
                 Some(m) if m.is_dir() => link_tree(&s, &d)?,
                 Some(_) => {} // an earlier content holds this name: first wins
             }
         } else if d_meta.is_none() {
-            symlink(&s, &d).map_err(io_err(&d))?;
+            symlink(&s, &d).map_err(FileError::on("create", &d))?;
         }
     }
     Ok(())
@@ -69,7 +70,7 @@ pub fn write_layer_file(
     out: &Path,
     progress: &Progress,
 ) -> Result<LayerRecord, BuildError> {
-    let file = fs::File::create(out).map_err(io_err(out))?;
+    let file = fs::File::create(out).map_err(FileError::on("create", out))?;
     let mut file = io::BufWriter::with_capacity(1 << 20, file);
     let record = compute_record(
         source,
@@ -78,7 +79,7 @@ pub fn write_layer_file(
         Some(&mut file),
         progress,
     )?;
-    file.flush().map_err(io_err(out))?;
+    file.flush().map_err(FileError::on("write", out))?;
     Ok(record)
 }
 

@@ -10,11 +10,12 @@ pub mod scripts;
 pub mod tree;
 pub mod unpack;
 
+use crate::file_error::FileError;
 use crate::store::nix_db::NixDbError;
 use crate::tar::layer::LayerError;
 use root_shell::RootShellError;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use unpack::UnpackError;
 
 /// Why a layer built from a root filesystem could not be made.
@@ -25,13 +26,8 @@ pub enum BuildError {
     #[error("`contents` entry `{0}` is not a directory; contents are merged at the image root")]
     ContentNotDirectory(PathBuf),
     /// A filesystem operation failed.
-    #[error("`{path}`: {source}")]
-    Io {
-        /// The path involved.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The shell running `extraCommands` could not be started.
     #[error("cannot run `extraCommands` with `{shell}`: {source}")]
     Shell {
@@ -55,16 +51,13 @@ pub enum BuildError {
     /// The Nix database could not be written.
     #[error("includeNixDB: {0}")]
     NixDb(#[from] NixDbError),
-    /// `mtime` is not a fixed time.
-    #[error("{0}")]
-    Mtime(String),
     /// A tree entry cannot be written.
-    #[error("`internalTree` entry `{path}`: {reason}")]
+    #[error("`internalTree` entry `{path}`: {source}")]
     Tree {
         /// The entry's path.
         path: String,
         /// Why.
-        reason: String,
+        source: tree::TreeEntryError,
     },
     /// Tarring the result failed.
     #[error(transparent)]
@@ -81,12 +74,4 @@ pub struct Workspace {
     pub root: PathBuf,
     /// The layer tar to write.
     pub tar: PathBuf,
-}
-
-/// An I/O error on `path`.
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io {
-        path: path.to_owned(),
-        source,
-    }
 }

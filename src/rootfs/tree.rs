@@ -1,12 +1,31 @@
 //! Small trees of files, directories and symlinks written from a description: what `binSh`,
 //! `usrBinEnv`, `caCertificates` and `fakeNss` are made of, built without a shell.
 
-use super::{io_err, BuildError};
-use crate::tar::names::clean_name;
+use super::BuildError;
+use crate::file_error::FileError;
+use crate::tar::names::{clean_name, NameError};
 use serde::Deserialize;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+/// Why a tree entry cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeEntryError {
+    /// Its path is refused.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// Its path is the tree's root.
+    #[error("the root itself")]
+    Root,
+    /// `executable` on an entry that is not `text`.
+    #[error("`executable` is for `text` entries")]
+    Executable,
+    /// Not exactly one of `symlink`, `text` and `directory`.
+    #[error("give exactly one of `symlink`, `text` and `directory`")]
+    Kind,
+}
 
 /// One entry of a tree: exactly one of `symlink`, `text` and `directory`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -30,40 +49,37 @@ pub struct TreeEntry {
 
 /// Writes `entries` under `out` (created), parents as needed. Entry paths must stay inside.
 pub fn write_tree(out: &Path, entries: &[TreeEntry]) -> Result<(), BuildError> {
-    fs::create_dir_all(out).map_err(io_err(out))?;
+    fs::create_dir_all(out).map_err(FileError::on("create", out))?;
     for entry in entries {
-        let bad = |reason: String| BuildError::Tree {
+        let bad = |source: TreeEntryError| BuildError::Tree {
             path: entry.path.clone(),
-            reason,
+            source,
         };
-        let rel = clean_name(entry.path.as_bytes()).map_err(bad)?;
+        let rel = clean_name(entry.path.as_bytes()).map_err(|e| bad(e.into()))?;
         if rel.is_empty() {
-            return Err(bad("the root itself".to_owned()));
+            return Err(bad(TreeEntryError::Root));
         }
         if entry.executable && entry.text.is_none() {
-            return Err(bad("`executable` is for `text` entries".to_owned()));
+            return Err(bad(TreeEntryError::Executable));
         }
         let at = out.join(&rel);
         if let Some(parent) = at.parent() {
-            fs::create_dir_all(parent).map_err(io_err(parent))?;
+            fs::create_dir_all(parent).map_err(FileError::on("create", parent))?;
         }
         match (&entry.symlink, &entry.text, entry.directory) {
             (Some(target), None, false) => {
-                std::os::unix::fs::symlink(target, &at).map_err(io_err(&at))?
+                std::os::unix::fs::symlink(target, &at).map_err(FileError::on("create", &at))?
             }
             (None, Some(text), false) => {
-                fs::write(&at, text).map_err(io_err(&at))?;
+                fs::write(&at, text).map_err(FileError::on("write", &at))?;
                 if entry.executable {
                     let mode = fs::Permissions::from_mode(0o755);
-                    fs::set_permissions(&at, mode).map_err(io_err(&at))?;
+                    fs::set_permissions(&at, mode)
+                        .map_err(FileError::on("set the mode of", &at))?;
                 }
             }
-            (None, None, true) => fs::create_dir_all(&at).map_err(io_err(&at))?,
-            _ => {
-                return Err(bad(
-                    "give exactly one of `symlink`, `text` and `directory`".to_owned()
-                ))
-            }
+            (None, None, true) => fs::create_dir_all(&at).map_err(FileError::on("create", &at))?,
+            _ => return Err(bad(TreeEntryError::Kind)),
         }
     }
     Ok(())

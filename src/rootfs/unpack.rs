@@ -29,10 +29,57 @@ pub enum UnpackError {
     /// A layer entry is refused.
     #[error(transparent)]
     Entry(#[from] RefusedEntry),
+    /// A layer entry's directory cannot be made without leaving the root.
+    #[error("layer `{layer}`, entry `{entry}`: {source}")]
+    Dir {
+        /// The layer tar.
+        layer: PathBuf,
+        /// The entry's name, as the tar has it.
+        entry: String,
+        /// Why.
+        source: DirError,
+    },
 }
 
-fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> UnpackError + 'p {
-    move |source| FileError::on(what, path)(source).into()
+/// Why the directories above an entry cannot be made: writing through a link could leave
+/// the root.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirError {
+    /// The directory is not below the root.
+    #[error("outside the root")]
+    OutsideRoot,
+    /// A directory on the way is a symlink (relative to the root).
+    #[error("goes through the symlink `{0}`")]
+    Symlink(PathBuf),
+    /// A directory on the way is something else (relative to the root).
+    #[error("`{0}` is not a directory")]
+    NotDirectory(PathBuf),
+    /// A missing directory could not be created.
+    #[error(transparent)]
+    Create(#[from] FileError),
+}
+
+/// Where an entry being unpacked is, for its errors.
+struct EntryAt<'a> {
+    layer: &'a Path,
+    entry: &'a str,
+}
+
+impl EntryAt<'_> {
+    /// The entry refused for `reason`.
+    fn refuse(&self, reason: &str) -> UnpackError {
+        RefusedEntry::new(self.layer, self.entry, reason).into()
+    }
+
+    /// The entry's directories could not be made.
+    fn dir(&self, source: DirError) -> UnpackError {
+        UnpackError::Dir {
+            layer: self.layer.to_owned(),
+            entry: self.entry.to_owned(),
+            source,
+        }
+    }
 }
 
 /// What an entry looked like after unpacking: inode and change time.
@@ -60,24 +107,25 @@ impl Rootfs {
     }
 
     fn unpack_layer(&mut self, layer: &Path, root: &Path) -> Result<(), UnpackError> {
-        let file = File::open(layer).map_err(io_err("open", layer))?;
+        let file = File::open(layer).map_err(FileError::on("open", layer))?;
         let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
-        let refuse = |entry: &str, reason: &str| -> UnpackError {
-            RefusedEntry::new(layer, entry, reason).into()
-        };
         let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
-        let entries = archive.entries().map_err(io_err("read", layer))?;
+        let entries = archive.entries().map_err(FileError::on("read", layer))?;
         for entry in entries {
-            let mut entry = entry.map_err(io_err("read", layer))?;
+            let mut entry = entry.map_err(FileError::on("read", layer))?;
             let raw = entry.path_bytes().into_owned();
             let shown = String::from_utf8_lossy(&raw).into_owned();
-            let name = clean_name(&raw).map_err(|r| refuse(&shown, &r))?;
+            let at = EntryAt {
+                layer,
+                entry: &shown,
+            };
+            let name = clean_name(&raw).map_err(|r| at.refuse(&r.to_string()))?;
             if name.is_empty() {
                 continue;
             }
             let target = root.join(&name);
             let parent = target.parent().unwrap_or(root);
-            ensure_real_dirs(root, parent).map_err(|r| refuse(&shown, &r))?;
+            ensure_real_dirs(root, parent).map_err(|e| at.dir(e))?;
             let base = name.rsplit('/').next().unwrap_or(&name);
             if base == ".wh..wh..opq" {
                 clear_dir(parent)?;
@@ -87,27 +135,26 @@ impl Rootfs {
                 remove_any(&parent.join(hidden))?;
                 continue;
             }
-            let refuse = |reason: &str| refuse(&shown, reason);
-            if let Some(mode) = self.unpack_entry(&mut entry, root, &target, &refuse)? {
+            if let Some(mode) = self.unpack_entry(&mut entry, root, &target, &at)? {
                 dir_modes.push((target, mode));
             }
         }
         for (dir, mode) in dir_modes.into_iter().rev() {
             fs::set_permissions(&dir, fs::Permissions::from_mode(mode & 0o1777))
-                .map_err(io_err("chmod", &dir))?;
+                .map_err(FileError::on("chmod", &dir))?;
         }
         Ok(())
     }
 
     /// Unpacks one entry at `target` (its parents are real directories); returns a
     /// directory's mode, set once the layer is unpacked so that a read-only directory can
-    /// still be filled. `refuse` makes the error for a refused entry.
+    /// still be filled. `at` names the entry in errors.
     fn unpack_entry<R: io::Read>(
         &mut self,
         entry: &mut tar::Entry<R>,
         root: &Path,
         target: &Path,
-        refuse: &dyn Fn(&str) -> UnpackError,
+        at: &EntryAt<'_>,
     ) -> Result<Option<u32>, UnpackError> {
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
@@ -125,39 +172,39 @@ impl Rootfs {
         match kind {
             T::Directory => {
                 if fs::symlink_metadata(target).is_err() {
-                    fs::create_dir(target).map_err(io_err("create", target))?;
+                    fs::create_dir(target).map_err(FileError::on("create", target))?;
                 }
                 fs::set_permissions(target, fs::Permissions::from_mode(0o755))
-                    .map_err(io_err("chmod", target))?;
+                    .map_err(FileError::on("chmod", target))?;
                 dir_mode = Some(mode);
             }
             T::Regular | T::Continuous => {
-                let mut out = File::create(target).map_err(io_err("create", target))?;
-                io::copy(entry, &mut out).map_err(io_err("write", target))?;
+                let mut out = File::create(target).map_err(FileError::on("create", target))?;
+                io::copy(entry, &mut out).map_err(FileError::on("write", target))?;
                 // The sandbox forbids setuid and setgid bits.
                 fs::set_permissions(target, fs::Permissions::from_mode(mode & 0o1777))
-                    .map_err(io_err("chmod", target))?;
+                    .map_err(FileError::on("chmod", target))?;
             }
             T::Symlink => {
                 let link = entry.link_name_bytes().unwrap_or_default().into_owned();
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), target)
-                    .map_err(io_err("create", target))?;
+                    .map_err(FileError::on("create", target))?;
             }
             T::Link => {
                 let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                let link = clean_name(&link).map_err(|r| refuse(&r))?;
+                let link = clean_name(&link).map_err(|r| at.refuse(&r.to_string()))?;
                 let source = root.join(&link);
-                ensure_real_dirs(root, source.parent().unwrap_or(root)).map_err(|r| refuse(&r))?;
+                ensure_real_dirs(root, source.parent().unwrap_or(root)).map_err(|e| at.dir(e))?;
                 if !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
-                    return Err(refuse("hard link to a file that is not there"));
+                    return Err(at.refuse("hard link to a file that is not there"));
                 }
-                fs::hard_link(&source, target).map_err(io_err("link", target))?;
+                fs::hard_link(&source, target).map_err(FileError::on("link", target))?;
             }
-            T::Char | T::Block => return Err(refuse("device node")),
+            T::Char | T::Block => return Err(at.refuse("device node")),
             _ => return Ok(None), // fifos and metadata entries: nothing to unpack
         }
         if uid != 0 || gid != 0 {
-            let m = fs::symlink_metadata(target).map_err(io_err("stat", target))?;
+            let m = fs::symlink_metadata(target).map_err(FileError::on("stat", target))?;
             self.owners
                 .insert((m.dev(), m.ino()), (Some(uid), Some(gid)));
         }
@@ -256,31 +303,17 @@ impl Rootfs {
 
 /// Makes sure every directory from `root` down to `dir` is a real directory (creating missing
 /// ones), never a symlink: writing through a link could leave the root.
-fn ensure_real_dirs(root: &Path, dir: &Path) -> Result<(), String> {
-    let rel = dir
-        .strip_prefix(root)
-        .map_err(|_| "outside the root".to_owned())?;
+fn ensure_real_dirs(root: &Path, dir: &Path) -> Result<(), DirError> {
+    let rel = dir.strip_prefix(root).map_err(|_| DirError::OutsideRoot)?;
     let mut at = root.to_path_buf();
     for part in rel.components() {
         at.push(part);
+        let relative = || at.strip_prefix(root).unwrap_or(&at).to_owned();
         match fs::symlink_metadata(&at) {
             Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!(
-                    "goes through the symlink `{}`",
-                    at.strip_prefix(root).unwrap_or(&at).display()
-                ))
-            }
-            Ok(_) => {
-                return Err(format!(
-                    "`{}` is not a directory",
-                    at.strip_prefix(root).unwrap_or(&at).display()
-                ))
-            }
-            Err(_) => {
-                fs::create_dir(&at)
-                    .map_err(|e| format!("cannot create `{}`: {e}", at.display()))?;
-            }
+            Ok(m) if m.file_type().is_symlink() => return Err(DirError::Symlink(relative())),
+            Ok(_) => return Err(DirError::NotDirectory(relative())),
+            Err(_) => fs::create_dir(&at).map_err(FileError::on("create", &at))?,
         }
     }
     Ok(())
@@ -291,9 +324,9 @@ fn remove_any(path: &Path) -> Result<(), UnpackError> {
         Err(_) => Ok(()),
         Ok(m) if m.is_dir() => {
             make_writable(path);
-            fs::remove_dir_all(path).map_err(io_err("remove", path))
+            Ok(fs::remove_dir_all(path).map_err(FileError::on("remove", path))?)
         }
-        Ok(_) => fs::remove_file(path).map_err(io_err("remove", path)),
+        Ok(_) => Ok(fs::remove_file(path).map_err(FileError::on("remove", path))?),
     }
 }
 
@@ -309,7 +342,10 @@ fn make_writable(dir: &Path) {
 }
 
 fn clear_dir(dir: &Path) -> Result<(), UnpackError> {
-    for e in fs::read_dir(dir).map_err(io_err("read", dir))?.flatten() {
+    for e in fs::read_dir(dir)
+        .map_err(FileError::on("read", dir))?
+        .flatten()
+    {
         remove_any(&e.path())?;
     }
     Ok(())
@@ -322,10 +358,11 @@ fn snapshot(root: &Path) -> Result<Snapshot, UnpackError> {
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = root.join(&rel);
-        for e in fs::read_dir(&dir).map_err(io_err("read", &dir))? {
-            let e = e.map_err(io_err("read", &dir))?;
+        for e in fs::read_dir(&dir).map_err(FileError::on("read", &dir))? {
+            let e = e.map_err(FileError::on("read", &dir))?;
             let child = rel.join(e.file_name());
-            let m = fs::symlink_metadata(root.join(&child)).map_err(io_err("stat", &child))?;
+            let m =
+                fs::symlink_metadata(root.join(&child)).map_err(FileError::on("stat", &child))?;
             out.insert(child.clone(), (m.ino(), m.ctime(), m.ctime_nsec()));
             if m.is_dir() && child != Path::new("nix/store") {
                 stack.push(child);

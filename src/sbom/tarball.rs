@@ -2,6 +2,7 @@
 //! lacks, a parent's layers): its top-level entries below `nix/store`, read with the reader
 //! for tars strata does not trust.
 
+use crate::file_error::FileError;
 use crate::store::path::{is_store_path, STORE_DIR};
 use crate::tar::reader::{TarReadError, TarReader};
 use std::collections::BTreeSet;
@@ -14,13 +15,8 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum TarballError {
     /// The file could not be opened.
-    #[error("cannot read layer `{path}`: {source}")]
-    Open {
-        /// The layer file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Open(#[from] FileError),
     /// The tar could not be read.
     #[error("layer `{path}`: {source}")]
     Tar {
@@ -33,10 +29,7 @@ pub enum TarballError {
 
 /// The store paths (`/nix/store/<hash>-<name>`) with an entry in the tar at `path`, sorted.
 pub fn store_paths_in(path: &Path) -> Result<Vec<String>, TarballError> {
-    let file = File::open(path).map_err(|source| TarballError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = File::open(path).map_err(FileError::on("read layer", path))?;
     let mut reader = TarReader::new(BufReader::with_capacity(1 << 16, file));
     let mut found = BTreeSet::new();
     while let Some(entry) = reader.next_entry().map_err(|source| TarballError::Tar {

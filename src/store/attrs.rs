@@ -1,5 +1,6 @@
 //! The structured attributes (`__structuredAttrs = true`) Nix hands a builder.
 
+use crate::file_error::FileError;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -16,12 +17,15 @@ pub enum AttrsError {
     #[error("no structured attributes: NIX_ATTRS_JSON_FILE is not set and there is no {ATTRS_FILE} in the build directory (run as a Nix builder with __structuredAttrs = true, or pass --attrs FILE)")]
     NotFound,
     /// The file could not be read.
-    #[error("cannot read `{path}`: {source}")]
-    Read {
+    #[error(transparent)]
+    Read(#[from] FileError),
+    /// The file is not JSON, or an attribute not of the type a builder expects.
+    #[error("`{path}`: {source}")]
+    Json {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// What the JSON reader found, naming the attribute.
+        source: serde_json::Error,
     },
     /// The file is not what a builder expects.
     #[error("`{path}`: {message}")]
@@ -108,13 +112,10 @@ impl Attrs {
     /// Reads the attributes file found by [`locate`].
     pub fn load(explicit: Option<&Path>) -> Result<Attrs, AttrsError> {
         let path = locate(explicit)?;
-        let bytes = std::fs::read(&path).map_err(|source| AttrsError::Read {
+        let bytes = std::fs::read(&path).map_err(FileError::on("read", &path))?;
+        let value = serde_json::from_slice(&bytes).map_err(|source| AttrsError::Json {
             path: path.clone(),
             source,
-        })?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| AttrsError::Malformed {
-            path: path.clone(),
-            message: e.to_string(),
         })?;
         Ok(Attrs { path, value })
     }
@@ -134,7 +135,10 @@ impl Attrs {
     /// the type, which leaves the user to guess which of a builder's arguments was wrong.
     /// Fields of `T` that are `#[serde(flatten)]` need [`named_errors`] for this.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, AttrsError> {
-        deserialize_naming(&self.value).map_err(|e| self.malformed(e.to_string()))
+        deserialize_naming(&self.value).map_err(|source| AttrsError::Json {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn malformed(&self, message: String) -> AttrsError {

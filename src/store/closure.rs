@@ -9,6 +9,7 @@
 //! - a structured-attributes file (`.attrs.json`): every graph its `exportReferencesGraph`
 //!   names is read and merged.
 
+use crate::file_error::FileError;
 use crate::store::path::is_store_path;
 use serde::Deserialize;
 use serde_json::Value;
@@ -20,21 +21,63 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum ClosureError {
     /// The file could not be read.
-    #[error("cannot read closure file `{path}`: {source}")]
-    Read {
+    #[error(transparent)]
+    Read(#[from] FileError),
+    /// The file is not JSON.
+    #[error("malformed closure file `{path}`: {source}")]
+    Json {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// What the JSON reader found.
+        source: serde_json::Error,
     },
-    /// The file is not JSON, or an entry lacks a field.
-    #[error("malformed closure file `{path}`: {message}")]
+    /// The file's JSON is not a closure.
+    #[error("malformed closure file `{path}`: {source}")]
     Malformed {
         /// The file.
         path: PathBuf,
         /// What is wrong, naming the field or entry.
-        message: String,
+        source: ClosureFormatError,
     },
+}
+
+/// Why JSON is not a closure. Paths are escaped, so a message stays one line whatever the
+/// file holds.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClosureFormatError {
+    /// `exportReferencesGraph` is not an object.
+    #[error("`exportReferencesGraph` must be an object of graph names")]
+    GraphsNotObject,
+    /// A graph `exportReferencesGraph` names is not there.
+    #[error("graph `{}` named by `exportReferencesGraph` is missing", .0.escape_debug())]
+    MissingGraph(String),
+    /// An entry lacks a field or has one of the wrong type.
+    #[error("entry {at}: {source}")]
+    Entry {
+        /// Where the entry is (`closure[3]`, a graph's name and index, or its path).
+        at: String,
+        /// What the JSON reader found.
+        source: serde_json::Error,
+    },
+    /// An entry is not a store path.
+    #[error("`{}` is not a path in /nix/store", .0.escape_debug())]
+    NotInStore(String),
+    /// An entry refers to something that is not a store path.
+    #[error(
+        "`{}` has a reference `{}` that is not a path in /nix/store",
+        .path.escape_debug(),
+        .reference.escape_debug()
+    )]
+    ReferenceNotInStore {
+        /// The entry's path.
+        path: String,
+        /// The reference.
+        reference: String,
+    },
+    /// Neither an array nor an object.
+    #[error("expected a JSON array of store paths or an object")]
+    Shape,
 }
 
 /// One store path of a closure.
@@ -88,23 +131,20 @@ impl Closure {
 
     /// Reads a closure from a JSON file in any of the accepted shapes (see the module docs).
     pub fn read_file(path: &Path) -> Result<Closure, ClosureError> {
-        let bytes = std::fs::read(path).map_err(|source| ClosureError::Read {
+        let bytes = std::fs::read(path).map_err(FileError::on("read closure file", path))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|source| ClosureError::Json {
             path: path.to_owned(),
             source,
         })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| ClosureError::Malformed {
+        Closure::from_json(&value).map_err(|source| ClosureError::Malformed {
             path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        Closure::from_json(&value).map_err(|message| ClosureError::Malformed {
-            path: path.to_owned(),
-            message,
+            source,
         })
     }
 
     /// Reads the closure from a structured-attributes object: the union of every graph its
     /// `exportReferencesGraph` names; no `exportReferencesGraph` means an empty closure.
-    pub fn from_attrs(attrs: &Value) -> Result<Closure, String> {
+    pub fn from_attrs(attrs: &Value) -> Result<Closure, ClosureFormatError> {
         match attrs.get("exportReferencesGraph") {
             Some(_) => Closure::from_json(attrs),
             None => Ok(Closure::default()),
@@ -112,22 +152,20 @@ impl Closure {
     }
 
     /// Reads a closure from parsed JSON in any of the accepted shapes; errors name the entry.
-    pub fn from_json(value: &Value) -> Result<Closure, String> {
+    pub fn from_json(value: &Value) -> Result<Closure, ClosureFormatError> {
         match value {
             Value::Array(items) => parse_array(items, "closure"),
             Value::Object(map) => {
                 if let Some(graphs) = map.get("exportReferencesGraph") {
-                    let names = graphs.as_object().ok_or_else(|| {
-                        "`exportReferencesGraph` must be an object of graph names".to_owned()
-                    })?;
+                    let names = graphs
+                        .as_object()
+                        .ok_or(ClosureFormatError::GraphsNotObject)?;
                     let mut all = Vec::new();
                     for name in names.keys() {
-                        let items = map.get(name).and_then(Value::as_array).ok_or_else(|| {
-                            format!(
-                                "graph `{}` named by `exportReferencesGraph` is missing",
-                                name.escape_debug()
-                            )
-                        })?;
+                        let items = map
+                            .get(name)
+                            .and_then(Value::as_array)
+                            .ok_or_else(|| ClosureFormatError::MissingGraph(name.clone()))?;
                         all.extend(parse_array(items, name)?.entries);
                     }
                     Ok(Closure::from_entries(all))
@@ -143,12 +181,12 @@ impl Closure {
                     check_paths(Closure::from_entries(all))
                 }
             }
-            _ => Err("expected a JSON array of store paths or an object".to_owned()),
+            _ => Err(ClosureFormatError::Shape),
         }
     }
 }
 
-fn parse_array(items: &[Value], what: &str) -> Result<Closure, String> {
+fn parse_array(items: &[Value], what: &str) -> Result<Closure, ClosureFormatError> {
     let mut all = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         all.push(parse_entry(item, &format!("{what}[{i}]"))?);
@@ -156,28 +194,24 @@ fn parse_array(items: &[Value], what: &str) -> Result<Closure, String> {
     check_paths(Closure::from_entries(all))
 }
 
-fn parse_entry(item: &Value, at: &str) -> Result<ClosureEntry, String> {
-    ClosureEntry::deserialize(item).map_err(|e| format!("entry {at}: {e}"))
+fn parse_entry(item: &Value, at: &str) -> Result<ClosureEntry, ClosureFormatError> {
+    ClosureEntry::deserialize(item).map_err(|source| ClosureFormatError::Entry {
+        at: at.to_owned(),
+        source,
+    })
 }
 
-/// Refuses entries and references outside the store; paths in messages are escaped, so a
-/// message stays one line whatever the file holds.
-fn check_paths(closure: Closure) -> Result<Closure, String> {
+/// Refuses entries and references outside the store.
+fn check_paths(closure: Closure) -> Result<Closure, ClosureFormatError> {
     for e in &closure.entries {
         if !is_store_path(&e.path) {
-            return Err(format!(
-                "`{}` is not a path in /nix/store",
-                e.path.escape_debug()
-            ));
+            return Err(ClosureFormatError::NotInStore(e.path.clone()));
         }
-        for r in &e.references {
-            if !is_store_path(r) {
-                return Err(format!(
-                    "`{}` has a reference `{}` that is not a path in /nix/store",
-                    e.path.escape_debug(),
-                    r.escape_debug()
-                ));
-            }
+        if let Some(r) = e.references.iter().find(|r| !is_store_path(r)) {
+            return Err(ClosureFormatError::ReferenceNotInStore {
+                path: e.path.clone(),
+                reference: r.clone(),
+            });
         }
     }
     Ok(closure)
@@ -231,21 +265,22 @@ mod tests {
     #[test]
     fn rejects_malformed_entries_naming_them() {
         let err = Closure::from_json(&json!([{"references": []}])).unwrap_err();
-        assert!(err.contains("closure[0]"), "{err}");
+        assert!(err.to_string().contains("closure[0]"), "{err}");
         let err = Closure::from_json(&json!([{"path": "/etc/passwd"}])).unwrap_err();
-        assert!(err.contains("/etc/passwd"), "{err}");
+        assert!(err.to_string().contains("/etc/passwd"), "{err}");
         let err = Closure::from_json(&json!("x")).unwrap_err();
-        assert!(err.contains("expected"), "{err}");
+        assert!(err.to_string().contains("expected"), "{err}");
     }
 
     #[test]
     fn errors_stay_one_line_whatever_the_paths_hold() {
         // The closure fuzz target's find: a newline in a reference broke the one-line error.
-        let err = Closure::from_json(&json!([{"path": A, "references": ["/x\ny"]}])).unwrap_err();
+        let line = |value| Closure::from_json(&value).unwrap_err().to_string();
+        let err = line(json!([{"path": A, "references": ["/x\ny"]}]));
         assert!(err.contains(r"`/x\ny`") && !err.contains('\n'), "{err}");
-        let err = Closure::from_json(&json!([{"path": "/x\ny"}])).unwrap_err();
+        let err = line(json!([{"path": "/x\ny"}]));
         assert!(!err.contains('\n'), "{err}");
-        let err = Closure::from_json(&json!({"exportReferencesGraph": {"a\nb": []}})).unwrap_err();
+        let err = line(json!({"exportReferencesGraph": {"a\nb": []}}));
         assert!(!err.contains('\n'), "{err}");
     }
 }

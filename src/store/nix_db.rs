@@ -7,6 +7,7 @@
 //! rows are inserted in path order, `registrationTime` is fixed, and the SQLite library is
 //! the one compiled into the helper.
 
+use crate::file_error::FileError;
 use crate::store::closure::Closure;
 use crate::store::path::STORE_DIR;
 use rusqlite::Connection;
@@ -58,21 +59,16 @@ create index if not exists IndexDerivationOutputs on DerivationOutputs(path);
 #[non_exhaustive]
 pub enum NixDbError {
     /// A closure entry has no usable `narHash`.
-    #[error("cannot register `{path}` in the Nix database: {reason}")]
+    #[error("cannot register `{path}` in the Nix database: {source}")]
     Hash {
         /// The store path.
         path: String,
         /// What is wrong with its hash.
-        reason: String,
+        source: NarHashError,
     },
     /// A file or directory could not be created.
-    #[error("cannot write `{path}`: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// SQLite failed.
     #[error("cannot write the Nix database `{path}`: {source}")]
     Sqlite {
@@ -81,6 +77,27 @@ pub enum NixDbError {
         /// The cause.
         source: rusqlite::Error,
     },
+}
+
+/// Why a closure entry's `narHash` cannot be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NarHashError {
+    /// The closure gives none.
+    #[error("the closure gives no narHash")]
+    Missing,
+    /// An SRI hash whose digest is not 32 bytes of base 64.
+    #[error("narHash `{0}` is not a base-64 sha256 digest")]
+    NotBase64(String),
+    /// Not a sha256 hash.
+    #[error("narHash `{0}` is not a sha256 hash")]
+    NotSha256(String),
+    /// 52 characters that are not Nix's base 32.
+    #[error("narHash `{0}` is not base-32")]
+    NotBase32(String),
+    /// Neither 64 hex digits nor 52 base-32 ones.
+    #[error("narHash `{0}` has an unexpected length")]
+    Length(String),
 }
 
 /// What an image's Nix database registers: store paths with their references, and GC roots.
@@ -127,13 +144,9 @@ pub fn write_nix_db(
     registered: u64,
 ) -> Result<(), NixDbError> {
     let db_dir = root.join("nix/var/nix/db");
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| NixDbError::Io { path, source }
-    };
-    fs::create_dir_all(&db_dir).map_err(io(&db_dir))?;
+    fs::create_dir_all(&db_dir).map_err(FileError::on("write", &db_dir))?;
     let schema = db_dir.join("schema");
-    fs::write(&schema, SCHEMA_VERSION).map_err(io(&schema))?;
+    fs::write(&schema, SCHEMA_VERSION).map_err(FileError::on("write", &schema))?;
     let file = db_dir.join("db.sqlite");
     let sql = |source| NixDbError::Sqlite {
         path: file.clone(),
@@ -141,14 +154,15 @@ pub fn write_nix_db(
     };
     let mut rows = Vec::with_capacity(closure.len());
     for e in closure.entries() {
-        let hash = e.nar_hash.as_deref().ok_or_else(|| NixDbError::Hash {
-            path: e.path.clone(),
-            reason: "the closure gives no narHash".into(),
-        })?;
-        let hex = nar_hash_base16(hash).map_err(|reason| NixDbError::Hash {
-            path: e.path.clone(),
-            reason,
-        })?;
+        let hex = e
+            .nar_hash
+            .as_deref()
+            .ok_or(NarHashError::Missing)
+            .and_then(nar_hash_base16)
+            .map_err(|source| NixDbError::Hash {
+                path: e.path.clone(),
+                source,
+            })?;
         rows.push((e, hex));
     }
     let mut db = Connection::open(&file).map_err(sql)?;
@@ -189,12 +203,12 @@ pub fn write_nix_db(
     db.close().map_err(|(_, e)| sql(e))?;
 
     let gcroots = root.join("nix/var/nix/gcroots/docker");
-    fs::create_dir_all(&gcroots).map_err(io(&gcroots))?;
+    fs::create_dir_all(&gcroots).map_err(FileError::on("write", &gcroots))?;
     for r in roots {
         let name = Path::new(r).file_name().unwrap_or_default();
         let link = gcroots.join(name);
         if fs::symlink_metadata(&link).is_err() {
-            symlink(r, &link).map_err(io(&link))?;
+            symlink(r, &link).map_err(FileError::on("write", &link))?;
         }
     }
     Ok(())
@@ -207,26 +221,26 @@ const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
 ///
 /// `exportReferencesGraph` gives nixbase32 (Nix 2.8 to 2.26 at least); `nix path-info --json`
 /// gives nixbase32 up to Nix 2.18 and SRI (`sha256-<base64>`) from 2.19 on.
-pub fn nar_hash_base16(hash: &str) -> Result<String, String> {
+pub fn nar_hash_base16(hash: &str) -> Result<String, NarHashError> {
     if let Some(sri) = hash.strip_prefix("sha256-") {
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(sri)
             .ok()
             .filter(|b| b.len() == 32)
-            .ok_or_else(|| format!("narHash `{hash}` is not a base-64 sha256 digest"))?;
+            .ok_or_else(|| NarHashError::NotBase64(hash.to_owned()))?;
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         return Ok(format!("sha256:{hex}"));
     }
     let digest = hash
         .strip_prefix("sha256:")
-        .ok_or_else(|| format!("narHash `{hash}` is not a sha256 hash"))?;
+        .ok_or_else(|| NarHashError::NotSha256(hash.to_owned()))?;
     let bytes = match digest.len() {
         64 if digest.bytes().all(|b| b.is_ascii_hexdigit()) => {
             return Ok(format!("sha256:{}", digest.to_ascii_lowercase()))
         }
-        52 => nix32_decode(digest, 32).ok_or_else(|| format!("narHash `{hash}` is not base-32"))?,
-        _ => return Err(format!("narHash `{hash}` has an unexpected length")),
+        52 => nix32_decode(digest, 32).ok_or_else(|| NarHashError::NotBase32(hash.to_owned()))?,
+        _ => return Err(NarHashError::Length(hash.to_owned())),
     };
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("sha256:{hex}"))

@@ -4,7 +4,8 @@
 //! delete); a second pass notes where the survivors are, and they are written sorted by name,
 //! as nixpkgs' exportImage writes them (see [`flatten`]).
 
-use crate::tar::names::{clean_name, RefusedEntry};
+use crate::file_error::FileError;
+use crate::tar::names::{clean_name, NameError, RefusedEntry};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -15,13 +16,8 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum FlattenError {
     /// A layer could not be read.
-    #[error("cannot read layer `{layer}`: {source}")]
-    Read {
-        /// The layer tar.
-        layer: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] FileError),
     /// An entry cannot be carried over.
     #[error(transparent)]
     Entry(#[from] RefusedEntry),
@@ -178,10 +174,7 @@ fn append_named<W: Write>(
 fn locate(layers: &[PathBuf], keep: &Kept) -> Result<Vec<Survivor>, FlattenError> {
     let mut survivors = Vec::new();
     for (i, (layer, keep)) in layers.iter().zip(keep).enumerate() {
-        let read_err = |source| FlattenError::Read {
-            layer: layer.clone(),
-            source,
-        };
+        let read_err = |source| FlattenError::from(FileError::on("read layer", layer)(source));
         let file = File::open(layer).map_err(read_err)?;
         let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
         for (index, entry) in archive.entries().map_err(read_err)?.enumerate() {
@@ -194,7 +187,7 @@ fn locate(layers: &[PathBuf], keep: &Kept) -> Result<Vec<Survivor>, FlattenError
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
                 let target = String::from_utf8_lossy(&target).into_owned();
                 if kind.is_hard_link() {
-                    let refuse = |r: String| RefusedEntry::new(layer, name, &r);
+                    let refuse = |r: NameError| RefusedEntry::new(layer, name, &r.to_string());
                     Some(clean_name(target.as_bytes()).map_err(refuse)?)
                 } else {
                     Some(target)
@@ -225,10 +218,7 @@ fn data_of<'f>(
     size: u64,
 ) -> Result<impl io::Read + 'f, FlattenError> {
     use std::io::{Read as _, Seek as _};
-    let read_err = |source| FlattenError::Read {
-        layer: layers[layer].clone(),
-        source,
-    };
+    let read_err = |source| FlattenError::from(FileError::on("read layer", &layers[layer])(source));
     let file = match &mut files[layer] {
         Some(f) => f,
         slot => slot.insert(File::open(&layers[layer]).map_err(read_err)?),
@@ -248,10 +238,7 @@ fn decide(layers: &[PathBuf]) -> Result<Kept, FlattenError> {
     let mut subtree_gone: HashSet<String> = HashSet::new();
     let mut kept: Kept = vec![Vec::new(); layers.len()];
     for (i, layer) in layers.iter().enumerate().rev() {
-        let read_err = |source| FlattenError::Read {
-            layer: layer.clone(),
-            source,
-        };
+        let read_err = |source| FlattenError::from(FileError::on("read layer", layer)(source));
         let mut new_taken = Vec::new();
         let mut new_gone = Vec::new();
         let file = File::open(layer).map_err(read_err)?;
@@ -260,8 +247,8 @@ fn decide(layers: &[PathBuf]) -> Result<Kept, FlattenError> {
             let entry = entry.map_err(read_err)?;
             let raw = entry.path_bytes();
             let shown = String::from_utf8_lossy(&raw).into_owned();
-            let name =
-                clean_name(&raw).map_err(|reason| RefusedEntry::new(layer, &shown, &reason))?;
+            let name = clean_name(&raw)
+                .map_err(|reason| RefusedEntry::new(layer, &shown, &reason.to_string()))?;
             let kind = entry.header().entry_type();
             let meta = !(kind.is_file()
                 || kind.is_dir()

@@ -520,42 +520,76 @@ pub fn numeric(field: &[u8]) -> Result<i64, BadNumber> {
 /// A PAX record: key and value.
 pub type PaxRecord = (Vec<u8>, Vec<u8>);
 
+/// A PAX header Go's archive/tar refuses: where the record at fault starts, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed PAX record at byte {at}: {fault}")]
+pub struct BadPax {
+    /// Where the record starts in the header's data.
+    pub at: usize,
+    /// What is wrong with it.
+    pub fault: PaxFault,
+}
+
+/// What is wrong with a PAX record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PaxFault {
+    /// No space after a length.
+    #[error("no length")]
+    NoLength,
+    /// The length is not a decimal number.
+    #[error("its length is not a number")]
+    LengthNotNumber,
+    /// The length is too short for a record or longer than the data.
+    #[error("its length is out of range")]
+    LengthOutOfRange,
+    /// The record does not end in `\n`.
+    #[error("it does not end in a newline")]
+    NoNewline,
+    /// The record has no `=`.
+    #[error("no `=`")]
+    NoEquals,
+    /// An empty key, or a NUL byte where Go refuses one.
+    #[error("an empty key or a NUL byte")]
+    EmptyKeyOrNul,
+}
+
 /// The records of a PAX header, in order, parsed as Go's archive/tar parses them
 /// (`parsePAXRecord`): `"<len> <key>=<value>\n"` where `<len>` counts the whole record; a
 /// malformed record, an empty key, or a NUL in a key (or in a `path`, `linkpath`, `uname` or
 /// `gname` value) makes the whole header malformed.
-pub fn parse_pax(all: &[u8]) -> Result<Vec<PaxRecord>, String> {
+pub fn parse_pax(all: &[u8]) -> Result<Vec<PaxRecord>, BadPax> {
     let mut out = Vec::new();
     let mut data = all;
     while !data.is_empty() {
         let at = all.len() - data.len();
-        let bad = |why: &str| format!("malformed PAX record at byte {at}: {why}");
+        let bad = |fault| BadPax { at, fault };
         let space = data
             .iter()
             .position(|&b| b == b' ')
-            .ok_or_else(|| bad("no length"))?;
+            .ok_or_else(|| bad(PaxFault::NoLength))?;
         let len: usize = std::str::from_utf8(&data[..space])
             .ok()
             .and_then(|l| l.parse().ok())
-            .ok_or_else(|| bad("its length is not a number"))?;
+            .ok_or_else(|| bad(PaxFault::LengthNotNumber))?;
         if len < 5 || len > data.len() || len <= space + 1 {
-            return Err(bad("its length is out of range"));
+            return Err(bad(PaxFault::LengthOutOfRange));
         }
         if data[len - 1] != b'\n' {
-            return Err(bad("it does not end in a newline"));
+            return Err(bad(PaxFault::NoNewline));
         }
         let record = &data[space + 1..len - 1];
         let eq = record
             .iter()
             .position(|&b| b == b'=')
-            .ok_or_else(|| bad("no `=`"))?;
+            .ok_or_else(|| bad(PaxFault::NoEquals))?;
         let (key, value) = (&record[..eq], &record[eq + 1..]);
         let nul_in = match key {
             b"path" | b"linkpath" | b"uname" | b"gname" => value,
             _ => key,
         };
         if key.is_empty() || nul_in.contains(&0) {
-            return Err(bad("an empty key or a NUL byte"));
+            return Err(bad(PaxFault::EmptyKeyOrNul));
         }
         out.push((key.to_vec(), value.to_vec()));
         data = &data[len..];

@@ -17,6 +17,7 @@ pub use crate::tar::source::{
     LayerError, LayerSource, Listed, ListedEntry, ListedKind, Owners, STORE_DIR_MODE,
 };
 
+use crate::file_error::FileError;
 use crate::tar::header::{encode_header, padding, Kind, Stamp, END_OF_ARCHIVE};
 use crate::tar::walk::walk;
 use std::fs::File;
@@ -42,17 +43,8 @@ pub fn write_layer(
     sink: &mut dyn LayerSink,
 ) -> Result<(), LayerError> {
     if let LayerSource::Tarball(path) = source {
-        let mut file = File::open(path).map_err(|source| LayerError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|source| LayerError::Io {
-                path: path.clone(),
-                source,
-            })?
-            .len();
+        let mut file = File::open(path).map_err(FileError::on("read", path))?;
+        let len = file.metadata().map_err(FileError::on("read", path))?.len();
         return copy_exact(&mut file, path, len, sink);
     }
     let mut header = Vec::with_capacity(2048);
@@ -61,10 +53,7 @@ pub fn write_layer(
         encode_header(&mut header, e.name, e.kind, e.mode, e.link, stamp);
         sink.put(&header).map_err(LayerError::Write)?;
         if let Kind::File(size) = e.kind {
-            let mut file = File::open(e.path).map_err(|source| LayerError::Io {
-                path: e.path.to_owned(),
-                source,
-            })?;
+            let mut file = File::open(e.path).map_err(FileError::on("read", e.path))?;
             copy_exact(&mut file, e.path, size, sink)?;
             sink.put(&[0u8; 512][..padding(size)])
                 .map_err(LayerError::Write)?;
@@ -83,17 +72,11 @@ fn copy_exact(
 ) -> Result<(), LayerError> {
     let read = sink.put_from(file, size).map_err(|e| match e {
         CopyError::Write(e) => LayerError::Write(e),
-        CopyError::Read(source) => LayerError::Io {
-            path: path.to_owned(),
-            source,
-        },
+        CopyError::Read(source) => FileError::on("read", path)(source).into(),
     })?;
     let mut probe = [0u8; 1];
     let extra = if read == size {
-        read_retrying(file, &mut probe).map_err(|source| LayerError::Io {
-            path: path.to_owned(),
-            source,
-        })?
+        read_retrying(file, &mut probe).map_err(FileError::on("read", path))?
     } else {
         0
     };

@@ -31,13 +31,28 @@ impl RefusedEntry {
 /// unpacked anyway, and a reader holds no more of a name.
 pub const MAX_NAME: usize = 4096;
 
+/// Why an entry name or link target is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// Longer than [`MAX_NAME`] (its length).
+    #[error("a name of {0} bytes, longer than the {MAX_NAME} Linux paths take")]
+    TooLong(usize),
+    /// Not UTF-8.
+    #[error("the name is not UTF-8")]
+    NotUtf8,
+    /// Holds a NUL byte.
+    #[error("the name holds a NUL byte")]
+    Nul,
+    /// Has a `..` component.
+    #[error("the name has a `..` component")]
+    DotDot,
+}
+
 /// Refuses a name or link target longer than [`MAX_NAME`].
-pub fn check_length(raw: &[u8]) -> Result<(), String> {
+pub fn check_length(raw: &[u8]) -> Result<(), NameError> {
     if raw.len() > MAX_NAME {
-        return Err(format!(
-            "a name of {} bytes, longer than the {MAX_NAME} Linux paths take",
-            raw.len()
-        ));
+        return Err(NameError::TooLong(raw.len()));
     }
     Ok(())
 }
@@ -63,17 +78,17 @@ pub fn shown(raw: &[u8]) -> String {
 /// components go. The root itself gives `""`. A leading `/` means the root, as docker and
 /// containerd read layers (nixpkgs' streamer writes `/nix/store/…`). `..` components and
 /// names longer than [`MAX_NAME`] are refused.
-pub fn clean_name(raw: &[u8]) -> Result<String, String> {
+pub fn clean_name(raw: &[u8]) -> Result<String, NameError> {
     check_length(raw)?;
-    let text = std::str::from_utf8(raw).map_err(|_| "the name is not UTF-8".to_owned())?;
+    let text = std::str::from_utf8(raw).map_err(|_| NameError::NotUtf8)?;
     if text.contains('\0') {
-        return Err("the name holds a NUL byte".to_owned());
+        return Err(NameError::Nul);
     }
     let mut parts = Vec::new();
     for part in text.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err("the name has a `..` component".to_owned()),
+            ".." => return Err(NameError::DotDot),
             p => parts.push(p),
         }
     }

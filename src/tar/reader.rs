@@ -6,7 +6,9 @@
 //! refused from its header, before its data is read, so a header declaring gigabytes costs
 //! nothing.
 
-use crate::tar::header::{padding, parse_pax, HeaderBlock, BLOCK, MAX_EXTENSION};
+use crate::tar::header::{
+    padding, parse_pax, BadNumber, BadPax, HeaderBlock, BLOCK, MAX_EXTENSION,
+};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
@@ -24,6 +26,22 @@ pub enum TarReadError {
         offset: u64,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A header whose numeric field Go's archive/tar refuses.
+    #[error("the header at byte {offset}: {source}")]
+    Number {
+        /// Where the header starts.
+        offset: u64,
+        /// The field's fault.
+        source: BadNumber,
+    },
+    /// A PAX header Go's archive/tar refuses.
+    #[error("the header at byte {offset}: {source}")]
+    Pax {
+        /// Where the header starts.
+        offset: u64,
+        /// The record at fault.
+        source: BadPax,
     },
     /// An extension header whose data is larger than readers hold.
     #[error("a {what} of {size} bytes at byte {offset}, more than the {MAX_EXTENSION} bytes Go's archive/tar (docker's and podman's reader) takes")]
@@ -59,6 +77,20 @@ pub struct TarEntry {
     /// The PAX records that apply to it, the last of a key winning (for a global header
     /// `g`, its own records).
     pub pax: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// The size header `h` (at `offset`) declares, once every numeric field it has is one Go
+/// reads.
+fn checked_size(h: &HeaderBlock<'_>, offset: u64) -> Result<u64, TarReadError> {
+    let number_err = |source| TarReadError::Number { offset, source };
+    h.check_numbers().map_err(number_err)?;
+    h.size().map_err(number_err)
+}
+
+/// The records of the PAX header at `offset` whose data is `data`, the last of a key winning.
+fn read_pax(data: &[u8], offset: u64) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, TarReadError> {
+    let records = parse_pax(data).map_err(|source| TarReadError::Pax { offset, source })?;
+    Ok(records.into_iter().collect())
 }
 
 /// Whether Go reads no data after a header of type `typeflag`, whatever its size says.
@@ -147,8 +179,7 @@ impl<R: Read> TarReader<R> {
             if !h.checksum_ok() {
                 return Err(header_err("its checksum does not match".into()));
             }
-            h.check_numbers().map_err(|e| header_err(e.to_string()))?;
-            let size = h.size().map_err(|e| header_err(e.to_string()))?;
+            let size = checked_size(&h, at)?;
             let typeflag = h.typeflag();
             let what = match typeflag {
                 b'L' => "GNU long name",
@@ -174,7 +205,7 @@ impl<R: Read> TarReader<R> {
                     b'K' => long_link = Some(cut()),
                     _ => {
                         // A later header replaces an earlier one, as in Go.
-                        pax = parse_pax(&data).map_err(header_err)?.into_iter().collect();
+                        pax = read_pax(&data, at)?;
                         if typeflag == b'g' {
                             // Go hands a global header over as an entry of its own; what came
                             // before it applies to nothing.

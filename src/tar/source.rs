@@ -1,6 +1,7 @@
 //! What a layer is made of: where its entries come from ([`LayerSource`]), the owners a root
 //! script set, and why it could not be written.
 
+use crate::file_error::FileError;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,13 +19,8 @@ pub const STORE_DIR_MODE: u32 = 0o755;
 #[non_exhaustive]
 pub enum LayerError {
     /// A file or directory could not be read.
-    #[error("cannot read `{path}`: {source}")]
-    Io {
-        /// The path that failed.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The tree holds something a layer cannot carry.
     #[error("`{path}` is a {kind}, which an image layer cannot hold")]
     Unsupported {

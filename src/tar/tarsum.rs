@@ -5,7 +5,7 @@
 //! Version0, xattrs only in Version1) and the file's content; the archive's sum is the sha256
 //! of the sorted per-entry hex digests. Dev is Version1 under another label.
 
-use crate::tar::header::{parse_pax, BadNumber, HeaderBlock, MAX_EXTENSION};
+use crate::tar::header::{parse_pax, BadNumber, BadPax, HeaderBlock, MAX_EXTENSION};
 use sha2::{Digest as _, Sha256};
 
 /// The tarsums of one tar stream.
@@ -21,13 +21,23 @@ pub struct Tarsums {
 
 /// Why a stream is not a tar tarsum can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a tar archive tarsum can read: {0}")]
-pub struct TarsumError(String);
-
-impl From<BadNumber> for TarsumError {
-    fn from(e: BadNumber) -> TarsumError {
-        TarsumError(e.to_string())
-    }
+#[non_exhaustive]
+pub enum TarsumError {
+    /// The stream ends inside an entry or an extension header.
+    #[error("not a tar archive tarsum can read: the archive ends inside an entry")]
+    EndsInsideEntry,
+    /// A header's checksum does not match.
+    #[error("not a tar archive tarsum can read: a header's checksum does not match")]
+    Checksum,
+    /// An extension header larger than Go's archive/tar reads (its size).
+    #[error("not a tar archive tarsum can read: an extension header of {0} bytes, more than the {MAX_EXTENSION} Go's archive/tar reads")]
+    TooLarge(u64),
+    /// A numeric field Go's archive/tar refuses.
+    #[error("not a tar archive tarsum can read: {0}")]
+    Number(#[from] BadNumber),
+    /// A PAX header Go's archive/tar refuses.
+    #[error("not a tar archive tarsum can read: {0}")]
+    Pax(#[from] BadPax),
 }
 
 /// Where the parser is in the stream.
@@ -184,7 +194,7 @@ impl TarsumHasher {
             return Err(e);
         }
         if let State::Content { .. } | State::Extension { .. } = self.state {
-            return Err(TarsumError("the archive ends inside an entry".into()));
+            return Err(TarsumError::EndsInsideEntry);
         }
         self.entry_done();
         let combine = |sums: &mut Vec<String>| {
@@ -211,7 +221,7 @@ impl TarsumHasher {
             return Ok(());
         }
         if !block.checksum_ok() {
-            return Err(TarsumError("a header's checksum does not match".into()));
+            return Err(TarsumError::Checksum);
         }
         let size = block.size()?;
         let pad = (512 - size % 512) % 512;
@@ -219,9 +229,7 @@ impl TarsumHasher {
         if matches!(kind, b'x' | b'L' | b'K') && size > MAX_EXTENSION {
             // Refused from the header, as Docker's Go reader refuses it, before any of the
             // data is held.
-            return Err(TarsumError(format!(
-                "an extension header of {size} bytes, more than the {MAX_EXTENSION} Go's archive/tar reads"
-            )));
+            return Err(TarsumError::TooLarge(size));
         }
         if matches!(kind, b'x' | b'L' | b'K') {
             self.extension.clear();
@@ -366,7 +374,7 @@ impl TarsumHasher {
         match kind {
             b'L' => self.long_name = Some(cut(&data)),
             b'K' => self.long_link = Some(cut(&data)),
-            _ => self.pax.extend(parse_pax(&data).map_err(TarsumError)?),
+            _ => self.pax.extend(parse_pax(&data)?),
         }
         Ok(())
     }

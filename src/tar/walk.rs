@@ -2,6 +2,7 @@
 //! children sorted bytewise, depth first (GNU `tar --sort=name`), with owners a root script
 //! set taking the place of the stamp's.
 
+use crate::file_error::FileError;
 use crate::tar::header::{Kind, Stamp};
 use crate::tar::source::{LayerError, LayerSource, ListedKind, Owners, STORE_DIR_MODE};
 use std::ffi::OsString;
@@ -119,9 +120,9 @@ fn walk_store_paths(
     sorted.dedup();
     let mut name = Vec::with_capacity(512);
     for path in sorted {
-        let base = path.file_name().ok_or_else(|| LayerError::Io {
-            path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "not a store path"),
+        let base = path.file_name().ok_or_else(|| {
+            let source = io::Error::new(io::ErrorKind::InvalidInput, "not a store path");
+            FileError::on("read", path)(source)
         })?;
         name.clear();
         name.extend_from_slice(b"nix/store/");
@@ -212,10 +213,7 @@ fn walk_path(
     visit: &mut Visit<'_>,
     skip_self: Skip,
 ) -> Result<(), LayerError> {
-    let io = |source| LayerError::Io {
-        path: fs_path.clone(),
-        source,
-    };
+    let io = |source| FileError::on("read", fs_path.as_path())(source);
     let meta = fs::symlink_metadata(&*fs_path).map_err(io)?;
     let ft = meta.file_type();
     if matches!(skip_self, Skip::Nix | Skip::Store) && !ft.is_dir() {
@@ -287,10 +285,7 @@ fn walk_children(
 ) -> Result<(), LayerError> {
     let mut children: Vec<OsString> = fs::read_dir(&*fs_path)
         .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
-        .map_err(|source| LayerError::Io {
-            path: fs_path.clone(),
-            source,
-        })?;
+        .map_err(FileError::on("read", fs_path))?;
     children.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     for child in children {
         let child = child.into_vec();

@@ -48,7 +48,8 @@ pub enum PullError {
         /// The manifest's reference or digest.
         digest: String,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: ManifestFault,
     },
     /// A blob's bytes are not what its digest says.
     #[error("{what} {digest}: the registry sent {found}")]
@@ -73,6 +74,62 @@ pub enum PullError {
     /// Writing the archive failed.
     #[error("cannot write the archive: {0}")]
     Write(#[source] io::Error),
+}
+
+/// What is wrong with a manifest or index the registry sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestFault {
+    /// Not JSON of a manifest's shape.
+    #[error("not a manifest: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// Its bytes hash to another digest than the one asked for.
+    #[error("the registry sent bytes whose digest is {0}")]
+    Digest(Digest),
+    /// Its size is not the one the index naming it gives.
+    #[error("{got} bytes, but the index that names it gives {given}")]
+    Size {
+        /// Bytes received.
+        got: usize,
+        /// Bytes the index gives.
+        given: u64,
+    },
+    /// An index, or a schema strata does not pull, where an image manifest should be.
+    #[error("not an image manifest (only Docker schema 2 and OCI manifests are supported)")]
+    NotImage,
+    /// No `config` descriptor.
+    #[error("no `config`")]
+    NoConfig,
+    /// A layer of a media type strata cannot pull.
+    #[error("layer {index} has media type `{media_type}`, which strata cannot pull")]
+    LayerType {
+        /// Position from the bottom, from 1.
+        index: usize,
+        /// Its media type.
+        media_type: String,
+    },
+    /// A descriptor's digest is not sha256.
+    #[error("`{0}` is not a sha256 digest")]
+    NotSha256(String),
+    /// The index's entry for the platform wanted cannot be used.
+    #[error("its entry for {wanted}: {fault}")]
+    Entry {
+        /// os/architecture[/variant].
+        wanted: String,
+        /// What is wrong with the entry.
+        fault: Box<ManifestFault>,
+    },
+    /// The image's config is not JSON.
+    #[error("its config is not JSON: {0}")]
+    ConfigNotJson(#[source] serde_json::Error),
+    /// The config lists another number of layers than the manifest.
+    #[error("it lists {layers} layers but its config {diff_ids} diff_ids")]
+    LayerCount {
+        /// Layers in the manifest.
+        layers: usize,
+        /// `diff_ids` in the config.
+        diff_ids: usize,
+    },
 }
 
 /// The platform to resolve an index to.
@@ -189,7 +246,7 @@ pub fn pull(
     let config_bytes = client.get_blob(&image.config.digest)?;
     check_whole("config", &image.config, &config_bytes)?;
     let platform =
-        platform_of(&config_bytes, image.layers.len()).map_err(|reason| manifest.error(reason))?;
+        platform_of(&config_bytes, image.layers.len()).map_err(|fault| manifest.error(fault))?;
     let total: u64 = image
         .layers
         .iter()
@@ -246,7 +303,7 @@ impl Fetched {
         }
     }
 
-    fn error(&self, reason: String) -> PullError {
+    fn error(&self, reason: ManifestFault) -> PullError {
         PullError::Manifest {
             digest: self.digest.to_string(),
             reason,
@@ -287,11 +344,10 @@ fn resolve_image(
         if bytes.len() as u64 != chosen.size {
             return Err(PullError::Manifest {
                 digest: chosen.digest.to_string(),
-                reason: format!(
-                    "{} bytes, but the index that names it gives {}",
-                    bytes.len(),
-                    chosen.size
-                ),
+                reason: ManifestFault::Size {
+                    got: bytes.len(),
+                    given: chosen.size,
+                },
             });
         }
         fetched = Fetched {
@@ -301,9 +357,7 @@ fn resolve_image(
         };
     }
     if fetched.parsed.schema_version != 2 || fetched.parsed.is_index() {
-        return Err(fetched.error(
-            "not an image manifest (only Docker schema 2 and OCI manifests are supported)".into(),
-        ));
+        return Err(fetched.error(ManifestFault::NotImage));
     }
     Ok((top, fetched))
 }
@@ -316,18 +370,20 @@ struct ImageBlobs {
 
 impl ImageBlobs {
     fn of(manifest: &Fetched) -> Result<ImageBlobs, PullError> {
-        let bad = |reason: String| manifest.error(reason);
+        let bad = |fault| manifest.error(fault);
         let m = &manifest.parsed;
-        let config = m.config.as_ref().ok_or_else(|| bad("no `config`".into()))?;
+        let config = m
+            .config
+            .as_ref()
+            .ok_or_else(|| bad(ManifestFault::NoConfig))?;
         let config = blob_of_descriptor(config).map_err(bad)?;
         let mut layers = Vec::with_capacity(m.layers.len());
         for (i, l) in m.layers.iter().enumerate() {
             if !LAYER_TYPES.contains(&l.media_type.as_str()) {
-                return Err(bad(format!(
-                    "layer {} has media type `{}`, which strata cannot pull",
-                    i + 1,
-                    l.media_type
-                )));
+                return Err(bad(ManifestFault::LayerType {
+                    index: i + 1,
+                    media_type: l.media_type.clone(),
+                }));
             }
             layers.push(blob_of_descriptor(l).map_err(bad)?);
         }
@@ -382,7 +438,7 @@ fn fetch_manifest(client: &mut Client, reference: &str) -> Result<(Digest, Vec<u
     if reference.starts_with("sha256:") && digest.to_string() != reference {
         return Err(PullError::Manifest {
             digest: reference.to_owned(),
-            reason: format!("the registry sent bytes whose digest is {digest}"),
+            reason: ManifestFault::Digest(digest),
         });
     }
     Ok((digest, bytes))
@@ -391,7 +447,7 @@ fn fetch_manifest(client: &mut Client, reference: &str) -> Result<(Digest, Vec<u
 fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<AnyManifest, PullError> {
     serde_json::from_slice(bytes).map_err(|e| PullError::Manifest {
         digest: reference.to_owned(),
-        reason: format!("not a manifest: {e}"),
+        reason: ManifestFault::NotJson(e),
     })
 }
 
@@ -415,9 +471,12 @@ fn choose(
         .iter()
         .find(|d| d.platform.as_ref().is_some_and(fits))
     {
-        return blob_of_descriptor(d).map_err(|reason| PullError::Manifest {
+        return blob_of_descriptor(d).map_err(|fault| PullError::Manifest {
             digest: index_digest.to_string(),
-            reason: format!("its entry for {wanted}: {reason}"),
+            reason: ManifestFault::Entry {
+                wanted: wanted.to_string(),
+                fault: Box::new(fault),
+            },
         });
     }
     let available: Vec<String> = index
@@ -441,9 +500,9 @@ fn choose(
     })
 }
 
-fn blob_of_descriptor(d: &Descriptor) -> Result<Blob, String> {
+fn blob_of_descriptor(d: &Descriptor) -> Result<Blob, ManifestFault> {
     let digest =
-        Digest::parse(&d.digest).ok_or_else(|| format!("`{}` is not a sha256 digest", d.digest))?;
+        Digest::parse(&d.digest).ok_or_else(|| ManifestFault::NotSha256(d.digest.clone()))?;
     Ok(Blob {
         digest,
         size: d.size,
@@ -451,7 +510,7 @@ fn blob_of_descriptor(d: &Descriptor) -> Result<Blob, String> {
 }
 
 /// The platform the config names; checks it lists as many layers as the manifest.
-fn platform_of(config: &[u8], layers: usize) -> Result<Platform, String> {
+fn platform_of(config: &[u8], layers: usize) -> Result<Platform, ManifestFault> {
     #[derive(Deserialize)]
     struct Config {
         #[serde(default)]
@@ -468,13 +527,10 @@ fn platform_of(config: &[u8], layers: usize) -> Result<Platform, String> {
         #[serde(default)]
         diff_ids: Vec<String>,
     }
-    let c: Config =
-        serde_json::from_slice(config).map_err(|e| format!("its config is not JSON: {e}"))?;
+    let c: Config = serde_json::from_slice(config).map_err(ManifestFault::ConfigNotJson)?;
     let diff_ids = c.rootfs.map_or(0, |r| r.diff_ids.len());
     if diff_ids != layers {
-        return Err(format!(
-            "it lists {layers} layers but its config {diff_ids} diff_ids"
-        ));
+        return Err(ManifestFault::LayerCount { layers, diff_ids });
     }
     Ok(Platform {
         architecture: c.architecture,
