@@ -19,6 +19,7 @@
 //! reads the plan and writes the docker-archive in one pass, checking each layer's bytes
 //! against its record as they go.
 
+#![warn(missing_docs)]
 pub mod cli;
 pub mod compress;
 pub mod digest;

@@ -201,70 +201,104 @@ fn push_blobs(
         present.is_empty() && options.mount_from.is_empty() && !client.has_tags().unwrap_or(true);
     let compressed = compressed_blobs(plan, compressor, present, &options.cache, !fresh)?;
     report.compressed_first += compressed.computed;
-    let compressed = compressed.blobs;
-    // Each layer's blob; `None` until a chunked upload gives it.
-    let mut layers: Vec<Option<(Blob, Compression)>> = Vec::with_capacity(plan.layers.len());
-    let mut done: HashMap<Digest, (Blob, Compression)> = HashMap::new();
-    // Layers to upload, with their compressed blob when known.
-    let mut missing: Vec<(usize, &PlannedLayer, Option<Blob>)> = Vec::new();
-    // diff_id → position in `missing` of the layers uploaded in chunks.
-    let mut chunked: HashMap<Digest, usize> = HashMap::new();
-    for (i, layer) in plan.layers.iter().enumerate() {
-        let diff_id = layer.record.diff_id;
-        if let Some(found) = done.get(&diff_id).or_else(|| present.get(&diff_id)) {
-            layers.push(Some(*found));
-            if !done.contains_key(&diff_id) {
-                report.skipped += 1;
-            }
-            done.insert(diff_id, *found);
-            progress.layer_done();
-            continue;
-        }
-        let Some(blob) = compressed[i] else {
-            layers.push(None);
-            if let std::collections::hash_map::Entry::Vacant(e) = chunked.entry(diff_id) {
-                e.insert(missing.len());
-                missing.push((i, layer, None));
-                report.uploaded += 1;
-            } else {
-                progress.layer_done();
-            }
-            continue;
-        };
-        if client.has_blob(&blob.digest)? {
-            report.skipped += 1;
-            progress.layer_done();
-        } else if mount(client, &blob.digest, &options.mount_from)? {
-            report.mounted += 1;
-            progress.layer_done();
-        } else {
-            missing.push((i, layer, Some(blob)));
-            report.uploaded += 1;
-            report.bytes_sent += blob.size;
-        }
-        layers.push(Some((blob, compressor)));
-        done.insert(diff_id, (blob, compressor));
-    }
+    let routing = Routing {
+        compressor,
+        present,
+        options,
+        progress,
+    };
+    let (routes, uploads) = route_layers(plan, &compressed.blobs, client, &routing, report)?;
     let sending = Sending {
         compressor,
         cache: &options.cache,
         progress,
     };
-    let sent = upload_layers(client, &missing, &sending, options.parallel)?;
-    for (k, (_, _, known)) in missing.iter().enumerate() {
+    let sent = upload_layers(client, &uploads, &sending, options.parallel)?;
+    for ((_, _, known), blob) in uploads.iter().zip(&sent) {
         if known.is_none() {
-            report.bytes_sent += sent[k].size;
+            report.bytes_sent += blob.size;
         }
     }
-    let layers: Vec<(Blob, Compression)> = layers
+    let layers: Vec<(Blob, Compression)> = routes
         .into_iter()
-        .zip(&plan.layers)
-        .map(|(blob, layer)| {
-            blob.unwrap_or_else(|| (sent[chunked[&layer.record.diff_id]], compressor))
+        .map(|route| match route {
+            Route::Blob(blob, compression) => (blob, compression),
+            Route::Chunked(k) => (sent[k], compressor),
         })
         .collect();
     let config_blob = push_config(plan, client, options, report)?;
     Ok(oci_layout::manifest_of(&config_blob, &layers))
+}
+
+/// How one layer of a push reaches the registry.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// As this blob: the registry has it, mounts it, or is sent it whole.
+    Blob(Blob, Compression),
+    /// As the upload at this position of the queue, compressed on the way: its digest is
+    /// known once it is sent.
+    Chunked(usize),
+}
+
+/// A layer to upload: its position in the plan, the layer, and its blob when known.
+type Upload<'p> = (usize, &'p PlannedLayer, Option<Blob>);
+
+/// What deciding the layers' routes needs besides the plan.
+struct Routing<'a> {
+    /// The compression layers are sent with.
+    compressor: Compression,
+    /// The layers the registry has, by diff_id.
+    present: &'a HashMap<Digest, (Blob, Compression)>,
+    /// The push's options (`--mount-from`).
+    options: &'a PushOptions,
+    /// Counts the layers that need no upload.
+    progress: &'a Progress,
+}
+
+/// Each layer's route, and the uploads they need: the registry's blobs skipped, others
+/// mounted, the rest queued, a layer the plan holds twice queued once.
+fn route_layers<'p>(
+    plan: &'p ImagePlan,
+    compressed: &[Option<Blob>],
+    client: &mut Client,
+    routing: &Routing,
+    report: &mut PushReport,
+) -> Result<(Vec<Route>, Vec<Upload<'p>>), PushError> {
+    let mut routes = Vec::with_capacity(plan.layers.len());
+    let mut uploads: Vec<Upload> = Vec::new();
+    // diff_id → the route an earlier layer of this plan took.
+    let mut routed: HashMap<Digest, Route> = HashMap::new();
+    for (i, layer) in plan.layers.iter().enumerate() {
+        let diff_id = layer.record.diff_id;
+        let route = if let Some(earlier) = routed.get(&diff_id) {
+            routing.progress.layer_done();
+            *earlier
+        } else if let Some(&(blob, compression)) = routing.present.get(&diff_id) {
+            report.skipped += 1;
+            routing.progress.layer_done();
+            Route::Blob(blob, compression)
+        } else if let Some(blob) = compressed[i] {
+            if client.has_blob(&blob.digest)? {
+                report.skipped += 1;
+                routing.progress.layer_done();
+            } else if mount(client, &blob.digest, &routing.options.mount_from)? {
+                report.mounted += 1;
+                routing.progress.layer_done();
+            } else {
+                uploads.push((i, layer, Some(blob)));
+                report.uploaded += 1;
+                report.bytes_sent += blob.size;
+            }
+            Route::Blob(blob, routing.compressor)
+        } else {
+            uploads.push((i, layer, None));
+            report.uploaded += 1;
+            Route::Chunked(uploads.len() - 1)
+        };
+        routed.insert(diff_id, route);
+        routes.push(route);
+    }
+    Ok((routes, uploads))
 }
 
 /// Sends the config of `plan` unless the registry has it; returns its blob.
@@ -438,7 +472,7 @@ struct Sending<'a> {
 
 fn upload_layers(
     client: &Client,
-    missing: &[(usize, &PlannedLayer, Option<Blob>)],
+    missing: &[Upload],
     sending: &Sending,
     parallel: usize,
 ) -> Result<Vec<Blob>, PushError> {

@@ -16,6 +16,39 @@ const IMAGE_ID: &str = "SPDXRef-Image";
 /// The document, as compact JSON bytes.
 pub fn document(d: &Description) -> Vec<u8> {
     let mut extracted: BTreeMap<String, String> = BTreeMap::new();
+    let mut packages = vec![image_package(d)];
+    packages.extend(d.components.iter().map(|c| package(d, c, &mut extracted)));
+    let relationships = relationships(d);
+    let mut doc = json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("{}:{}", d.image.name, d.image.tag),
+        "documentNamespace": format!(
+            "https://spdx.org/spdxdocs/strata/{}-{}",
+            id_chars(&d.image.name),
+            d.fingerprint().hex()
+        ),
+        "creationInfo": {
+            "created": spdx_time(d.document_time()),
+            "creators": [format!("Tool: strata-{}", strata_version())],
+        },
+        "packages": packages,
+        "relationships": relationships,
+    });
+    if !extracted.is_empty() {
+        doc["hasExtractedLicensingInfos"] = Value::Array(
+            extracted
+                .iter()
+                .map(|(id, name)| json!({"licenseId": id, "extractedText": name, "name": name}))
+                .collect(),
+        );
+    }
+    serde_json::to_vec(&doc).expect("JSON values serialise")
+}
+
+/// The image, as the package the document describes.
+fn image_package(d: &Description) -> Value {
     let mut image = json!({
         "SPDXID": IMAGE_ID,
         "name": d.image.name,
@@ -48,8 +81,12 @@ pub fn document(d: &Description) -> Vec<u8> {
         layers.join("; ")
     ));
     image["primaryPackagePurpose"] = json!("CONTAINER");
-    let mut packages = vec![image];
-    packages.extend(d.components.iter().map(|c| package(d, c, &mut extracted)));
+    image
+}
+
+/// The document's relationships: it describes the image, the image contains every store
+/// path, and each path depends on its references.
+fn relationships(d: &Description) -> Vec<Value> {
     let mut relationships = vec![json!({
         "spdxElementId": "SPDXRef-DOCUMENT",
         "relationshipType": "DESCRIBES",
@@ -71,32 +108,7 @@ pub fn document(d: &Description) -> Vec<u8> {
             }));
         }
     }
-    let mut doc = json!({
-        "spdxVersion": "SPDX-2.3",
-        "dataLicense": "CC0-1.0",
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": format!("{}:{}", d.image.name, d.image.tag),
-        "documentNamespace": format!(
-            "https://spdx.org/spdxdocs/strata/{}-{}",
-            id_chars(&d.image.name),
-            d.fingerprint().hex()
-        ),
-        "creationInfo": {
-            "created": spdx_time(d.document_time()),
-            "creators": [format!("Tool: strata-{}", strata_version())],
-        },
-        "packages": packages,
-        "relationships": relationships,
-    });
-    if !extracted.is_empty() {
-        doc["hasExtractedLicensingInfos"] = Value::Array(
-            extracted
-                .iter()
-                .map(|(id, name)| json!({"licenseId": id, "extractedText": name, "name": name}))
-                .collect(),
-        );
-    }
-    serde_json::to_vec(&doc).expect("JSON values serialise")
+    relationships
 }
 
 fn package(d: &Description, c: &Component, extracted: &mut BTreeMap<String, String>) -> Value {

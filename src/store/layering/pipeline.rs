@@ -15,20 +15,20 @@ use crate::store::path::package_name_key;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 
-/// The names of the operations, as a pipeline writes them.
-pub const OPERATIONS: &[&str] = &[
-    "popularity_contest",
-    "limit_layers",
-    "subcomponent_in",
-    "subcomponent_out",
-    "split_paths",
-    "split_every",
-    "remove_paths",
-    "reverse",
-    "flatten",
-    "over",
-    "map",
-    "pipe",
+/// The operations, as a pipeline writes them, with the number of arguments each takes.
+pub const OPERATIONS: &[(&str, usize)] = &[
+    ("popularity_contest", 0),
+    ("limit_layers", 1),
+    ("subcomponent_in", 1),
+    ("subcomponent_out", 1),
+    ("split_paths", 1),
+    ("split_every", 1),
+    ("remove_paths", 1),
+    ("reverse", 0),
+    ("flatten", 0),
+    ("over", 2),
+    ("map", 1),
+    ("pipe", 1),
 ];
 
 /// Why a pipeline cannot be read or run.
@@ -131,64 +131,18 @@ impl Op {
 
     /// One operation `[name, arg...]`.
     fn parse(call: &Value) -> Result<Op, PipelineError> {
-        let items = call
-            .as_array()
-            .filter(|items| !items.is_empty())
-            .ok_or_else(|| {
-                bad(format!(
-                    "each operation is a list `[name, argument…]`, got {call}"
-                ))
-            })?;
-        let name = items[0]
-            .as_str()
-            .ok_or_else(|| bad(format!("an operation's name is a string, got {}", items[0])))?;
-        let args = &items[1..];
-        let arity = |n: usize| -> Result<(), PipelineError> {
-            if args.len() == n {
-                return Ok(());
-            }
-            let s = if n == 1 { "" } else { "s" };
-            Err(bad(format!(
-                "`{name}` takes {n} argument{s}, got {}: {call}",
-                args.len()
-            )))
-        };
-        let positive = |arg: &Value| {
-            arg.as_u64()
-                .filter(|&n| n > 0)
-                .map(|n| n as usize)
-                .ok_or_else(|| bad(format!("`{name}` takes a positive whole number, got {arg}")))
-        };
-        let paths = |arg: &Value| store_paths(name, arg);
-        let op = match name {
-            "popularity_contest" | "reverse" | "flatten" => {
-                arity(0)?;
-                match name {
-                    "popularity_contest" => Op::PopularityContest,
-                    "reverse" => Op::Reverse,
-                    _ => Op::Flatten,
-                }
-            }
-            "limit_layers" => arity(1)
-                .and_then(|_| positive(&args[0]))
-                .map(Op::LimitLayers)?,
-            "split_every" => arity(1)
-                .and_then(|_| positive(&args[0]))
-                .map(Op::SplitEvery)?,
-            "subcomponent_in" => arity(1)
-                .and_then(|_| paths(&args[0]))
-                .map(Op::SubcomponentIn)?,
-            "subcomponent_out" => arity(1)
-                .and_then(|_| paths(&args[0]))
-                .map(Op::SubcomponentOut)?,
-            "remove_paths" => arity(1)
-                .and_then(|_| paths(&args[0]))
-                .map(Op::RemovePaths)?,
-            "split_paths" => arity(1)
-                .and_then(|_| split_specs(&args[0]))
-                .map(Op::SplitPaths)?,
+        let (name, args) = split_call(call)?;
+        Ok(match name {
+            "popularity_contest" => Op::PopularityContest,
+            "reverse" => Op::Reverse,
+            "flatten" => Op::Flatten,
+            "limit_layers" => Op::LimitLayers(positive(name, &args[0])?),
+            "split_every" => Op::SplitEvery(positive(name, &args[0])?),
+            "subcomponent_in" => Op::SubcomponentIn(store_paths(name, &args[0])?),
+            "subcomponent_out" => Op::SubcomponentOut(store_paths(name, &args[0])?),
+            "remove_paths" => Op::RemovePaths(store_paths(name, &args[0])?),
+            "split_paths" => Op::SplitPaths(split_specs(&args[0])?),
             "over" => {
-                arity(2)?;
                 let key = args[0].as_str().ok_or_else(|| {
                     bad(format!(
                         "`over` takes a key (a string) first, got {}",
@@ -197,24 +151,13 @@ impl Op {
                 })?;
                 Op::Over(key.to_owned(), Box::new(Op::parse(&args[1])?))
             }
-            "map" => arity(1)
-                .and_then(|_| Op::parse(&args[0]))
-                .map(|op| Op::Map(Box::new(op)))?,
-            "pipe" => {
-                arity(1)?;
-                Op::Pipe(Op::parse_list(
-                    &args[0],
-                    "`pipe` takes a list of operations",
-                )?)
-            }
-            _ => {
-                return Err(bad(format!(
-                    "unknown operation `{name}` (known: {})",
-                    OPERATIONS.join(", ")
-                )))
-            }
-        };
-        Ok(op)
+            "map" => Op::Map(Box::new(Op::parse(&args[0])?)),
+            "pipe" => Op::Pipe(Op::parse_list(
+                &args[0],
+                "`pipe` takes a list of operations",
+            )?),
+            _ => return Err(unknown(name)),
+        })
     }
 
     /// The operation's name, as a pipeline writes it.
@@ -234,6 +177,51 @@ impl Op {
             Op::Pipe(_) => "pipe",
         }
     }
+}
+
+/// An operation's name and arguments, once the name is known and the count right.
+fn split_call(call: &Value) -> Result<(&str, &[Value]), PipelineError> {
+    let items = call
+        .as_array()
+        .filter(|items| !items.is_empty())
+        .ok_or_else(|| {
+            bad(format!(
+                "each operation is a list `[name, argument…]`, got {call}"
+            ))
+        })?;
+    let name = items[0]
+        .as_str()
+        .ok_or_else(|| bad(format!("an operation's name is a string, got {}", items[0])))?;
+    let args = &items[1..];
+    let &(_, n) = OPERATIONS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .ok_or_else(|| unknown(name))?;
+    if args.len() != n {
+        let s = if n == 1 { "" } else { "s" };
+        return Err(bad(format!(
+            "`{name}` takes {n} argument{s}, got {}: {call}",
+            args.len()
+        )));
+    }
+    Ok((name, args))
+}
+
+/// An operation no one knows.
+fn unknown(name: &str) -> PipelineError {
+    let known: Vec<&str> = OPERATIONS.iter().map(|(name, _)| *name).collect();
+    bad(format!(
+        "unknown operation `{name}` (known: {})",
+        known.join(", ")
+    ))
+}
+
+/// A count argument of `name`: a whole number above 0.
+fn positive(name: &str, arg: &Value) -> Result<usize, PipelineError> {
+    arg.as_u64()
+        .filter(|&n| n > 0)
+        .map(|n| n as usize)
+        .ok_or_else(|| bad(format!("`{name}` takes a positive whole number, got {arg}")))
 }
 
 /// A path argument: one store path, or a list of them.
