@@ -7,12 +7,12 @@
 
 use crate::file_error::FileError;
 use crate::tar::header::{encode_header, padding, EntryType, Kind, Stamp, END_OF_ARCHIVE};
-use crate::tar::names::{clean_name, RefusedEntry};
+use crate::tar::names::{clean_name, NameError, RefusedEntry};
 use crate::tar::reader::{TarEntry, TarReadError, TarReader};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Why the layers could not be flattened.
 #[derive(Debug, thiserror::Error)]
@@ -61,24 +61,23 @@ struct Survivor {
 }
 
 impl Survivor {
-    /// `entry` of layer `layer`, named `name`, its data at `data_at`.
+    /// `entry` of layer `layer`, named `name`, its data at `data_at`; refused when it is a
+    /// hard link whose target is.
     fn new(
         entry: TarEntry,
         name: String,
-        layer: (usize, &Path),
+        layer: usize,
         data_at: u64,
-    ) -> Result<Survivor, RefusedEntry> {
+    ) -> Result<Survivor, NameError> {
         let link = if entry.entry_type == EntryType::HardLink {
-            let refuse =
-                |r: crate::tar::names::NameError| RefusedEntry::new(layer.1, &name, &r.to_string());
-            clean_name(&entry.link).map_err(refuse)?.into_bytes()
+            clean_name(&entry.link)?.into_bytes()
         } else {
             entry.link
         };
         let id = |id: i64| u64::try_from(id).unwrap_or(0);
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         Ok(Survivor {
-            layer: layer.0,
+            layer,
             entry_type: entry.entry_type,
             mode: (entry.mode & 0o7777) as u32,
             stamp: Stamp {
@@ -189,7 +188,7 @@ fn copy_data(
     };
     file.seek(io::SeekFrom::Start(from.data_at))
         .map_err(read_err)?;
-    let mut data = BufReader::with_capacity(1 << 20, file).take(from.size);
+    let mut data = file.take(from.size);
     let copied = io::copy(&mut data, out).map_err(FlattenError::Write)?;
     if copied != from.size {
         let ended = io::Error::new(
@@ -217,17 +216,16 @@ fn survivors(layers: &[PathBuf]) -> Result<(Vec<Survivor>, u64), FlattenError> {
         let mut tar = TarReader::seeking(BufReader::with_capacity(1 << 16, file));
         let mut this = Above::default();
         while let Some(entry) = tar.next_entry().map_err(read_err)? {
-            let refuse = |r: crate::tar::names::NameError| {
+            let name = clean_name(&entry.name).map_err(|r| {
                 RefusedEntry::new(layer, &String::from_utf8_lossy(&entry.name), &r.to_string())
+            })?;
+            let Some(name) = above.decide(name, entry.entry_type, &mut this) else {
+                hidden += 1;
+                continue;
             };
-            let name = clean_name(&entry.name).map_err(refuse)?;
-            match above.decide(name, entry.entry_type, &mut this) {
-                Some(name) => {
-                    let at = tar.position();
-                    survivors.push(Survivor::new(entry, name, (i, layer), at)?);
-                }
-                None => hidden += 1,
-            }
+            let refuse = |r: NameError| RefusedEntry::new(layer, &name, &r.to_string());
+            let at = tar.position();
+            survivors.push(Survivor::new(entry, name.clone(), i, at).map_err(refuse)?);
         }
         above.taken.extend(this.taken);
         above.subtree_gone.extend(this.subtree_gone);
@@ -577,6 +575,19 @@ mod tests {
         assert!(text.contains(&format!(" path=./{long_file}\n")));
         assert!(text.contains(&format!(" linkpath={long_target}\n")));
         assert!(!text.contains("././@LongLink"));
+    }
+
+    #[test]
+    fn a_layer_cut_short_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = layer(dir.path(), "0.tar", &[("f", Some(&"x".repeat(2000)))]);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..1024]).unwrap();
+        let err = flatten(&[path], Vec::new()).unwrap_err().to_string();
+        assert!(
+            err.contains("read layer") && err.contains("ends inside"),
+            "{err}"
+        );
     }
 
     #[test]
