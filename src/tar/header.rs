@@ -546,6 +546,7 @@ impl HeaderBlock<'_> {
         self.owner_name(field::GNAME)
     }
 
+    /// The owner or group name field at `at`.
     fn owner_name(&self, at: std::ops::Range<usize>) -> Vec<u8> {
         if self.format() == Format::V7 {
             return Vec::new();
