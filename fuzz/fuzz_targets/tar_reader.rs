@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;
-use strata::tar::reader::{is_header_only, TarReader};
+use strata::tar::reader::TarReader;
 
 fuzz_target!(|data: &[u8]| {
     let mut tar = TarReader::new(data);
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(last < Some(entry.offset), "{last:?} then {}", entry.offset);
         last = Some(entry.offset);
         assert!(entry.size <= entry.declared_size);
-        assert!(!is_header_only(entry.typeflag) || entry.size == 0);
+        assert!(!entry.entry_type.is_header_only() || entry.size == 0);
         let mut bytes = Vec::new();
         match tar.data().read_to_end(&mut bytes) {
             Ok(n) => assert_eq!(n as u64, entry.size),

@@ -11,6 +11,7 @@ use crate::plan::file::is_script;
 use crate::plan::index::AnyPlan;
 use crate::plan::record_cache::RecordCache;
 use crate::plan::{LayerContent, PlanError};
+use crate::tar::reader::TarReader;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -160,35 +161,37 @@ struct Members {
 }
 
 /// Reads the members of the archive `path`, keeping those that start like JSON, at most
-/// [`MAX_METADATA`] bytes of them: layers are read past, never held.
+/// [`MAX_METADATA`] bytes of them: layers are read past, never held. The archive is the
+/// user's: read as Go's archive/tar reads it, extension headers bounded ([`TarReader`]).
 fn read_members(
     path: &Path,
     bad: &dyn Fn(String) -> ExplainError,
 ) -> Result<Members, ExplainError> {
     let file = std::fs::File::open(path).map_err(FileError::on("open", path))?;
     let reader = decompressed(file).map_err(FileError::on("read", path))?;
-    let mut archive = tar::Archive::new(reader);
+    let mut tar = TarReader::new(reader);
     let mut members = Members {
         sizes: HashMap::new(),
         json: HashMap::new(),
     };
     let mut kept = 0u64;
-    let entries = archive
-        .entries()
-        .map_err(|e| bad(format!("not a tar: {e}")))?;
-    for entry in entries {
-        // tar's message quotes the bad header's bytes: name the place instead.
-        let mut entry = entry.map_err(|_| match members.sizes.len() {
+    loop {
+        // The reader's message names a byte offset: name the place in members instead.
+        let entry = tar.next_entry().map_err(|_| match members.sizes.len() {
             0 => bad("not a tar archive (plain, gzip or zstd)".to_owned()),
             n => bad(format!("damaged archive after its {n} first members")),
         })?;
-        let name = String::from_utf8_lossy(&entry.path_bytes())
+        let Some(entry) = entry else {
+            break;
+        };
+        let name = String::from_utf8_lossy(&entry.name)
             .trim_start_matches("./")
             .to_owned();
-        let size = entry.size();
+        let size = entry.size;
         members.sizes.insert(name.clone(), size);
+        let mut data = tar.data();
         let mut first = [0u8; 1];
-        if size == 0 || entry.read_exact(&mut first).is_err() || !matches!(first[0], b'{' | b'[') {
+        if size == 0 || data.read_exact(&mut first).is_err() || !matches!(first[0], b'{' | b'[') {
             continue;
         }
         kept += size;
@@ -198,8 +201,7 @@ fn read_members(
             )));
         }
         let mut bytes = first.to_vec();
-        entry
-            .read_to_end(&mut bytes)
+        data.read_to_end(&mut bytes)
             .map_err(|e| bad(format!("member `{name}`: {e}")))?;
         members.json.insert(name, bytes);
     }

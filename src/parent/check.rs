@@ -3,6 +3,7 @@
 
 use super::members::tar_failure;
 use super::{member_error, ParentError};
+use crate::tar::header::EntryType;
 use crate::tar::names::{self, check_length, clean_name, link_stays_inside, shown};
 use crate::tar::reader::{ambiguity, TarReader};
 use sha2::{Digest as _, Sha256};
@@ -46,12 +47,12 @@ pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), 
             return Err(bad(&shown, why));
         }
         let name = clean_name(&entry.name).map_err(|r| bad(&shown, r.to_string()))?;
-        match entry.typeflag {
-            b'0' | b'7' => {
+        match entry.entry_type {
+            EntryType::Regular | EntryType::Contiguous => {
                 files.insert(key(&name));
             }
-            b'5' | b'6' => {}
-            b'2' => {
+            EntryType::Directory | EntryType::Fifo => {}
+            EntryType::Symlink => {
                 let target = &entry.link;
                 if target.is_empty() {
                     return Err(bad(&shown, "symlink without a target".to_owned()));
@@ -68,7 +69,7 @@ pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), 
                     ));
                 }
             }
-            b'1' => {
+            EntryType::HardLink => {
                 let target = clean_name(&entry.link)
                     .map_err(|r| bad(&shown, format!("hard link target refused: {r}")))?;
                 if !files.contains(&key(&target)) {
@@ -80,16 +81,16 @@ pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), 
                     ));
                 }
             }
-            b'3' | b'4' => {
+            EntryType::CharDevice | EntryType::BlockDevice => {
                 return Err(bad(&shown, "device node".to_owned()));
             }
-            b'g' => continue,
+            EntryType::PaxGlobal => continue,
             other => {
                 return Err(bad(
                     &shown,
                     format!(
                         "unsupported entry type `{}`",
-                        (other as char).escape_default()
+                        (other.flag() as char).escape_default()
                     ),
                 ));
             }
@@ -113,15 +114,14 @@ pub fn check_layer<R: Read>(reader: R, member: &str) -> Result<(R, LayerFacts), 
     Ok((reader, facts))
 }
 
-/// Names of the store paths a layer tar written by strata holds, from its headers alone
-/// (the reader seeks over file data).
+/// Names of the store paths a layer tar holds, from its headers alone (the reader seeks over
+/// file data). The tar is a plan's layer, which may be a parent's: read as any tar strata does
+/// not trust.
 pub fn store_paths_of_tar(path: &Path) -> io::Result<BTreeSet<String>> {
-    let mut archive = tar::Archive::new(File::open(path)?);
+    let mut tar = TarReader::seeking(File::open(path)?);
     let mut names = BTreeSet::new();
-    for entry in archive.entries_with_seek()? {
-        let entry = entry?;
-        let raw = entry.path_bytes();
-        if let Some(rest) = raw.strip_prefix(b"nix/store/") {
+    while let Some(entry) = tar.next_entry().map_err(io::Error::from)? {
+        if let Some(rest) = entry.name.strip_prefix(b"nix/store/") {
             let base = rest.split(|&b| b == b'/').next().unwrap_or(rest);
             if !base.is_empty() {
                 names.insert(String::from_utf8_lossy(base).into_owned());

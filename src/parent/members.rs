@@ -5,6 +5,7 @@ use super::limits::{check_json_size, expansion_limit, read_failure, Budget, MAX_
 use super::{member_error, ParentError};
 use crate::digest::Digest;
 use crate::file_error::FileError;
+use crate::tar::header::EntryType;
 use crate::tar::names::{clean_name, link_stays_inside, resolve_dots, shown};
 use crate::tar::reader::{ambiguity, TarReadError, TarReader};
 use std::collections::HashMap;
@@ -71,9 +72,9 @@ impl Members {
                 return Err(member_error(&shown, why));
             }
             let name = clean_name(&entry.name).map_err(|r| member_error(&shown, r.to_string()))?;
-            let member = match entry.typeflag {
-                b'5' | b'g' => continue,
-                b'0' | b'7' => {
+            let member = match entry.entry_type {
+                EntryType::Directory | EntryType::PaxGlobal => continue,
+                EntryType::Regular | EntryType::Contiguous => {
                     if read_as_json(&name) {
                         check_json_size(&shown, entry.size)?;
                     }
@@ -87,7 +88,7 @@ impl Members {
                         size,
                     }
                 }
-                b'2' => {
+                EntryType::Symlink => {
                     let target = &entry.link;
                     let (dir_part, _) = name.rsplit_once('/').unwrap_or(("", ""));
                     let mut joined = dir_part.as_bytes().to_vec();
@@ -101,7 +102,7 @@ impl Members {
                     joined.extend_from_slice(target);
                     Member::Link(resolve_dots(&joined))
                 }
-                b'1' => {
+                EntryType::HardLink => {
                     let target = clean_name(&entry.link).map_err(|r| {
                         member_error(&shown, format!("hard link target refused: {r}"))
                     })?;
@@ -112,7 +113,7 @@ impl Members {
                         &shown,
                         format!(
                             "unsupported member type `{}`",
-                            (other as char).escape_default()
+                            (other.flag() as char).escape_default()
                         ),
                     ))
                 }

@@ -1,6 +1,7 @@
 //! A root filesystem to change: a parent image unpacked for `runAsRoot`, and the layer of
 //! what changed in it.
 //!
+//! Layers are read as they were checked, as Go's archive/tar reads them ([`TarReader`]).
 //! Unpacking never follows a symlink the layers made and refuses names that leave the root,
 //! so a hostile parent cannot write outside it. Owners cannot be set without privileges, so
 //! they are kept by device and inode, like the owners a root script sets
@@ -10,8 +11,10 @@
 
 use crate::file_error::FileError;
 use crate::rootfs::root_shell::Owners;
+use crate::tar::header::EntryType;
 use crate::tar::layer::{Listed, ListedEntry, ListedKind};
 use crate::tar::names::{clean_name, RefusedEntry};
+use crate::tar::reader::{TarEntry, TarReadError, TarReader};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
@@ -108,18 +111,16 @@ impl Rootfs {
 
     fn unpack_layer(&mut self, layer: &Path, root: &Path) -> Result<(), UnpackError> {
         let file = File::open(layer).map_err(FileError::on("open", layer))?;
-        let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
+        let mut tar = TarReader::new(io::BufReader::with_capacity(1 << 20, file));
         let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
-        let entries = archive.entries().map_err(FileError::on("read", layer))?;
-        for entry in entries {
-            let mut entry = entry.map_err(FileError::on("read", layer))?;
-            let raw = entry.path_bytes().into_owned();
-            let shown = String::from_utf8_lossy(&raw).into_owned();
+        let read_err = |e: TarReadError| FileError::on("read", layer)(e.into());
+        while let Some(entry) = tar.next_entry().map_err(read_err)? {
+            let shown = String::from_utf8_lossy(&entry.name).into_owned();
             let at = EntryAt {
                 layer,
                 entry: &shown,
             };
-            let name = clean_name(&raw).map_err(|r| at.refuse(&r.to_string()))?;
+            let name = clean_name(&entry.name).map_err(|r| at.refuse(&r.to_string()))?;
             if name.is_empty() {
                 continue;
             }
@@ -135,7 +136,7 @@ impl Rootfs {
                 remove_any(&parent.join(hidden))?;
                 continue;
             }
-            if let Some(mode) = self.unpack_entry(&mut entry, root, &target, &at)? {
+            if let Some(mode) = self.unpack_entry(&entry, &mut tar.data(), root, &target, &at)? {
                 dir_modes.push((target, mode));
             }
         }
@@ -146,31 +147,27 @@ impl Rootfs {
         Ok(())
     }
 
-    /// Unpacks one entry at `target` (its parents are real directories); returns a
-    /// directory's mode, set once the layer is unpacked so that a read-only directory can
-    /// still be filled. `at` names the entry in errors.
-    fn unpack_entry<R: io::Read>(
+    /// Unpacks `entry`, whose data `data` reads, at `target` (its parents are real
+    /// directories); returns a directory's mode, set once the layer is unpacked so that a
+    /// read-only directory can still be filled. `at` names the entry in errors.
+    fn unpack_entry(
         &mut self,
-        entry: &mut tar::Entry<R>,
+        entry: &TarEntry,
+        data: &mut impl io::Read,
         root: &Path,
         target: &Path,
         at: &EntryAt<'_>,
     ) -> Result<Option<u32>, UnpackError> {
-        let header = entry.header();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = (
-            header.uid().unwrap_or(0) as u32,
-            header.gid().unwrap_or(0) as u32,
-        );
-        use tar::EntryType as T;
-        let kind = header.entry_type();
+        let mode = (entry.mode & 0o7777) as u32;
+        let (uid, gid) = (entry.uid as u32, entry.gid as u32);
+        let kind = entry.entry_type;
         let existing = fs::symlink_metadata(target).ok();
-        if kind != T::Directory || existing.as_ref().is_some_and(|m| !m.is_dir()) {
+        if kind != EntryType::Directory || existing.as_ref().is_some_and(|m| !m.is_dir()) {
             remove_any(target)?;
         }
         let mut dir_mode = None;
         match kind {
-            T::Directory => {
+            EntryType::Directory => {
                 if fs::symlink_metadata(target).is_err() {
                     fs::create_dir(target).map_err(FileError::on("create", target))?;
                 }
@@ -178,21 +175,19 @@ impl Rootfs {
                     .map_err(FileError::on("chmod", target))?;
                 dir_mode = Some(mode);
             }
-            T::Regular | T::Continuous => {
+            EntryType::Regular | EntryType::Contiguous => {
                 let mut out = File::create(target).map_err(FileError::on("create", target))?;
-                io::copy(entry, &mut out).map_err(FileError::on("write", target))?;
+                io::copy(data, &mut out).map_err(FileError::on("write", target))?;
                 // The sandbox forbids setuid and setgid bits.
                 fs::set_permissions(target, fs::Permissions::from_mode(mode & 0o1777))
                     .map_err(FileError::on("chmod", target))?;
             }
-            T::Symlink => {
-                let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), target)
+            EntryType::Symlink => {
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&entry.link), target)
                     .map_err(FileError::on("create", target))?;
             }
-            T::Link => {
-                let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-                let link = clean_name(&link).map_err(|r| at.refuse(&r.to_string()))?;
+            EntryType::HardLink => {
+                let link = clean_name(&entry.link).map_err(|r| at.refuse(&r.to_string()))?;
                 let source = root.join(&link);
                 ensure_real_dirs(root, source.parent().unwrap_or(root)).map_err(|e| at.dir(e))?;
                 if !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
@@ -200,7 +195,7 @@ impl Rootfs {
                 }
                 fs::hard_link(&source, target).map_err(FileError::on("link", target))?;
             }
-            T::Char | T::Block => return Err(at.refuse("device node")),
+            EntryType::CharDevice | EntryType::BlockDevice => return Err(at.refuse("device node")),
             _ => return Ok(None), // fifos and metadata entries: nothing to unpack
         }
         if uid != 0 || gid != 0 {

@@ -1,6 +1,8 @@
 //! Tar header encoding: ustar blocks, with PAX records only where ustar cannot hold a value.
 //!
-//! One function encodes every header strata writes (layer entries and the outer archive).
+//! One function encodes every header strata writes (layer entries, the outer archive and
+//! exportImage's root filesystem); [`EntryType`] names the typeflag bytes it and the readers
+//! use.
 //! Choices that fix the bytes (see docs/format-notes.md):
 //! - names up to 100 bytes go in `name`; longer ones are split at a `/` into `prefix`
 //!   (longest prefix that fits) and `name`; names that cannot be split get a PAX `path` record;
@@ -40,8 +42,127 @@ const MAX_OCTAL_11: u64 = 0o77_777_777_777;
 /// Largest value an 8-byte octal field holds (uid and gid).
 const MAX_OCTAL_7: u64 = 0o7_777_777;
 
+/// An entry's type: its header's typeflag byte, by name. [`EntryType::from_flag`] and
+/// [`EntryType::flag`] are inverse for every byte, so a type read is written back as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryType {
+    /// `0`: a regular file.
+    Regular,
+    /// `1`: a hard link to an earlier entry.
+    HardLink,
+    /// `2`: a symbolic link.
+    Symlink,
+    /// `3`: a character device.
+    CharDevice,
+    /// `4`: a block device.
+    BlockDevice,
+    /// `5`: a directory.
+    Directory,
+    /// `6`: a named pipe.
+    Fifo,
+    /// `7`: a contiguous file, which every reader reads as a regular file.
+    Contiguous,
+    /// `x`: PAX records for the next entry.
+    PaxHeader,
+    /// `g`: PAX records for the rest of the archive (Go hands it over as an entry).
+    PaxGlobal,
+    /// `L`: the GNU long name of the next entry.
+    GnuLongName,
+    /// `K`: the GNU long link target of the next entry.
+    GnuLongLink,
+    /// `S`: an old GNU sparse file.
+    GnuSparse,
+    /// Any other byte, `\0` included ([`EntryType::as_go_reads`] reads that one).
+    Other(u8),
+}
+
+impl EntryType {
+    /// The type a typeflag byte names.
+    pub fn from_flag(flag: u8) -> EntryType {
+        match flag {
+            b'0' => EntryType::Regular,
+            b'1' => EntryType::HardLink,
+            b'2' => EntryType::Symlink,
+            b'3' => EntryType::CharDevice,
+            b'4' => EntryType::BlockDevice,
+            b'5' => EntryType::Directory,
+            b'6' => EntryType::Fifo,
+            b'7' => EntryType::Contiguous,
+            b'x' => EntryType::PaxHeader,
+            b'g' => EntryType::PaxGlobal,
+            b'L' => EntryType::GnuLongName,
+            b'K' => EntryType::GnuLongLink,
+            b'S' => EntryType::GnuSparse,
+            other => EntryType::Other(other),
+        }
+    }
+
+    /// The type of an entry whose header says `flag`, its name being `name`, as Go's
+    /// archive/tar reads it: the old `\0` is a directory for a name ending in `/`, else a
+    /// regular file.
+    pub fn as_go_reads(flag: u8, name: &[u8]) -> EntryType {
+        match flag {
+            0 if name.ends_with(b"/") => EntryType::Directory,
+            0 => EntryType::Regular,
+            flag => EntryType::from_flag(flag),
+        }
+    }
+
+    /// The typeflag byte.
+    pub fn flag(self) -> u8 {
+        match self {
+            EntryType::Regular => b'0',
+            EntryType::HardLink => b'1',
+            EntryType::Symlink => b'2',
+            EntryType::CharDevice => b'3',
+            EntryType::BlockDevice => b'4',
+            EntryType::Directory => b'5',
+            EntryType::Fifo => b'6',
+            EntryType::Contiguous => b'7',
+            EntryType::PaxHeader => b'x',
+            EntryType::PaxGlobal => b'g',
+            EntryType::GnuLongName => b'L',
+            EntryType::GnuLongLink => b'K',
+            EntryType::GnuSparse => b'S',
+            EntryType::Other(flag) => flag,
+        }
+    }
+
+    /// Whether it is a file with data: regular or contiguous.
+    pub fn is_file(self) -> bool {
+        matches!(self, EntryType::Regular | EntryType::Contiguous)
+    }
+
+    /// Whether Go reads no data after a header of this type, whatever its size says: links,
+    /// devices, directories and fifos.
+    pub fn is_header_only(self) -> bool {
+        matches!(
+            self,
+            EntryType::HardLink
+                | EntryType::Symlink
+                | EntryType::CharDevice
+                | EntryType::BlockDevice
+                | EntryType::Directory
+                | EntryType::Fifo
+        )
+    }
+
+    /// Whether it is an extension header, whose data applies to the next entry (or, `g`, to
+    /// the rest of the archive) rather than being one.
+    pub fn is_extension(self) -> bool {
+        matches!(
+            self,
+            EntryType::PaxHeader
+                | EntryType::PaxGlobal
+                | EntryType::GnuLongName
+                | EntryType::GnuLongLink
+        )
+    }
+}
+
 /// Type of a tar entry strata writes. Hard links are written as regular files (see
-/// docs/format-notes.md), so there is no hard-link kind.
+/// docs/format-notes.md), so there is no hard-link kind; devices are never written (layers
+/// refuse them, exportImage leaves them out); fifos only in exportImage's root filesystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A regular file of this many bytes.
@@ -50,6 +171,20 @@ pub enum Kind {
     Directory,
     /// A symbolic link.
     Symlink,
+    /// A named pipe.
+    Fifo,
+}
+
+impl Kind {
+    /// The entry type its header says.
+    pub fn entry_type(self) -> EntryType {
+        match self {
+            Kind::File(_) => EntryType::Regular,
+            Kind::Directory => EntryType::Directory,
+            Kind::Symlink => EntryType::Symlink,
+            Kind::Fifo => EntryType::Fifo,
+        }
+    }
 }
 
 /// Owner and time stamped on entries: the one ownership stamp of layers, plans and the
@@ -137,7 +272,7 @@ pub fn encode_header(
         };
         let header = ustar_block(
             (b"", b"././@PaxHeader"),
-            b'x',
+            EntryType::PaxHeader,
             0o644,
             pax.len() as u64,
             b"",
@@ -148,15 +283,10 @@ pub fn encode_header(
         out.resize(out.len() + padding(pax.len() as u64), 0);
     }
     let (prefix, short) = split.unwrap_or((b"", &name[..name.len().min(100)]));
-    let typeflag = match kind {
-        Kind::File(_) => b'0',
-        Kind::Directory => b'5',
-        Kind::Symlink => b'2',
-    };
     let link = &link_target[..link_target.len().min(100)];
     out.extend_from_slice(&ustar_block(
         (prefix, short),
-        typeflag,
+        kind.entry_type(),
         mode,
         size,
         link,
@@ -220,7 +350,7 @@ fn split_name(name: &[u8]) -> Option<(&[u8], &[u8])> {
 
 fn ustar_block(
     (prefix, name): (&[u8], &[u8]),
-    typeflag: u8,
+    entry_type: EntryType,
     mode: u32,
     size: u64,
     link: &[u8],
@@ -236,7 +366,7 @@ fn ustar_block(
     octal(&mut b[field::GID], stamp.gid.min(MAX_OCTAL_7));
     octal(&mut b[field::SIZE], size.min(MAX_OCTAL_11));
     octal(&mut b[field::MTIME], stamp.mtime.min(MAX_OCTAL_11));
-    b[field::TYPEFLAG] = typeflag;
+    b[field::TYPEFLAG] = entry_type.flag();
     put(&mut b, field::LINKNAME, link);
     put(&mut b, field::MAGIC, b"ustar\0");
     put(&mut b, field::VERSION, b"00");
@@ -342,7 +472,7 @@ impl HeaderBlock<'_> {
         claimed == unsigned || claimed == signed
     }
 
-    /// The entry type byte.
+    /// The typeflag byte (read as a type by [`EntryType::as_go_reads`]).
     pub fn typeflag(&self) -> u8 {
         self.0[field::TYPEFLAG]
     }
@@ -404,6 +534,24 @@ impl HeaderBlock<'_> {
     /// The link target field.
     pub fn link(&self) -> Vec<u8> {
         text(&self.0[field::LINKNAME]).to_vec()
+    }
+
+    /// The owner name field (none in V7 headers, which have no such field).
+    pub fn uname(&self) -> Vec<u8> {
+        self.owner_name(field::UNAME)
+    }
+
+    /// The group name field (none in V7 headers).
+    pub fn gname(&self) -> Vec<u8> {
+        self.owner_name(field::GNAME)
+    }
+
+    /// The owner or group name field at `at`.
+    fn owner_name(&self, at: std::ops::Range<usize>) -> Vec<u8> {
+        if self.format() == Format::V7 {
+            return Vec::new();
+        }
+        text(&self.0[at]).to_vec()
     }
 
     /// The size field (never negative).
@@ -709,6 +857,29 @@ mod tests {
             .map(|e| e.unwrap().key().unwrap().to_owned())
             .collect();
         assert_eq!(exts, ["size", "uid", "gid", "uname"]);
+    }
+
+    #[test]
+    fn entry_types_name_every_flag_and_give_it_back() {
+        for flag in 0..=255u8 {
+            assert_eq!(EntryType::from_flag(flag).flag(), flag);
+        }
+        let named =
+            (0..=255u8).filter(|&f| !matches!(EntryType::from_flag(f), EntryType::Other(_)));
+        assert_eq!(named.map(char::from).collect::<String>(), "01234567KLSgx");
+        assert_eq!(EntryType::as_go_reads(0, b"d/"), EntryType::Directory);
+        assert_eq!(EntryType::as_go_reads(0, b"f"), EntryType::Regular);
+        assert_eq!(EntryType::as_go_reads(b'2', b"l/"), EntryType::Symlink);
+        let header_only: String = (0..=255u8)
+            .filter(|&f| EntryType::from_flag(f).is_header_only())
+            .map(char::from)
+            .collect();
+        assert_eq!(header_only, "123456");
+        for kind in [Kind::File(3), Kind::Directory, Kind::Symlink, Kind::Fifo] {
+            let mut out = Vec::new();
+            encode_header(&mut out, b"n", kind, 0o644, b"", &stamp());
+            assert_eq!(HeaderBlock(&out).typeflag(), kind.entry_type().flag());
+        }
     }
 
     #[test]

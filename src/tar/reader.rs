@@ -7,10 +7,10 @@
 //! nothing.
 
 use crate::tar::header::{
-    padding, parse_pax, BadNumber, BadPax, HeaderBlock, BLOCK, MAX_EXTENSION,
+    padding, parse_pax, BadNumber, BadPax, EntryType, HeaderBlock, BLOCK, MAX_EXTENSION,
 };
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 
 /// Why a tar could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,17 @@ pub enum TarReadError {
     },
 }
 
+impl From<TarReadError> for io::Error {
+    /// The error as an I/O error, for readers that report one: the stream's own, else
+    /// invalid data.
+    fn from(e: TarReadError) -> io::Error {
+        match e {
+            TarReadError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
 /// One entry, as Go's archive/tar hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TarEntry {
@@ -67,10 +78,20 @@ pub struct TarEntry {
     pub name: Vec<u8>,
     /// The link target: the GNU long link, else the PAX `linkpath`, else the header's.
     pub link: Vec<u8>,
-    /// The type flag; `\0` is read as Go reads it: `5` for a name ending in `/`, else `0`.
-    pub typeflag: u8,
+    /// Its type; a typeflag `\0` is read as Go reads it ([`EntryType::as_go_reads`]).
+    pub entry_type: EntryType,
+    /// The mode field, as written (permission bits, and whatever else the writer put there).
+    pub mode: i64,
+    /// The owner: the PAX `uid`, else the header's.
+    pub uid: i64,
+    /// The group: the PAX `gid`, else the header's.
+    pub gid: i64,
+    /// The owner's name: the PAX `uname`, else the header's.
+    pub uname: Vec<u8>,
+    /// The group's name: the PAX `gname`, else the header's.
+    pub gname: Vec<u8>,
     /// Bytes of data that follow: the declared size, or 0 for the types Go reads no data for
-    /// (hard and symbolic links, devices, directories, fifos).
+    /// ([`EntryType::is_header_only`]).
     pub size: u64,
     /// The size the headers declare (the PAX `size` when given), data or not.
     pub declared_size: u64,
@@ -93,11 +114,6 @@ fn read_pax(data: &[u8], offset: u64) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, TarR
     Ok(records.into_iter().collect())
 }
 
-/// Whether Go reads no data after a header of type `typeflag`, whatever its size says.
-pub fn is_header_only(typeflag: u8) -> bool {
-    matches!(typeflag, b'1'..=b'6')
-}
-
 /// Why readers could unpack `entry` differently, when they could: strata refuses these
 /// rather than check one reading while docker unpacks another.
 /// - Sparse files: Go unpacks a PAX sparse file under `GNU.sparse.name`, not the name its
@@ -105,10 +121,10 @@ pub fn is_header_only(typeflag: u8) -> bool {
 /// - A header-only type (link, directory, device, fifo) whose size is not 0: Go reads the
 ///   next header right after it, other readers skip that many bytes as its data.
 pub fn ambiguity(entry: &TarEntry) -> Option<String> {
-    if entry.typeflag == b'g' {
+    if entry.entry_type == EntryType::PaxGlobal {
         return None;
     }
-    if entry.typeflag == b'S' {
+    if entry.entry_type == EntryType::GnuSparse {
         return Some("an old GNU sparse file (type `S`), which strata does not read".into());
     }
     if let Some(key) = entry.pax.keys().find(|k| k.starts_with(b"GNU.sparse.")) {
@@ -117,14 +133,32 @@ pub fn ambiguity(entry: &TarEntry) -> Option<String> {
             ascii(key)
         ));
     }
-    if is_header_only(entry.typeflag) && entry.declared_size != 0 {
+    if entry.entry_type.is_header_only() && entry.declared_size != 0 {
         return Some(format!(
             "a `{}` entry whose header declares {} bytes of data: tar readers disagree on whether data follows it",
-            ascii(&[entry.typeflag]),
+            ascii(&[entry.entry_type.flag()]),
             entry.declared_size
         ));
     }
     None
+}
+
+/// What the extension headers before an entry said.
+#[derive(Debug, Default)]
+struct Extensions {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// What an extension header is, in errors.
+fn extension_name(entry_type: EntryType) -> &'static str {
+    match entry_type {
+        EntryType::GnuLongName => "GNU long name",
+        EntryType::GnuLongLink => "GNU long link name",
+        EntryType::PaxHeader => "PAX header",
+        _ => "PAX global header",
+    }
 }
 
 /// Reads the entries of a tar stream; [`TarReader::data`] reads the current entry's data.
@@ -135,6 +169,22 @@ pub struct TarReader<R> {
     left: u64,
     pad: u64,
     ended: bool,
+    skip_with: fn(&mut R, u64) -> io::Result<u64>,
+}
+
+/// Skips `n` bytes of `inner` by reading them; how many there were.
+fn skip_reading<R: Read>(inner: &mut R, n: u64) -> io::Result<u64> {
+    io::copy(&mut inner.take(n), &mut io::sink())
+}
+
+/// Skips `n` bytes of `inner` by seeking, as Go's `discard` does: to the last byte, which is
+/// read, so a stream that ends early is noticed (a seek past the end does not fail).
+fn skip_seeking<R: Read + Seek>(inner: &mut R, n: u64) -> io::Result<u64> {
+    let Some(by) = n.checked_sub(1).and_then(|by| i64::try_from(by).ok()) else {
+        return skip_reading(inner, n);
+    };
+    inner.seek_relative(by)?;
+    Ok(n - 1 + skip_reading(inner, 1)?)
 }
 
 impl<R: Read> TarReader<R> {
@@ -146,6 +196,7 @@ impl<R: Read> TarReader<R> {
             left: 0,
             pad: 0,
             ended: false,
+            skip_with: skip_reading,
         }
     }
 
@@ -157,9 +208,7 @@ impl<R: Read> TarReader<R> {
         }
         self.skip(self.left + self.pad)?;
         (self.left, self.pad) = (0, 0);
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut long_link: Option<Vec<u8>> = None;
-        let mut pax: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut extensions = Extensions::default();
         let mut first = None;
         loop {
             let at = self.offset;
@@ -175,123 +224,51 @@ impl<R: Read> TarReader<R> {
             };
             let start = *first.get_or_insert(at);
             let h = HeaderBlock(&block);
-            let header_err = |reason: String| TarReadError::Header { offset: at, reason };
             if !h.checksum_ok() {
-                return Err(header_err("its checksum does not match".into()));
+                return Err(TarReadError::Header {
+                    offset: at,
+                    reason: "its checksum does not match".into(),
+                });
             }
             let size = checked_size(&h, at)?;
-            let typeflag = h.typeflag();
-            let what = match typeflag {
-                b'L' => "GNU long name",
-                b'K' => "GNU long link name",
-                b'x' => "PAX header",
-                b'g' => "PAX global header",
-                _ => "",
-            };
-            if !what.is_empty() {
-                if size > MAX_EXTENSION {
-                    return Err(TarReadError::TooLarge {
-                        header_name: String::from_utf8_lossy(&h.name()).into_owned(),
-                        what,
-                        size,
-                        offset: at,
-                    });
-                }
-                let data = self.read_extension(size)?;
-                let cut =
-                    || data[..data.iter().position(|&b| b == 0).unwrap_or(data.len())].to_vec();
-                match typeflag {
-                    b'L' => long_name = Some(cut()),
-                    b'K' => long_link = Some(cut()),
-                    _ => {
-                        // A later header replaces an earlier one, as in Go.
-                        pax = read_pax(&data, at)?;
-                        if typeflag == b'g' {
-                            // Go hands a global header over as an entry of its own; what came
-                            // before it applies to nothing.
-                            let name = non_empty(&pax, b"path").unwrap_or_else(|| h.name());
-                            return Ok(Some(TarEntry {
-                                offset: at,
-                                name,
-                                link: Vec::new(),
-                                typeflag,
-                                size: 0,
-                                declared_size: size,
-                                pax,
-                            }));
-                        }
-                    }
-                }
-                continue;
+            let entry_type = EntryType::from_flag(h.typeflag());
+            if !entry_type.is_extension() {
+                let entry = entry(h, start, size, extensions)?;
+                (self.left, self.pad) = (entry.size, padding(entry.size) as u64);
+                return Ok(Some(entry));
             }
-            let entry = self.entry(h, start, size, pax, long_name, long_link)?;
-            (self.left, self.pad) = (entry.size, padding(entry.size) as u64);
-            return Ok(Some(entry));
-        }
-    }
-
-    /// The entry header `h` describes, with the extensions read before it (Go's `mergePAX`,
-    /// then the GNU long names, which win).
-    fn entry(
-        &self,
-        h: HeaderBlock<'_>,
-        offset: u64,
-        size: u64,
-        pax: BTreeMap<Vec<u8>, Vec<u8>>,
-        long_name: Option<Vec<u8>>,
-        long_link: Option<Vec<u8>>,
-    ) -> Result<TarEntry, TarReadError> {
-        let bad = |reason: String| TarReadError::Header { offset, reason };
-        let name = long_name
-            .filter(|n| !n.is_empty())
-            .or_else(|| non_empty(&pax, b"path"))
-            .unwrap_or_else(|| h.name());
-        let link = long_link
-            .filter(|n| !n.is_empty())
-            .or_else(|| non_empty(&pax, b"linkpath"))
-            .unwrap_or_else(|| h.link());
-        // Go refuses the header when one of these does not parse.
-        for key in [&b"uid"[..], b"gid", b"mtime", b"atime", b"ctime"] {
-            if let Some(v) = non_empty(&pax, key) {
-                let ok = match key {
-                    b"uid" | b"gid" => pax_integer(&v).is_some(),
-                    _ => pax_time_ok(&v),
-                };
-                if !ok {
-                    return Err(bad(format!("bad PAX `{}` {:?}", ascii(key), ascii(&v))));
-                }
+            if size > MAX_EXTENSION {
+                return Err(TarReadError::TooLarge {
+                    header_name: String::from_utf8_lossy(&h.name()).into_owned(),
+                    what: extension_name(entry_type),
+                    size,
+                    offset: at,
+                });
+            }
+            let data = self.read_extension(size)?;
+            let cut = || data[..data.iter().position(|&b| b == 0).unwrap_or(data.len())].to_vec();
+            match entry_type {
+                EntryType::GnuLongName => extensions.long_name = Some(cut()),
+                EntryType::GnuLongLink => extensions.long_link = Some(cut()),
+                // A later header replaces an earlier one, as in Go.
+                EntryType::PaxHeader => extensions.pax = read_pax(&data, at)?,
+                // Go hands a global header over as an entry of its own; what came before it
+                // applies to nothing.
+                _ => return Ok(Some(global(h, at, size, read_pax(&data, at)?))),
             }
         }
-        let declared_size = match non_empty(&pax, b"size") {
-            None => size,
-            Some(v) => pax_integer(&v)
-                .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| bad(format!("bad PAX `size` {:?}", ascii(&v))))?,
-        };
-        let typeflag = match h.typeflag() {
-            0 if name.ends_with(b"/") => b'5',
-            0 => b'0',
-            t => t,
-        };
-        Ok(TarEntry {
-            offset,
-            name,
-            link,
-            typeflag,
-            size: if is_header_only(typeflag) {
-                0
-            } else {
-                declared_size
-            },
-            declared_size,
-            pax,
-        })
     }
 
     /// The current entry's data (what [`TarEntry::size`] says; nothing after a header-only
     /// entry).
     pub fn data(&mut self) -> EntryData<'_, R> {
         EntryData { tar: self }
+    }
+
+    /// Where the reader is in the stream: after [`TarReader::next_entry`], where the entry's
+    /// data starts.
+    pub fn position(&self) -> u64 {
+        self.offset
     }
 
     /// The stream, after the end of the archive (what follows the end-of-archive blocks).
@@ -354,10 +331,9 @@ impl<R: Read> TarReader<R> {
         Ok(data)
     }
 
-    /// Reads and drops `n` bytes.
+    /// Reads (or seeks) past `n` bytes.
     fn skip(&mut self, n: u64) -> Result<(), TarReadError> {
-        let got =
-            io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(TarReadError::Io)?;
+        let got = (self.skip_with)(&mut self.inner, n).map_err(TarReadError::Io)?;
         self.offset += got;
         if got < n {
             return Err(ended("an entry"));
@@ -392,6 +368,95 @@ impl<R: Read> Read for EntryData<'_, R> {
         tar.left -= n as u64;
         tar.offset += n as u64;
         Ok(n)
+    }
+}
+
+impl<R: Read + Seek> TarReader<R> {
+    /// A reader at the start of a tar stream that seeks past data it skips, as Go's reader
+    /// does with a file: for reading a file's headers without reading its data.
+    pub fn seeking(inner: R) -> TarReader<R> {
+        TarReader {
+            skip_with: skip_seeking,
+            ..TarReader::new(inner)
+        }
+    }
+}
+
+/// The entry header `h` describes, `offset` the start of its first header, `size` its size
+/// field, with the extensions read before it (Go's `mergePAX`, then the GNU long names, which
+/// win).
+fn entry(
+    h: HeaderBlock<'_>,
+    offset: u64,
+    size: u64,
+    ext: Extensions,
+) -> Result<TarEntry, TarReadError> {
+    let bad = |reason: String| TarReadError::Header { offset, reason };
+    let pax = ext.pax;
+    let name = ext.long_name.filter(|n| !n.is_empty());
+    let name = name
+        .or_else(|| non_empty(&pax, b"path"))
+        .unwrap_or_else(|| h.name());
+    let link = ext.long_link.filter(|n| !n.is_empty());
+    let link = link
+        .or_else(|| non_empty(&pax, b"linkpath"))
+        .unwrap_or_else(|| h.link());
+    // Go refuses the header when one of these does not parse.
+    let mut ids = [h.uid(), h.gid()].map(|id| id.unwrap_or_default());
+    for (key, id) in [&b"uid"[..], b"gid"].into_iter().zip(&mut ids) {
+        if let Some(v) = non_empty(&pax, key) {
+            *id = pax_integer(&v)
+                .ok_or_else(|| bad(format!("bad PAX `{}` {:?}", ascii(key), ascii(&v))))?;
+        }
+    }
+    for key in [&b"mtime"[..], b"atime", b"ctime"] {
+        if let Some(v) = non_empty(&pax, key).filter(|v| !pax_time_ok(v)) {
+            return Err(bad(format!("bad PAX `{}` {:?}", ascii(key), ascii(&v))));
+        }
+    }
+    let declared_size = match non_empty(&pax, b"size") {
+        None => size,
+        Some(v) => pax_integer(&v)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| bad(format!("bad PAX `size` {:?}", ascii(&v))))?,
+    };
+    let entry_type = EntryType::as_go_reads(h.typeflag(), &name);
+    Ok(TarEntry {
+        offset,
+        name,
+        link,
+        entry_type,
+        mode: h.mode().unwrap_or_default(),
+        uid: ids[0],
+        gid: ids[1],
+        uname: non_empty(&pax, b"uname").unwrap_or_else(|| h.uname()),
+        gname: non_empty(&pax, b"gname").unwrap_or_else(|| h.gname()),
+        size: if entry_type.is_header_only() {
+            0
+        } else {
+            declared_size
+        },
+        declared_size,
+        pax,
+    })
+}
+
+/// The global PAX header `h` at `offset`, of `size` bytes of `records`, as Go hands it over:
+/// its name (the records' `path` when they have one) and type, nothing else.
+fn global(h: HeaderBlock<'_>, offset: u64, size: u64, pax: BTreeMap<Vec<u8>, Vec<u8>>) -> TarEntry {
+    TarEntry {
+        offset,
+        name: non_empty(&pax, b"path").unwrap_or_else(|| h.name()),
+        link: Vec::new(),
+        entry_type: EntryType::PaxGlobal,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        uname: Vec::new(),
+        gname: Vec::new(),
+        size: 0,
+        declared_size: size,
+        pax,
     }
 }
 
@@ -498,7 +563,7 @@ mod tests {
             r.data().read_to_end(&mut data).map_err(TarReadError::Io)?;
             out.push((
                 String::from_utf8_lossy(&e.name).into_owned(),
-                e.typeflag,
+                e.entry_type.flag(),
                 e.size,
                 data,
             ));
@@ -600,7 +665,7 @@ mod tests {
         let e = r.next_entry().unwrap().unwrap();
         assert_eq!(&e.name[..], b"long");
         // `\0` is a file here: the name that counts (`long`) has no trailing `/`.
-        assert_eq!(e.typeflag, b'0');
+        assert_eq!(e.entry_type, EntryType::Regular);
         assert!(r.next_entry().unwrap().is_none());
 
         // `\0` with a name ending in `/` is a directory (Go's legacy rule), without data.
@@ -609,6 +674,56 @@ mod tests {
         tar.extend([0u8; 1024]);
         let got = entries(&tar).unwrap();
         assert_eq!((got[0].1, got[0].2, got.len()), (b'5', 0, 2));
+    }
+
+    #[test]
+    fn owners_are_the_pax_records_else_the_header() {
+        let mut h = block(b"f", b'0', 0, b"", false);
+        h[108..116].copy_from_slice(b"0000012\0");
+        h[265..269].copy_from_slice(b"user");
+        h[297..302].copy_from_slice(b"group");
+        sign(&mut h);
+        let records = pax(&[("uid", "3000000"), ("gname", "staff"), ("gid", "")]);
+        let mut tar = block(b"././@PaxHeader", b'x', records.len() as u64, b"", false);
+        tar.extend(padded(&records));
+        tar.extend(h.clone());
+        tar.extend(h);
+        tar.extend([0u8; 1024]);
+        let mut r = TarReader::new(&tar[..]);
+        let e = r.next_entry().unwrap().unwrap();
+        let owner = |e: &TarEntry| (e.uid, e.gid, e.uname.clone(), e.gname.clone(), e.mode);
+        assert_eq!(
+            owner(&e),
+            (3_000_000, 0, b"user".to_vec(), b"staff".to_vec(), 0o644)
+        );
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(
+            owner(&e),
+            (10, 0, b"user".to_vec(), b"group".to_vec(), 0o644)
+        );
+    }
+
+    #[test]
+    fn a_seeking_reader_reads_what_a_reading_one_reads() {
+        let mut tar = Vec::new();
+        for (name, data) in [("a", &b"x"[..]), ("b", &[7u8; 1500][..]), ("c", &b""[..])] {
+            tar.extend(block(name.as_bytes(), b'0', data.len() as u64, b"", false));
+            tar.extend(padded(data));
+        }
+        tar.extend([0u8; 1024]);
+        let mut seeking = TarReader::seeking(io::Cursor::new(&tar));
+        let mut reading = TarReader::new(&tar[..]);
+        while let Some(e) = reading.next_entry().unwrap() {
+            assert_eq!(seeking.next_entry().unwrap(), Some(e));
+            assert_eq!(seeking.position(), reading.position());
+        }
+        assert_eq!(seeking.next_entry().unwrap(), None);
+        // Data that ends early is noticed although the seek past it succeeds.
+        let mut seeking = TarReader::seeking(io::Cursor::new(&tar[..1536]));
+        seeking.next_entry().unwrap();
+        seeking.next_entry().unwrap();
+        let err = seeking.next_entry().unwrap_err().to_string();
+        assert!(err.contains("ends inside"), "{err}");
     }
 
     #[test]

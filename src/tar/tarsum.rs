@@ -5,7 +5,7 @@
 //! Version0, xattrs only in Version1) and the file's content; the archive's sum is the sha256
 //! of the sorted per-entry hex digests. Dev is Version1 under another label.
 
-use crate::tar::header::{parse_pax, BadNumber, BadPax, HeaderBlock, MAX_EXTENSION};
+use crate::tar::header::{parse_pax, BadNumber, BadPax, EntryType, HeaderBlock, MAX_EXTENSION};
 use sha2::{Digest as _, Sha256};
 
 /// The tarsums of one tar stream.
@@ -46,7 +46,11 @@ enum State {
     /// Collecting a 512-byte header.
     Header,
     /// Collecting an extension record's data (PAX `x`, GNU `L`/`K`), then its padding.
-    Extension { kind: u8, left: u64, pad: u64 },
+    Extension {
+        kind: EntryType,
+        left: u64,
+        pad: u64,
+    },
     /// An entry's content (hashed when `hashed`), then its padding.
     Content { left: u64, pad: u64, hashed: bool },
     /// After the end-of-archive block: nothing more counts.
@@ -54,7 +58,7 @@ enum State {
 }
 
 /// The fields of one entry that tarsum hashes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Entry {
     name: Vec<u8>,
     mode: i64,
@@ -62,7 +66,7 @@ struct Entry {
     gid: i64,
     size: u64,
     mtime: i64,
-    kind: u8,
+    kind: EntryType,
     link: Vec<u8>,
     major: i64,
     minor: i64,
@@ -74,9 +78,16 @@ impl Entry {
     fn global(name: Vec<u8>) -> Entry {
         Entry {
             name,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
             mtime: GO_ZERO_TIME,
-            kind: b'g',
-            ..Entry::default()
+            kind: EntryType::PaxGlobal,
+            link: Vec::new(),
+            major: 0,
+            minor: 0,
+            xattrs: Vec::new(),
         }
     }
 }
@@ -225,13 +236,18 @@ impl TarsumHasher {
         }
         let size = block.size()?;
         let pad = (512 - size % 512) % 512;
-        let kind = block.typeflag();
-        if matches!(kind, b'x' | b'L' | b'K') && size > MAX_EXTENSION {
+        let kind = EntryType::from_flag(block.typeflag());
+        // Global headers are hashed as entries (Go hands them over as entries).
+        let extension = matches!(
+            kind,
+            EntryType::PaxHeader | EntryType::GnuLongName | EntryType::GnuLongLink
+        );
+        if extension && size > MAX_EXTENSION {
             // Refused from the header, as Docker's Go reader refuses it, before any of the
             // data is held.
             return Err(TarsumError::TooLarge(size));
         }
-        if matches!(kind, b'x' | b'L' | b'K') {
+        if extension {
             self.extension.clear();
             self.state = State::Extension {
                 kind,
@@ -244,7 +260,7 @@ impl TarsumHasher {
             }
             return Ok(());
         }
-        if kind == b'g' {
+        if kind == EntryType::PaxGlobal {
             // Go hands a global header over as an entry with only its name; PAX records
             // before it apply to nothing.
             self.pax.clear();
@@ -258,8 +274,8 @@ impl TarsumHasher {
         }
         let entry = self.entry_of(block, size)?;
         self.start_entry(&entry);
-        let hashed = matches!(entry.kind, b'0' | b'7');
-        let stored = if matches!(entry.kind, b'1'..=b'6') {
+        let hashed = entry.kind.is_file();
+        let stored = if entry.kind.is_header_only() {
             0
         } else {
             entry.size
@@ -295,11 +311,7 @@ impl TarsumHasher {
             link = path;
         }
         let (major, minor) = block.device()?;
-        let kind = match block.typeflag() {
-            0 if name.ends_with(b"/") => b'5',
-            0 => b'0',
-            k => k,
-        };
+        let kind = EntryType::as_go_reads(block.typeflag(), &name);
         let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = pax
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix(b"SCHILY.xattr.")?.to_vec(), v.clone())))
@@ -338,7 +350,7 @@ impl TarsumHasher {
         both(&mut v0, &mut v1, b"size", e.size.to_string().as_bytes());
         v0.update(b"mtime");
         v0.update(e.mtime.to_string().as_bytes());
-        both(&mut v0, &mut v1, b"typeflag", &[e.kind]);
+        both(&mut v0, &mut v1, b"typeflag", &[e.kind.flag()]);
         both(&mut v0, &mut v1, b"linkname", &e.link);
         both(&mut v0, &mut v1, b"uname", b"");
         both(&mut v0, &mut v1, b"gname", b"");
@@ -368,12 +380,12 @@ impl TarsumHasher {
         }
     }
 
-    fn extension_done(&mut self, kind: u8) -> Result<(), TarsumError> {
+    fn extension_done(&mut self, kind: EntryType) -> Result<(), TarsumError> {
         let data = std::mem::take(&mut self.extension);
         let cut = |d: &[u8]| d[..d.iter().position(|&b| b == 0).unwrap_or(d.len())].to_vec();
         match kind {
-            b'L' => self.long_name = Some(cut(&data)),
-            b'K' => self.long_link = Some(cut(&data)),
+            EntryType::GnuLongName => self.long_name = Some(cut(&data)),
+            EntryType::GnuLongLink => self.long_link = Some(cut(&data)),
             _ => self.pax.extend(parse_pax(&data)?),
         }
         Ok(())
