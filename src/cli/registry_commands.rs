@@ -20,6 +20,7 @@ use crate::whole_file::WholeFile;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use serde::Deserialize;
+use serde_json::Value;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -453,50 +454,42 @@ pub(super) fn prefetch(
         "sha256-{}",
         base64::engine::general_purpose::STANDARD.encode(archive.digest.0)
     );
-    let mut fields = vec![
-        ("imageName", image_name),
-        ("imageDigest", digest.to_string()),
-        ("hash", hash),
-        ("finalImageName", final_name),
-        ("finalImageTag", final_tag),
+    let mut fields: Vec<(&str, Value)> = vec![
+        ("imageName", image_name.into()),
+        ("imageDigest", digest.to_string().into()),
+        ("hash", hash.into()),
+        ("finalImageName", final_name.into()),
+        ("finalImageTag", final_tag.into()),
     ];
     // Always: the hash is that of this platform's image, whatever system evaluates the call.
-    fields.push(("os", wanted.os.clone()));
-    fields.push(("arch", wanted.architecture.clone()));
+    fields.push(("os", wanted.os.clone().into()));
+    fields.push(("arch", wanted.architecture.clone().into()));
     if let Some(v) = &wanted.variant {
-        fields.push(("variant", v.clone()));
+        fields.push(("variant", v.clone().into()));
     }
     if tls.tls_verify == Some(false) {
-        fields.push(("tlsVerify", "false".to_owned()));
+        fields.push(("tlsVerify", false.into()));
     }
     print_expression(fields, json)
 }
 
-/// Prints the `pullImage` arguments `fields` as a Nix expression, or as JSON.
-fn print_expression(fields: Vec<(&str, String)>, json: bool) -> Result<()> {
+/// Prints the `pullImage` arguments `fields` (strings and booleans) as a Nix expression, or as
+/// JSON.
+fn print_expression(fields: Vec<(&str, Value)>, json: bool) -> Result<()> {
     let mut out = io::stdout().lock();
     if json {
-        let map: serde_json::Map<String, serde_json::Value> = fields
-            .into_iter()
-            .map(|(k, v)| {
-                let v = if k == "tlsVerify" {
-                    serde_json::Value::Bool(false)
-                } else {
-                    serde_json::Value::String(v)
-                };
-                (k.to_owned(), v)
-            })
-            .collect();
+        let map: serde_json::Map<String, Value> =
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         serde_json::to_writer_pretty(&mut out, &map)?;
         writeln!(out)?;
     } else {
         writeln!(out, "pullImage {{")?;
         for (k, v) in fields {
-            if k == "tlsVerify" {
-                writeln!(out, "  {k} = {v};")?;
-            } else {
-                writeln!(out, "  {k} = {};", nix_string(&v))?;
-            }
+            let v = match v {
+                Value::String(text) => nix_string(&text),
+                other => other.to_string(),
+            };
+            writeln!(out, "  {k} = {v};")?;
         }
         writeln!(out, "}}")?;
     }
