@@ -35,6 +35,22 @@ PY
   done
 done
 
+# The two pairs layered as one family (experimental, `--family`): each member's excess (a
+# bump changes the path in every member holding it), what a root's bump uploads beyond its
+# own bytes, the pair's sharing, and the bytes a registry stores over the distinct paths'.
+for pair in service:service-sibling desktop:desktop-sibling; do
+  "$strata" layers --max-layers "$max" --closure "bench/closures/${pair%%:*}.json" \
+    --family "bench/closures/${pair##*:}.json" --measure > /tmp/strata-family.json
+  python3 - "$pair" <<'PY'
+import json, sys
+r = json.load(open("/tmp/strata-family.json"))
+for name, m in zip(sys.argv[1].split(':'), r["members"]):
+    extra = max((b["uploaded"] - b["own"] for b in m["rootBumps"]), default=0)
+    print(f"family {name:<16} layers {m['layers']:>3}  excess {m['excess']:.4f}  root+ {extra / 1e6:.2f}M")
+print(f"family {sys.argv[1]}: sharing {r['pairs'][0]['sharing']['ratio'] * 100:.1f}%, stored {r['storedRatio']:.3f}x the distinct paths")
+PY
+done
+
 # Time on a synthetic closure of 5,000 paths (each refers to 2 to 10 earlier ones, about 30,000 references, sizes
 # spread from 1 kB to 50 MB, seeded): layering alone, beside the popularity contest.
 python3 - <<'PY' > /tmp/strata-5000.json

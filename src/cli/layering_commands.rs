@@ -1,6 +1,7 @@
 //! `strata layers`: how a closure is layered, and how well.
 
 use crate::store::closure::Closure;
+use crate::store::layering::family::{family_layering, measure_family};
 use crate::store::layering::measure::measure;
 use crate::store::layering::pipeline::Pipeline;
 use crate::store::layering::{LayerBudget, Layering};
@@ -39,6 +40,12 @@ pub(super) struct LayersArgs {
     /// `size-cohort` (the idea of nixpkgs' dockerAutoLayer), for comparisons.
     #[arg(long, value_enum, default_value = "default", hide = true)]
     variant: Variant,
+    /// Layer `--closure` with these images' closures as one family (repeatable): a store
+    /// path several of them hold is in an identical layer in each. Prints each member's
+    /// layers, `--closure`'s first (with `--measure`: each member's figures, every pair's
+    /// sharing, and what a registry stores for them all).
+    #[arg(long, value_name = "CLOSURE", conflicts_with_all = ["pipeline", "shared_with", "exclude"])]
+    family: Vec<PathBuf>,
 }
 
 /// `--variant`: the layerings `strata layers` compares the default with.
@@ -79,7 +86,22 @@ pub(super) fn layers(args: LayersArgs) -> Result<()> {
     let layering = |closure: &Closure| chosen.layers(closure, &exclude, room);
     let closure = Closure::read_file(&args.closure)?;
     let mut out = io::stdout().lock();
-    if args.measure {
+    if !args.family.is_empty() {
+        let others = args
+            .family
+            .iter()
+            .map(|p| Closure::read_file(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let members: Vec<(&Closure, usize)> = std::iter::once(&closure)
+            .chain(&others)
+            .map(|c| (c, room))
+            .collect();
+        if args.measure {
+            serde_json::to_writer_pretty(&mut out, &measure_family(&members)?)?;
+        } else {
+            serde_json::to_writer_pretty(&mut out, &family_layering(&members)?)?;
+        }
+    } else if args.measure {
         let other = args
             .shared_with
             .as_deref()

@@ -153,6 +153,20 @@ pub fn measure(
     })
 }
 
+/// `closure` with the paths of `changed` it holds, and every path referring to them, given
+/// new store paths as a bump gives them: what a member of a family built from the same
+/// package set becomes when another member's bump changes paths it holds too.
+pub(super) fn bump_paths(closure: &Closure, changed: &BTreeSet<&str>) -> Closure {
+    let Ok(graph) = ReferenceGraph::new(closure, &BTreeSet::new()) else {
+        return closure.clone();
+    };
+    let mut touched: BTreeSet<usize> = BTreeSet::new();
+    for p in (0..graph.len()).filter(|&p| changed.contains(graph.path(p))) {
+        touched.extend(referrers_of(&graph, p));
+    }
+    bump(closure, &touched.into_iter().collect::<Vec<_>>())
+}
+
 /// Node `p` and every node that refers to it, directly or not.
 fn referrers_of(graph: &ReferenceGraph, p: usize) -> Vec<usize> {
     let mut seen = vec![false; graph.len()];

@@ -6,6 +6,7 @@
 
 pub mod cohort;
 pub mod cost;
+pub mod family;
 pub mod measure;
 pub mod pipeline;
 pub mod popularity;
