@@ -149,6 +149,30 @@ fn layers_of_every_closure_shape_match_the_golden_layering_at_100() {
 }
 
 #[test]
+fn a_family_of_one_closure_twice_has_the_same_layers_in_both() {
+    let closure = fixture("closures/export-references-graph.json");
+    let out = success(
+        strata()
+            .args(["layers", "--max-layers", "10", "--closure"])
+            .arg(&closure)
+            .arg("--family")
+            .arg(&closure),
+    );
+    let members = json_of(&out);
+    assert_eq!(members.as_array().unwrap().len(), 2);
+    assert_eq!(members[0], members[1]);
+    let report = json_of(&success(
+        strata()
+            .args(["layers", "--max-layers", "10", "--measure", "--closure"])
+            .arg(&closure)
+            .arg("--family")
+            .arg(&closure),
+    ));
+    assert_eq!(report["pairs"][0]["sharing"]["ratio"], 1.0);
+    assert_eq!(report["storedRatio"], 1.0);
+}
+
+#[test]
 fn bad_command_lines_exit_2_and_bad_inputs_exit_1() {
     let line = failure(strata().arg("--bogus"), 2);
     assert!(line.contains("--bogus"), "{line}");
