@@ -7,9 +7,10 @@
 //! of one membership only, so it is the same layer in every member holding it. The union of
 //! the closures is layered as one image ([`super::cost`]), in the most layers that, each cut
 //! into one piece per membership, leave every member within its room; pieces are then split
-//! while all their holders have room left. A member holding more memberships than its room
-//! first gives up its smallest shared one (those paths join its own pieces; only that sharing
-//! is lost).
+//! while all their holders have room left. A member's roots (its application) have a piece of
+//! their own, so a change of them re-sends nothing else. A member holding more memberships
+//! than its room gives up its smallest shared ones (their paths get pieces of their own,
+//! apart from the application; only that sharing is lost).
 //!
 //! Experimental (issue 28): `strata layers --family` measures it; the Nix library does not
 //! use it yet. It meets the pair targets at 100 layers but not tight budgets shared by many
@@ -24,6 +25,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Members of a family, as sorted member positions.
 type Membership = Vec<usize>;
+
+/// Marks the class of the paths a member gave up sharing (`[member, GIVEN_UP]`).
+const GIVEN_UP: usize = usize::MAX;
+
+/// Marks the class of a member's own roots (`[member, ROOTS]`): its application, kept in a
+/// layer of its own so that a change of it re-sends nothing else, as a single image's
+/// layering keeps it.
+const ROOTS: usize = usize::MAX - 1;
+
+/// The members a class's layers are in.
+fn holders(m: &Membership) -> impl Iterator<Item = usize> + '_ {
+    m.iter().copied().filter(|&i| i != GIVEN_UP && i != ROOTS)
+}
 
 /// The layers of each member of a family: `members` are the members' closures, each with the
 /// room its store layers have (`LayerBudget::room`); the result has, per member, its layers,
@@ -118,7 +132,7 @@ fn split_while_room(
             .iter()
             .enumerate()
             .flat_map(|(l, c)| c.iter().map(move |(m, pieces)| (l, m, pieces)))
-            .filter(|(_, m, _)| m.iter().all(|&i| spare[i] > 0))
+            .filter(|(_, m, _)| holders(m).all(|i| spare[i] > 0))
             .flat_map(|(l, m, pieces)| {
                 pieces
                     .iter()
@@ -145,7 +159,7 @@ fn split_while_room(
         let halves = paths_of(&sub, cost::cost_groups(&sub, 2));
         let pieces = best[l].get_mut(&m).expect("the piece's class");
         pieces.splice(k..=k, halves);
-        for &i in &m {
+        for i in holders(&m) {
             spare[i] -= 1;
         }
     }
@@ -160,6 +174,19 @@ struct Classes {
     membership: BTreeMap<String, Membership>,
     /// Each path's NAR size.
     size: BTreeMap<String, u64>,
+    /// For each member, the paths nothing else it holds refers to.
+    roots: Vec<BTreeSet<String>>,
+    /// For each member, which of its own paths have layers apart.
+    apart: Vec<Apart>,
+}
+
+/// Which of a member's own paths are kept apart from the others, room permitting.
+#[derive(Debug, Clone, Copy)]
+struct Apart {
+    /// Its roots (its application).
+    roots: bool,
+    /// The paths it gave up sharing.
+    given_up: bool,
 }
 
 impl Classes {
@@ -178,17 +205,52 @@ impl Classes {
             .iter()
             .flat_map(|(c, _)| c.entries().iter().map(|e| (e.path.clone(), e.nar_size)))
             .collect();
+        let roots = members
+            .iter()
+            .map(|(c, _)| {
+                let referred: BTreeSet<&str> = c
+                    .entries()
+                    .iter()
+                    .flat_map(|e| {
+                        e.references
+                            .iter()
+                            .filter(move |r| **r != e.path)
+                            .map(String::as_str)
+                    })
+                    .collect();
+                c.entries()
+                    .iter()
+                    .filter(|e| !referred.contains(e.path.as_str()))
+                    .map(|e| e.path.clone())
+                    .collect()
+            })
+            .collect();
+        let apart = vec![
+            Apart {
+                roots: true,
+                given_up: true,
+            };
+            held.len()
+        ];
         Classes {
             held,
             membership,
             size,
+            roots,
+            apart,
         }
     }
 
     /// The membership of the layer member `i` keeps `path` in: the shared one, or its own.
     fn class_of(&self, i: usize, path: &str) -> Membership {
         match self.membership.get(path) {
+            Some(m) if *m == [i] && self.apart[i].roots && self.roots[i].contains(path) => {
+                vec![i, ROOTS]
+            }
             Some(m) if m.contains(&i) => m.clone(),
+            // Given up: with the member's other given-up paths, apart from its own paths, so
+            // that a change of its application does not re-send libraries.
+            _ if self.apart[i].given_up => vec![i, GIVEN_UP],
             _ => vec![i],
         }
     }
@@ -239,17 +301,30 @@ impl Classes {
 
     /// Gives up shared classes until every member holds no more classes than its room: the
     /// member over its room leaves its smallest shared class.
+    /// A member still over its room (nothing shared left to give up) puts the paths it gave
+    /// up with its own, then its roots. Its roots stay apart while there is room: an
+    /// application's change then re-sends only its own layer.
     fn fit(&mut self, rooms: &[usize]) {
         loop {
             let sizes = self.sizes();
             let over = (0..self.held.len()).find(|&i| self.classes_of(i, &sizes).len() > rooms[i]);
-            let Some(i) = over else { return };
+            let Some(i) = over else { break };
             let smallest = self
                 .classes_of(i, &sizes)
                 .into_iter()
-                .filter(|(m, _)| m.len() > 1)
+                .filter(|(m, _)| holders(m).count() > 1)
                 .min_by_key(|(m, bytes)| (*bytes, m.clone()));
-            let Some((class, _)) = smallest else { return };
+            let Some((class, _)) = smallest else {
+                let apart = &mut self.apart[i];
+                if apart.given_up {
+                    apart.given_up = false;
+                } else if apart.roots {
+                    apart.roots = false;
+                } else {
+                    break; // one class left: within any room
+                }
+                continue;
+            };
             for m in self.membership.values_mut() {
                 if *m == class {
                     m.retain(|&j| j != i);
@@ -439,13 +514,25 @@ mod tests {
     #[test]
     fn a_path_both_hold_is_in_the_same_layer_in_both() {
         let (a, b) = family();
-        // One layer each shares nothing; from two on, the shared paths' layer is one.
-        for room in [2, 3, 10] {
+        // Below three layers (shared, own, the application) sharing gives way.
+        for room in [3, 10] {
             let layers = family_layering(&[(&a, room), (&b, room)]).unwrap();
             for path in [p("libc"), p("ssl")] {
                 let of = |m: &Vec<Vec<String>>| m.iter().find(|l| l.contains(&path)).cloned();
                 assert_eq!(of(&layers[0]), of(&layers[1]), "room {room}: {path}");
             }
+            assert!(
+                layers.iter().all(|l| l.len() <= room),
+                "room {room}: {layers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_member_stays_within_its_room() {
+        let (a, b) = family();
+        for room in 1..=4 {
+            let layers = family_layering(&[(&a, room), (&b, room)]).unwrap();
             assert!(
                 layers.iter().all(|l| l.len() <= room),
                 "room {room}: {layers:?}"
