@@ -71,11 +71,6 @@ impl WholeFile {
         })
     }
 
-    /// The file, to write to.
-    pub fn writer(&mut self) -> &mut BufWriter<File> {
-        &mut self.out
-    }
-
     /// Flushes the file and puts it where it goes.
     pub fn finish(mut self) -> Result<(), FileError> {
         self.out

@@ -337,14 +337,7 @@ fn pull_to_file(
 ) -> Result<()> {
     let mut file = WholeFile::create(path)?;
     let progress = |total, layers| Progress::start("pull", Some(total), layers);
-    let pulled = pull(
-        client,
-        reference,
-        wanted,
-        repo_tag,
-        file.writer(),
-        &progress,
-    )?;
+    let pulled = pull(client, reference, wanted, repo_tag, &mut file, &progress)?;
     file.finish()?;
     report(&pulled);
     Ok(())
