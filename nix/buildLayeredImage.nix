@@ -38,7 +38,7 @@ internalResult {
   # `conf` and `streamScript` as nixpkgs' streamLayeredImage has them: the plan, which is
   # also the stream executable.
   attrs = {
-    inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman conf sbom;
+    inherit (stream) imageName imageTag copyToRegistry copyToDockerDaemon copyToPodman conf sbom familyInputs;
     inherit stream;
     buildArgs = args;
     streamScript = stream;

@@ -43,12 +43,14 @@ lib.makeScope (self: {
   caCertificates = lib.makeOverridable (self.callFunction ./caCertificates.nix { }) { };
   exportImage = lib.makeOverridableImage (self.callFunction ./exportImage.nix { });
   fakeNss = lib.makeOverridable (self.callFunction ./fakeNss.nix { }) { };
+  imageFamily = self.callFunction ./imageFamily.nix { };
   imageIndex = lib.makeOverridableImage (self.callFunction ./imageIndex.nix { });
   internalArchive = self.callFunction ./internalArchive.nix { };
   internalBuilder = self.callFunction ./internalBuilder.nix { };
   internalCopyCommands = self.callFunction ./internalCopyCommands.nix { };
   internalCustomisationLayer = self.callFunction ./internalCustomisationLayer.nix { };
   internalExactLayer = self.callFunction ./internalExactLayer.nix { };
+  internalFamilyLayering = self.callFunction ./internalFamilyLayering.nix { };
   internalParentImage = self.callFunction ./internalParentImage.nix { };
   internalPlan = self.callFunction ./internalPlan.nix { };
   internalResult = self.callFunction ./internalResult.nix { };

@@ -94,6 +94,12 @@ rec {
   # `x` as a list (nixpkgs accepts a single package for `contents`).
   toList = x: if builtins.isList x then x else [ x ];
 
+  # `list` without repeated elements, first occurrences kept in order.
+  unique = builtins.foldl' (seen: x: if builtins.elem x seen then seen else seen ++ [ x ]) [ ];
+
+  # An attribute set with one attribute per name, its value `f name`.
+  genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+
   # The licences of `packages` and of what they are built with (`buildInputs`,
   # `propagatedBuildInputs`, recursively), as the helper's `sbom` builder reads them: one
   # `{ path; licenses = [ { spdxId; name; } ]; }` per output path of a derivation whose

@@ -51,6 +51,8 @@
   layerCompressor ? "none",
   # nixpkgs' layering pipeline (a list), or null for the default layering.
   layeringPipeline ? null,
+  # The image's part of its family's layering (`{ layers; member; }`, imageFamily), or null.
+  family ? null,
 }:
 internalBuilder ({
   inherit name command imageSystem imageName tag architecture created mtime uid gid uname gname;
@@ -63,4 +65,5 @@ internalBuilder ({
 }
 # Only when given, so that the plans of images without one stay the derivations they were
 # (their tags are their plans' hashes).
-// (if variant != null then { inherit variant; } else { }))
+// (if variant != null then { inherit variant; } else { })
+// (if family != null then { inherit family; } else { }))

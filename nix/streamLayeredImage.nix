@@ -115,6 +115,11 @@
   # default), or a JSON file holding one. docs/API.md lists the operations. With it,
   # `maxLayers` is not applied: the pipeline decides the layers, as in nixpkgs.
   layeringPipeline ? null,
+  # Set by imageFamily, which builds the image as a member of a family: the image's part of
+  # the family's layering, `{ layers = <the family's layering file>; member = "<its name>"; }`.
+  # Its automatic layers are then those, chosen with the other members' so that paths they
+  # share sit in identical layers. null: the image is laid alone.
+  family ? null,
   # Accepted for compatibility; has no effect.
   debug ? false,
 }@args:
@@ -152,7 +157,7 @@ let
     inherit maxLayers includeStorePaths configFile customisationLayer parent layerCompressor;
     layeringPipeline = pipeline;
     closureRoots = if includeStorePaths then [ configFile customisationLayer ] else [ ];
-  };
+  } // (if family != null then { inherit family; } else { });
 
   # With perLayerDerivations, the grouping is built first (import from derivation) and every
   # group becomes an exact layer derivation; the plan then only assembles records.
@@ -173,7 +178,8 @@ let
       inherit mtime;
     }) groups;
 
-  planBelowSbom = internalPlan (settings // {
+  # With perLayerDerivations, the family's layers are already among `layers`.
+  planBelowSbom = internalPlan (builtins.removeAttrs settings (if perLayerDerivations then [ "family" ] else [ ]) // {
     name = if sbomInImage then "stream-${baseName}-below-sbom" else "stream-${baseName}";
     layers = layers ++ (if perLayerDerivations then automaticLayers else [ ]);
   });
@@ -204,7 +210,12 @@ internalResult {
   drv = plan;
   # nixpkgs' `conf` (the JSON its Python streamer reads) and `streamScript` (that streamer):
   # here both are the plan, an executable holding what the helper streams.
-  attrs = copies // { inherit imageName imageTag sbom; buildArgs = args; conf = plan; streamScript = plan; };
+  attrs = copies // {
+    inherit imageName imageTag sbom;
+    buildArgs = args; conf = plan; streamScript = plan;
+    # What imageFamily's layering reads of this image (the plan's settings and given layers).
+    familyInputs = settings // { inherit layers; };
+  };
   extra = { inherit customisationLayer configFile; isExe = true; };
   inherit meta passthru;
 }

@@ -5,6 +5,7 @@ use super::files::{closure_of, create_dir, write_file, write_json};
 use super::image_commands;
 use crate::parent::input::ImageInput;
 use crate::parent::{import, ParentImage, PARENT_FILE};
+use crate::plan::family::{plan_family, FamilyMember};
 use crate::plan::index::IndexPlan;
 use crate::plan::planner::{automatic_groups, plan_image, plan_layer_set};
 use crate::plan::record::LayerRecord;
@@ -16,6 +17,7 @@ use crate::rootfs::scripts::Scripts;
 use crate::rootfs::tree::{write_tree, TreeEntry};
 use crate::rootfs::{BuildError, Workspace};
 use crate::store::attrs::{build_dir, named_errors, Attrs};
+use crate::store::closure::Closure;
 use crate::store::layering::LayerBudget;
 use crate::store::nix_db::NixDbContents;
 use crate::tar::header::Stamp;
@@ -90,6 +92,48 @@ pub(super) fn plan_layering(attrs: Option<&Path>) -> Result<()> {
         .transpose()?;
     let grouping = automatic_groups(&settings, &closure_of(&attrs)?, parent.as_ref())?;
     write_json(&attrs.output("out")?, &grouping.groups)
+}
+
+#[derive(Deserialize)]
+struct FamilyAttrs {
+    /// The members, each with the name of its closure's graph.
+    members: Vec<FamilyMemberAttrs>,
+}
+
+#[derive(Deserialize)]
+struct FamilyMemberAttrs {
+    /// Its name in `imageFamily`'s `images`.
+    name: String,
+    /// The `exportReferencesGraph` entry holding its closure.
+    graph: String,
+    /// Its image's settings, as its plan gets them.
+    settings: ImageSettings,
+}
+
+/// `imageFamily`'s layering: every member's automatic layers, chosen together.
+pub(super) fn plan_family_builder(attrs: Option<&Path>) -> Result<()> {
+    let attrs = Attrs::load(attrs)?;
+    let a: FamilyAttrs = attrs.parse()?;
+    let members = a
+        .members
+        .into_iter()
+        .map(|m| {
+            let closure = Closure::graph(&attrs.value, &m.graph).with_context(|| {
+                format!(
+                    "malformed closure of member `{}` in `{}`",
+                    m.name,
+                    attrs.path.display()
+                )
+            })?;
+            Ok(FamilyMember {
+                name: m.name,
+                settings: m.settings,
+                closure,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let family = plan_family(&members).context("imageFamily")?;
+    write_json(&attrs.output("out")?, &family)
 }
 
 #[derive(Deserialize)]

@@ -142,6 +142,13 @@ enum Command {
         #[arg(long)]
         attrs: Option<PathBuf>,
     },
+    /// Nix builder for `imageFamily`: choose the automatic layers of several images together,
+    /// so that a store path several hold sits in the same layer in each; writes them as JSON.
+    PlanFamily {
+        /// Structured attributes file (default: the one Nix provides).
+        #[arg(long)]
+        attrs: Option<PathBuf>,
+    },
     /// Nix builder for `buildLayer`: layer a closure (minus what earlier layers hold), or
     /// exactly the store paths given, and write the layers' records.
     BuildLayer {
@@ -342,6 +349,7 @@ impl Command {
             C::CustomisationLayer { attrs } => builders::customisation_layer(attrs.as_deref()),
             C::BuildLayer { attrs } => builders::build_layer(attrs.as_deref()),
             C::PlanLayering { attrs } => builders::plan_layering(attrs.as_deref()),
+            C::PlanFamily { attrs } => builders::plan_family_builder(attrs.as_deref()),
             C::WriteFile { attrs } => builders::write_file_builder(attrs.as_deref()),
             C::WriteTree { attrs } => builders::write_tree_builder(attrs.as_deref()),
             C::ImportParent { attrs } => builders::import_parent(attrs.as_deref()),

@@ -7,12 +7,16 @@
 //! `buildLayer` writes the same layer entries to a [`LayerSet`] file. This module holds the
 //! plan's data and file format; [`planner`] decides what goes in it.
 
+pub mod family;
+pub mod family_file;
 pub mod file;
 pub mod index;
 pub mod planner;
 pub mod record;
 pub mod record_cache;
 pub mod settings;
+#[cfg(test)]
+pub(crate) mod test_fixture;
 
 use crate::compress::Compression;
 use crate::file_error::FileError;
@@ -82,6 +86,9 @@ pub enum PlanError {
         /// What the JSON reader found.
         source: serde_json::Error,
     },
+    /// A family's layers could not be decided or used.
+    #[error(transparent)]
+    Family(#[from] crate::plan::family_file::FamilyError),
     /// A file is not what this helper expects.
     #[error("`{path}` is not a {what} this helper understands: {message}")]
     Malformed {

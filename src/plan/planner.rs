@@ -4,6 +4,7 @@
 
 use crate::image::config::{architecture_of_system, check_config, inherit_env};
 use crate::parent::ParentImage;
+use crate::plan::family_file::member_layers;
 use crate::plan::record::{complete_record, compute_records, RecordParts, RECORD_VERSION};
 use crate::plan::settings::ImageSettings;
 use crate::plan::{
@@ -118,13 +119,27 @@ fn plan_layers(
     Ok(given)
 }
 
-/// The layers the parent and `layers` bring, and how the rest of the closure is grouped into
-/// layers within `maxLayers`.
-pub fn automatic_groups(
+/// What an image places before its automatic layers, and what that leaves them.
+#[derive(Debug)]
+pub struct Placed {
+    /// The parent's layers, then those of `layers`, bottom to top, with their records.
+    pub given: Vec<PlannedLayer>,
+    /// Closure paths the automatic layers leave out: held by the given layers, the
+    /// customisation layer, or not image content.
+    pub exclude: BTreeSet<String>,
+    /// How many closure paths the automatic layers hold.
+    pub left: usize,
+    /// The image's `maxLayers`.
+    pub budget: LayerBudget,
+}
+
+/// The layers the parent and `layers` bring, and what they leave the automatic layers: the
+/// one rule the plan and a family's layering share.
+pub fn place_given(
     settings: &ImageSettings,
     closure: &Closure,
     parent: Option<&ParentImage>,
-) -> Result<Grouping, PlanError> {
+) -> Result<Placed, PlanError> {
     let budget = LayerBudget::image(settings.max_layers);
     if settings.layering_pipeline.is_none() {
         budget.check()?;
@@ -156,22 +171,59 @@ pub fn automatic_groups(
     } else {
         0
     };
-    let explained: Vec<(Vec<String>, String)> = match &settings.layering_pipeline {
-        Some(_) if left == 0 => Vec::new(),
-        Some(pipeline) => Layering::Pipeline(pipeline)
-            .layers(closure, &exclude, usize::MAX)?
-            .into_iter()
-            .map(|paths| (paths, "from layeringPipeline".to_owned()))
-            .collect(),
-        None => {
-            let room = budget.room(given.len(), left)?;
-            if left == 0 {
-                Vec::new()
-            } else {
-                explained_layering(closure, &exclude, room)?
+    Ok(Placed {
+        given,
+        exclude,
+        left,
+        budget,
+    })
+}
+
+/// The layers the parent and `layers` bring, and how the rest of the closure is grouped into
+/// layers within `maxLayers`: by the default layering, `layeringPipeline`, or the image's
+/// family.
+pub fn automatic_groups(
+    settings: &ImageSettings,
+    closure: &Closure,
+    parent: Option<&ParentImage>,
+) -> Result<Grouping, PlanError> {
+    let Placed {
+        given,
+        exclude,
+        left,
+        budget,
+    } = place_given(settings, closure, parent)?;
+    let explained: Vec<(Vec<String>, String)> =
+        match (&settings.family, &settings.layering_pipeline) {
+            (Some(part), _) => {
+                let room = budget.room(given.len(), left)?;
+                let rest: BTreeSet<&str> = if settings.include_store_paths {
+                    closure
+                        .entries()
+                        .iter()
+                        .map(|e| e.path.as_str())
+                        .filter(|p| !exclude.contains(*p))
+                        .collect()
+                } else {
+                    BTreeSet::new()
+                };
+                member_layers(part, &rest, room)?
             }
-        }
-    };
+            (None, Some(_)) if left == 0 => Vec::new(),
+            (None, Some(pipeline)) => Layering::Pipeline(pipeline)
+                .layers(closure, &exclude, usize::MAX)?
+                .into_iter()
+                .map(|paths| (paths, "from layeringPipeline".to_owned()))
+                .collect(),
+            (None, None) => {
+                let room = budget.room(given.len(), left)?;
+                if left == 0 {
+                    Vec::new()
+                } else {
+                    explained_layering(closure, &exclude, room)?
+                }
+            }
+        };
     let (groups, whys) = explained.into_iter().unzip();
     Ok(Grouping {
         given,
@@ -325,97 +377,10 @@ fn complete_records(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compress::Compression;
     use crate::plan::record::RECORD_VERSION;
-    use crate::store::closure::ClosureEntry;
+    use crate::plan::test_fixture::{fixture, settings};
     use crate::store::layering::LayeringError;
     use serde_json::json;
-
-    /// A store-like directory with `n` paths and a customisation layer, referenced by it.
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        closure: Closure,
-        custom: String,
-    }
-
-    fn fixture(n: usize) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let paths: Vec<String> = (0..n)
-            .map(|i| {
-                let p = dir.path().join(format!("{:032}-p{i}", i));
-                std::fs::create_dir(&p).unwrap();
-                std::fs::write(p.join("f"), format!("{i}")).unwrap();
-                p.to_string_lossy().into_owned()
-            })
-            .collect();
-        let custom = dir.path().join("cccc-custom");
-        std::fs::create_dir(&custom).unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        let mut tar = std::fs::File::create(custom.join("layer.tar")).unwrap();
-        let record = crate::plan::record::compute_record(
-            &LayerSource::Tree {
-                root,
-                store_dirs: true,
-                store_dirs_owner: None,
-                owners: None,
-            },
-            &Stamp::root(1),
-            RecordParts::TARSUM,
-            Some(&mut tar),
-            &Progress::quiet(),
-        )
-        .unwrap();
-        std::fs::write(
-            custom.join("record.json"),
-            serde_json::to_vec(&record).unwrap(),
-        )
-        .unwrap();
-        let custom = custom.to_string_lossy().into_owned();
-        let mut entries: Vec<ClosureEntry> = paths
-            .iter()
-            .map(|p| ClosureEntry {
-                path: p.clone(),
-                references: vec![],
-                nar_size: 1,
-                nar_hash: None,
-            })
-            .collect();
-        entries.push(ClosureEntry {
-            path: custom.clone(),
-            references: paths,
-            nar_size: 1,
-            nar_hash: None,
-        });
-        Fixture {
-            _dir: dir,
-            closure: Closure::from_entries(entries),
-            custom,
-        }
-    }
-
-    fn settings(max_layers: u64, f: &Fixture) -> ImageSettings {
-        ImageSettings {
-            image_name: "Hello".into(),
-            tag: None,
-            architecture: None,
-            variant: None,
-            image_system: "x86_64-linux".into(),
-            created: "1970-01-01T00:00:01Z".into(),
-            stamp: Stamp::root(1),
-            max_layers,
-            include_store_paths: true,
-            config: None,
-            config_file: None,
-            customisation_layer: f.custom.clone(),
-            layers: vec![],
-            exclude: vec![],
-            parent: None,
-            legacy_layout: false,
-            layering_pipeline: None,
-            layer_compressor: Compression::None,
-        }
-    }
 
     const OUT: &str = "/nix/store/abcdefghijklmnopqrstuvwxyz012345-stream-hello";
 

@@ -2,6 +2,7 @@
 //! builder reads from its structured attributes.
 
 use crate::compress::Compression;
+use crate::plan::family_file::FamilyPart;
 use crate::plan::file::read_json;
 use crate::plan::record::RecordParts;
 use crate::plan::PlanError;
@@ -63,6 +64,10 @@ pub struct ImageSettings {
     /// the default layering.
     #[serde(default)]
     pub layering_pipeline: Option<Pipeline>,
+    /// The image's part of its family's layers (`imageFamily`): they replace the default
+    /// layering.
+    #[serde(default)]
+    pub family: Option<FamilyPart>,
     /// How layers are stored in archives (`layerCompressor`).
     #[serde(default)]
     pub layer_compressor: Compression,

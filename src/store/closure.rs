@@ -13,7 +13,7 @@ use crate::file_error::FileError;
 use crate::store::path::is_store_path;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Why a closure could not be read.
@@ -149,6 +149,37 @@ impl Closure {
             Some(_) => Closure::from_json(attrs),
             None => Ok(Closure::default()),
         }
+    }
+
+    /// Reads one graph of a structured-attributes object, `name` in its
+    /// `exportReferencesGraph` (a family builder has one graph per member).
+    pub fn graph(attrs: &Value, name: &str) -> Result<Closure, ClosureFormatError> {
+        let items = attrs
+            .get(name)
+            .and_then(Value::as_array)
+            .ok_or_else(|| ClosureFormatError::MissingGraph(name.to_owned()))?;
+        parse_array(items, name)
+    }
+
+    /// This closure without the paths of `exclude`, and without references to them: what is
+    /// left to layer once those paths are elsewhere (a parent, given layers, the
+    /// customisation layer), its roots the paths only they referred to.
+    pub fn without(&self, exclude: &BTreeSet<String>) -> Closure {
+        let entries = self
+            .entries
+            .iter()
+            .filter(|e| !exclude.contains(&e.path))
+            .map(|e| ClosureEntry {
+                references: e
+                    .references
+                    .iter()
+                    .filter(|r| !exclude.contains(*r))
+                    .cloned()
+                    .collect(),
+                ..e.clone()
+            })
+            .collect();
+        Closure { entries }
     }
 
     /// Reads a closure from parsed JSON in any of the accepted shapes; errors name the entry.

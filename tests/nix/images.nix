@@ -716,4 +716,36 @@ rec {
     name = "bad";
     maxLayers = 1;
   };
+
+  # A family of three images from one package set (imageFamily): each pair shares some
+  # paths (hello's, the filler chain), each has an application of its own, and maxLayers
+  # is small, so layers must be merged. `fleetAlone` are the same images laid one by one.
+  fleetImages = let
+    app = member: deps: pkgs.mk "fleet-${member}-1.0" ''
+      mkdir -p $out/bin
+      printf '#!${toolbox}/bin/sh\necho "fleet ${member}"\ncat ${builtins.head deps}/n\n' > $out/bin/app
+      chmod 555 $out/bin/app
+      echo ${toString deps} > $out/deps
+    '';
+    filler = builtins.elemAt pkgs.fillers;
+    member = name: deps: { name = "strata-fleet-${name}"; tag = "1"; config.Cmd = [ "${app name deps}/bin/app" ]; };
+  in {
+    web = member "web" [ (filler 5) hello ];
+    worker = member "worker" [ (filler 11) hello ];
+    cron = member "cron" [ (filler 8) tools pkgs.localeData ] // { maxLayers = 4; };
+  };
+  fleet = strata.imageFamily { images = fleetImages; maxLayers = 5; };
+  fleetAlone = builtins.mapAttrs (_: args: strata.buildLayeredImage ({ maxLayers = 5; } // args)) fleetImages;
+  # Bad families, refused at evaluation.
+  fleetOfTwoArchitectures = strata.imageFamily {
+    images = { a = fleetImages.web; b = fleetImages.worker // { architecture = "arm64"; }; };
+  };
+  fleetWithPipeline = strata.imageFamily {
+    images = { a = fleetImages.web // { layeringPipeline = [ [ "popularity_contest" ] ]; }; };
+  };
+  # A member whose fromImage and layers leave no room for its own paths: the layering's
+  # build fails naming the member.
+  fleetOverBudget = strata.imageFamily {
+    images = { a = fleetImages.web; b = fleetImages.worker // { maxLayers = 2; layers = [ sharedDeps ]; }; };
+  };
 }
