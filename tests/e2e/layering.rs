@@ -421,3 +421,120 @@ pub fn layering_pipeline_gives_nixpkgs_popularity_layers(ctx: &mut Context) -> C
         || format!("message: {err}"),
     )
 }
+
+/// The members of the `fleet` family (tests/nix/images.nix) and what each prints.
+const FLEET: [(&str, &str); 3] = [
+    ("web", "fleet web\n5\n"),
+    ("worker", "fleet worker\n11\n"),
+    ("cron", "fleet cron\n8\n"),
+];
+
+/// Each layer of a member (its diff_id) with the store paths it holds.
+fn layers_and_paths(nix: &mut Nix, attr: &str) -> Result<Vec<(String, BTreeSet<String>)>, String> {
+    let img = open_image(&nix.build(attr)?)?;
+    let diff_ids = img.config["rootfs"]["diff_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(diff_ids
+        .iter()
+        .zip(&img.layers)
+        .map(|(d, layer)| {
+            (
+                d.as_str().unwrap_or_default().to_owned(),
+                store_paths_in(layer),
+            )
+        })
+        .collect())
+}
+
+/// imageFamily: three images of one package set, each within its own maxLayers. Every store
+/// path two members hold is in a layer with the same digest in both, so after pushing all
+/// three the registry stores fewer blobs and bytes than for the same images laid alone;
+/// every member runs from the registry; bad families fail naming the member.
+pub fn image_family_shares_layers_in_the_registry(ctx: &mut Context) -> Check {
+    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
+    let mut members = BTreeMap::new();
+    for (m, _) in FLEET {
+        let layers = layers_and_paths(nix, &format!("fleet.{m}"))?;
+        let max = if m == "cron" { 4 } else { 5 };
+        ensure(layers.len() <= max, || {
+            format!("{m}: {} layers", layers.len())
+        })?;
+        members.insert(m, layers);
+    }
+    // Where each member keeps each path: the layer's diff_id.
+    let home = |layers: &[(String, BTreeSet<String>)], path: &String| {
+        layers
+            .iter()
+            .find(|(_, p)| p.contains(path))
+            .map(|(d, _)| d.clone())
+    };
+    let mut shared_paths = 0;
+    for (a, la) in &members {
+        for (b, lb) in &members {
+            for path in la.iter().flat_map(|(_, p)| p) {
+                let (Some(da), Some(db)) = (home(la, path), home(lb, path)) else {
+                    continue;
+                };
+                shared_paths += usize::from(a < b);
+                // cron's maxLayers of 4 is less than its classes; what it gives up is its own.
+                if *a != "cron" && *b != "cron" {
+                    ensure(da == db, || {
+                        format!("{path} is in layer {da} of {a} but {db} of {b}")
+                    })?;
+                }
+            }
+        }
+    }
+    ensure(shared_paths > 10, || {
+        format!("only {shared_paths} shared paths")
+    })?;
+    let pushed =
+        |registry: &Registry, family: &str, nix: &mut Nix| -> Result<(usize, u64), String> {
+            for (m, _) in FLEET {
+                let plan = nix.build(&format!("{family}.{m}.stream"))?;
+                push_plan(&plan, &format!("{}/fleet-{m}:1", registry.host), &[])?;
+            }
+            let sizes = registry.blob_sizes();
+            Ok((sizes.len(), sizes.iter().sum()))
+        };
+    let family_registry = Registry::start(dir)?;
+    let (family_blobs, family_bytes) = pushed(&family_registry, "fleet", nix)?;
+    let alone_registry = Registry::start(dir)?;
+    let (alone_blobs, alone_bytes) = pushed(&alone_registry, "fleetAlone", nix)?;
+    println!("    registry: family {family_blobs} blobs, {family_bytes} bytes; laid alone {alone_blobs} blobs, {alone_bytes} bytes");
+    ensure(
+        family_blobs < alone_blobs && family_bytes < alone_bytes,
+        || {
+            format!("family {family_blobs} blobs / {family_bytes} bytes, alone {alone_blobs} / {alone_bytes}")
+        },
+    )?;
+    for (m, prints) in FLEET {
+        let image = format!("{}/fleet-{m}:1", family_registry.host);
+        ok(docker.cmd().args(["pull", &image]))?;
+        let out = docker.run(&image, &[])?;
+        ensure(out == prints, || format!("{m} printed {out:?}"))?;
+    }
+    bad_families_are_refused(nix)
+}
+
+/// Members of two architectures or with their own layering are refused at evaluation; a
+/// member without room fails the family's build naming it.
+fn bad_families_are_refused(nix: &mut Nix) -> Check {
+    let err = nix.instantiate_fails("fleetOfTwoArchitectures.a")?;
+    ensure(
+        err.contains("imageFamily: the members are for different architectures"),
+        || err.clone(),
+    )?;
+    let err = nix.instantiate_fails("fleetWithPipeline.a")?;
+    ensure(
+        err.contains("imageFamily: `images.a` sets `layeringPipeline`"),
+        || err.clone(),
+    )?;
+    let err = nix.build_fails("fleetOverBudget.a")?;
+    ensure(
+        err.contains("strata: error: imageFamily: member `b`: `maxLayers` is 2"),
+        || err.clone(),
+    )
+}

@@ -199,6 +199,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         layering::default_layering_pushes_only_what_changed,
     ),
     (
+        "image_family_shares_layers_in_the_registry",
+        layering::image_family_shares_layers_in_the_registry,
+    ),
+    (
         "layering_pipeline_gives_nixpkgs_popularity_layers",
         layering::layering_pipeline_gives_nixpkgs_popularity_layers,
     ),

@@ -218,6 +218,9 @@ pub const BUILT: &[&str] = &[
     "multiArch.sbom",
     "licensedInImage",
     "singleInImage",
+    "fleet.web",
+    "fleet.worker",
+    "fleet.cron",
 ];
 
 pub fn docker_load_run(docker: &Dockerd, plan: &Path, image: &str) -> Result<String, String> {

@@ -246,6 +246,20 @@ impl Nix {
         serde_json::from_str(&out).map_err(|e| format!("{attr}: not JSON: {e}: {out}"))
     }
 
+    /// Builds `attr` (sandboxed), expecting failure; returns stderr.
+    pub fn build_fails(&self, attr: &str) -> Result<String, String> {
+        let mut cmd = self.command("nix-build");
+        cmd.args(["--option", "sandbox", "true", "--no-out-link", "-A", attr]);
+        let out = run(&mut cmd)?;
+        if out.status.success() {
+            return Err(format!(
+                "expected the build to fail\n{}",
+                describe(&cmd, &out)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
     /// Instantiates `attr`, expecting failure; returns stderr.
     pub fn instantiate_fails(&self, attr: &str) -> Result<String, String> {
         let mut cmd = self.command("nix-instantiate");
@@ -549,6 +563,8 @@ pub struct Registry {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub host: String,
+    /// Where it stores what it is sent.
+    data: PathBuf,
 }
 
 impl Registry {
@@ -599,6 +615,7 @@ impl Registry {
         let registry = Registry {
             child,
             host: format!("127.0.0.1:{port}"),
+            data: dir.join("data"),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -611,6 +628,26 @@ impl Registry {
             "docker-registry did not listen on {}",
             registry.host
         ))
+    }
+}
+
+impl Registry {
+    /// The size of every blob it stores (layers, configs, manifests), each once.
+    pub fn blob_sizes(&self) -> Vec<u64> {
+        let blobs = self.data.join("docker/registry/v2/blobs/sha256");
+        let mut sizes = Vec::new();
+        for prefix in std::fs::read_dir(&blobs).into_iter().flatten().flatten() {
+            for blob in std::fs::read_dir(prefix.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(meta) = std::fs::metadata(blob.path().join("data")) {
+                    sizes.push(meta.len());
+                }
+            }
+        }
+        sizes
     }
 }
 
