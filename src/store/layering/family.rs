@@ -300,15 +300,21 @@ impl Classes {
     }
 
     /// Gives up shared classes until every member holds no more classes than its room: the
-    /// member over its room leaves its smallest shared class.
-    /// A member still over its room (nothing shared left to give up) puts the paths it gave
-    /// up with its own, then its roots. Its roots stay apart while there is room: an
-    /// application's change then re-sends only its own layer.
+    /// member over its room first puts the paths it gave up with its own (which costs no
+    /// sharing), else leaves its smallest shared class. A member still over its room
+    /// (nothing shared left to give up) puts its roots with its own too. Its roots stay apart
+    /// while there is room: an application's change then re-sends only its own layer.
     fn fit(&mut self, rooms: &[usize]) {
         loop {
             let sizes = self.sizes();
             let over = (0..self.held.len()).find(|&i| self.classes_of(i, &sizes).len() > rooms[i]);
             let Some(i) = over else { break };
+            let classes = self.classes_of(i, &sizes);
+            let has = |class: Membership| classes.iter().any(|(m, _)| *m == class);
+            if self.apart[i].given_up && has(vec![i, GIVEN_UP]) && has(vec![i]) {
+                self.apart[i].given_up = false;
+                continue;
+            }
             let smallest = self
                 .classes_of(i, &sizes)
                 .into_iter()
@@ -538,6 +544,36 @@ mod tests {
                 "room {room}: {layers:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_tight_member_keeps_the_largest_shared_layer() {
+        // c holds what all three share (libc, big), what only b and c share (ssl), its own
+        // tool and its application: four classes in a room of three. It gives up the
+        // smaller shared class into its own layer and keeps libc shared with a and b.
+        let a = closure(&[("libc", 100, &[]), ("app-a", 5, &["libc"])]);
+        let b = closure(&[
+            ("libc", 100, &[]),
+            ("ssl", 10, &["libc"]),
+            ("app-b", 5, &["ssl"]),
+        ]);
+        let c = closure(&[
+            ("libc", 100, &[]),
+            ("ssl", 10, &["libc"]),
+            ("tool", 3, &[]),
+            ("app-c", 5, &["ssl", "tool"]),
+        ]);
+        let layers = family_layering(&[(&a, 5), (&b, 5), (&c, 3)]).unwrap();
+        let of =
+            |m: &Vec<Vec<String>>, path: &str| m.iter().find(|l| l.contains(&p(path))).cloned();
+        assert_eq!(of(&layers[2], "libc"), of(&layers[0], "libc"), "{layers:?}");
+        assert_eq!(of(&layers[2], "libc"), Some(vec![p("libc")]));
+        assert_eq!(
+            of(&layers[2], "app-c"),
+            Some(vec![p("app-c")]),
+            "{layers:?}"
+        );
+        assert!(layers[2].len() <= 3, "{layers:?}");
     }
 
     #[test]
