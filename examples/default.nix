@@ -36,4 +36,5 @@ in
   merged = import ./mergeImages.nix { inherit dockerTools; images = [ helloLayered app ]; };
   basics = import ./basics.nix { inherit dockerTools; };
   multiArch = import ./imageIndex.nix { inherit dockerTools hello; };
+  family = import ./imageFamily.nix { inherit dockerTools hello busybox; };
 }

@@ -186,6 +186,16 @@ pub fn examples_build_and_run(ctx: &mut Context) -> Check {
             "basics:latest",
             "root\nnobody".to_owned(),
         ),
+        (
+            "examples.family.greeter",
+            "greeter:latest",
+            WORLD.to_owned(),
+        ),
+        (
+            "examples.family.shell",
+            "shell:latest",
+            format!("shell\n{WORLD}"),
+        ),
     ];
     for (attr, image, want) in runs {
         let built = nix.build(attr)?;

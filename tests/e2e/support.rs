@@ -205,6 +205,8 @@ pub const BUILT: &[&str] = &[
     "examples.merged",
     "examples.basics",
     "examples.multiArch",
+    "examples.family.greeter",
+    "examples.family.shell",
     "gzLayers",
     "zstdLayers",
     "multiArch",
