@@ -102,7 +102,7 @@ pub fn partial_pulls_move_only_changed_files(ctx: &mut Context) -> Check {
     let mut moved = BTreeMap::new();
     for layers in [Layers::Zstd, Layers::Chunked] {
         let pair = publish_pair(ctx, &registry.host, layers)?;
-        let store = Podman::new(&ctx.dir.join(format!("partial-{}", layers.format())));
+        let store = Podman::new(&ctx.dir.join(format!("{}-store", repository(layers))));
         for image in &pair {
             proxy.take_exchanges();
             let out = pull(&store, &format!("{}/{}", proxy.host, image.name), true)?;
@@ -246,11 +246,12 @@ fn strata_pull_asks_no_ranges(ctx: &Context, proxy: &FaultProxy, image: &Publish
             .arg(&archive)
             .arg(&reference),
     )?;
-    let ranged: Vec<Exchange> = proxy
-        .take_exchanges()
-        .into_iter()
-        .filter(|e| e.range.is_some())
-        .collect();
+    let exchanges = proxy.take_exchanges();
+    println!(
+        "e2e: strata pull through the 501 proxy: {}",
+        describe_moved(&exchanges)
+    );
+    let ranged: Vec<&Exchange> = exchanges.iter().filter(|e| e.range.is_some()).collect();
     ensure(ranged.is_empty(), || {
         format!("strata pull asked for ranges: {ranged:?}")
     })?;
@@ -277,9 +278,7 @@ fn publish_pair(ctx: &mut Context, host: &str, layers: Layers) -> Result<Vec<Pub
     let salt = (u64::from(std::process::id()) << 8) | layers as u64;
     let mut pair = Vec::new();
     for version in [1, 2] {
-        let data = ctx
-            .dir
-            .join(format!("partial-data-{}-{version}", layers.format()));
+        let data = ctx.dir.join(format!("{}-{version}", repository(layers)));
         write_data(&data, salt, version)?;
         let name = format!("{}:{version}", repository(layers));
         let target = format!("{host}/{name}");
