@@ -39,10 +39,22 @@ pub enum Fault {
 pub enum RangeAnswer {
     /// 501 Not Implemented, as GHCR does ("Unsupported client range").
     NotImplemented,
+    /// 501 only for more ranges than this: a registry with a cap on ranges per request.
+    NotImplementedOver(usize),
     /// 200 with the whole blob: the `Range` header is dropped, as a server ignoring it does.
     WholeBlob,
     /// 206 with the first range only, not multipart: a server that honours one range.
     FirstRangeOnly,
+}
+
+impl RangeAnswer {
+    /// True when a request for `ranges` ranges gets this answer.
+    fn applies(self, ranges: usize) -> bool {
+        match self {
+            RangeAnswer::NotImplementedOver(n) => ranges > n,
+            _ => ranges > 1,
+        }
+    }
 }
 
 /// A rule: requests whose first line contains `pattern` get `fault`, `times` times.
@@ -134,14 +146,17 @@ impl FaultProxy {
 }
 
 /// The fault the first matching rule with tries left gives `request`, counting it. A
-/// [`Fault::MultiRange`] rule matches only requests for several ranges.
+/// [`Fault::MultiRange`] rule matches only the requests for ranges its answer is for.
 fn fault_for(request: &Request, shared: &Shared) -> Option<Fault> {
     let mut rules = shared.rules.lock().unwrap();
-    let multi = request.ranges() > 1;
+    let ranges = request.ranges();
     let rule = rules.iter_mut().find(|r| {
         r.times > 0
             && request.first.contains(r.pattern)
-            && (multi || !matches!(r.fault, Fault::MultiRange(_)))
+            && match r.fault {
+                Fault::MultiRange(answer) => answer.applies(ranges),
+                _ => true,
+            }
     })?;
     rule.times -= 1;
     shared
@@ -318,7 +333,9 @@ fn local_answer(fault: &Option<Fault>) -> Option<(&'static str, &'static str, &'
             Some(("503 Service Unavailable", "Retry-After: 1\r\n", text))
         }
         Some(Fault::Refuse(text)) => Some(("400 Bad Request", "", text)),
-        Some(Fault::MultiRange(RangeAnswer::NotImplemented)) => Some((
+        Some(Fault::MultiRange(
+            RangeAnswer::NotImplemented | RangeAnswer::NotImplementedOver(_),
+        )) => Some((
             "501 Not Implemented",
             "",
             r#"{"errors":[{"code":"UNSUPPORTED","message":"Unsupported client range"}]}"#,

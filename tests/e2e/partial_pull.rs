@@ -20,10 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Files in the layer, bytes in each, and the one file the second image changes: 64 MiB of
-/// incompressible data, so what a pull moves is the files' own bytes.
+/// incompressible data, so what a pull moves is the files' own bytes. A third image changes
+/// three files far apart, which a partial pull asks for as three ranges in one request.
 const FILES: usize = 256;
 const FILE_SIZE: usize = 256 << 10;
 const CHANGED: usize = 100;
+const SCATTERED: [usize; 3] = [10, CHANGED, 200];
 
 /// Who writes the layers under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +103,7 @@ pub fn partial_pulls_move_only_changed_files(ctx: &mut Context) -> Check {
     let proxy = FaultProxy::start(&registry.host)?;
     let mut moved = BTreeMap::new();
     for layers in [Layers::Zstd, Layers::Chunked] {
-        let pair = publish_pair(ctx, &registry.host, layers)?;
+        let pair = publish(ctx, &registry.host, layers, &[1, 2])?;
         let store = Podman::new(&ctx.dir.join(format!("{}-store", repository(layers))));
         for image in &pair {
             proxy.take_exchanges();
@@ -142,11 +144,12 @@ pub fn partial_pulls_move_only_changed_files(ctx: &mut Context) -> Check {
     })
 }
 
-/// A registry that answers requests for several ranges with 501, with the whole blob, or
-/// with the first range only: podman's partial pull either gives the image pushed or fails
-/// with a message naming the blob and leaves no image behind; the same pull with partial
-/// pulls off then gives the image; strata's own pull, which asks for no ranges, is not
-/// affected.
+/// A registry that answers requests for several ranges with 501 (for any, or for more than
+/// two: then the TOC is fetched, and the files of the third image fail), with the whole
+/// blob, or with the first range only: podman's partial pull either gives the image pushed
+/// or fails with a message naming the blob and leaves no image behind; the same pull with
+/// partial pulls off then gives the image; strata's own pull, which asks for no ranges, is
+/// not affected.
 pub fn bad_range_answers_still_pull_correctly(ctx: &mut Context) -> Check {
     if let Some(why) = no_partial_pulls(&ctx.consumers) {
         println!("e2e: bad range answers not checked: {why}");
@@ -154,9 +157,10 @@ pub fn bad_range_answers_still_pull_correctly(ctx: &mut Context) -> Check {
     }
     let registry = Registry::start(&ctx.dir)?;
     let proxy = FaultProxy::start(&registry.host)?;
-    let pair = publish_pair(ctx, &registry.host, Layers::Chunked)?;
+    let images = publish(ctx, &registry.host, Layers::Chunked, &[1, 2, 3])?;
     for answer in [
         RangeAnswer::NotImplemented,
+        RangeAnswer::NotImplementedOver(2),
         RangeAnswer::WholeBlob,
         RangeAnswer::FirstRangeOnly,
     ] {
@@ -166,11 +170,11 @@ pub fn bad_range_answers_still_pull_correctly(ctx: &mut Context) -> Check {
             times: usize::MAX,
         }]);
         let store = Podman::new(&ctx.dir.join(format!("ranges-{answer:?}")));
-        for image in &pair {
+        for image in &images {
             pull_despite_ranges(&proxy, &store, image, answer)?;
         }
     }
-    strata_pull_asks_no_ranges(ctx, &proxy, &pair[0])
+    strata_pull_asks_no_ranges(ctx, &proxy, &images[0])
 }
 
 /// One pull through a proxy answering ranges with `answer`: the image pushed, or a clean
@@ -266,9 +270,14 @@ fn repository(layers: Layers) -> String {
     format!("partial-{}", layers.format().replace(':', "-"))
 }
 
-/// Writes the two versions of the data, makes an image of each with `layers`, pushes both
-/// to the registry at `host` (as `REPOSITORY:1` and `:2`) and reads back what it holds.
-fn publish_pair(ctx: &mut Context, host: &str, layers: Layers) -> Result<Vec<Published>, String> {
+/// Writes `versions` of the data, makes an image of each with `layers`, pushes them to the
+/// registry at `host` (as `REPOSITORY:VERSION`) and reads back what it holds.
+fn publish(
+    ctx: &mut Context,
+    host: &str,
+    layers: Layers,
+    versions: &[u32],
+) -> Result<Vec<Published>, String> {
     let writer = chunked_writer();
     println!("e2e: {} layers written by {writer:?}", layers.format());
     // containers/image remembers, by uncompressed digest, the blobs it pushed (its blob-info
@@ -276,8 +285,8 @@ fn publish_pair(ctx: &mut Context, host: &str, layers: Layers) -> Result<Vec<Pub
     // data pushed before as zstd:chunked got the zstd:chunked blob. Data of its own per run
     // and per compression makes every push a real one.
     let salt = (u64::from(std::process::id()) << 8) | layers as u64;
-    let mut pair = Vec::new();
-    for version in [1, 2] {
+    let mut images = Vec::new();
+    for &version in versions {
         let data = ctx.dir.join(format!("{}-{version}", repository(layers)));
         write_data(&data, salt, version)?;
         let name = format!("{}:{version}", repository(layers));
@@ -289,19 +298,24 @@ fn publish_pair(ctx: &mut Context, host: &str, layers: Layers) -> Result<Vec<Pub
         let mut image = published(&target)?;
         image.name = name;
         image.files = file_sums(&data)?;
-        pair.push(image);
+        images.push(image);
     }
-    Ok(pair)
+    Ok(images)
 }
 
 /// Writes `FILES` files of `FILE_SIZE` pseudo-random bytes (splitmix64, so nothing
-/// compresses) into `dir`; version 2 changes file `CHANGED` only.
+/// compresses) into `dir`; version 2 changes file `CHANGED`, version 3 the `SCATTERED` ones.
 fn write_data(dir: &Path, salt: u64, version: u32) -> Check {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for i in 0..FILES {
-        let changed = version == 2 && i == CHANGED;
-        let mut state = salt.wrapping_mul(0x1_0000_0001) ^ (i as u64) ^ (u64::from(changed) << 40);
+        let changed = match version {
+            1 => false,
+            2 => i == CHANGED,
+            _ => SCATTERED.contains(&i),
+        };
+        let mark = if changed { u64::from(version) << 40 } else { 0 };
+        let mut state = salt.wrapping_mul(0x1_0000_0001) ^ (i as u64) ^ mark;
         let mut bytes = Vec::with_capacity(FILE_SIZE);
         while bytes.len() < FILE_SIZE {
             state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
