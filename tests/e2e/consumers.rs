@@ -309,6 +309,12 @@ impl Consumers {
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
     }
 
+    /// True when `consumer` is at least `version` (major, minor): for checks of something
+    /// only newer versions do at all, which skip on older ones rather than chart a cell.
+    pub fn at_least(&self, consumer: Consumer, version: (u32, u32)) -> bool {
+        self.major_minor(consumer) >= version
+    }
+
     /// Why this version of `consumer` is known not to do `feature`, if it is.
     pub fn known_limit(&self, consumer: Consumer, feature: Feature) -> Option<&'static str> {
         LIMITS

@@ -11,8 +11,8 @@
 //! what each is known not to do; a full run writes its chart (`build/e2e/`).
 //!
 //! Each area has a file of its own (`stream`, `archives`, `build_image`, `layering`, `parent`,
-//! `registry`, `registry_trust`, `fault_proxy`, `library`, `with_nixpkgs`, `supply_chain`,
-//! `consumer_chart`),
+//! `registry`, `registry_trust`, `fault_proxy`, `partial_pull`, `library`, `with_nixpkgs`,
+//! `supply_chain`, `consumer_chart`),
 //! one function per check; this file starts the daemons and runs the checks in [`CHECKS`]
 //! order.
 
@@ -27,6 +27,7 @@ mod fault_proxy;
 mod layering;
 mod library;
 mod parent;
+mod partial_pull;
 mod registry;
 mod registry_trust;
 mod stream;
@@ -124,6 +125,14 @@ const CHECKS: &[(&str, CheckFn)] = &[
     (
         "registry_faults_are_retried_or_reported",
         registry_trust::registry_faults_are_retried_or_reported,
+    ),
+    (
+        "partial_pulls_move_only_changed_files",
+        partial_pull::partial_pulls_move_only_changed_files,
+    ),
+    (
+        "bad_range_answers_still_pull_correctly",
+        partial_pull::bad_range_answers_still_pull_correctly,
     ),
     (
         "pull_image_by_digest_in_nix_build",

@@ -2,7 +2,8 @@
 # `appVersion2` names the changed application of the rebuild test.
 # `parentArchive` is an archive file (docker save, or a crafted hostile one) for `onArchive`.
 # `pullArgs` is the JSON of `strata prefetch --json` (plus a unique `name`) for `pulled`.
-{ helper, toolbox, system ? builtins.currentSystem, appVersion2 ? "2", parentArchive ? null, pullArgs ? null }:
+# `partialData` is a directory of data files for `partialImage` (tests/e2e/partial_pull.rs).
+{ helper, toolbox, system ? builtins.currentSystem, appVersion2 ? "2", parentArchive ? null, pullArgs ? null, partialData ? null }:
 let
   strata = import ../../nix { inherit helper toolbox system; };
   pkgs = import ./packages.nix { inherit toolbox system; };
@@ -705,6 +706,14 @@ rec {
     fromImage = strata.pullImage (builtins.fromJSON pullArgs);
     contents = tools;
     config.Cmd = [ "${toolbox}/bin/sh" "-c" "tools-check; ${appV1.app}/bin/app" ];
+  };
+
+  # The partial-pull checks' data, one store path the config names (so it is in the
+  # closure), for `strata push --compression zstd:chunked`.
+  partialImage = strata.streamLayeredImage {
+    name = "strata-partial";
+    tag = "latest";
+    config.Env = [ "PARTIAL_DATA=${builtins.path { path = partialData; name = "partial-data"; }}" ];
   };
 
   # Images for systems that are not Linux, or architectures that are not OCI's: refused
