@@ -22,6 +22,7 @@
 //! are part of the record format ([`crate::plan::record::RECORD_VERSION`]).
 
 pub mod blocks;
+pub mod chunked;
 pub mod encoder;
 
 pub use blocks::BATCH;
