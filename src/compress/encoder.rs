@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 #[derive(Debug)]
 pub struct CompressThread<W: Write + Send + 'static> {
     tx: Option<SyncSender<Work>>,
-    handle: Option<JoinHandle<io::Result<(W, Option<ChunkedToc>)>>>,
+    handle: Option<JoinHandle<Ended<W>>>,
 }
 
 /// What a compression thread ends with: the writer, and a zstd:chunked stream's TOC.

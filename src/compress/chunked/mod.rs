@@ -34,8 +34,9 @@ use std::sync::Arc;
 use tar_split::SplitWriter;
 use toc::{go_string, TocEntry};
 
-/// zstd level of every frame: strata's zstd level ([`super::blocks::ZSTD_LEVEL`]).
-pub const LEVEL: i32 = super::blocks::ZSTD_LEVEL;
+/// zstd level of every frame: 3, the zstd command's default and strata's zstd level
+/// (containers/storage's writer defaults to 10; readers take any level).
+pub const LEVEL: i32 = 3;
 /// Most bytes of file content in one frame, and of headers between two files: 4 MiB, as
 /// strata's zstd frames, so a large file compresses as in a plain zstd layer and a partial
 /// pull fetches a changed 4 MiB chunk rather than the whole file.

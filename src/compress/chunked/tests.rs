@@ -266,8 +266,7 @@ fn tar_split_gives_the_tar_back_byte_for_byte() {
     // The last segment: the last file's padding and the two zero blocks.
     let last = text
         .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap();
     let last: SplitEntry = serde_json::from_slice(last).unwrap();
     assert_eq!(unb64(last.payload.as_deref().unwrap()).len(), 510 + 1024);
