@@ -379,7 +379,8 @@ impl<W: Write> ChunkedWriter<W> {
             self.state = State::Header;
             return Ok(());
         }
-        self.close_frame()?;
+        // Open first: closing the frame may fill a batch, whose flush must hold this file's
+        // entry back until its offsets are known.
         self.file = Some(OpenFile {
             entry: number,
             name: entry.name,
@@ -390,7 +391,7 @@ impl<W: Write> ChunkedWriter<W> {
             crc: Crc64::new(),
         });
         self.state = State::Data(entry.size);
-        Ok(())
+        self.close_frame()
     }
 
     /// Takes content bytes of the open file, `left` of them still to come.
@@ -537,7 +538,7 @@ impl<W: Write> ChunkedWriter<W> {
             if self.first_entry > 0 {
                 json.push(b',');
             }
-            serde_json::to_writer(&mut json, &entry).expect("TOC entries serialise");
+            json.extend(tar_split::go_json(&entry));
             self.toc.write_all(&json)?;
             self.toc_len += json.len() as u64;
             self.first_entry += 1;

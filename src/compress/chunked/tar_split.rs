@@ -92,9 +92,46 @@ impl SplitWriter {
     fn line(&mut self, mut entry: SplitEntry) -> Vec<u8> {
         entry.position = self.position;
         self.position += 1;
-        let mut line = serde_json::to_vec(&entry).expect("tar-split entries serialise");
+        let mut line = go_json(&entry);
         line.push(b'\n');
         line
+    }
+}
+
+/// `value` as Go's encoding/json writes it: compact, and in strings `<`, `>`, `&`, U+2028
+/// and U+2029 escaped as `\u003c` ... (its HTML-safe default), control characters as
+/// serde_json escapes them, which Go 1.22 and later do alike.
+pub fn go_json(value: &impl Serialize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter);
+    value.serialize(&mut ser).expect("JSON of plain data");
+    out
+}
+
+/// serde_json's compact formatter with Go's HTML-safe string escapes.
+struct GoFormatter;
+
+impl serde_json::ser::Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            let escaped = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(fragment[start..i].as_bytes())?;
+            writer.write_all(escaped.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+        writer.write_all(fragment[start..].as_bytes())
     }
 }
 
@@ -118,8 +155,12 @@ mod tests {
             b"{\"type\":1,\"name\":\"d/\",\"payload\":null,\"position\":2}\n"
         );
         assert_eq!(
+            w.file("a<b>&\u{2028}\n".as_bytes(), 0, None),
+            b"{\"type\":1,\"name\":\"a\\u003cb\\u003e\\u0026\\u2028\\n\",\"payload\":null,\"position\":3}\n"
+        );
+        assert_eq!(
             w.file(b"\xff", 0, None),
-            b"{\"type\":1,\"name_raw\":\"/w==\",\"payload\":null,\"position\":3}\n"
+            b"{\"type\":1,\"name_raw\":\"/w==\",\"payload\":null,\"position\":4}\n"
         );
     }
 }

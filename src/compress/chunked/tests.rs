@@ -273,6 +273,46 @@ fn tar_split_gives_the_tar_back_byte_for_byte() {
 }
 
 #[test]
+fn batches_filling_anywhere_keep_every_entry_pointing_at_its_content() {
+    // The first file's header and content fill a batch but for 100 bytes, so the batch
+    // fills when the second file's header frame closes; then files of 0.3 MiB fill batches
+    // anywhere.
+    let stamp = Stamp::root(1);
+    let mut tar = Vec::new();
+    let mut contents = HashMap::new();
+    let sizes = [BATCH as u32 - 612, 1000].into_iter().chain([300_000; 58]);
+    for (i, size) in sizes.enumerate() {
+        let i = i as u32;
+        let data: Vec<u8> = (0..size).map(|j| (j * (i + 1) % 251) as u8).collect();
+        let name = format!("f{i}");
+        encode_header(
+            &mut tar,
+            name.as_bytes(),
+            Kind::File(data.len() as u64),
+            0o644,
+            b"",
+            &stamp,
+        );
+        tar.extend_from_slice(&data);
+        tar.resize(tar.len() + padding(data.len() as u64), 0);
+        contents.insert(name, data);
+    }
+    tar.extend_from_slice(&END_OF_ARCHIVE);
+    let (blob, toc) = chunked(&tar, 100_000, 2);
+    assert!(zstd::decode_all(&blob[..]).unwrap() == tar);
+    let entries = toc_entries(&blob, &toc);
+    assert_eq!(entries.iter().filter(|e| e.kind == "reg").count(), 60);
+    for e in entries.iter().filter(|e| e.kind == "reg") {
+        let range = &blob[e.offset as usize..e.end_offset as usize];
+        assert!(
+            zstd::decode_all(range).unwrap() == contents[&e.name],
+            "{}",
+            e.name
+        );
+    }
+}
+
+#[test]
 fn empty_and_trailing_inputs() {
     for tar in [
         Vec::new(),
@@ -326,3 +366,32 @@ fn refused_inputs() {
 }
 
 use std::io::Read;
+
+/// Writes the tar `$STRATA_CHUNKED_IN` as zstd:chunked to `$STRATA_CHUNKED_OUT`, streamed,
+/// and prints its size beside strata's plain zstd's: for checks against other tools
+/// (`cargo test --lib write_a_given_tar -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn write_a_given_tar() {
+    let (Some(input), Some(output)) = (
+        std::env::var_os("STRATA_CHUNKED_IN"),
+        std::env::var_os("STRATA_CHUNKED_OUT"),
+    ) else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    let out = std::io::BufWriter::new(std::fs::File::create(output).unwrap());
+    let mut w = ChunkedWriter::new(out, None);
+    let size = std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut w).unwrap();
+    let (out, toc) = w.finish().unwrap();
+    let chunked = out.into_inner().unwrap().metadata().unwrap().len();
+    let took = start.elapsed();
+    let mut zstd = crate::compress::Compression::Zstd
+        .encoder(crate::digest::HashingWriter::new(std::io::sink()));
+    std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut zstd).unwrap();
+    let plain_zstd = zstd.finish().unwrap().finish().1.size;
+    println!(
+        "tar {size} B; zstd:chunked {chunked} B in {took:?} (TOC {} B, tar-split {} B); strata zstd {plain_zstd} B",
+        toc.toc.compressed, toc.tar_split.compressed
+    );
+}
