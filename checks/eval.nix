@@ -173,6 +173,9 @@ let
     "streamLayeredImage refuses a tag docker refuses" = refused (image { tag = "a b"; });
     "streamLayeredImage refuses a config that is not a set" = refused (image { config = [ ]; });
     "streamLayeredImage refuses an unknown layerCompressor" = refused (image { layerCompressor = "xz"; });
+    "streamLayeredImage takes layerCompressor zstd:chunked" = accepted (image { layerCompressor = "zstd:chunked"; });
+    "buildLayeredImage takes layerCompressor zstd:chunked, its archive then plain" = accepted (strata.buildLayeredImage { name = "check"; layerCompressor = "zstd:chunked"; });
+    "buildLayeredImage refuses zstd:chunked as the archive's compressor" = refused (strata.buildLayeredImage { name = "check"; compressor = "zstd:chunked"; });
     "buildLayeredImage refuses an unknown compressor" = refused (strata.buildLayeredImage { name = "check"; compressor = "xz"; });
     "buildImage refuses an unknown compressor" = refused (strata.buildImage { name = "check"; compressor = "xz"; });
     "buildImage refuses copyToRoot with contents" = refused (strata.buildImage { name = "check"; copyToRoot = [ ]; contents = [ ]; });

@@ -372,6 +372,8 @@ rec {
     };
     layers = listKindOf "a list of buildLayer results" (l: l.isStrataLayer or false);
     compressor = kindOf "one of \"none\", \"gz\", \"zstd\"" (c: builtins.elem c [ "none" "gz" "zstd" ]);
+    # Layers may also be zstd:chunked (a layer format; an archive so compressed would be none).
+    layerCompressor = kindOf "one of \"none\", \"gz\", \"zstd\", \"zstd:chunked\"" (c: builtins.elem c [ "none" "gz" "zstd" "zstd:chunked" ]);
     config = { problem = fn: _: configProblem fn; };
   };
 
@@ -487,7 +489,7 @@ rec {
     perLayerDerivations = k.bool;
     enableFakechroot = k.bool;
     includeNixDB = k.bool;
-    layerCompressor = k.compressor;
+    layerCompressor = k.layerCompressor;
     sbomPackages = k.packages;
     sbomInImage = k.bool;
     layeringPipeline = orNull (kindOf "a list of operations or a JSON file holding one" (p: builtins.isList p || builtins.isPath p || builtins.isString p));

@@ -47,7 +47,7 @@
   layers ? [ ],
   # Whether archives also carry Docker's v1.0 layout (buildImage).
   legacyLayout ? false,
-  # "none", "gz" or "zstd": how archives store layers.
+  # "none", "gz", "zstd" or "zstd:chunked": how archives store layers.
   layerCompressor ? "none",
   # nixpkgs' layering pipeline (a list), or null for the default layering.
   layeringPipeline ? null,

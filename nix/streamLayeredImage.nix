@@ -69,8 +69,9 @@
   perLayerDerivations ? false,
   # How layers are stored in the archive: "none" (plain tars), "gz" or "zstd" (`tar+gzip` /
   # `tar+zstd` blobs of the OCI layout, as a registry stores them; docker load reads gzip
-  # layers, zstd ones from Docker 23). The compressed bytes are those the layer records
-  # already hash, and are checked against them.
+  # layers, zstd ones from Docker 23), or "zstd:chunked" (zstd with a frame per file and a
+  # table of contents, which podman pulls partially; plain zstd to other readers). The
+  # compressed bytes are those the layer records already hash, and are checked against them.
   layerCompressor ? "none",
   # Packages whose licences the image's SBOM (`.sbom`) gives besides those of `contents`
   # (and, for each, of its `buildInputs` and `propagatedBuildInputs`): typically the packages

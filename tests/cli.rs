@@ -365,6 +365,71 @@ fn a_plan_archives_zstd() {
 }
 
 #[test]
+fn a_plan_with_zstd_chunked_layers_archives_them_with_their_annotations_and_imports_back() {
+    let build = Build::new();
+    let custom = customisation_layer(&build);
+    let plan = plan(&build, &custom, json!({"layerCompressor": "zstd:chunked"}));
+    let file = build.path("image.tar");
+    let archive = |file: &Path| {
+        success(
+            strata()
+                .args(["archive", "--compressor", "none", "--plan"])
+                .arg(&plan)
+                .arg("--output")
+                .arg(file),
+        );
+        std::fs::read(file).unwrap()
+    };
+    let bytes = archive(&file);
+    assert!(archive(&build.path("again.tar")) == bytes, "reproducible");
+    let m = members(&bytes);
+    let index = json_of(&m["index.json"]);
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let oci = json_of(&m[&format!("blobs/sha256/{}", &digest[7..])]);
+    let layer = &oci["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let annotations = layer["annotations"].as_object().unwrap();
+    let keys: Vec<&str> = annotations.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "io.github.containers.zstd-chunked.manifest-checksum",
+            "io.github.containers.zstd-chunked.manifest-position",
+            "io.github.containers.zstd-chunked.tarsplit-position",
+        ]
+    );
+    let blob = &m[&format!("blobs/sha256/{}", &layer["digest"].as_str().unwrap()[7..])];
+    let plain = zstd::decode_all(&blob[..]).unwrap();
+    let config = json_of(&m[json_of(&m["manifest.json"])[0]["Config"].as_str().unwrap()]);
+    let diff_id = format!("sha256:{}", strata::digest::Digest::of(&plain).hex());
+    assert_eq!(config["rootfs"]["diff_ids"][0], diff_id.as_str());
+    let position = annotations["io.github.containers.zstd-chunked.manifest-position"]
+        .as_str()
+        .unwrap();
+    let numbers: Vec<usize> = position.split(':').map(|n| n.parse().unwrap()).collect();
+    let toc = zstd::decode_all(&blob[numbers[0]..numbers[0] + numbers[1]]).unwrap();
+    assert_eq!(toc.len(), numbers[2]);
+    assert!(json_of(&toc)["entries"].as_array().unwrap().len() == 4);
+    // Read back as a parent: a zstd:chunked layer is zstd to every reader.
+    success(&mut build.builder("import-parent", json!({ "fromImage": file }), "parent"));
+    let parent = json_of(&std::fs::read(build.path("parent/parent.json")).unwrap());
+    assert_eq!(parent["layers"].as_array().unwrap().len(), 1);
+    // An archive is not a layer.
+    let line = failure(
+        strata()
+            .args(["archive", "--compressor", "zstd:chunked", "--plan"])
+            .arg(&plan)
+            .arg("--output")
+            .arg(build.path("no.tar.zst")),
+        1,
+    );
+    assert!(line.contains("compresses layers, not archives"), "{line}");
+}
+
+#[test]
 fn a_failed_archive_leaves_the_file_that_was_there() {
     // Regression: `--output` used to be truncated first and removed on failure.
     let build = Build::new();

@@ -63,6 +63,9 @@ pub(super) fn write_archive_file(
     output: &Path,
     compression: Compression,
 ) -> Result<()> {
+    if compression.layers_only() {
+        bail!("`compressor` zstd:chunked compresses layers, not archives: use `layerCompressor = \"zstd:chunked\"` (the archive then stays a plain tar)");
+    }
     let mut encoder = compression.encoder(WholeFile::create(output)?);
     let progress = progress_of("archive", images);
     write_docker_archive_of(images, &mut encoder, &progress)?;

@@ -27,7 +27,7 @@ use std::path::Path;
 /// Options of `strata push` and `copy-to-registry`.
 #[derive(Debug, clap::Args)]
 pub(super) struct PushArgs {
-    /// Layer compression: gzip (gz) or zstd.
+    /// Layer compression: gzip (gz), zstd or zstd:chunked.
     #[arg(long, value_enum, default_value = "gzip", alias = "compressor")]
     compression: Compression,
     /// A repository of the same registry to mount missing blobs from instead of uploading
@@ -84,7 +84,7 @@ impl TlsArgs {
 pub(super) fn push(plan_path: &Path, target: &str, args: PushArgs) -> Result<()> {
     let compressor = match args.compression {
         Compression::None => {
-            bail!("`--compression` must be gzip or zstd: registries take compressed layers")
+            bail!("`--compression` must be gzip, zstd or zstd:chunked: registries take compressed layers")
         }
         c => c,
     };

@@ -35,6 +35,11 @@ pub fn parameters(codec: Compression) -> Option<String> {
             "gzip-libdeflate{GZIP_LEVEL}-{GZIP_BLOCK}-stored{STORED_CHI_SQUARE}"
         )),
         Compression::Zstd => Some(format!("zstd{ZSTD_LEVEL}-{ZSTD_BLOCK}")),
+        Compression::ZstdChunked => Some(format!(
+            "zstd-chunked{}-{}",
+            super::chunked::LEVEL,
+            super::chunked::CHUNK
+        )),
         Compression::None => None,
     }
 }
@@ -85,7 +90,9 @@ impl BlockStream {
             // A plain stream passes its input through, in one piece.
             Compression::None => (len.max(1), <[u8]>::to_vec),
             Compression::Gzip => (GZIP_BLOCK, gzip_member),
-            Compression::Zstd => (ZSTD_BLOCK, zstd_frame),
+            // zstd:chunked cuts frames by the tar's files, not in blocks
+            // (`encoder::run_chunked`): asked here, it gets plain zstd's.
+            Compression::Zstd | Compression::ZstdChunked => (ZSTD_BLOCK, zstd_frame),
         };
         (0..len)
             .step_by(block)
@@ -103,7 +110,7 @@ impl BlockStream {
         match self.codec {
             Compression::None => Vec::new(),
             Compression::Gzip if self.total_in == 0 => gzip_member(&[]),
-            Compression::Zstd if self.total_in == 0 => zstd_frame(&[]),
+            Compression::Zstd | Compression::ZstdChunked if self.total_in == 0 => zstd_frame(&[]),
             _ => Vec::new(),
         }
     }

@@ -2,6 +2,7 @@
 //! while the caller fills the next, and [`Encoder`] is a `Write` on top of it.
 
 use super::blocks::{BlockStream, BATCH};
+use super::chunked::{ChunkedToc, ChunkedWriter};
 use super::Compression;
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -19,8 +20,11 @@ use std::thread::JoinHandle;
 #[derive(Debug)]
 pub struct CompressThread<W: Write + Send + 'static> {
     tx: Option<SyncSender<Work>>,
-    handle: Option<JoinHandle<io::Result<W>>>,
+    handle: Option<JoinHandle<Ended<W>>>,
 }
+
+/// What a compression thread ends with: the writer, and a zstd:chunked stream's TOC.
+pub type Ended<W> = io::Result<(W, Option<ChunkedToc>)>;
 
 /// Batches whose blocks may be compressing at once. With one, every batch's end was a
 /// barrier: cores that finished their blocks waited for the slowest block (a deflated one
@@ -95,43 +99,14 @@ impl<W: Write + Send + 'static> CompressThread<W> {
     /// through `returns` once compressed, for reuse.
     pub fn spawn_with(
         codec: Compression,
-        mut inner: W,
+        inner: W,
         pool: Option<Arc<rayon::ThreadPool>>,
         returns: Option<Sender<Arc<Vec<u8>>>>,
     ) -> CompressThread<W> {
         let (tx, rx) = mpsc::sync_channel::<Work>(0);
-        let handle = std::thread::spawn(move || {
-            let mut stream = BlockStream::new(codec);
-            let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(IN_FLIGHT);
-            let write_oldest = |in_flight: &mut VecDeque<InFlight>, inner: &mut W| {
-                if let Some(oldest) = in_flight.pop_front() {
-                    let batch = oldest.write_to(inner)?;
-                    if let Some(returns) = &returns {
-                        let _ = returns.send(batch);
-                    }
-                }
-                io::Result::Ok(())
-            };
-            for work in rx {
-                match work {
-                    Work::Batch(batch) => {
-                        if in_flight.len() == IN_FLIGHT {
-                            write_oldest(&mut in_flight, &mut inner)?;
-                        }
-                        in_flight.push_back(InFlight::start(&mut stream, batch, pool.as_deref()));
-                    }
-                    Work::Finish => {
-                        while !in_flight.is_empty() {
-                            write_oldest(&mut in_flight, &mut inner)?;
-                        }
-                        inner.write_all(&stream.finish())?;
-                        return Ok(inner);
-                    }
-                }
-            }
-            Err(io::Error::other(
-                "compression stopped before the end of its input",
-            ))
+        let handle = std::thread::spawn(move || match codec {
+            Compression::ZstdChunked => run_chunked(rx, inner, pool, returns),
+            _ => run_blocks(codec, rx, inner, pool, returns),
         });
         CompressThread {
             tx: Some(tx),
@@ -158,19 +133,93 @@ impl<W: Write + Send + 'static> CompressThread<W> {
     }
 
     /// Compresses what it was given, ends the stream and returns the writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub fn finish(self) -> io::Result<W> {
+        self.finish_with_toc().map(|(w, _)| w)
+    }
+
+    /// Like [`CompressThread::finish`], also returning a zstd:chunked stream's TOC.
+    pub fn finish_with_toc(mut self) -> Ended<W> {
         self.send_work(Work::Finish)?;
         self.tx = None;
         self.join()
     }
 
-    fn join(&mut self) -> io::Result<W> {
+    fn join(&mut self) -> Ended<W> {
         match self.handle.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(io::Error::other("compression thread panicked")),
             None => Err(io::Error::other("compression thread already finished")),
         }
     }
+}
+
+/// A compression thread's work for gzip and zstd: block-parallel batches, two in flight.
+fn run_blocks<W: Write>(
+    codec: Compression,
+    rx: Receiver<Work>,
+    mut inner: W,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    returns: Option<Sender<Arc<Vec<u8>>>>,
+) -> Ended<W> {
+    let mut stream = BlockStream::new(codec);
+    let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(IN_FLIGHT);
+    let write_oldest = |in_flight: &mut VecDeque<InFlight>, inner: &mut W| {
+        if let Some(oldest) = in_flight.pop_front() {
+            let batch = oldest.write_to(inner)?;
+            if let Some(returns) = &returns {
+                let _ = returns.send(batch);
+            }
+        }
+        io::Result::Ok(())
+    };
+    for work in rx {
+        match work {
+            Work::Batch(batch) => {
+                if in_flight.len() == IN_FLIGHT {
+                    write_oldest(&mut in_flight, &mut inner)?;
+                }
+                in_flight.push_back(InFlight::start(&mut stream, batch, pool.as_deref()));
+            }
+            Work::Finish => {
+                while !in_flight.is_empty() {
+                    write_oldest(&mut in_flight, &mut inner)?;
+                }
+                inner.write_all(&stream.finish())?;
+                return Ok((inner, None));
+            }
+        }
+    }
+    Err(io::Error::other(
+        "compression stopped before the end of its input",
+    ))
+}
+
+/// A compression thread's work for zstd:chunked: the batches fed to a [`ChunkedWriter`],
+/// which cuts frames where the tar says and compresses them on the pool.
+fn run_chunked<W: Write>(
+    rx: Receiver<Work>,
+    inner: W,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    returns: Option<Sender<Arc<Vec<u8>>>>,
+) -> Ended<W> {
+    let mut writer = ChunkedWriter::new(inner, pool);
+    for work in rx {
+        match work {
+            Work::Batch(batch) => {
+                writer.write_all(&batch)?;
+                if let Some(returns) = &returns {
+                    let _ = returns.send(batch);
+                }
+            }
+            Work::Finish => {
+                let (inner, toc) = writer.finish()?;
+                return Ok((inner, Some(toc)));
+            }
+        }
+    }
+    Err(io::Error::other(
+        "compression stopped before the end of its input",
+    ))
 }
 
 /// A stream dropped unfinished (its producer failed) stops its thread and waits for it, so
@@ -202,6 +251,7 @@ impl Compression {
             Compression::None => return Encoder::Plain(inner),
             Compression::Gzip => Compression::Gzip,
             Compression::Zstd => Compression::Zstd,
+            Compression::ZstdChunked => Compression::ZstdChunked,
         };
         Encoder::Compressed {
             thread: CompressThread::spawn_with(codec, inner, pool, None),
@@ -227,13 +277,18 @@ pub enum Encoder<W: Write + Send + 'static> {
 impl<W: Write + Send + 'static> Encoder<W> {
     /// Compresses what is left, writes the stream's end and returns the inner writer.
     pub fn finish(self) -> io::Result<W> {
+        self.finish_with_toc().map(|(w, _)| w)
+    }
+
+    /// Like [`Encoder::finish`], also returning a zstd:chunked stream's TOC.
+    pub fn finish_with_toc(self) -> Ended<W> {
         match self {
-            Encoder::Plain(w) => Ok(w),
+            Encoder::Plain(w) => Ok((w, None)),
             Encoder::Compressed { mut thread, batch } => {
                 if !batch.is_empty() {
                     thread.send(Arc::new(batch))?;
                 }
-                thread.finish()
+                thread.finish_with_toc()
             }
         }
     }

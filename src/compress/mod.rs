@@ -18,22 +18,29 @@
 //! A stream cut short between blocks is thus a valid, shorter stream in both formats: what
 //! catches it is the layer's digest, which every consumer checks.
 //!
+//! zstd:chunked ([`chunked`]) is zstd cut where the layer tar's files start, with a table of
+//! contents after it, for containers/storage's partial pulls; it compresses layers only.
+//!
 //! Changing any constant here changes every compressed digest strata has recorded, so they
 //! are part of the record format ([`crate::plan::record::RECORD_VERSION`]).
 
 pub mod blocks;
+pub mod chunked;
 pub mod encoder;
 
 pub use blocks::BATCH;
 pub use encoder::{CompressThread, Encoder};
 
+use crate::digest::Blob;
+use chunked::ChunkedToc;
 use oci_spec::image::MediaType;
 use std::io::{self, BufRead, BufReader, Read};
 use std::str::FromStr;
 
 /// How a layer or an archive is compressed: the one compression choice strata has, named as
-/// `buildLayeredImage`'s `compressor` names it (`none`, `gz`, `zstd`), `gzip` also taken for
-/// `gz` wherever a name is read (Nix attributes, `--compressor`, `--compression`).
+/// `buildLayeredImage`'s `compressor` names it (`none`, `gz`, `zstd`; `zstd:chunked` for
+/// layers only), `gzip` also taken for `gz` wherever a name is read (Nix attributes,
+/// `--compressor`, `--compression`).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -48,12 +55,39 @@ pub enum Compression {
     /// zstd (RFC 8878).
     #[serde(rename = "zstd")]
     Zstd,
+    /// zstd:chunked: zstd with a frame per file and a table of contents, which
+    /// containers/storage pulls partially ([`chunked`]); layers only.
+    #[serde(rename = "zstd:chunked")]
+    ZstdChunked,
 }
 
 /// An unknown compression name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`compressor` must be one of none, gz (or gzip), zstd; got {0:?}")]
+#[error("`compressor` must be one of none, gz (or gzip), zstd, zstd:chunked; got {0:?}")]
 pub struct UnknownCompression(pub String);
+
+/// A layer as a manifest describes it: its blob, its compression, and for zstd:chunked
+/// where its table of contents is (the descriptor's annotations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// The stored bytes' digest and size.
+    pub blob: Blob,
+    /// How they are compressed.
+    pub compression: Compression,
+    /// For zstd:chunked, its TOC's digest and position.
+    pub toc: Option<ChunkedToc>,
+}
+
+impl LayerBlob {
+    /// A layer blob with no TOC.
+    pub fn plain(blob: Blob, compression: Compression) -> LayerBlob {
+        LayerBlob {
+            blob,
+            compression,
+            toc: None,
+        }
+    }
+}
 
 impl Compression {
     /// Whether this is [`Compression::None`].
@@ -61,12 +95,19 @@ impl Compression {
         *self == Compression::None
     }
 
-    /// The OCI media type of a layer stored this way.
+    /// Whether only layers may be compressed so (zstd:chunked describes a layer's files:
+    /// an archive compressed so would be a layer to no one).
+    pub fn layers_only(self) -> bool {
+        self == Compression::ZstdChunked
+    }
+
+    /// The OCI media type of a layer stored this way (zstd:chunked is plain zstd to the
+    /// media type; its annotations tell it apart).
     pub fn layer_media_type(self) -> MediaType {
         match self {
             Compression::None => MediaType::ImageLayer,
             Compression::Gzip => MediaType::ImageLayerGzip,
-            Compression::Zstd => MediaType::ImageLayerZstd,
+            Compression::Zstd | Compression::ZstdChunked => MediaType::ImageLayerZstd,
         }
     }
 
@@ -101,7 +142,10 @@ pub fn decompressed<'r, R: Read + 'r>(reader: R) -> io::Result<Box<dyn Read + 'r
     let head = buf.fill_buf()?;
     Ok(match Compression::of_magic(head) {
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
+        // zstd:chunked's skippable frames are skipped by every zstd decoder.
+        Compression::Zstd | Compression::ZstdChunked => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buf)?)
+        }
         Compression::None => Box::new(buf),
     })
 }
@@ -113,6 +157,7 @@ impl FromStr for Compression {
             "none" => Ok(Compression::None),
             "gz" | "gzip" => Ok(Compression::Gzip),
             "zstd" => Ok(Compression::Zstd),
+            "zstd:chunked" => Ok(Compression::ZstdChunked),
             other => Err(UnknownCompression(other.to_owned())),
         }
     }
@@ -121,7 +166,12 @@ impl FromStr for Compression {
 /// The command line takes the same names (`--compressor`, `--compression`).
 impl clap::ValueEnum for Compression {
     fn value_variants<'a>() -> &'a [Self] {
-        &[Compression::None, Compression::Gzip, Compression::Zstd]
+        &[
+            Compression::None,
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::ZstdChunked,
+        ]
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
@@ -130,6 +180,7 @@ impl clap::ValueEnum for Compression {
             Compression::None => PossibleValue::new("none"),
             Compression::Gzip => PossibleValue::new("gz").alias("gzip"),
             Compression::Zstd => PossibleValue::new("zstd"),
+            Compression::ZstdChunked => PossibleValue::new("zstd:chunked"),
         })
     }
 }
@@ -260,7 +311,12 @@ mod tests {
 
     #[test]
     fn gzip_is_readable_by_the_gzip_tool_shape_and_empty_input_works() {
-        for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        for c in [
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::None,
+            Compression::ZstdChunked,
+        ] {
             let empty = c.encoder(Vec::new()).finish().unwrap();
             let mut back = Vec::new();
             match c {
@@ -270,11 +326,18 @@ mod tests {
                         .read_to_end(&mut back)
                         .unwrap();
                 }
-                Compression::Zstd => back = zstd::decode_all(&empty[..]).unwrap(),
+                Compression::Zstd | Compression::ZstdChunked => {
+                    back = zstd::decode_all(&empty[..]).unwrap()
+                }
                 Compression::None => assert!(empty.is_empty()),
             }
             assert!(back.is_empty());
         }
+        assert_eq!("zstd:chunked".parse(), Ok(Compression::ZstdChunked));
+        assert_eq!(
+            serde_json::to_string(&Compression::ZstdChunked).unwrap(),
+            r#""zstd:chunked""#
+        );
         assert!("xz"
             .parse::<Compression>()
             .unwrap_err()

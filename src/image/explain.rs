@@ -137,7 +137,11 @@ pub fn read_image(path: &Path) -> Result<ImageFacts, ExplainError> {
                     push_bytes: l
                         .record
                         .gzip
-                        .or_else(|| cache.get(&l.record.diff_id, Compression::Gzip))
+                        .or_else(|| {
+                            cache
+                                .get(&l.record.diff_id, Compression::Gzip)
+                                .map(|l| l.blob)
+                        })
                         .map(|b| b.size),
                     paths: match &l.content {
                         LayerContent::StorePaths { paths, .. } => paths.clone(),

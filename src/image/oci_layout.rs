@@ -6,7 +6,7 @@
 //! Manifests and indexes are built with `oci-spec`'s types and written with sorted keys:
 //! their annotations are hash maps, and the bytes must not depend on iteration order.
 
-use crate::compress::Compression;
+use crate::compress::{Compression, LayerBlob};
 use crate::digest::{Blob, Digest};
 use oci_spec::image::{
     Arch, DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os,
@@ -43,17 +43,25 @@ pub struct Platform {
 /// Media type of the manifests [`manifest`] writes.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// An image manifest (OCI) for `config` and `layers` (bottom to top), all stored as `media`.
+/// An image manifest (OCI) for `config` and `layers` (bottom to top), all stored as `media`
+/// (none of them zstd:chunked, whose descriptors need their TOCs: [`manifest_of`]).
 pub fn manifest(config: &Blob, layers: &[Blob], media: Compression) -> Vec<u8> {
-    let layers: Vec<(Blob, Compression)> = layers.iter().map(|l| (*l, media)).collect();
+    let layers: Vec<LayerBlob> = layers.iter().map(|l| LayerBlob::plain(*l, media)).collect();
     manifest_of(config, &layers)
 }
 
-/// An image manifest (OCI) for `config` and `layers` (bottom to top), each with its media.
-pub fn manifest_of(config: &Blob, layers: &[(Blob, Compression)]) -> Vec<u8> {
+/// An image manifest (OCI) for `config` and `layers` (bottom to top), each with its media
+/// type and, for zstd:chunked, the annotations locating its TOC.
+pub fn manifest_of(config: &Blob, layers: &[LayerBlob]) -> Vec<u8> {
     let layers = layers
         .iter()
-        .map(|(l, media)| descriptor(media.layer_media_type(), l))
+        .map(|l| {
+            let mut d = descriptor(l.compression.layer_media_type(), &l.blob);
+            if let Some(toc) = &l.toc {
+                d.set_annotations(Some(toc.annotations().into_iter().collect()));
+            }
+            d
+        })
         .collect::<Vec<_>>();
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)

@@ -8,7 +8,8 @@
 //! bytes it produces against the size and `diff_id`. A push computes the compressed digests
 //! a record lacks when it needs them, not the build.
 
-use crate::compress::{CompressThread, Compression, BATCH};
+use crate::compress::chunked::ChunkedToc;
+use crate::compress::{CompressThread, Compression, LayerBlob, BATCH};
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::progress::Progress;
 use crate::tar::header::Stamp;
@@ -51,6 +52,9 @@ pub struct LayerRecord {
     /// The layer compressed with strata's zstd, when the image stores it so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zstd: Option<Blob>,
+    /// The layer written as strata's zstd:chunked, when the image stores it so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zstd_chunked: Option<ChunkedBlob>,
     /// Docker's legacy checksum of the layer, `tarsum.v1+sha256:<hex>` ([`crate::tar::tarsum`]),
     /// for the `json` files of the v1.0 archive layout. Computed for the layers of images
     /// that write that layout (it costs one more sha256 of every file), for customisation
@@ -70,15 +74,39 @@ impl LayerRecord {
             }),
             Compression::Gzip => self.gzip,
             Compression::Zstd => self.zstd,
+            Compression::ZstdChunked => self.zstd_chunked.map(|c| c.blob),
         }
+    }
+
+    /// The layer as a manifest describes it when stored with `compression`, when the record
+    /// holds that form.
+    pub fn layer_blob(&self, compression: Compression) -> Option<LayerBlob> {
+        Some(LayerBlob {
+            blob: self.blob(compression)?,
+            compression,
+            toc: self
+                .zstd_chunked
+                .filter(|_| compression == Compression::ZstdChunked)
+                .map(|c| c.toc),
+        })
     }
 
     /// Adds the parts `other` (a record of the same layer) holds and this one lacks.
     pub fn absorb(&mut self, other: LayerRecord) {
         self.gzip = self.gzip.or(other.gzip);
         self.zstd = self.zstd.or(other.zstd);
+        self.zstd_chunked = self.zstd_chunked.or(other.zstd_chunked);
         self.tarsum = self.tarsum.take().or(other.tarsum);
     }
+}
+
+/// A layer written as zstd:chunked: its blob, and where its TOC and tar-split are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkedBlob {
+    /// The blob's digest and size.
+    pub blob: Blob,
+    /// What its descriptor's annotations say.
+    pub toc: ChunkedToc,
 }
 
 /// The parts of a record beyond the size and `diff_id`, each computed only where an image
@@ -313,13 +341,20 @@ impl RecordShipper<'_> {
             diff_id: Digest(self.diff.finalize().into()),
             gzip: None,
             zstd: None,
+            zstd_chunked: None,
             tarsum: self.tarsum.map(TarsumThread::finish).transpose()?,
         };
         if let Some((codec, thread)) = self.compressed {
-            let blob = Some(thread.finish()?.finish().1);
+            let (hashed, toc) = thread.finish_with_toc()?;
+            let blob = Some(hashed.finish().1);
             match codec {
                 Compression::Gzip => record.gzip = blob,
                 Compression::Zstd => record.zstd = blob,
+                Compression::ZstdChunked => {
+                    let toc = toc
+                        .ok_or_else(|| io::Error::other("a zstd:chunked stream without its TOC"))?;
+                    record.zstd_chunked = blob.map(|blob| ChunkedBlob { blob, toc });
+                }
                 Compression::None => {}
             }
         }
@@ -455,6 +490,27 @@ mod tests {
             &Progress::quiet(),
         )
         .unwrap();
+        complete_record(
+            &source,
+            &stamp,
+            &mut both,
+            all(Compression::ZstdChunked),
+            &Progress::quiet(),
+        )
+        .unwrap();
+        let mut w = crate::compress::chunked::ChunkedWriter::new(Vec::new(), None);
+        w.write_all(&plain).unwrap();
+        let (bytes, toc) = w.finish().unwrap();
+        let chunked = both.layer_blob(Compression::ZstdChunked).unwrap();
+        assert_eq!(
+            chunked.blob,
+            Blob {
+                digest: Digest::of(&bytes),
+                size: bytes.len() as u64
+            }
+        );
+        assert_eq!(chunked.toc, Some(toc));
+        assert_eq!(both.layer_blob(Compression::Zstd).unwrap().toc, None);
         let bare =
             compute_record(&source, &stamp, RecordParts::BARE, None, &Progress::quiet()).unwrap();
         assert_eq!((bare.gzip, bare.zstd, bare.tarsum), (None, None, None));

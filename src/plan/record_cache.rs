@@ -7,7 +7,7 @@
 //! entry is a hint: a push checks the bytes it sends against it, and a bad or missing entry
 //! only means computing again. Nothing here is ever needed for correctness.
 
-use crate::compress::{blocks, Compression};
+use crate::compress::{blocks, Compression, LayerBlob};
 use crate::digest::{Blob, Digest};
 use crate::plan::record::RECORD_VERSION;
 use crate::whole_file::WholeFile;
@@ -61,18 +61,30 @@ impl RecordCache {
     }
 
     /// The compressed blob of the layer `diff_id`, when a push computed it before.
-    pub fn get(&self, diff_id: &Digest, compression: Compression) -> Option<Blob> {
+    pub fn get(&self, diff_id: &Digest, compression: Compression) -> Option<LayerBlob> {
         let text = std::fs::read_to_string(self.file(diff_id, compression)?).ok()?;
-        let (digest, size) = text.trim().split_once(' ')?;
-        Some(Blob {
+        let mut lines = text.lines();
+        let (digest, size) = lines.next()?.split_once(' ')?;
+        let blob = Blob {
             digest: Digest::parse(digest)?,
             size: size.parse().ok()?,
+        };
+        // A zstd:chunked entry has its TOC's place on a second line, as JSON.
+        let toc = match compression {
+            Compression::ZstdChunked => Some(serde_json::from_str(lines.next()?).ok()?),
+            _ => None,
+        };
+        Some(LayerBlob {
+            blob,
+            compression,
+            toc,
         })
     }
 
-    /// Keeps `blob` as the compressed form of the layer `diff_id`. Failures are ignored: the
-    /// cache is a hint.
-    pub fn put(&self, diff_id: &Digest, compression: Compression, blob: Blob) {
+    /// Keeps `layer` as the compressed form of the layer `diff_id`. Failures are ignored:
+    /// the cache is a hint.
+    pub fn put(&self, diff_id: &Digest, layer: &LayerBlob) {
+        let (compression, blob) = (layer.compression, layer.blob);
         let Some(file) = self.file(diff_id, compression) else {
             return;
         };
@@ -83,7 +95,11 @@ impl RecordCache {
             return;
         }
         // Written aside and renamed: a reader never sees half an entry.
-        let entry = format!("{} {}\n", blob.digest, blob.size);
+        let mut entry = format!("{} {}\n", blob.digest, blob.size);
+        if let Some(toc) = &layer.toc {
+            entry += &serde_json::to_string(toc).expect("a TOC's place serialises");
+            entry.push('\n');
+        }
         if let Ok(mut f) = WholeFile::create_beside(&file) {
             if f.write_all(entry.as_bytes()).is_ok() {
                 let _ = f.finish();
@@ -109,8 +125,9 @@ mod tests {
                 size: 42,
             },
         );
+        let blob = LayerBlob::plain(blob, Compression::Gzip);
         assert_eq!(cache.get(&diff, Compression::Gzip), None);
-        cache.put(&diff, Compression::Gzip, blob);
+        cache.put(&diff, &blob);
         assert_eq!(cache.get(&diff, Compression::Gzip), Some(blob));
         assert_eq!(cache.get(&diff, Compression::Zstd), None, "per codec");
         let file = cache.file(&diff, Compression::Gzip).unwrap();
@@ -119,7 +136,7 @@ mod tests {
         assert_eq!(RecordCache::none().get(&diff, Compression::Gzip), None);
         let left: Vec<_> = std::fs::read_dir(file.parent().unwrap()).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary files left");
-        cache.put(&diff, Compression::Gzip, blob);
+        cache.put(&diff, &blob);
         cache.forget(&diff, Compression::Gzip);
         assert_eq!(cache.get(&diff, Compression::Gzip), None, "forgotten");
         assert!(
@@ -127,5 +144,21 @@ mod tests {
                 .contains(&format!("libdeflate{}", blocks::GZIP_LEVEL)),
             "filed under the compressor's parameters: {file:?}"
         );
+        let position = |offset| crate::compress::chunked::Position {
+            offset,
+            compressed: 2,
+            uncompressed: 3,
+        };
+        let chunked = LayerBlob {
+            toc: Some(crate::compress::chunked::ChunkedToc {
+                toc_digest: Digest([3; 32]),
+                toc: position(10),
+                tar_split: position(20),
+            }),
+            ..LayerBlob::plain(blob.blob, Compression::ZstdChunked)
+        };
+        cache.put(&diff, &chunked);
+        assert_eq!(cache.get(&diff, Compression::ZstdChunked), Some(chunked));
+        assert_eq!(cache.get(&diff, Compression::Gzip), None, "per codec");
     }
 }

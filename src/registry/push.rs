@@ -11,7 +11,8 @@
 //! fixed level, no timestamps or names in the stream ([`crate::compress`]), so pushing the
 //! same image from any machine gives the same blobs and manifest digest.
 
-use crate::compress::Compression;
+use crate::compress::chunked::ChunkedToc;
+use crate::compress::{Compression, LayerBlob};
 use crate::digest::{Blob, Digest, HashingWriter};
 use crate::image::archive::image_config;
 use crate::image::oci_layout::{self, IndexEntry, Platform};
@@ -182,7 +183,7 @@ pub struct PushOptions {
 fn push_blobs(
     plan: &ImagePlan,
     client: &mut Client,
-    present: &HashMap<Digest, (Blob, Compression)>,
+    present: &HashMap<Digest, LayerBlob>,
     options: &PushOptions,
     report: &mut PushReport,
     progress: &Progress,
@@ -190,6 +191,7 @@ fn push_blobs(
     // Layers go compressed: a registry serves what it was sent.
     let compressor = match options.compressor {
         Compression::Zstd => Compression::Zstd,
+        Compression::ZstdChunked => Compression::ZstdChunked,
         _ => Compression::Gzip,
     };
     // A repository with no tag has no blobs to skip (and without `--mount-from` none are
@@ -202,7 +204,6 @@ fn push_blobs(
     let compressed = compressed_blobs(plan, compressor, present, &options.cache, !fresh)?;
     report.compressed_first += compressed.computed;
     let routing = Routing {
-        compressor,
         present,
         options,
         progress,
@@ -214,16 +215,16 @@ fn push_blobs(
         progress,
     };
     let sent = upload_layers(client, &uploads, &sending, options.parallel)?;
-    for ((_, _, known), blob) in uploads.iter().zip(&sent) {
+    for ((_, _, known), layer) in uploads.iter().zip(&sent) {
         if known.is_none() {
-            report.bytes_sent += blob.size;
+            report.bytes_sent += layer.blob.size;
         }
     }
-    let layers: Vec<(Blob, Compression)> = routes
+    let layers: Vec<LayerBlob> = routes
         .into_iter()
         .map(|route| match route {
-            Route::Blob(blob, compression) => (blob, compression),
-            Route::Chunked(k) => (sent[k], compressor),
+            Route::Blob(layer) => layer,
+            Route::Chunked(k) => sent[k],
         })
         .collect();
     let config_blob = push_config(plan, client, options, report)?;
@@ -234,21 +235,19 @@ fn push_blobs(
 #[derive(Debug, Clone, Copy)]
 enum Route {
     /// As this blob: the registry has it, mounts it, or is sent it whole.
-    Blob(Blob, Compression),
+    Blob(LayerBlob),
     /// As the upload at this position of the queue, compressed on the way: its digest is
     /// known once it is sent.
     Chunked(usize),
 }
 
 /// A layer to upload: its position in the plan, the layer, and its blob when known.
-type Upload<'p> = (usize, &'p PlannedLayer, Option<Blob>);
+type Upload<'p> = (usize, &'p PlannedLayer, Option<LayerBlob>);
 
 /// What deciding the layers' routes needs besides the plan.
 struct Routing<'a> {
-    /// The compression layers are sent with.
-    compressor: Compression,
     /// The layers the registry has, by diff_id.
-    present: &'a HashMap<Digest, (Blob, Compression)>,
+    present: &'a HashMap<Digest, LayerBlob>,
     /// The push's options (`--mount-from`).
     options: &'a PushOptions,
     /// Counts the layers that need no upload.
@@ -259,7 +258,7 @@ struct Routing<'a> {
 /// mounted, the rest queued, a layer the plan holds twice queued once.
 fn route_layers<'p>(
     plan: &'p ImagePlan,
-    compressed: &[Option<Blob>],
+    compressed: &[Option<LayerBlob>],
     client: &mut Client,
     routing: &Routing,
     report: &mut PushReport,
@@ -273,11 +272,12 @@ fn route_layers<'p>(
         let route = if let Some(earlier) = routed.get(&diff_id) {
             routing.progress.layer_done();
             *earlier
-        } else if let Some(&(blob, compression)) = routing.present.get(&diff_id) {
+        } else if let Some(&layer_blob) = routing.present.get(&diff_id) {
             report.skipped += 1;
             routing.progress.layer_done();
-            Route::Blob(blob, compression)
-        } else if let Some(blob) = compressed[i] {
+            Route::Blob(layer_blob)
+        } else if let Some(layer_blob) = compressed[i] {
+            let blob = layer_blob.blob;
             if client.has_blob(&blob.digest)? {
                 report.skipped += 1;
                 routing.progress.layer_done();
@@ -285,11 +285,11 @@ fn route_layers<'p>(
                 report.mounted += 1;
                 routing.progress.layer_done();
             } else {
-                uploads.push((i, layer, Some(blob)));
+                uploads.push((i, layer, Some(layer_blob)));
                 report.uploaded += 1;
                 report.bytes_sent += blob.size;
             }
-            Route::Blob(blob, routing.compressor)
+            Route::Blob(layer_blob)
         } else {
             uploads.push((i, layer, None));
             report.uploaded += 1;
@@ -331,7 +331,7 @@ fn push_config(
 
 /// The compressed blobs of a plan's layers, and how many were computed.
 struct CompressedBlobs {
-    blobs: Vec<Option<Blob>>,
+    blobs: Vec<Option<LayerBlob>>,
     computed: usize,
 }
 
@@ -341,11 +341,11 @@ struct CompressedBlobs {
 fn compressed_blobs(
     plan: &ImagePlan,
     compressor: Compression,
-    present: &HashMap<Digest, (Blob, Compression)>,
+    present: &HashMap<Digest, LayerBlob>,
     cache: &RecordCache,
     compute: bool,
 ) -> Result<CompressedBlobs, PushError> {
-    let mut blobs: Vec<Option<Blob>> = plan
+    let mut blobs: Vec<Option<LayerBlob>> = plan
         .layers
         .iter()
         .map(|l| {
@@ -354,7 +354,7 @@ fn compressed_blobs(
                 return None;
             }
             l.record
-                .blob(compressor)
+                .layer_blob(compressor)
                 .or_else(|| cache.get(diff_id, compressor))
         })
         .collect();
@@ -394,9 +394,9 @@ fn compressed_blobs(
                 found: format!("{}, {} bytes", found.diff_id, found.size),
             });
         }
-        let blob = found.blob(compressor);
-        if let Some(blob) = blob {
-            cache.put(&layer.record.diff_id, compressor, blob);
+        let blob = found.layer_blob(compressor);
+        if let Some(blob) = &blob {
+            cache.put(&layer.record.diff_id, blob);
         }
         blobs[i] = blob;
     }
@@ -421,7 +421,7 @@ fn mount(client: &mut Client, digest: &Digest, from: &[String]) -> Result<bool, 
 fn blobs_in_current_manifest(
     client: &mut Client,
     tag: &str,
-) -> Result<HashMap<Digest, (Blob, Compression)>, PushError> {
+) -> Result<HashMap<Digest, LayerBlob>, PushError> {
     let mut found = HashMap::new();
     let Some((_, bytes)) = client.get_manifest(tag)? else {
         return Ok(found);
@@ -453,10 +453,25 @@ fn blobs_in_current_manifest(
             digest_of(&layer["digest"]),
             layer["size"].as_u64(),
         ) {
-            found.insert(d, (Blob { digest: blob, size }, media));
+            found.insert(d, layer_blob(Blob { digest: blob, size }, media, layer));
         }
     }
     Ok(found)
+}
+
+/// A registry's layer descriptor as a [`LayerBlob`]: a zstd layer whose annotations
+/// locate a TOC is zstd:chunked, and keeps them in the manifest strata pushes.
+fn layer_blob(blob: Blob, media: Compression, descriptor: &Value) -> LayerBlob {
+    let annotations: HashMap<String, String> =
+        serde_json::from_value(descriptor["annotations"].clone()).unwrap_or_default();
+    match ChunkedToc::from_annotations(&annotations) {
+        Some(toc) if media == Compression::Zstd => LayerBlob {
+            blob,
+            compression: Compression::ZstdChunked,
+            toc: Some(toc),
+        },
+        _ => LayerBlob::plain(blob, media),
+    }
 }
 
 /// Uploads `missing` layers, up to `parallel` at a time, each on a connection of its own
@@ -475,10 +490,10 @@ fn upload_layers(
     missing: &[Upload],
     sending: &Sending,
     parallel: usize,
-) -> Result<Vec<Blob>, PushError> {
+) -> Result<Vec<LayerBlob>, PushError> {
     let next = AtomicUsize::new(0);
     let failed = Mutex::new(None);
-    let sent: Vec<Mutex<Option<Blob>>> = missing.iter().map(|_| Mutex::new(None)).collect();
+    let sent: Vec<Mutex<Option<LayerBlob>>> = missing.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..parallel.clamp(1, missing.len().max(1)) {
             let mut client = client.clone();
@@ -520,10 +535,11 @@ fn upload_layers(
 }
 
 /// What sending a layer gave: the upload's blob, the plain and compressed blobs its
-/// compressor saw, and whether it had more bytes than declared.
+/// compressor saw (and a zstd:chunked blob's TOC), and whether it had more bytes than
+/// declared.
 type Sent = (
     Result<Blob, RegistryError>,
-    Result<(Blob, Blob), LayerError>,
+    Result<(Blob, Blob, Option<ChunkedToc>), LayerError>,
     bool,
 );
 
@@ -540,13 +556,14 @@ fn send_layer(
     let source = layer.content.source();
     let stamp = layer.content.stamp();
     std::thread::scope(|scope| {
-        let producer = scope.spawn(move || -> Result<(Blob, Blob), LayerError> {
+        let producer = scope.spawn(move || -> Result<_, LayerError> {
             let encoder = compressor.encoder(HashingWriter::new(ChannelWriter { tx }));
             let plain = write_layer_to(&source, &stamp, HashingWriter::new(encoder))?;
             let (encoder, plain) = plain.finish();
-            let (channel, compressed) = encoder.finish().map_err(LayerError::Write)?.finish();
+            let (hashed, toc) = encoder.finish_with_toc().map_err(LayerError::Write)?;
+            let (channel, compressed) = hashed.finish();
             channel.end().map_err(LayerError::Write)?;
-            Ok((plain, compressed))
+            Ok((plain, compressed, toc))
         });
         let mut body = ChannelReader::new(rx, blob.map(|b| b.size), progress);
         let uploaded = match blob {
@@ -591,11 +608,11 @@ fn upload_layer(
     client: &mut Client,
     index: usize,
     layer: &PlannedLayer,
-    blob: Option<Blob>,
+    known: Option<LayerBlob>,
     sending: &Sending,
-) -> Result<Blob, PushError> {
+) -> Result<LayerBlob, PushError> {
     retried(client, |client| {
-        upload_layer_once(client, index, layer, blob, sending)
+        upload_layer_once(client, index, layer, known, sending)
     })
 }
 
@@ -605,10 +622,11 @@ fn upload_layer_once(
     client: &mut Client,
     index: usize,
     layer: &PlannedLayer,
-    blob: Option<Blob>,
+    known: Option<LayerBlob>,
     sending: &Sending,
-) -> Result<Blob, PushError> {
+) -> Result<LayerBlob, PushError> {
     let compressor = sending.compressor;
+    let blob = known.map(|k| k.blob);
     let (uploaded, produced, overflowed) = send_layer(client, layer, blob, sending);
     let what = layer.content.describe_at_most(10);
     let disproved = || sending.cache.forget(&layer.record.diff_id, compressor);
@@ -621,7 +639,7 @@ fn upload_layer_once(
             found: format!("more than {} bytes", blob.size),
         });
     }
-    let (plain, compressed) = match produced {
+    let (plain, compressed, toc) = match produced {
         Ok(produced) => produced,
         // The upload failed and so stopped the compressor: the registry's reason counts.
         Err(LayerError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe && uploaded.is_err() => {
@@ -655,16 +673,18 @@ fn upload_layer_once(
         Some(_) => {}
         None => {}
     }
-    let uploaded = uploaded?;
+    let sent = LayerBlob {
+        blob: uploaded?,
+        compression: compressor,
+        toc,
+    };
     if blob.is_none() {
         // What the registry was sent is what was compressed: the same bytes, hashed twice.
-        debug_assert_eq!(uploaded, compressed);
+        debug_assert_eq!(sent.blob, compressed);
         // Learnt by sending it: kept for the next push.
-        sending
-            .cache
-            .put(&layer.record.diff_id, compressor, uploaded);
+        sending.cache.put(&layer.record.diff_id, &sent);
     }
-    Ok(uploaded)
+    Ok(sent)
 }
 
 /// Sends written bytes, in chunks, to a [`ChannelReader`]; [`ChannelWriter::end`] says

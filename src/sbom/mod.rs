@@ -424,6 +424,7 @@ mod tests {
                 diff_id: Digest([n; 32]),
                 gzip: None,
                 zstd: None,
+                zstd_chunked: None,
                 tarsum: None,
             },
             why: String::new(),

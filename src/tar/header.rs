@@ -590,6 +590,30 @@ impl HeaderBlock<'_> {
         ))
     }
 
+    /// The access and change times the header itself carries, as Go's archive/tar reads
+    /// them: an old GNU header's when their field is set (neither when one does not parse:
+    /// Go then takes the header for one of its own old, buggy ones), star's always, none
+    /// elsewhere.
+    pub fn times(&self) -> Result<(Option<i64>, Option<i64>), BadNumber> {
+        let set = |at: std::ops::Range<usize>| -> Result<Option<i64>, BadNumber> {
+            if self.0[at.start] == 0 {
+                return Ok(None);
+            }
+            numeric(&self.0[at]).map(Some)
+        };
+        match self.format() {
+            Format::Gnu => match (set(GNU_ATIME), set(GNU_CTIME)) {
+                (Ok(a), Ok(c)) => Ok((a, c)),
+                _ => Ok((None, None)),
+            },
+            Format::Star => Ok((
+                Some(numeric(&self.0[STAR_ATIME])?),
+                Some(numeric(&self.0[STAR_CTIME])?),
+            )),
+            Format::V7 | Format::Ustar => Ok((None, None)),
+        }
+    }
+
     /// Checks every numeric field Go's archive/tar parses before it hands an entry over
     /// (it refuses the header when one does not parse).
     pub fn check_numbers(&self) -> Result<(), BadNumber> {

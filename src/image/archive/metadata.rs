@@ -3,7 +3,7 @@
 //! legacy layout when asked for, and `manifest.json`.
 
 use super::ArchiveSummary;
-use crate::compress::Compression;
+use crate::compress::LayerBlob;
 use crate::digest::{Blob, Digest};
 use crate::image::config::{ImageConfig, RootFs};
 use crate::image::legacy_layout::{repositories, LegacyLayer, VERSION};
@@ -53,7 +53,7 @@ pub(super) struct WrittenImage<'a> {
     /// Its layers' plain blobs, bottom to top.
     pub(super) blobs: Vec<Blob>,
     /// Its layers as stored, bottom to top.
-    pub(super) stored: Vec<Blob>,
+    pub(super) stored: Vec<LayerBlob>,
     /// Its layers' member names.
     pub(super) layer_names: Vec<String>,
     /// Its legacy layout, when it has one.
@@ -72,16 +72,12 @@ pub(super) struct Metadata {
 
 impl Metadata {
     /// Adds an image: its legacy directories, config and OCI manifest.
-    pub(super) fn add_image(
-        &mut self,
-        image: WrittenImage,
-        compression: Compression,
-    ) -> ArchiveSummary {
+    pub(super) fn add_image(&mut self, image: WrittenImage) -> ArchiveSummary {
         if let Some(legacy) = image.legacy {
             self.add_legacy(legacy, &image.layer_names, image.repo_tag);
         }
         let config = blob_of(image_config(image.plan, image.created, &image.blobs));
-        let oci_manifest = blob_of(oci_layout::manifest(&config.0, &image.stored, compression));
+        let oci_manifest = blob_of(oci_layout::manifest_of(&config.0, &image.stored));
         self.index.push(IndexEntry {
             blob: oci_manifest.0,
             media_type: MediaType::ImageManifest,

@@ -14,7 +14,7 @@ pub(crate) mod metadata;
 
 pub(crate) use metadata::image_config;
 
-use crate::compress::Compression;
+use crate::compress::{Compression, LayerBlob};
 use crate::digest::{Blob, Digest};
 use crate::image::legacy_layout::{legacy_layers, LegacyLayer};
 use crate::image::oci_layout::blob_path;
@@ -129,14 +129,15 @@ fn write_archive(
         .map(|((plan, _), created)| plan.legacy_layout.then(|| legacy_layers(plan, created)))
         .collect();
     let compression = stored_compression(images, legacy.iter().any(Option::is_some), &unique);
-    let stored: Vec<Blob> = unique
+    let stored_layers: Vec<LayerBlob> = unique
         .iter()
         .map(|l| {
             l.record
-                .blob(compression)
+                .layer_blob(compression)
                 .expect("stored_compression checked that every record holds the blob")
         })
         .collect();
+    let stored: Vec<Blob> = stored_layers.iter().map(|l| l.blob).collect();
     let names: Vec<String> = stored.iter().map(|b| blob_path(&b.digest)).collect();
     // Outer members carry the mtime of the bottom layer: fixed, like everything else.
     let stamp = Stamp::root(unique.first().map_or(1, |l| l.content.stamp().mtime));
@@ -153,17 +154,17 @@ fn write_archive(
     let mut metadata = Metadata::default();
     let mut summaries = Vec::with_capacity(images.len());
     for (k, (plan, repo_tag)) in images.iter().enumerate() {
-        let pick = |all: &[_]| positions[k].iter().map(|&p| all[p]).collect::<Vec<Blob>>();
+        let pick = |all: &[Blob]| positions[k].iter().map(|&p| all[p]).collect::<Vec<Blob>>();
         let image = WrittenImage {
             plan,
             repo_tag: repo_tag.unwrap_or(&plan.repo_tag),
             created: &created[k],
             blobs: pick(&blobs),
-            stored: pick(&stored),
+            stored: positions[k].iter().map(|&p| stored_layers[p]).collect(),
             layer_names: positions[k].iter().map(|&p| names[p].clone()).collect(),
             legacy: legacy[k].as_deref(),
         };
-        summaries.push(metadata.add_image(image, compression));
+        summaries.push(metadata.add_image(image));
     }
     if let Some(tag) = index_tag {
         metadata.nest_index(tag);
@@ -260,12 +261,15 @@ mod tests {
             .unwrap()
             .into_iter()
             .map(|mut l| {
-                let zstd = RecordParts {
-                    tarsum: false,
-                    compressed: Compression::Zstd,
-                };
-                let (source, stamp) = (l.content.source(), l.content.stamp());
-                complete_record(&source, &stamp, &mut l.record, zstd, &Progress::quiet()).unwrap();
+                for compressed in [Compression::Zstd, Compression::ZstdChunked] {
+                    let parts = RecordParts {
+                        tarsum: false,
+                        compressed,
+                    };
+                    let (source, stamp) = (l.content.source(), l.content.stamp());
+                    complete_record(&source, &stamp, &mut l.record, parts, &Progress::quiet())
+                        .unwrap();
+                }
                 l
             })
             .collect(),
@@ -301,6 +305,10 @@ mod tests {
             ),
             (
                 Compression::Zstd,
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+            (
+                Compression::ZstdChunked,
                 "application/vnd.oci.image.layer.v1.tar+zstd",
             ),
         ] {
@@ -344,6 +352,19 @@ mod tests {
                 serde_json::from_slice(&find(&format!("blobs/sha256/{}", &oci[7..])).unwrap())
                     .unwrap();
             assert_eq!(oci["layers"][1]["mediaType"], media);
+            let annotations = &oci["layers"][0]["annotations"];
+            match plan.layers[0].record.zstd_chunked {
+                Some(c) if compressor == Compression::ZstdChunked => {
+                    let want: serde_json::Map<String, serde_json::Value> = c
+                        .toc
+                        .annotations()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into()))
+                        .collect();
+                    assert_eq!(annotations, &serde_json::Value::Object(want));
+                }
+                _ => assert!(annotations.is_null(), "{compressor:?}"),
+            }
         }
     }
 
