@@ -38,14 +38,13 @@ pub enum Writer {
     Strata,
 }
 
-/// The one place that says who writes the zstd:chunked layers under test. skopeo until
-/// strata's writer lands (issue 28, branch `chunked`); then `STRATA_E2E_CHUNKED=strata` runs
-/// the same checks on strata's images (`scripts/debian13` passes `STRATA_*` on), and once
-/// it is merged this returns `Writer::Strata` by default.
+/// The one place that says who writes the zstd:chunked layers under test: strata
+/// (`strata push --compression zstd|zstd:chunked` of a Nix-built image), or, with
+/// `STRATA_E2E_CHUNKED=skopeo`, skopeo's own conversion, the reference writer, to compare.
 pub fn chunked_writer() -> Writer {
     match std::env::var("STRATA_E2E_CHUNKED").as_deref() {
-        Ok("strata") => Writer::Strata,
-        _ => Writer::Skopeo,
+        Ok("skopeo") => Writer::Skopeo,
+        _ => Writer::Strata,
     }
 }
 
