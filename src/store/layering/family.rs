@@ -5,16 +5,18 @@
 //!
 //! The rule: a path's *membership* is the set of members holding it, and a layer holds paths
 //! of one membership only, so it is the same layer in every member holding it. The union of
-//! the closures is layered as one image ([`super::cost`]), in the most layers that, each cut
-//! into one piece per membership, leave every member within its room; pieces are then split
-//! while all their holders have room left. A member's roots (its application) have a piece of
-//! their own, so a change of them re-sends nothing else. A member holding more memberships
-//! than its room gives up its smallest shared ones (their paths get pieces of their own,
-//! apart from the application; only that sharing is lost).
+//! the closures is layered as one image ([`super::cost`]) in as many layers as the largest
+//! room, each layer cut into one piece per membership. Pieces of one membership are then
+//! merged, the merge adding least to its members' excess first (cost's re-sent bytes over each
+//! member's least), until every member is within its room; then pieces are split while all
+//! their holders have room left, the split saving most first. A member's roots (its
+//! application) have a piece of their own, so a change of them re-sends nothing else. A
+//! member holding more memberships than its room gives up its smallest shared ones (their
+//! paths get pieces of their own, apart from the application; only that sharing is lost).
 //!
 //! Experimental (issue 28): `strata layers --family` measures it; the Nix library does not
-//! use it yet. It meets the pair targets at 100 layers but not tight budgets shared by many
-//! members (docs/research/families.md).
+//! use it yet. It meets issue 28's targets at 100 layers but not tight budgets shared by
+//! many members (docs/research/families.md).
 
 use super::cost::{self, Bits};
 use super::measure::{bump_paths, measure, Report, Sharing};
@@ -230,7 +232,7 @@ fn merge_to_rooms(pieces: &mut Vec<Piece>, rooms: &[usize], least: &[f64]) {
                     let together =
                         u128::from(x.size + y.size) * u128::from(x.closure.union_count(&y.closure));
                     let w = weigh(together - x.cost() - y.cost(), class, least);
-                    if best.is_none_or(|(bw, _, _)| w < bw) {
+                    if best.map_or(true, |(bw, _, _)| w < bw) {
                         best = Some((w, a, b));
                     }
                 }
@@ -269,7 +271,7 @@ fn split_while_room(
             };
             let saved = pieces[k].cost() - (a.cost() + b.cost()).min(pieces[k].cost());
             let w = weigh(saved, &pieces[k].class, least);
-            if w > 0.0 && best.is_none_or(|(bw, _)| w > bw) {
+            if w > 0.0 && best.map_or(true, |(bw, _)| w > bw) {
                 best = Some((w, k));
             }
         }
@@ -672,6 +674,37 @@ mod tests {
             assert_eq!(held, want);
         }
         assert_eq!(layers, family_layering(&[(&a, 3), (&b, 3)]).unwrap());
+    }
+
+    /// A member whose room is the tightest (as the desktop pair's sibling): the one merge it
+    /// needs goes where a change re-sends least, a library with the only path using it, and
+    /// not two shared paths that change apart (merging those would re-send each for the
+    /// other's changes, in both members).
+    #[test]
+    fn a_merge_goes_where_it_costs_the_members_least() {
+        let a = closure(&[
+            ("s1", 100, &[]),
+            ("s2", 100, &[]),
+            ("app-a", 1, &["s1", "s2"]),
+        ]);
+        let b = closure(&[
+            ("s1", 100, &[]),
+            ("s2", 100, &[]),
+            ("lib", 50, &[]),
+            ("tool", 50, &["lib"]),
+            ("app-b", 1, &["s1", "s2", "tool"]),
+        ]);
+        let layers = family_layering(&[(&a, 4), (&b, 4)]).unwrap();
+        let has = |m: &Vec<Vec<String>>, want: &[&str]| {
+            let want: BTreeSet<String> = want.iter().map(|n| p(n)).collect();
+            m.iter()
+                .any(|l| l.iter().cloned().collect::<BTreeSet<_>>() == want)
+        };
+        for (m, room) in [(&layers[0], 4), (&layers[1], 4)] {
+            assert!(has(m, &["s1"]) && has(m, &["s2"]), "{layers:?}");
+            assert!(m.len() <= room, "{layers:?}");
+        }
+        assert!(has(&layers[1], &["lib", "tool"]), "{layers:?}");
     }
 
     #[test]
