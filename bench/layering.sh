@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 max=${1:-100}
 cargo build --quiet --release --locked --bin strata
-strata=target/release/strata
+strata=${CARGO_TARGET_DIR:-target}/release/strata
 printf '%-17s %-12s %6s %7s %9s %12s %9s %8s %6s\n' closure layering layers excess "root+" "largest MB" sharing "<100kB" secs
 # bench/closure.nix's application (the streaming benchmark's closure) has no sibling: its
 # sharing column is left empty.
@@ -35,19 +35,35 @@ PY
   done
 done
 
-# The two pairs layered as one family (experimental, `--family`): each member's excess (a
-# bump changes the path in every member holding it), what a root's bump uploads beyond its
-# own bytes, the pair's sharing, and the bytes a registry stores over the distinct paths'.
-for pair in service:service-sibling desktop:desktop-sibling; do
-  "$strata" layers --max-layers "$max" --closure "bench/closures/${pair%%:*}.json" \
-    --family "bench/closures/${pair##*:}.json" --measure > /tmp/strata-family.json
-  python3 - "$pair" <<'PY'
-import json, sys
+# The two pairs, and the ten images of bench/closures/family/ (bench/closures/family-debian.sh),
+# layered as one family (experimental, `--family`): each member's excess (a bump changes the
+# path in every member holding it; the worst member for the ten), what a root's bump uploads
+# beyond its own bytes, the worst pair's sharing, and the bytes a registry stores over the
+# distinct paths'.
+ten=(bench/closures/family/*.json)
+for family in service:service-sibling desktop:desktop-sibling ten; do
+  if [ "$family" = ten ]; then
+    members=("${ten[@]}")
+  else
+    members=("bench/closures/${family%%:*}.json" "bench/closures/${family##*:}.json")
+  fi
+  others=()
+  for m in "${members[@]:1}"; do others+=(--family "$m"); done
+  "$strata" layers --max-layers "$max" --closure "${members[0]}" "${others[@]}" --measure > /tmp/strata-family.json
+  python3 - "$family" "${members[@]}" <<'PY'
+import json, os, sys
 r = json.load(open("/tmp/strata-family.json"))
-for name, m in zip(sys.argv[1].split(':'), r["members"]):
-    extra = max((b["uploaded"] - b["own"] for b in m["rootBumps"]), default=0)
-    print(f"family {name:<16} layers {m['layers']:>3}  excess {m['excess']:.4f}  root+ {extra / 1e6:.2f}M")
-print(f"family {sys.argv[1]}: sharing {r['pairs'][0]['sharing']['ratio'] * 100:.1f}%, stored {r['storedRatio']:.3f}x the distinct paths")
+names = [os.path.basename(m)[:-5] for m in sys.argv[2:]]
+extra = lambda m: max((b["uploaded"] - b["own"] for b in m["rootBumps"]), default=0)
+if len(names) == 2:
+    for name, m in zip(names, r["members"]):
+        print(f"family {name:<16} layers {m['layers']:>3}  excess {m['excess']:.4f}  root+ {extra(m) / 1e6:.2f}M")
+else:
+    worst = max(range(len(names)), key=lambda i: r["members"][i]["excess"])
+    print(f"family {sys.argv[1]} ({len(names)} images): worst excess {r['members'][worst]['excess']:.4f} ({names[worst]}), "
+          f"root+ {max(extra(m) for m in r['members']) / 1e6:.2f}M")
+print(f"family {sys.argv[1]}: sharing {min(p['sharing']['ratio'] for p in r['pairs']) * 100:.1f}% (worst pair), "
+      f"stored {r['storedRatio']:.3f}x the distinct paths")
 PY
 done
 

@@ -114,17 +114,20 @@ impl Bits {
         self.0[i / 64] & (1 << (i % 64)) != 0
     }
 
-    fn or(&mut self, other: &Bits) {
+    /// Adds `other`'s members.
+    pub(super) fn or(&mut self, other: &Bits) {
         for (a, b) in self.0.iter_mut().zip(&other.0) {
             *a |= b;
         }
     }
 
-    fn count(&self) -> u64 {
+    /// How many members.
+    pub(super) fn count(&self) -> u64 {
         self.0.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
-    fn union_count(&self, other: &Bits) -> u64 {
+    /// How many members it and `other` have together.
+    pub(super) fn union_count(&self, other: &Bits) -> u64 {
         self.0
             .iter()
             .zip(&other.0)
@@ -177,9 +180,10 @@ impl Cluster {
     }
 }
 
-/// A merge waiting in the queue: its cost when queued, the tie-break, the two clusters and
-/// their versions then.
-type Candidate = Reverse<(u128, usize, usize, usize, u32, u32)>;
+/// A merge waiting in the queue: its cost when queued, the tie-break (the two clusters' keys,
+/// smaller first: package names, so that renaming paths leaves the order as it was), the two
+/// clusters and their versions then.
+type Candidate = Reverse<(u128, (usize, usize), usize, usize, u32, u32)>;
 
 /// The state of the merging.
 struct Merger {
@@ -215,7 +219,8 @@ impl Merger {
         if a == b {
             return;
         }
-        let key = self.cluster(a).key.min(self.cluster(b).key);
+        let (ka, kb) = (self.cluster(a).key, self.cluster(b).key);
+        let key = (ka.min(kb), ka.max(kb));
         let versions = (self.cluster(a).version, self.cluster(b).version);
         self.queue.push(Reverse((
             self.delta(a, b),

@@ -5,19 +5,22 @@
 //!
 //! The rule: a path's *membership* is the set of members holding it, and a layer holds paths
 //! of one membership only, so it is the same layer in every member holding it. The union of
-//! the closures is layered as one image ([`super::cost`]), in the most layers that, each cut
-//! into one piece per membership, leave every member within its room; pieces are then split
-//! while all their holders have room left. A member's roots (its application) have a piece of
-//! their own, so a change of them re-sends nothing else. A member holding more memberships
-//! than its room gives up its smallest shared ones (their paths get pieces of their own,
-//! apart from the application; only that sharing is lost).
+//! the closures is layered as one image ([`super::cost`]) in as many layers as the largest
+//! room, each layer cut into one piece per membership. Pieces of one membership are then
+//! merged, the merge adding least to its members' excess first (cost's re-sent bytes over each
+//! member's least), until every member is within its room; then pieces are split while all
+//! their holders have room left, the split saving most first. A member's roots (its
+//! application) have a piece of their own, so a change of them re-sends nothing else. A
+//! member holding more memberships than its room gives up its smallest shared ones (their
+//! paths get pieces of their own, apart from the application; only that sharing is lost).
 //!
 //! Experimental (issue 28): `strata layers --family` measures it; the Nix library does not
-//! use it yet. It meets the pair targets at 100 layers but not tight budgets shared by many
-//! members (docs/research/families.md).
+//! use it yet. It meets issue 28's targets at 100 layers but not tight budgets shared by
+//! many members (docs/research/families.md).
 
+use super::cost::{self, Bits};
 use super::measure::{bump_paths, measure, Report, Sharing};
-use super::{cost, paths_of, LayeringError};
+use super::{paths_of, LayeringError};
 use crate::store::closure::Closure;
 use crate::store::graph::ReferenceGraph;
 use serde::Serialize;
@@ -59,109 +62,228 @@ pub fn family_layering(
 /// One union layer cut by membership: for each class, the layers its paths make.
 type Cut = BTreeMap<Membership, Vec<Vec<String>>>;
 
-/// The union of the members' closures layered as one image in the most layers that, cut by
-/// membership, leave every member within its room; then, while every holder of a piece has
-/// room left, the piece with the most bytes is split in two (the same way in each holder).
-/// Each member's layers are the pieces it holds, in the union's order, the most shared first
-/// within a union layer.
-fn union_layering(
-    union: &Closure,
-    classes: &Classes,
-    rooms: &[usize],
-) -> Result<Vec<Vec<Vec<String>>>, LayeringError> {
-    let graph = ReferenceGraph::new(union, &BTreeSet::new())?;
-    let cut = |room: usize| -> Vec<Cut> {
-        paths_of(&graph, cost::cost_groups(&graph, room))
-            .into_iter()
-            .map(|layer| classes.cut(&layer))
-            .collect()
-    };
-    let used = |cuts: &[Cut], i: usize| -> usize {
-        cuts.iter()
-            .flat_map(|c| c.iter())
-            .filter(|(m, _)| m.contains(&i))
-            .map(|(_, pieces)| pieces.len())
-            .sum()
-    };
-    let fits = |cuts: &[Cut]| (0..rooms.len()).all(|i| used(cuts, i) <= rooms[i]);
-    let (mut lo, mut hi) = (1usize, graph.len().max(1));
-    let mut best = cut(1);
-    while lo <= hi {
-        let mid = (lo + hi) / 2;
-        let tried = cut(mid);
-        if fits(&tried) {
-            best = tried;
-            lo = mid + 1;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    let mut spare: Vec<usize> = (0..rooms.len())
-        .map(|i| rooms[i].saturating_sub(used(&best, i)))
-        .collect();
-    split_while_room(union, &mut best, &mut spare)?;
-    Ok((0..rooms.len())
-        .map(|i| {
-            best.iter()
-                .flat_map(|c| {
-                    let mut mine: Vec<(&Membership, &Vec<Vec<String>>)> =
-                        c.iter().filter(|(m, _)| m.contains(&i)).collect();
-                    mine.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(b.0)));
-                    mine.into_iter()
-                        .flat_map(|(_, pieces)| pieces.iter().cloned())
-                })
-                .collect()
-        })
-        .collect())
+/// A layer of the family: paths of one class, the same layer in every member of the class.
+struct Piece {
+    /// The class its paths are in.
+    class: Membership,
+    /// Its store paths.
+    paths: Vec<String>,
+    /// The union of its paths' closures: a change of any of them re-sends the piece.
+    closure: Bits,
+    /// Its bytes.
+    size: u64,
 }
 
-/// Splits pieces in two, the piece with the most bytes first, while every holder of one has
-/// room left (`spare`): the same split in each holder, so the pieces stay shared.
-fn split_while_room(
-    union: &Closure,
-    best: &mut [Cut],
-    spare: &mut [usize],
-) -> Result<(), LayeringError> {
-    let size: HashMap<&str, u64> = union
-        .entries()
-        .iter()
-        .map(|e| (e.path.as_str(), e.nar_size))
-        .collect();
-    loop {
-        let candidate = best
+impl Piece {
+    /// Bytes it is re-sent over every single-path change, as [`super::cost`] counts them.
+    fn cost(&self) -> u128 {
+        u128::from(self.size) * u128::from(self.closure.count())
+    }
+}
+
+/// The union's graph, with what the pieces are weighed by.
+struct Union<'c> {
+    /// The union of the members' closures.
+    closure: &'c Closure,
+    /// Its graph.
+    graph: ReferenceGraph<'c>,
+    /// Each node's closure.
+    closures: Vec<Bits>,
+    /// Each path's node.
+    index: HashMap<&'c str, usize>,
+}
+
+impl<'c> Union<'c> {
+    fn new(closure: &'c Closure) -> Result<Union<'c>, LayeringError> {
+        let graph = ReferenceGraph::new(closure, &BTreeSet::new())?;
+        let closures = cost::closures(&graph);
+        let index = (0..graph.len()).map(|i| (graph.path(i), i)).collect();
+        Ok(Union {
+            closure,
+            graph,
+            closures,
+            index,
+        })
+    }
+
+    fn piece(&self, class: Membership, paths: Vec<String>) -> Piece {
+        let mut closure = self.closures[self.index[paths[0].as_str()]].clone();
+        for p in &paths[1..] {
+            closure.or(&self.closures[self.index[p.as_str()]]);
+        }
+        let size = paths
             .iter()
-            .enumerate()
-            .flat_map(|(l, c)| c.iter().map(move |(m, pieces)| (l, m, pieces)))
-            .filter(|(_, m, _)| holders(m).all(|i| spare[i] > 0))
-            .flat_map(|(l, m, pieces)| {
-                pieces
-                    .iter()
-                    .enumerate()
-                    .map(move |(k, piece)| (l, m, k, piece))
+            .map(|p| self.graph.entries[self.index[p.as_str()]].nar_size)
+            .sum();
+        Piece {
+            class,
+            paths,
+            closure,
+            size,
+        }
+    }
+
+    /// The least bytes any layering re-sends over every single-path change of `held`: what a
+    /// member's excess is measured against, so a piece's cost weighs by each holder's share.
+    fn least(&self, held: &BTreeSet<String>) -> f64 {
+        held.iter()
+            .map(|p| {
+                let i = self.index[p.as_str()];
+                self.graph.entries[i].nar_size as f64 * self.closures[i].count() as f64
             })
-            .filter(|(_, _, _, piece)| piece.len() > 1)
-            .max_by_key(|(l, m, k, piece)| {
-                let bytes: u64 = piece.iter().map(|p| size[p.as_str()]).sum();
-                (bytes, std::cmp::Reverse((*l, (*m).clone(), *k)))
-            })
-            .map(|(l, m, k, piece)| (l, m.clone(), k, piece.clone()));
-        let Some((l, m, k, piece)) = candidate else {
-            break;
-        };
-        let keep: BTreeSet<&str> = piece.iter().map(String::as_str).collect();
-        let exclude: BTreeSet<String> = union
+            .sum::<f64>()
+            .max(1.0)
+    }
+
+    /// `piece` in two by the cost layering of its paths alone, when it has several.
+    fn halves(&self, piece: &Piece) -> Result<Option<(Piece, Piece)>, LayeringError> {
+        if piece.paths.len() < 2 {
+            return Ok(None);
+        }
+        let keep: BTreeSet<&str> = piece.paths.iter().map(String::as_str).collect();
+        let exclude: BTreeSet<String> = self
+            .closure
             .entries()
             .iter()
             .filter(|e| !keep.contains(e.path.as_str()))
             .map(|e| e.path.clone())
             .collect();
-        let sub = ReferenceGraph::new(union, &exclude)?;
-        let halves = paths_of(&sub, cost::cost_groups(&sub, 2));
-        let pieces = best[l].get_mut(&m).expect("the piece's class");
-        pieces.splice(k..=k, halves);
-        for i in holders(&m) {
+        let sub = ReferenceGraph::new(self.closure, &exclude)?;
+        let mut halves = paths_of(&sub, cost::cost_groups(&sub, 2)).into_iter();
+        Ok(match (halves.next(), halves.next()) {
+            (Some(a), Some(b)) => Some((
+                self.piece(piece.class.clone(), a),
+                self.piece(piece.class.clone(), b),
+            )),
+            _ => None,
+        })
+    }
+}
+
+/// How much `bytes` more re-sent over every change adds to the excess of the holders of
+/// `class`, summed: what a merge costs and a split saves the members it touches.
+fn weigh(bytes: u128, class: &Membership, least: &[f64]) -> f64 {
+    holders(class).map(|i| bytes as f64 / least[i]).sum()
+}
+
+/// The union of the closures layered as one image in as many layers as the largest room, each
+/// layer cut by membership; then pieces of one class merged, the merge adding least to the
+/// excess of the class's members first, until every member is within its room; then pieces
+/// split while their holders have room left, the split saving most first. Each member's
+/// layers are the pieces it holds, in the union's order, the most shared first within a union
+/// layer. Merging and splitting by each member's excess, rather than cutting a coarser union,
+/// spends a member's room where its bumps re-send most (docs/research/families.md).
+fn union_layering(
+    union: &Closure,
+    classes: &Classes,
+    rooms: &[usize],
+) -> Result<Vec<Vec<Vec<String>>>, LayeringError> {
+    let union = Union::new(union)?;
+    let start = rooms.iter().copied().max().unwrap_or(1);
+    let mut pieces: Vec<Piece> = Vec::new();
+    for layer in paths_of(&union.graph, cost::cost_groups(&union.graph, start)) {
+        let mut cut: Vec<(Membership, Vec<Vec<String>>)> =
+            classes.cut(&layer).into_iter().collect();
+        cut.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        for (class, layers) in cut {
+            pieces.extend(layers.into_iter().map(|l| union.piece(class.clone(), l)));
+        }
+    }
+    let least: Vec<f64> = classes.held.iter().map(|h| union.least(h)).collect();
+    merge_to_rooms(&mut pieces, rooms, &least);
+    let mut spare: Vec<usize> = (0..rooms.len())
+        .map(|i| rooms[i].saturating_sub(held_count(&pieces, i)))
+        .collect();
+    split_while_room(&union, &mut pieces, &mut spare, &least)?;
+    Ok((0..rooms.len())
+        .map(|i| {
+            pieces
+                .iter()
+                .filter(|p| p.class.contains(&i))
+                .map(|p| p.paths.clone())
+                .collect()
+        })
+        .collect())
+}
+
+/// How many of `pieces` member `i` holds.
+fn held_count(pieces: &[Piece], i: usize) -> usize {
+    pieces.iter().filter(|p| p.class.contains(&i)).count()
+}
+
+/// Merges two pieces of one class, the merge adding least to its members' excess first
+/// ([`weigh`]), among the classes held by a member over its room, until none is.
+fn merge_to_rooms(pieces: &mut Vec<Piece>, rooms: &[usize], least: &[f64]) {
+    loop {
+        let over: Vec<bool> = (0..rooms.len())
+            .map(|i| held_count(pieces, i) > rooms[i])
+            .collect();
+        let mut by_class: BTreeMap<&Membership, Vec<usize>> = BTreeMap::new();
+        for (k, p) in pieces.iter().enumerate() {
+            if holders(&p.class).any(|i| over[i]) {
+                by_class.entry(&p.class).or_default().push(k);
+            }
+        }
+        let mut best: Option<(f64, usize, usize)> = None;
+        for (class, at) in &by_class {
+            for (n, &a) in at.iter().enumerate() {
+                for &b in &at[n + 1..] {
+                    let (x, y) = (&pieces[a], &pieces[b]);
+                    let together =
+                        u128::from(x.size + y.size) * u128::from(x.closure.union_count(&y.closure));
+                    let w = weigh(together - x.cost() - y.cost(), class, least);
+                    if best.map_or(true, |(bw, _, _)| w < bw) {
+                        best = Some((w, a, b));
+                    }
+                }
+            }
+        }
+        let Some((_, a, b)) = best else { break };
+        let taken = pieces.remove(b);
+        let into = &mut pieces[a];
+        into.paths.extend(taken.paths);
+        into.closure.or(&taken.closure);
+        into.size += taken.size;
+    }
+}
+
+/// Splits pieces in two while every holder of one has room left (`spare`), the split saving
+/// most of its holders' excess ([`weigh`]) first: the same split in each holder, so the
+/// pieces stay shared.
+fn split_while_room(
+    union: &Union<'_>,
+    pieces: &mut Vec<Piece>,
+    spare: &mut [usize],
+    least: &[f64],
+) -> Result<(), LayeringError> {
+    let mut halves: Vec<Option<Option<(Piece, Piece)>>> = (0..pieces.len()).map(|_| None).collect();
+    loop {
+        let mut best: Option<(f64, usize)> = None;
+        for k in 0..pieces.len() {
+            if !holders(&pieces[k].class).all(|i| spare[i] > 0) {
+                continue;
+            }
+            if halves[k].is_none() {
+                halves[k] = Some(union.halves(&pieces[k])?);
+            }
+            let Some(Some((a, b))) = &halves[k] else {
+                continue;
+            };
+            let saved = pieces[k].cost() - (a.cost() + b.cost()).min(pieces[k].cost());
+            let w = weigh(saved, &pieces[k].class, least);
+            if w > 0.0 && best.map_or(true, |(bw, _)| w > bw) {
+                best = Some((w, k));
+            }
+        }
+        let Some((_, k)) = best else { break };
+        let Some(Some((a, b))) = halves[k].take() else {
+            break;
+        };
+        for i in holders(&pieces[k].class) {
             spare[i] -= 1;
         }
+        pieces.splice(k..=k, [a, b]);
+        halves.splice(k..=k, [None, None]);
     }
     Ok(())
 }
@@ -588,6 +710,37 @@ mod tests {
             assert_eq!(held, want);
         }
         assert_eq!(layers, family_layering(&[(&a, 3), (&b, 3)]).unwrap());
+    }
+
+    /// A member whose room is the tightest (as the desktop pair's sibling): the one merge it
+    /// needs goes where a change re-sends least, a library with the only path using it, and
+    /// not two shared paths that change apart (merging those would re-send each for the
+    /// other's changes, in both members).
+    #[test]
+    fn a_merge_goes_where_it_costs_the_members_least() {
+        let a = closure(&[
+            ("s1", 100, &[]),
+            ("s2", 100, &[]),
+            ("app-a", 1, &["s1", "s2"]),
+        ]);
+        let b = closure(&[
+            ("s1", 100, &[]),
+            ("s2", 100, &[]),
+            ("lib", 50, &[]),
+            ("tool", 50, &["lib"]),
+            ("app-b", 1, &["s1", "s2", "tool"]),
+        ]);
+        let layers = family_layering(&[(&a, 4), (&b, 4)]).unwrap();
+        let has = |m: &Vec<Vec<String>>, want: &[&str]| {
+            let want: BTreeSet<String> = want.iter().map(|n| p(n)).collect();
+            m.iter()
+                .any(|l| l.iter().cloned().collect::<BTreeSet<_>>() == want)
+        };
+        for (m, room) in [(&layers[0], 4), (&layers[1], 4)] {
+            assert!(has(m, &["s1"]) && has(m, &["s2"]), "{layers:?}");
+            assert!(m.len() <= room, "{layers:?}");
+        }
+        assert!(has(&layers[1], &["lib", "tool"]), "{layers:?}");
     }
 
     #[test]
