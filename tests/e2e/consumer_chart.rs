@@ -28,7 +28,8 @@ struct Sample {
 /// The images every consumer takes, and where they are in the registry.
 struct Samples {
     archives: BTreeMap<Feature, Sample>,
-    /// The pushed image (`PushPull`) and the pushed index (`Index`): reference, what they print.
+    /// The pushed images (`PushPull`, `ChunkedPushPull`) and the pushed index (`Index`):
+    /// reference, what they print.
     pushed: BTreeMap<Feature, (String, &'static str)>,
     /// `copyToDockerDaemon` and `copyToPodman` of the `strata load` cell.
     copy_to_docker: PathBuf,
@@ -122,6 +123,12 @@ fn samples(ctx: &mut Context, host: &str) -> Result<Samples, String> {
             "strata-zstd-layers",
             "v1",
         ),
+        (
+            Feature::ZstdChunkedLayers,
+            "chunkedLayers",
+            "strata-chunked-layers",
+            "v1",
+        ),
     ] {
         let file = archive_file(&nix.build(attr)?, &dir, attr)?;
         archives.insert(
@@ -182,6 +189,12 @@ fn samples(ctx: &mut Context, host: &str) -> Result<Samples, String> {
 
     let app = format!("{host}/chart-app:v1");
     push_plan(&nix.build("appV1")?, &app, &[])?;
+    let chunked = format!("{host}/chart-app-chunked:v1");
+    push_plan(
+        &nix.build("appV1")?,
+        &chunked,
+        &["--compression", "zstd:chunked"],
+    )?;
     let multi = format!("{host}/chart-multi:v1");
     let to_registry = nix
         .build("multiArch.copyToRegistry")?
@@ -191,6 +204,7 @@ fn samples(ctx: &mut Context, host: &str) -> Result<Samples, String> {
         .env("STRATA_PROGRESS", "none"))?;
     let pushed = BTreeMap::from([
         (Feature::PushPull, (app, "app 1")),
+        (Feature::ChunkedPushPull, (chunked, "app 1")),
         (Feature::Index, (multi, HELLO)),
     ]);
     Ok(Samples {
@@ -272,7 +286,7 @@ fn cell(ctx: &Context, samples: &Samples, consumer: Consumer, feature: Feature, 
                 .env("STRATA_PROGRESS", "none"))?;
             printed(ctx.podman.run("localhost/strata-chart:podman", &[])?, HELLO)
         }
-        (_, Feature::PushPull | Feature::Index) => {
+        (_, Feature::PushPull | Feature::ChunkedPushPull | Feature::Index) => {
             let (reference, expect) = &samples.pushed[&feature];
             pulled(ctx, consumer, reference, expect, &scratch)
         }

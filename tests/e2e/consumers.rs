@@ -99,10 +99,12 @@ pub enum Feature {
     ZstdArchive,
     GzipLayers,
     ZstdLayers,
+    ZstdChunkedLayers,
     OciLayout,
     MergedArchive,
     StrataLoad,
     PushPull,
+    ChunkedPushPull,
     Index,
     NixShellImage,
     RunAsRootImage,
@@ -117,16 +119,18 @@ pub enum Feature {
 
 impl Feature {
     /// What the image consumers are charted on.
-    pub const IMAGE: [Feature; 12] = [
+    pub const IMAGE: [Feature; 14] = [
         Feature::PlainArchive,
         Feature::GzipArchive,
         Feature::ZstdArchive,
         Feature::GzipLayers,
         Feature::ZstdLayers,
+        Feature::ZstdChunkedLayers,
         Feature::OciLayout,
         Feature::MergedArchive,
         Feature::StrataLoad,
         Feature::PushPull,
+        Feature::ChunkedPushPull,
         Feature::Index,
         Feature::NixShellImage,
         Feature::RunAsRootImage,
@@ -152,10 +156,12 @@ impl Feature {
             Feature::ZstdArchive => "zstd archive",
             Feature::GzipLayers => "gzip layers",
             Feature::ZstdLayers => "zstd layers",
+            Feature::ZstdChunkedLayers => "zstd:chunked layers",
             Feature::OciLayout => "OCI layout only",
             Feature::MergedArchive => "mergeImages archive (gzip)",
             Feature::StrataLoad => "strata load",
             Feature::PushPull => "push, pull",
+            Feature::ChunkedPushPull => "push zstd:chunked, pull",
             Feature::Index => "multi-arch index",
             Feature::NixShellImage => "nix-shell image",
             Feature::RunAsRootImage => "runAsRoot image",
@@ -194,7 +200,12 @@ struct Limit {
 const LIMITS: &[Limit] = &[
     Limit {
         consumer: Consumer::Docker,
-        features: &[Feature::ZstdArchive, Feature::ZstdLayers],
+        features: &[
+            Feature::ZstdArchive,
+            Feature::ZstdLayers,
+            Feature::ZstdChunkedLayers,
+            Feature::ChunkedPushPull,
+        ],
         below: Some((23, 0)),
         why: "Docker reads zstd from version 23 on",
     },
@@ -224,7 +235,7 @@ const LIMITS: &[Limit] = &[
     },
     Limit {
         consumer: Consumer::Umoci,
-        features: &[Feature::ZstdLayers],
+        features: &[Feature::ZstdLayers, Feature::ZstdChunkedLayers],
         below: Some((0, 6)),
         why: "umoci 0.4 unpacks only gzip and uncompressed layers; 0.6 reads zstd",
     },
@@ -570,7 +581,10 @@ pub fn not_applicable(consumer: Consumer, feature: Feature) -> bool {
             feature,
             StrataLoad | NixShellImage | RunAsRootImage | Referrers
         ),
-        Consumer::Umoci => !matches!(feature, OciLayout | GzipLayers | ZstdLayers),
+        Consumer::Umoci => !matches!(
+            feature,
+            OciLayout | GzipLayers | ZstdLayers | ZstdChunkedLayers
+        ),
         Consumer::Cosign => feature != SignaturePolicy,
         Consumer::Oras => feature != Referrers,
         // skopeo and buildah take one image of a merged archive (`docker-archive:FILE:NAME`).

@@ -209,6 +209,7 @@ pub const BUILT: &[&str] = &[
     "examples.family.shell",
     "gzLayers",
     "zstdLayers",
+    "chunkedLayers",
     "multiArch",
     "multiArch.copyToRegistry",
     "layered.copyToDockerDaemon",

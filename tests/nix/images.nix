@@ -673,6 +673,14 @@ rec {
     layerCompressor = "zstd";
     config.Cmd = [ "${hello}/bin/hello" ];
   };
+  # zstd:chunked layers: plain zstd to every reader, files fetched one by one by podman 5's
+  # partial pulls.
+  chunkedLayers = strata.streamLayeredImage {
+    name = "strata-chunked-layers";
+    tag = "v1";
+    layerCompressor = "zstd:chunked";
+    config.Cmd = [ "${hello}/bin/hello" ];
+  };
   badLayerCompressor = strata.streamLayeredImage {
     name = "bad";
     layerCompressor = "xz";
