@@ -208,6 +208,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
         layering::default_layering_pushes_only_what_changed,
     ),
     (
+        "zstd_chunked_parent_is_read_and_kept",
+        parent::zstd_chunked_parent_is_read_and_kept,
+    ),
+    (
         "image_family_shares_layers_in_the_registry",
         layering::image_family_shares_layers_in_the_registry,
     ),

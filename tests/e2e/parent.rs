@@ -230,3 +230,31 @@ pub fn parent_from_docker_save_and_hostile_parents(ctx: &mut Context) -> Check {
         || format!("hostile parent: {err}"),
     )
 }
+
+/// A parent whose layers are zstd:chunked (`fromImage = chunkedLayers`): read as the plain
+/// zstd it also is, its layers kept as they were, annotations included, so a partial pull
+/// still finds their tables; podman loads and runs the child.
+pub fn zstd_chunked_parent_is_read_and_kept(ctx: &mut Context) -> Check {
+    let (nix, podman, dir) = (&mut ctx.nix, &mut ctx.podman, &mut ctx.dir);
+    let plan = nix.build("onChunked")?;
+    let file = dir.join("on-chunked.tar");
+    save(&plan, &file)?;
+    let members: BTreeMap<String, Vec<u8>> = members(&file)?.into_iter().collect();
+    let index: Value = serde_json::from_slice(&members["index.json"]).map_err(|e| e.to_string())?;
+    let digest = index["manifests"][0]["digest"].as_str().unwrap_or_default();
+    let manifest = &members[&format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))];
+    let manifest: Value = serde_json::from_slice(manifest).map_err(|e| e.to_string())?;
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    ensure(layers.len() >= 3, || format!("{manifest}"))?;
+    for layer in &layers {
+        ensure(
+            layer["annotations"]["io.github.containers.zstd-chunked.manifest-checksum"].is_string(),
+            || format!("a layer without its table of contents: {layer}"),
+        )?;
+    }
+    feed(&file, podman.cmd().arg("load"))?;
+    let out = podman.run("localhost/strata-on-chunked:v1", &[])?;
+    ensure(out == format!("tools ok\n{HELLO}\n"), || {
+        format!("podman run printed {out:?}")
+    })
+}

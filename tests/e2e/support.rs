@@ -210,6 +210,7 @@ pub const BUILT: &[&str] = &[
     "gzLayers",
     "zstdLayers",
     "chunkedLayers",
+    "onChunked",
     "multiArch",
     "multiArch.copyToRegistry",
     "layered.copyToDockerDaemon",

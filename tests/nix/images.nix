@@ -681,6 +681,15 @@ rec {
     layerCompressor = "zstd:chunked";
     config.Cmd = [ "${hello}/bin/hello" ];
   };
+  # An image on a parent whose layers are zstd:chunked, itself with zstd:chunked layers.
+  onChunked = strata.streamLayeredImage {
+    name = "strata-on-chunked";
+    tag = "v1";
+    fromImage = chunkedLayers;
+    layerCompressor = "zstd:chunked";
+    contents = tools;
+    config.Cmd = [ "${toolbox}/bin/sh" "-c" "tools-check; ${hello}/bin/hello" ];
+  };
   badLayerCompressor = strata.streamLayeredImage {
     name = "bad";
     layerCompressor = "xz";
