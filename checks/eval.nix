@@ -82,6 +82,15 @@ let
       "streamLayeredImage: `name` must be ${nameRule}, got the string \"app//x/\": it has an empty part (`//`, or a `/` at an end)";
     "buildLayeredImage refuses a name that is not a string" = refusedWith "buildLayeredImage" { name = 5; }
       "buildLayeredImage: `name` must be ${nameRule}, got the integer 5";
+    "imageFamily gives every member, built by buildLayeredImage by default" =
+      let f = strata.imageFamily { images = { a = { name = "a"; }; b = { name = "b"; maxLayers = 10; }; }; };
+      in f.a ? drvPath && f.b ? drvPath && f.a ? stream && builtins.attrNames f == [ "a" "b" ];
+    "imageFamily takes streamLayeredImage" =
+      (strata.imageFamily { function = strata.streamLayeredImage; images.a = { name = "a"; }; }).a.isExe or false;
+    "imageFamily refuses an empty family, two architectures, and a member's own layering" =
+      !(builtins.tryEval (strata.imageFamily { images = { }; })).success
+      && refused (strata.imageFamily { images = { a = { name = "a"; }; b = { name = "b"; architecture = "arm64"; }; }; }).a
+      && refused (strata.imageFamily { images.a = { name = "a"; layeringPipeline = [ [ "flatten" ] ]; }; }).a;
     "imageIndex refuses a name docker refuses" = refused (strata.imageIndex { name = "My App"; images = [ (image { }) ]; })
       && refused (strata.imageIndex { name = "check"; tag = "a b"; images = [ (image { }) ]; });
     "buildImage refuses a tag docker refuses" = refusedWith "buildImage" { name = "check"; tag = "a b"; }
