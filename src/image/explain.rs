@@ -7,6 +7,7 @@
 use crate::compress::{decompressed, Compression};
 use crate::digest::Digest;
 use crate::file_error::FileError;
+use crate::image::partial_pull::{predict, LayerTars, PartialPull, PartialPullError};
 use crate::plan::file::is_script;
 use crate::plan::index::AnyPlan;
 use crate::plan::record_cache::RecordCache;
@@ -31,6 +32,9 @@ pub enum ExplainError {
     /// The archive cannot be read.
     #[error(transparent)]
     File(#[from] FileError),
+    /// What a partial pull moves cannot be predicted.
+    #[error(transparent)]
+    PartialPull(#[from] PartialPullError),
     /// The archive is not an image strata can read.
     #[error("`{path}`: {reason}")]
     Archive {
@@ -70,6 +74,9 @@ pub struct ImageFacts {
     /// when the image is written).
     #[serde(skip)]
     pub config: Option<(Value, Digest)>,
+    /// Where its layers' tars come from.
+    #[serde(skip)]
+    pub tars: LayerTars,
 }
 
 /// One line of the explanation.
@@ -84,6 +91,10 @@ pub struct ExplainedLayer {
     /// Against an older image: whether it has this layer already.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reused: Option<bool>,
+    /// Against an older image, for a layer it lacks: the bytes a zstd:chunked partial pull
+    /// of it moves ([`add_partial_pull`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunked_pull_bytes: Option<u64>,
 }
 
 /// What `strata explain` prints.
@@ -111,6 +122,10 @@ pub struct Explanation {
     pub new_push_bytes: u64,
     /// Whether some new layer's push bytes are unknown (an uncompressed archive).
     pub push_bytes_unknown: bool,
+    /// Against the older image: what a zstd:chunked partial pull of the new layers moves,
+    /// when predicted ([`add_partial_pull`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunked_pull: Option<PartialPull>,
 }
 
 /// The layers of the image in `path`: a plan, or an archive.
@@ -151,6 +166,7 @@ pub fn read_image(path: &Path) -> Result<ImageFacts, ExplainError> {
                 })
                 .collect(),
             config: None,
+            tars: LayerTars::Plan(plan.layers.iter().map(|l| l.content.clone()).collect()),
         });
     }
     read_archive(path)
@@ -344,6 +360,10 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
         )));
     }
     let comments = layer_comments(&config);
+    let tars = LayerTars::Archive {
+        path: path.to_owned(),
+        members: layers.iter().map(|l| l.member.clone()).collect(),
+    };
     let layers = layers
         .iter()
         .zip(diff_ids)
@@ -367,6 +387,7 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
         name,
         layers,
         config: Some((config, config_digest)),
+        tars,
     })
 }
 
@@ -386,6 +407,7 @@ pub fn explain(image: &ImageFacts, older: Option<&ImageFacts>) -> Explanation {
         new_bytes: 0,
         new_push_bytes: 0,
         push_bytes_unknown: false,
+        chunked_pull: None,
     };
     for (i, layer) in image.layers.iter().enumerate() {
         let reused = known.as_ref().map(|k| k.contains(&layer.diff_id));
@@ -412,9 +434,41 @@ pub fn explain(image: &ImageFacts, older: Option<&ImageFacts>) -> Explanation {
             index: i + 1,
             layer: layer.clone(),
             reused,
+            chunked_pull_bytes: None,
         });
     }
     explanation
+}
+
+/// Adds to `explanation` (of `image` against `older`) what a zstd:chunked partial pull of
+/// the new layers moves when the puller holds `older`'s layers with their TOCs: each new
+/// layer written as zstd:chunked, its files looked up in `older`'s
+/// ([`crate::image::partial_pull`]). Nothing when either image's tars are unknown.
+pub fn add_partial_pull(
+    explanation: &mut Explanation,
+    image: &ImageFacts,
+    older: &ImageFacts,
+) -> Result<(), ExplainError> {
+    let first_of = |layers: &[LayerFacts], keep: &dyn Fn(&Digest) -> bool| -> Vec<usize> {
+        let mut seen = HashSet::new();
+        (0..layers.len())
+            .filter(|&i| keep(&layers[i].diff_id) && seen.insert(layers[i].diff_id))
+            .collect()
+    };
+    if image.tars == LayerTars::Unknown || older.tars == LayerTars::Unknown {
+        return Ok(());
+    }
+    let known: HashSet<Digest> = older.layers.iter().map(|l| l.diff_id).collect();
+    let new = first_of(&image.layers, &|d| !known.contains(d));
+    let old = first_of(&older.layers, &|_| true);
+    let pulls = predict(&image.tars, &new, &older.tars, &old)?;
+    let mut total = PartialPull::default();
+    for (&i, pull) in new.iter().zip(pulls) {
+        explanation.layers[i].chunked_pull_bytes = Some(pull.bytes);
+        total += pull;
+    }
+    explanation.chunked_pull = Some(total);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -437,11 +491,13 @@ mod tests {
             name: "app:1".into(),
             layers: vec![layer(1, 1000), layer(2, 500), layer(3, 10)],
             config: None,
+            tars: LayerTars::Unknown,
         };
         let new = ImageFacts {
             name: "app:2".into(),
             layers: vec![layer(1, 1000), layer(2, 500), layer(4, 12), layer(4, 12)],
             config: None,
+            tars: LayerTars::Unknown,
         };
         let e = explain(&new, Some(&old));
         assert_eq!((e.reused_layers, e.reused_bytes), (2, 1500));
