@@ -106,7 +106,7 @@ fn write_table(e: &Explanation, out: &mut dyn Write) -> io::Result<()> {
             human(e.new_bytes),
             human(e.new_push_bytes)
         )?;
-        if let Some(p) = &e.chunked_pull {
+        if let Some(p) = e.chunked_pull.as_ref().filter(|_| e.new_layers > 0) {
             writeln!(
                 out,
                 "with zstd:chunked layers and partial pulls (podman 5, enable_partial_images; \

@@ -506,6 +506,108 @@ mod tests {
         assert_eq!(explain(&new, None).layers[0].reused, None);
     }
 
+    /// A plan-like image of one layer: the store path `dir` holding `files`.
+    fn image_of(dir: &Path, files: &[(&str, Vec<u8>)]) -> ImageFacts {
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        let content = LayerContent::StorePaths {
+            paths: vec![dir.display().to_string()],
+            stamp: crate::tar::header::Stamp::root(1),
+        };
+        let tar = crate::tar::layer::write_layer_to(&content.source(), &content.stamp(), Vec::new())
+            .unwrap();
+        ImageFacts {
+            name: dir.display().to_string(),
+            layers: vec![LayerFacts {
+                diff_id: Digest::of(&tar),
+                bytes: tar.len() as u64,
+                push_bytes: None,
+                paths: Vec::new(),
+                why: String::new(),
+            }],
+            config: None,
+            tars: LayerTars::Plan(vec![content]),
+        }
+    }
+
+    /// The bytes of `file`'s frames in the zstd:chunked form of `image`'s layer, and of its
+    /// TOC and tar-split.
+    fn frames_of(image: &ImageFacts, file: &str) -> (u64, u64) {
+        let LayerTars::Plan(layers) = &image.tars else {
+            unreachable!()
+        };
+        let writer = crate::compress::chunked::ChunkedWriter::new(Vec::new(), None);
+        let writer =
+            crate::tar::layer::write_layer_to(&layers[0].source(), &layers[0].stamp(), writer)
+                .unwrap();
+        let (blob, toc) = writer.finish().unwrap();
+        let t = &toc.toc;
+        let plain =
+            zstd::decode_all(&blob[t.offset as usize..(t.offset + t.compressed) as usize]).unwrap();
+        let json: Value = serde_json::from_slice(&plain).unwrap();
+        let entry = json["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"].as_str().unwrap().ends_with(file))
+            .unwrap();
+        let range = entry["endOffset"].as_u64().unwrap() - entry["offset"].as_u64().unwrap();
+        (range, toc.toc.compressed + toc.tar_split.compressed)
+    }
+
+    #[test]
+    fn a_partial_pull_moves_the_changed_file_and_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let noise = |seed: u8, n: usize| -> Vec<u8> {
+            (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+        };
+        let old = image_of(
+            &dir.path().join("aaa-app-1"),
+            &[("a", noise(1, 5000)), ("b", noise(2, 7000)), ("e", Vec::new())],
+        );
+        let new = image_of(
+            &dir.path().join("bbb-app-2"),
+            &[("a", noise(1, 5000)), ("b", noise(3, 7000)), ("e", Vec::new())],
+        );
+        let mut e = explain(&new, Some(&old));
+        add_partial_pull(&mut e, &new, &old).unwrap();
+        let (b, tables) = frames_of(&new, "/b");
+        let pull = e.chunked_pull.unwrap();
+        assert_eq!(
+            pull,
+            PartialPull {
+                files: 2,
+                files_missing: 1,
+                file_bytes: b,
+                metadata_bytes: tables,
+                bytes: b + tables,
+            }
+        );
+        assert_eq!(e.layers[0].chunked_pull_bytes, Some(b + tables));
+        // The older image as an archive of its layer tar: the same answer.
+        let LayerTars::Plan(layers) = &old.tars else {
+            unreachable!()
+        };
+        let tar = dir.path().join("old.tar");
+        let file = std::fs::File::create(&tar).unwrap();
+        crate::tar::layer::write_layer_to(&layers[0].source(), &layers[0].stamp(), file).unwrap();
+        let old = ImageFacts {
+            tars: LayerTars::Plan(vec![LayerContent::Tarball {
+                path: tar.display().to_string(),
+            }]),
+            ..old
+        };
+        let mut again = explain(&new, Some(&old));
+        add_partial_pull(&mut again, &new, &old).unwrap();
+        assert_eq!(again.chunked_pull, Some(pull));
+        // Against itself, nothing is new and nothing moves.
+        let mut same = explain(&new, Some(&new));
+        add_partial_pull(&mut same, &new, &new).unwrap();
+        assert_eq!(same.chunked_pull, Some(PartialPull::default()));
+    }
+
     #[test]
     fn json_members_past_the_bound_are_refused_naming_the_member() {
         let dir = tempfile::tempdir().unwrap();
