@@ -516,8 +516,9 @@ mod tests {
             paths: vec![dir.display().to_string()],
             stamp: crate::tar::header::Stamp::root(1),
         };
-        let tar = crate::tar::layer::write_layer_to(&content.source(), &content.stamp(), Vec::new())
-            .unwrap();
+        let tar =
+            crate::tar::layer::write_layer_to(&content.source(), &content.stamp(), Vec::new())
+                .unwrap();
         ImageFacts {
             name: dir.display().to_string(),
             layers: vec![LayerFacts {
@@ -565,11 +566,19 @@ mod tests {
         };
         let old = image_of(
             &dir.path().join("aaa-app-1"),
-            &[("a", noise(1, 5000)), ("b", noise(2, 7000)), ("e", Vec::new())],
+            &[
+                ("a", noise(1, 5000)),
+                ("b", noise(2, 7000)),
+                ("e", Vec::new()),
+            ],
         );
         let new = image_of(
             &dir.path().join("bbb-app-2"),
-            &[("a", noise(1, 5000)), ("b", noise(3, 7000)), ("e", Vec::new())],
+            &[
+                ("a", noise(1, 5000)),
+                ("b", noise(3, 7000)),
+                ("e", Vec::new()),
+            ],
         );
         let mut e = explain(&new, Some(&old));
         add_partial_pull(&mut e, &new, &old).unwrap();

@@ -148,7 +148,8 @@ fn each_member(
             continue;
         };
         let mut data = tar.data();
-        let mut layer = decompressed(&mut data).map_err(|e| bad(format!("layer {}: {e}", i + 1)))?;
+        let mut layer =
+            decompressed(&mut data).map_err(|e| bad(format!("layer {}: {e}", i + 1)))?;
         each(i, Body::Tar(&mut layer))?;
     }
     Ok(())
@@ -184,7 +185,7 @@ fn read_toc(toc: &[u8]) -> io::Result<Vec<NewFile>> {
     }
     let plain = zstd::stream::decode_all(toc)?;
     let toc: Toc = serde_json::from_slice(&plain)?;
-    let digest = |d: &Option<String>| d.as_deref().and_then(|d| Digest::parse(d));
+    let digest = |d: &Option<String>| d.as_deref().and_then(Digest::parse);
     let mut files: Vec<NewFile> = Vec::new();
     for e in toc.entries {
         match (e.kind.as_str(), digest(&e.digest), digest(&e.chunk_digest)) {
@@ -299,7 +300,8 @@ impl OldContent {
                     if !self.wants(size) {
                         return Ok(());
                     }
-                    let mut file = std::fs::File::open(path).map_err(FileError::on("read", path))?;
+                    let mut file =
+                        std::fs::File::open(path).map_err(FileError::on("read", path))?;
                     self.hash(&mut file, size)
                         .map_err(|e| FileError::on("read", path)(e).into())
                 })
@@ -363,7 +365,11 @@ fn fetched(mut ranges: Vec<(u64, u64)>) -> u64 {
 fn pull_of(layer: &NewLayer, old: &OldContent) -> PartialPull {
     let mut ranges = Vec::new();
     let mut missing = 0;
-    for f in layer.files.iter().filter(|f| !old.files.contains(&f.digest)) {
+    for f in layer
+        .files
+        .iter()
+        .filter(|f| !old.files.contains(&f.digest))
+    {
         missing += 1;
         if f.chunks.is_empty() {
             ranges.push(f.range);
@@ -408,7 +414,11 @@ pub fn predict(
     old.each(old_layers, &mut |i, body| content.read_layer(i, body))?;
     Ok(new_layers
         .iter()
-        .map(|i| layers.get(i).map_or_else(PartialPull::default, |l| pull_of(l, &content)))
+        .map(|i| {
+            layers
+                .get(i)
+                .map_or_else(PartialPull::default, |l| pull_of(l, &content))
+        })
         .collect())
 }
 

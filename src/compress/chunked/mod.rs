@@ -561,7 +561,8 @@ impl<W: Write> ChunkedWriter<W> {
     /// Ends the blob: the last frame, the TOC, the tar-split and the footer. Returns the
     /// writer and what the layer's descriptor carries.
     pub fn finish(self) -> io::Result<(W, ChunkedToc)> {
-        self.finish_with_toc().map(|(out, chunked, _)| (out, chunked))
+        self.finish_with_toc()
+            .map(|(out, chunked, _)| (out, chunked))
     }
 
     /// [`ChunkedWriter::finish`], also returning the compressed TOC, for those who read the
