@@ -14,7 +14,7 @@ pub(super) struct ExplainArgs {
     /// (docker-archive or OCI layout, plain, gzip or zstd).
     image: PathBuf,
     /// An older image: which layers it has already, and the bytes a push or pull of IMAGE
-    /// moves after it.
+    /// moves after it, whole layers and, with zstd:chunked partial pulls, files.
     #[arg(long, value_name = "IMAGE")]
     against: Option<PathBuf>,
     /// With --against: leave out what a zstd:chunked partial pull moves (which writes each

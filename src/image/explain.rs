@@ -1,5 +1,6 @@
 //! `strata explain`: an image's layers, their store paths, bytes and why each holds what it
-//! holds, and, against an older image, which layers a push or pull would move. An image is a
+//! holds, and, against an older image, which layers a push or pull would move (and, with
+//! [`add_partial_pull`], what a zstd:chunked partial pull would move). An image is a
 //! strata plan (a `streamLayeredImage` result, everything known) or an archive (a
 //! docker-archive or OCI layout, plain or compressed: layers from its manifest and config,
 //! store paths from the history strata writes).
