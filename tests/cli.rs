@@ -619,6 +619,17 @@ fn explain_reads_plans_and_archives_and_counts_what_a_change_moves() {
     );
     assert_eq!(e["newBytes"], e["layers"][2]["bytes"]);
     assert_eq!(e["layers"][2]["reused"], false);
+    // A zstd:chunked partial pull of the new layer: its files with content (none here, as
+    // none are in the parent), its TOC and tar-split.
+    let pull = &e["chunkedPull"];
+    assert_eq!(pull["bytes"], e["layers"][2]["chunkedPullBytes"]);
+    assert_eq!(pull["files"], pull["filesMissing"]);
+    assert!(pull["metadataBytes"].as_u64().unwrap() > 0, "{pull}");
+    assert_eq!(
+        pull["bytes"].as_u64(),
+        Some(pull["fileBytes"].as_u64().unwrap() + pull["metadataBytes"].as_u64().unwrap())
+    );
+    assert_eq!(e["layers"][0].get("chunkedPullBytes"), None);
     // The zstd archive of the plan is the same image.
     let archive = build.path("image.zst");
     success(

@@ -1,6 +1,6 @@
 //! `strata explain`: an image's layers, what each holds and why, and what a change moves.
 
-use crate::image::explain::{explain, read_image, Explanation};
+use crate::image::explain::{add_partial_pull, explain, read_image, Explanation};
 use crate::progress::human;
 use crate::store::path::name_part;
 use anyhow::{Context, Result};
@@ -14,9 +14,13 @@ pub(super) struct ExplainArgs {
     /// (docker-archive or OCI layout, plain, gzip or zstd).
     image: PathBuf,
     /// An older image: which layers it has already, and the bytes a push or pull of IMAGE
-    /// moves after it.
+    /// moves after it, whole layers and, with zstd:chunked partial pulls, files.
     #[arg(long, value_name = "IMAGE")]
     against: Option<PathBuf>,
+    /// With --against: leave out what a zstd:chunked partial pull moves (which writes each
+    /// new layer as zstd:chunked and reads the older image's files of the same sizes).
+    #[arg(long, requires = "against")]
+    no_files: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -30,7 +34,11 @@ pub(super) fn explain_image(args: ExplainArgs) -> Result<()> {
         .as_ref()
         .map(|p| read_image(p).context("--against"))
         .transpose()?;
-    let explanation = explain(&image, older.as_ref());
+    let mut explanation = explain(&image, older.as_ref());
+    if let Some(older) = older.as_ref().filter(|_| !args.no_files) {
+        add_partial_pull(&mut explanation, &image, older)
+            .context("what a zstd:chunked partial pull moves (--no-files leaves it out)")?;
+    }
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &explanation)?;
@@ -98,6 +106,18 @@ fn write_table(e: &Explanation, out: &mut dyn Write) -> io::Result<()> {
             human(e.new_bytes),
             human(e.new_push_bytes)
         )?;
+        if let Some(p) = e.chunked_pull.as_ref().filter(|_| e.new_layers > 0) {
+            writeln!(
+                out,
+                "with zstd:chunked layers and partial pulls (podman 5, enable_partial_images; \
+                 {against}'s layers pulled so): a pull moves {} ({} of {} files in the new \
+                 layers, + {} of tables)",
+                human(p.bytes),
+                p.files_missing,
+                p.files,
+                human(p.metadata_bytes)
+            )?;
+        }
     }
     Ok(())
 }

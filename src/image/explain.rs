@@ -1,5 +1,6 @@
 //! `strata explain`: an image's layers, their store paths, bytes and why each holds what it
-//! holds, and, against an older image, which layers a push or pull would move. An image is a
+//! holds, and, against an older image, which layers a push or pull would move (and, with
+//! [`add_partial_pull`], what a zstd:chunked partial pull would move). An image is a
 //! strata plan (a `streamLayeredImage` result, everything known) or an archive (a
 //! docker-archive or OCI layout, plain or compressed: layers from its manifest and config,
 //! store paths from the history strata writes).
@@ -7,6 +8,7 @@
 use crate::compress::{decompressed, Compression};
 use crate::digest::Digest;
 use crate::file_error::FileError;
+use crate::image::partial_pull::{predict, LayerTars, PartialPull, PartialPullError};
 use crate::plan::file::is_script;
 use crate::plan::index::AnyPlan;
 use crate::plan::record_cache::RecordCache;
@@ -31,6 +33,9 @@ pub enum ExplainError {
     /// The archive cannot be read.
     #[error(transparent)]
     File(#[from] FileError),
+    /// What a partial pull moves cannot be predicted.
+    #[error(transparent)]
+    PartialPull(#[from] PartialPullError),
     /// The archive is not an image strata can read.
     #[error("`{path}`: {reason}")]
     Archive {
@@ -70,6 +75,9 @@ pub struct ImageFacts {
     /// when the image is written).
     #[serde(skip)]
     pub config: Option<(Value, Digest)>,
+    /// Where its layers' tars come from.
+    #[serde(skip)]
+    pub tars: LayerTars,
 }
 
 /// One line of the explanation.
@@ -84,6 +92,10 @@ pub struct ExplainedLayer {
     /// Against an older image: whether it has this layer already.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reused: Option<bool>,
+    /// Against an older image, for a layer it lacks: the bytes a zstd:chunked partial pull
+    /// of it moves ([`add_partial_pull`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunked_pull_bytes: Option<u64>,
 }
 
 /// What `strata explain` prints.
@@ -111,6 +123,10 @@ pub struct Explanation {
     pub new_push_bytes: u64,
     /// Whether some new layer's push bytes are unknown (an uncompressed archive).
     pub push_bytes_unknown: bool,
+    /// Against the older image: what a zstd:chunked partial pull of the new layers moves,
+    /// when predicted ([`add_partial_pull`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunked_pull: Option<PartialPull>,
 }
 
 /// The layers of the image in `path`: a plan, or an archive.
@@ -151,6 +167,7 @@ pub fn read_image(path: &Path) -> Result<ImageFacts, ExplainError> {
                 })
                 .collect(),
             config: None,
+            tars: LayerTars::Plan(plan.layers.iter().map(|l| l.content.clone()).collect()),
         });
     }
     read_archive(path)
@@ -344,6 +361,10 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
         )));
     }
     let comments = layer_comments(&config);
+    let tars = LayerTars::Archive {
+        path: path.to_owned(),
+        members: layers.iter().map(|l| l.member.clone()).collect(),
+    };
     let layers = layers
         .iter()
         .zip(diff_ids)
@@ -367,6 +388,7 @@ fn read_archive(path: &Path) -> Result<ImageFacts, ExplainError> {
         name,
         layers,
         config: Some((config, config_digest)),
+        tars,
     })
 }
 
@@ -386,6 +408,7 @@ pub fn explain(image: &ImageFacts, older: Option<&ImageFacts>) -> Explanation {
         new_bytes: 0,
         new_push_bytes: 0,
         push_bytes_unknown: false,
+        chunked_pull: None,
     };
     for (i, layer) in image.layers.iter().enumerate() {
         let reused = known.as_ref().map(|k| k.contains(&layer.diff_id));
@@ -412,9 +435,41 @@ pub fn explain(image: &ImageFacts, older: Option<&ImageFacts>) -> Explanation {
             index: i + 1,
             layer: layer.clone(),
             reused,
+            chunked_pull_bytes: None,
         });
     }
     explanation
+}
+
+/// Adds to `explanation` (of `image` against `older`) what a zstd:chunked partial pull of
+/// the new layers moves when the puller holds `older`'s layers with their TOCs: each new
+/// layer written as zstd:chunked, its files looked up in `older`'s
+/// ([`crate::image::partial_pull`]). Nothing when either image's tars are unknown.
+pub fn add_partial_pull(
+    explanation: &mut Explanation,
+    image: &ImageFacts,
+    older: &ImageFacts,
+) -> Result<(), ExplainError> {
+    let first_of = |layers: &[LayerFacts], keep: &dyn Fn(&Digest) -> bool| -> Vec<usize> {
+        let mut seen = HashSet::new();
+        (0..layers.len())
+            .filter(|&i| keep(&layers[i].diff_id) && seen.insert(layers[i].diff_id))
+            .collect()
+    };
+    if image.tars == LayerTars::Unknown || older.tars == LayerTars::Unknown {
+        return Ok(());
+    }
+    let known: HashSet<Digest> = older.layers.iter().map(|l| l.diff_id).collect();
+    let new = first_of(&image.layers, &|d| !known.contains(d));
+    let old = first_of(&older.layers, &|_| true);
+    let pulls = predict(&image.tars, &new, &older.tars, &old)?;
+    let mut total = PartialPull::default();
+    for (&i, pull) in new.iter().zip(pulls) {
+        explanation.layers[i].chunked_pull_bytes = Some(pull.bytes);
+        total += pull;
+    }
+    explanation.chunked_pull = Some(total);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -437,17 +492,130 @@ mod tests {
             name: "app:1".into(),
             layers: vec![layer(1, 1000), layer(2, 500), layer(3, 10)],
             config: None,
+            tars: LayerTars::Unknown,
         };
         let new = ImageFacts {
             name: "app:2".into(),
             layers: vec![layer(1, 1000), layer(2, 500), layer(4, 12), layer(4, 12)],
             config: None,
+            tars: LayerTars::Unknown,
         };
         let e = explain(&new, Some(&old));
         assert_eq!((e.reused_layers, e.reused_bytes), (2, 1500));
         assert_eq!((e.new_layers, e.new_push_bytes), (1, 6));
         assert_eq!(e.layers[2].reused, Some(false));
         assert_eq!(explain(&new, None).layers[0].reused, None);
+    }
+
+    /// A plan-like image of one layer: the store path `dir` holding `files`.
+    fn image_of(dir: &Path, files: &[(&str, Vec<u8>)]) -> ImageFacts {
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        let content = LayerContent::StorePaths {
+            paths: vec![dir.display().to_string()],
+            stamp: crate::tar::header::Stamp::root(1),
+        };
+        let tar =
+            crate::tar::layer::write_layer_to(&content.source(), &content.stamp(), Vec::new())
+                .unwrap();
+        ImageFacts {
+            name: dir.display().to_string(),
+            layers: vec![LayerFacts {
+                diff_id: Digest::of(&tar),
+                bytes: tar.len() as u64,
+                push_bytes: None,
+                paths: Vec::new(),
+                why: String::new(),
+            }],
+            config: None,
+            tars: LayerTars::Plan(vec![content]),
+        }
+    }
+
+    /// The bytes of `file`'s frames in the zstd:chunked form of `image`'s layer, and of its
+    /// TOC and tar-split.
+    fn frames_of(image: &ImageFacts, file: &str) -> (u64, u64) {
+        let LayerTars::Plan(layers) = &image.tars else {
+            unreachable!()
+        };
+        let writer = crate::compress::chunked::ChunkedWriter::new(Vec::new(), None);
+        let writer =
+            crate::tar::layer::write_layer_to(&layers[0].source(), &layers[0].stamp(), writer)
+                .unwrap();
+        let (blob, toc) = writer.finish().unwrap();
+        let t = &toc.toc;
+        let plain =
+            zstd::decode_all(&blob[t.offset as usize..(t.offset + t.compressed) as usize]).unwrap();
+        let json: Value = serde_json::from_slice(&plain).unwrap();
+        let entry = json["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"].as_str().unwrap().ends_with(file))
+            .unwrap();
+        let range = entry["endOffset"].as_u64().unwrap() - entry["offset"].as_u64().unwrap();
+        (range, toc.toc.compressed + toc.tar_split.compressed)
+    }
+
+    #[test]
+    fn a_partial_pull_moves_the_changed_file_and_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let noise = |seed: u8, n: usize| -> Vec<u8> {
+            (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+        };
+        let old = image_of(
+            &dir.path().join("aaa-app-1"),
+            &[
+                ("a", noise(1, 5000)),
+                ("b", noise(2, 7000)),
+                ("e", Vec::new()),
+            ],
+        );
+        let new = image_of(
+            &dir.path().join("bbb-app-2"),
+            &[
+                ("a", noise(1, 5000)),
+                ("b", noise(3, 7000)),
+                ("e", Vec::new()),
+            ],
+        );
+        let mut e = explain(&new, Some(&old));
+        add_partial_pull(&mut e, &new, &old).unwrap();
+        let (b, tables) = frames_of(&new, "/b");
+        let pull = e.chunked_pull.unwrap();
+        assert_eq!(
+            pull,
+            PartialPull {
+                files: 2,
+                files_missing: 1,
+                file_bytes: b,
+                metadata_bytes: tables,
+                bytes: b + tables,
+            }
+        );
+        assert_eq!(e.layers[0].chunked_pull_bytes, Some(b + tables));
+        // The older image as an archive of its layer tar: the same answer.
+        let LayerTars::Plan(layers) = &old.tars else {
+            unreachable!()
+        };
+        let tar = dir.path().join("old.tar");
+        let file = std::fs::File::create(&tar).unwrap();
+        crate::tar::layer::write_layer_to(&layers[0].source(), &layers[0].stamp(), file).unwrap();
+        let old = ImageFacts {
+            tars: LayerTars::Plan(vec![LayerContent::Tarball {
+                path: tar.display().to_string(),
+            }]),
+            ..old
+        };
+        let mut again = explain(&new, Some(&old));
+        add_partial_pull(&mut again, &new, &old).unwrap();
+        assert_eq!(again.chunked_pull, Some(pull));
+        // Against itself, nothing is new and nothing moves.
+        let mut same = explain(&new, Some(&new));
+        add_partial_pull(&mut same, &new, &new).unwrap();
+        assert_eq!(same.chunked_pull, Some(PartialPull::default()));
     }
 
     #[test]

@@ -6,3 +6,4 @@ pub mod config;
 pub mod explain;
 pub mod legacy_layout;
 pub mod oci_layout;
+pub mod partial_pull;

@@ -63,6 +63,24 @@ pub fn write_layer(
     sink.put(&END_OF_ARCHIVE).map_err(LayerError::Write)
 }
 
+/// Calls `each` with the path and size of every regular file the layer tar of `source`
+/// holds, in its order, without writing the tar (nor opening the files): for those who want
+/// some files' contents only (`strata explain`'s partial-pull prediction). Returns `false`,
+/// calling nothing, for a tarball, which has no walk: read it as a tar.
+pub fn for_each_file(
+    source: &LayerSource,
+    each: &mut dyn FnMut(&Path, u64) -> Result<(), LayerError>,
+) -> Result<bool, LayerError> {
+    if let LayerSource::Tarball(_) = source {
+        return Ok(false);
+    }
+    walk(source, &Stamp::root(0), &mut |e, _| match e.kind {
+        Kind::File(size) => each(e.path, size),
+        _ => Ok(()),
+    })?;
+    Ok(true)
+}
+
 /// Copies exactly `size` bytes of `file` to `sink` and checks nothing follows them.
 fn copy_exact(
     file: &mut File,

@@ -75,6 +75,8 @@ struct Published {
     layers: Vec<(String, u64)>,
     /// sha256 of each data file, by file name.
     files: BTreeMap<String, String>,
+    /// The strata plan it was pushed from (strata's images only).
+    plan: Option<PathBuf>,
 }
 
 /// Why this run cannot pull partially, if it cannot: c/storage 1.54 (podman 5.1) is the first
@@ -104,7 +106,7 @@ pub fn partial_pulls_move_only_changed_files(ctx: &mut Context) -> Check {
     for layers in [Layers::Zstd, Layers::Chunked] {
         let pair = publish(ctx, &registry.host, layers, &[1, 2])?;
         let store = Podman::new(&ctx.dir.join(format!("{}-store", repository(layers))));
-        for image in &pair {
+        for (n, image) in pair.iter().enumerate() {
             proxy.take_exchanges();
             let out = pull(&store, &format!("{}/{}", proxy.host, image.name), true)?;
             let log = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -128,6 +130,9 @@ pub fn partial_pulls_move_only_changed_files(ctx: &mut Context) -> Check {
                 missing_line(&log).map_or(String::new(), |l| format!("; podman: {l}"))
             );
             moved.insert((layers, image.name.clone()), blob_bytes(&exchanges));
+            if layers == Layers::Chunked && n == 1 {
+                explain_predicted(&pair[0], image, &exchanges)?;
+            }
         }
     }
     let second = |layers: Layers| moved[&(layers, format!("{}:2", repository(layers)))];
@@ -140,6 +145,42 @@ pub fn partial_pulls_move_only_changed_files(ctx: &mut Context) -> Check {
     })?;
     ensure(chunked <= (FILE_SIZE + (1 << 20)) as u64, || {
         format!("the zstd:chunked pull moved {chunked} bytes for one {FILE_SIZE}-byte file")
+    })
+}
+
+/// `strata explain --against` the first image's plan predicts, within 10 % or 50 kB, the
+/// bytes podman's partial pull of the second moved for the layers the first lacks (the
+/// config left out).
+fn explain_predicted(first: &Published, second: &Published, exchanges: &[Exchange]) -> Check {
+    let (Some(old), Some(new)) = (&first.plan, &second.plan) else {
+        println!("e2e: no plans (skopeo's images): explain's prediction not checked");
+        return Ok(());
+    };
+    let out = ok(
+        Command::new(repo().join("build/bootstrap/helper/bin/strata"))
+            .env("STRATA_PROGRESS", "none")
+            .args(["explain", "--json", "--against"])
+            .arg(old)
+            .arg(new),
+    )?;
+    let e: Value = serde_json::from_str(&out).map_err(|e| format!("explain: {e}: {out}"))?;
+    let predicted = e["chunkedPull"]["bytes"]
+        .as_u64()
+        .ok_or_else(|| format!("explain printed no chunkedPull: {out}"))?;
+    let moved: u64 = second
+        .layers
+        .iter()
+        .filter(|l| !first.layers.contains(l))
+        .flat_map(|(digest, _)| exchanges.iter().filter(move |x| x.gets_blob(digest)))
+        .map(|x| x.body)
+        .sum();
+    println!(
+        "e2e: strata explain predicted {predicted} bytes ({}); podman's partial pull moved {moved} of the new layers",
+        e["chunkedPull"]
+    );
+    let margin = (moved / 10).max(50_000);
+    ensure(predicted.abs_diff(moved) <= margin, || {
+        format!("explain predicted {predicted} bytes, the pull moved {moved}")
     })
 }
 
@@ -290,13 +331,14 @@ fn publish(
         write_data(&data, salt, version)?;
         let name = format!("{}:{version}", repository(layers));
         let target = format!("{host}/{name}");
-        match writer {
-            Writer::Skopeo => skopeo_push(&data, &target, layers)?,
-            Writer::Strata => strata_push(ctx, &data, &target, layers)?,
-        }
+        let plan = match writer {
+            Writer::Skopeo => skopeo_push(&data, &target, layers).map(|()| None)?,
+            Writer::Strata => Some(strata_push(ctx, &data, &target, layers)?),
+        };
         let mut image = published(&target)?;
         image.name = name;
         image.files = file_sums(&data)?;
+        image.plan = plan;
         images.push(image);
     }
     Ok(images)
@@ -403,8 +445,13 @@ fn add_blob(blobs: &Path, value: &Value) -> Result<(String, u64), String> {
 
 /// strata's own: `partialImage` of tests/nix/images.nix (the data as a store path the
 /// config names) pushed by `strata push --compression zstd|zstd:chunked`. Ready for the
-/// zstd:chunked writer; [`chunked_writer`] turns it on.
-fn strata_push(ctx: &Context, data: &Path, target: &str, layers: Layers) -> Check {
+/// zstd:chunked writer; [`chunked_writer`] turns it on. Returns the plan.
+fn strata_push(
+    ctx: &Context,
+    data: &Path,
+    target: &str,
+    layers: Layers,
+) -> Result<PathBuf, String> {
     let plan = ok(Command::new("nix-build")
         .current_dir(repo())
         .arg("tests/nix/images.nix")
@@ -420,12 +467,9 @@ fn strata_push(ctx: &Context, data: &Path, target: &str, layers: Layers) -> Chec
             "-A",
             "partialImage",
         ]))?;
-    push_plan(
-        Path::new(plan.trim()),
-        target,
-        &["--compression", layers.format()],
-    )
-    .map(drop)
+    let plan = PathBuf::from(plan.trim());
+    push_plan(&plan, target, &["--compression", layers.format()])?;
+    Ok(plan)
 }
 
 /// The image `target` as the registry holds it (files not filled in).
@@ -453,6 +497,7 @@ fn published(target: &str) -> Result<Published, String> {
             .to_owned(),
         layers,
         files: BTreeMap::new(),
+        plan: None,
     })
 }
 

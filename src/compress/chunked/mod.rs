@@ -560,7 +560,14 @@ impl<W: Write> ChunkedWriter<W> {
 
     /// Ends the blob: the last frame, the TOC, the tar-split and the footer. Returns the
     /// writer and what the layer's descriptor carries.
-    pub fn finish(mut self) -> io::Result<(W, ChunkedToc)> {
+    pub fn finish(self) -> io::Result<(W, ChunkedToc)> {
+        self.finish_with_toc()
+            .map(|(out, chunked, _)| (out, chunked))
+    }
+
+    /// [`ChunkedWriter::finish`], also returning the compressed TOC, for those who read the
+    /// entries without keeping the blob (`strata explain`'s partial-pull prediction).
+    pub fn finish_with_toc(mut self) -> io::Result<(W, ChunkedToc, Vec<u8>)> {
         match self.state {
             State::End => {}
             // A tar may end without its end-of-archive blocks, where a header would start.
@@ -588,8 +595,8 @@ impl<W: Write> ChunkedWriter<W> {
         self.write_metadata()
     }
 
-    /// Writes the TOC, tar-split and footer frames.
-    fn write_metadata(mut self) -> io::Result<(W, ChunkedToc)> {
+    /// Writes the TOC, tar-split and footer frames; returns the compressed TOC too.
+    fn write_metadata(mut self) -> io::Result<(W, ChunkedToc, Vec<u8>)> {
         let split = self.split.finish()?;
         let split_digest = Digest::of(&split);
         let end = format!(r#"],"tarSplitDigest":"{split_digest}"}}"#);
@@ -615,7 +622,7 @@ impl<W: Write> ChunkedWriter<W> {
         frames::write_skippable(&mut self.out, &split)?;
         let footer = frames::footer(&chunked.toc, &chunked.tar_split);
         frames::write_skippable(&mut self.out, &footer)?;
-        Ok((self.out, chunked))
+        Ok((self.out, chunked, toc))
     }
 }
 
