@@ -16,6 +16,9 @@ let
   checks = {
     "dockerTools is strata's" = stream ? copyToRegistry && single ? copyToPodman && dockerTools ? tarsum
       && dockerTools ? streamNixShellImage && dockerTools ? buildNixShellImage;
+    "dockerTools has imageFamily, whose members are strata's images" =
+      let family = dockerTools.imageFamily { images.a = { name = "overlay-check"; tag = "1"; }; };
+      in family.a ? copyToRegistry && family.a.stream ? familyInputs;
     "dockerTools passes meta to the result" = stream.meta == meta && layered.meta == meta && single.meta == meta;
     "dockerTools passes variant to the plan" = stream.variant == "v8" && layered.stream.variant == "v8" && single.stream.variant == "v8"
       && stream.architecture == "arm64";

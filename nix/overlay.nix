@@ -7,7 +7,7 @@ final: prev: {
     # which strata's differ from; take strata's from `lib`.
     inherit (import ./. { pkgs = final; helper = final.buildPackages.strata; })
       buildImage buildImageWithNixDb buildLayer buildLayeredImage buildLayeredImageWithNixDb
-      buildNixShellImage exportImage imageIndex mergeImages streamLayeredImage streamNixShellImage
+      buildNixShellImage exportImage imageFamily imageIndex mergeImages streamLayeredImage streamNixShellImage
       binSh caCertificates fakeNss shadowSetup tarsum usrBinEnv;
   };
 }
