@@ -512,6 +512,15 @@ pub fn image_family_shares_layers_in_the_registry(ctx: &mut Context) -> Check {
             format!("family {family_blobs} blobs / {family_bytes} bytes, alone {alone_blobs} / {alone_bytes}")
         },
     )?;
+    // With a layer derivation per automatic layer, a change of one member leaves the other
+    // members' plans the same derivations (the same default tags).
+    for (m, _) in FLEET {
+        let before = nix.build(&format!("fleetPerLayer1.{m}.stream"))?;
+        let after = nix.build(&format!("fleetPerLayer2.{m}.stream"))?;
+        ensure((before == after) == (m != "cron"), || {
+            format!("{m}: {} then {}", before.display(), after.display())
+        })?;
+    }
     for (m, prints) in FLEET {
         let image = format!("{}/fleet-{m}:1", family_registry.host);
         ok(docker.cmd().args(["pull", &image]))?;

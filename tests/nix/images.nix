@@ -761,6 +761,16 @@ rec {
     cron = member "cron" [ (filler 8) tools pkgs.localeData ] // { maxLayers = 4; };
   };
   fleet = strata.imageFamily { images = fleetImages; maxLayers = 5; };
+  # The fleet with a layer derivation per automatic layer, before and after a change of
+  # cron's config: web's and worker's plans stay the same derivations.
+  fleetPerLayer = cronVersion: strata.imageFamily {
+    maxLayers = 5;
+    images = builtins.mapAttrs (_: a: a // { perLayerDerivations = true; }) (fleetImages // {
+      cron = fleetImages.cron // { config.Env = [ "CRON_VERSION=${cronVersion}" ]; };
+    });
+  };
+  fleetPerLayer1 = fleetPerLayer "1";
+  fleetPerLayer2 = fleetPerLayer "2";
   fleetAlone = builtins.mapAttrs (_: args: strata.buildLayeredImage ({ maxLayers = 5; } // args)) fleetImages;
   # Bad families, refused at evaluation.
   fleetOfTwoArchitectures = strata.imageFamily {
