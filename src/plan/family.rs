@@ -54,11 +54,7 @@ pub fn plan_family(members: &[FamilyMember]) -> Result<FamilyLayers, FamilyError
         let room = budget
             .room(given.len(), paths)
             .map_err(|e| fail(e.into()))?;
-        let rest = if m.settings.include_store_paths {
-            m.closure.without(&exclude)
-        } else {
-            Closure::default()
-        };
+        let rest = m.closure.without(&exclude);
         left.push((rest, room));
     }
     let laid =

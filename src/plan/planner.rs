@@ -125,7 +125,8 @@ pub struct Placed {
     /// The parent's layers, then those of `layers`, bottom to top, with their records.
     pub given: Vec<PlannedLayer>,
     /// Closure paths the automatic layers leave out: held by the given layers, the
-    /// customisation layer, or not image content.
+    /// customisation layer, or not image content (all of them without
+    /// `includeStorePaths`).
     pub exclude: BTreeSet<String>,
     /// How many closure paths the automatic layers hold.
     pub left: usize,
@@ -162,15 +163,15 @@ pub fn place_given(
         given.extend(LayerSet::read(file)?.layers);
     }
     exclude.extend(paths_held_once(&given[parent_layers..], parent_layers)?);
-    let left = if settings.include_store_paths {
-        closure
-            .entries()
-            .iter()
-            .filter(|e| !exclude.contains(&e.path))
-            .count()
-    } else {
-        0
-    };
+    if !settings.include_store_paths {
+        // The image holds none of its closure: every path is left out alike.
+        exclude.extend(closure.entries().iter().map(|e| e.path.clone()));
+    }
+    let left = closure
+        .entries()
+        .iter()
+        .filter(|e| !exclude.contains(&e.path))
+        .count();
     Ok(Placed {
         given,
         exclude,
@@ -197,16 +198,12 @@ pub fn automatic_groups(
         match (&settings.family, &settings.layering_pipeline) {
             (Some(part), _) => {
                 let room = budget.room(given.len(), left)?;
-                let rest: BTreeSet<&str> = if settings.include_store_paths {
-                    closure
-                        .entries()
-                        .iter()
-                        .map(|e| e.path.as_str())
-                        .filter(|p| !exclude.contains(*p))
-                        .collect()
-                } else {
-                    BTreeSet::new()
-                };
+                let rest: BTreeSet<&str> = closure
+                    .entries()
+                    .iter()
+                    .map(|e| e.path.as_str())
+                    .filter(|p| !exclude.contains(*p))
+                    .collect();
                 member_layers(part, &rest, room)?
             }
             (None, Some(_)) if left == 0 => Vec::new(),

@@ -453,7 +453,7 @@ fn layers_and_paths(nix: &mut Nix, attr: &str) -> Result<Vec<(String, BTreeSet<S
 /// three the registry stores fewer blobs and bytes than for the same images laid alone;
 /// every member runs from the registry; bad families fail naming the member.
 pub fn image_family_shares_layers_in_the_registry(ctx: &mut Context) -> Check {
-    let (nix, docker, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.dir);
+    let (nix, docker, podman, dir) = (&mut ctx.nix, &mut ctx.docker, &mut ctx.podman, &mut ctx.dir);
     let mut members = BTreeMap::new();
     for (m, _) in FLEET {
         let layers = layers_and_paths(nix, &format!("fleet.{m}"))?;
@@ -526,6 +526,10 @@ pub fn image_family_shares_layers_in_the_registry(ctx: &mut Context) -> Check {
         ok(docker.cmd().args(["pull", &image]))?;
         let out = docker.run(&image, &[])?;
         ensure(out == prints, || format!("{m} printed {out:?}"))?;
+        // podman loads the archive buildLayeredImage made, and runs it.
+        feed(&nix.build(&format!("fleet.{m}"))?, podman.cmd().arg("load"))?;
+        let out = podman.run(&format!("localhost/strata-fleet-{m}:1"), &[])?;
+        ensure(out == prints, || format!("{m} in podman printed {out:?}"))?;
     }
     bad_families_are_refused(nix)
 }

@@ -452,22 +452,15 @@ fn strata_push(
     target: &str,
     layers: Layers,
 ) -> Result<PathBuf, String> {
-    let plan = ok(Command::new("nix-build")
-        .current_dir(repo())
-        .arg("tests/nix/images.nix")
-        .args(ctx.nix.args())
-        .arg("--argstr")
-        .arg("partialData")
-        .arg(data)
-        .args([
-            "--option",
-            "sandbox",
-            "true",
-            "--no-out-link",
-            "-A",
-            "partialImage",
-        ]))?;
-    let plan = PathBuf::from(plan.trim());
+    let out = ctx.nix.build_with(
+        ("partialData", &data.to_string_lossy()),
+        "partialImage",
+        false,
+    )?;
+    ensure(out.status.success(), || {
+        format!("partialImage: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let plan = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     push_plan(&plan, target, &["--compression", layers.format()])?;
     Ok(plan)
 }

@@ -224,18 +224,7 @@ pub fn pull_image_by_digest_in_nix_build(ctx: &mut Context) -> Check {
         .map_or(0, |d| d.as_nanos());
     args["name"] = Value::from(format!("pulled-{nonce}.tar"));
     let build = |args: &Value, attr: &str, check: bool| {
-        let mut c = Command::new("nix-build");
-        c.current_dir(repo())
-            .arg("tests/nix/images.nix")
-            .args(nix.args())
-            .arg("--argstr")
-            .arg("pullArgs")
-            .arg(args.to_string())
-            .args(["--option", "sandbox", "true", "--no-out-link", "-A", attr]);
-        if check {
-            c.arg("--check");
-        }
-        run(&mut c)
+        nix.build_with(("pullArgs", &args.to_string()), attr, check)
     };
     let out = build(&args, "pulled", false)?;
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -303,21 +303,11 @@ pub fn registries_with_tls_auth_and_credential_helpers(ctx: &mut Context) -> Che
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     args["name"] = Value::from(format!("pulled-tls-{nonce}.tar"));
-    let built = ok(Command::new("nix-build")
-        .current_dir(repo())
-        .arg("tests/nix/images.nix")
-        .args(nix.args())
-        .arg("--argstr")
-        .arg("pullArgs")
-        .arg(args.to_string())
-        .args([
-            "--option",
-            "sandbox",
-            "true",
-            "--no-out-link",
-            "-A",
-            "pulled",
-        ]))?;
+    let out = nix.build_with(("pullArgs", &args.to_string()), "pulled", false)?;
+    ensure(out.status.success(), || {
+        format!("pullImage: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let built = String::from_utf8_lossy(&out.stdout).into_owned();
     let loaded = feed(Path::new(built.trim()), docker.cmd().arg("load"))?;
     ensure(loaded.contains(&image), || format!("docker load: {loaded}"))?;
     let out = docker.run(&image, &[])?;

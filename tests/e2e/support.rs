@@ -245,18 +245,7 @@ pub fn nix_build_on(
     attr: &str,
     check: bool,
 ) -> Result<std::process::Output, String> {
-    let mut c = Command::new("nix-build");
-    c.current_dir(repo())
-        .arg("tests/nix/images.nix")
-        .args(nix.args())
-        .arg("--argstr")
-        .arg("parentArchive")
-        .arg(archive)
-        .args(["--option", "sandbox", "true", "--no-out-link", "-A", attr]);
-    if check {
-        c.arg("--check");
-    }
-    run(&mut c)
+    nix.build_with(("parentArchive", &archive.to_string_lossy()), attr, check)
 }
 
 /// What `strata push` said it did.

@@ -142,6 +142,18 @@ impl Drop for Scratch {
     }
 }
 
+/// `nix-build`'s arguments for a sandboxed build that leaves no link behind.
+const SANDBOXED: [&str; 4] = ["--option", "sandbox", "true", "--no-out-link"];
+
+/// Runs `cmd`, expecting `what` to fail; returns its stderr.
+fn fails(cmd: &mut Command, what: &str) -> Result<String, String> {
+    let out = run(cmd)?;
+    if out.status.success() {
+        return Err(format!("expected {what} to fail\n{}", describe(cmd, &out)));
+    }
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 /// Builds attributes of `tests/nix/images.nix` (or another test file) with the sandbox on,
 /// once each.
 pub struct Nix {
@@ -210,31 +222,38 @@ impl Nix {
         if let Some(p) = self.built.get(attr) {
             return Ok(p.clone());
         }
-        let out = ok(self.command("nix-build").args([
-            "--option",
-            "sandbox",
-            "true",
-            "--no-out-link",
-            "-A",
-            attr,
-        ]))?;
+        let out = ok(self.command("nix-build").args(SANDBOXED).args(["-A", attr]))?;
         let path = PathBuf::from(out.trim());
         self.built.insert(attr.to_owned(), path.clone());
         Ok(path)
     }
 
+    /// `nix-build` (sandboxed) of `attr` with the file's argument `name` given the string
+    /// `value` (`--argstr`), with `--check` when asked; its output, whether it succeeded or
+    /// not (nothing is remembered: the value makes another build).
+    pub fn build_with(
+        &self,
+        (name, value): (&str, &str),
+        attr: &str,
+        check: bool,
+    ) -> Result<Output, String> {
+        let mut c = self.command("nix-build");
+        c.args(["--argstr", name, value])
+            .args(SANDBOXED)
+            .args(["-A", attr]);
+        if check {
+            c.arg("--check");
+        }
+        run(&mut c)
+    }
+
     /// Rebuilds `attr` with `nix-build --check`: fails unless it is bit-for-bit reproducible.
     pub fn check_reproducible(&mut self, attr: &str) -> Check {
         self.build(attr)?;
-        ok(self.command("nix-build").args([
-            "--option",
-            "sandbox",
-            "true",
-            "--no-out-link",
-            "--check",
-            "-A",
-            attr,
-        ]))
+        ok(self
+            .command("nix-build")
+            .args(SANDBOXED)
+            .args(["--check", "-A", attr]))
         .map(drop)
     }
 
@@ -249,29 +268,15 @@ impl Nix {
     /// Builds `attr` (sandboxed), expecting failure; returns stderr.
     pub fn build_fails(&self, attr: &str) -> Result<String, String> {
         let mut cmd = self.command("nix-build");
-        cmd.args(["--option", "sandbox", "true", "--no-out-link", "-A", attr]);
-        let out = run(&mut cmd)?;
-        if out.status.success() {
-            return Err(format!(
-                "expected the build to fail\n{}",
-                describe(&cmd, &out)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+        cmd.args(SANDBOXED).args(["-A", attr]);
+        fails(&mut cmd, "the build")
     }
 
     /// Instantiates `attr`, expecting failure; returns stderr.
     pub fn instantiate_fails(&self, attr: &str) -> Result<String, String> {
         let mut cmd = self.command("nix-instantiate");
         cmd.args(["-A", attr]);
-        let out = run(&mut cmd)?;
-        if out.status.success() {
-            return Err(format!(
-                "expected evaluation to fail\n{}",
-                describe(&cmd, &out)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+        fails(&mut cmd, "evaluation")
     }
 }
 

@@ -607,21 +607,7 @@ fn ratio(part: u64, whole: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::closure::ClosureEntry;
-
-    fn p(name: &str) -> String {
-        format!("/nix/store/{}-{name}", "0".repeat(32))
-    }
-
-    /// A closure of `(path, size, references)`.
-    fn closure(entries: &[(&str, u64, &[&str])]) -> Closure {
-        Closure::from_entries(entries.iter().map(|(name, size, refs)| ClosureEntry {
-            path: p(name),
-            references: refs.iter().map(|r| p(r)).collect(),
-            nar_size: *size,
-            nar_hash: None,
-        }))
-    }
+    use crate::store::layering::test_closures::{closure, p};
 
     fn family() -> (Closure, Closure) {
         let a = closure(&[

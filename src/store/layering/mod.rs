@@ -10,6 +10,8 @@ pub mod family;
 pub mod measure;
 pub mod pipeline;
 pub mod popularity;
+#[cfg(test)]
+pub(crate) mod test_closures;
 
 pub use popularity::{limit_layers, popularity_order};
 

@@ -3,20 +3,8 @@
 use super::*;
 use crate::store::closure::{Closure, ClosureEntry};
 use crate::store::layering::default_layering;
+use crate::store::layering::test_closures::{closure, p};
 use std::collections::BTreeSet;
-
-fn p(name: &str) -> String {
-    format!("/nix/store/{}-{name}", "0".repeat(32))
-}
-
-fn closure(nodes: &[(&str, u64, &[&str])]) -> Closure {
-    Closure::from_entries(nodes.iter().map(|(name, size, refs)| ClosureEntry {
-        path: p(name),
-        references: refs.iter().map(|r| p(r)).collect(),
-        nar_size: *size,
-        nar_hash: None,
-    }))
-}
 
 fn names(layers: &[Vec<String>]) -> Vec<Vec<String>> {
     layers
